@@ -1,0 +1,291 @@
+// tsvmm's only native code: thin wrappers over the system calls a VMM needs that Node does not
+// offer (ioctl, mmap, eventfd, per-thread signals). No policy lives here: every function does
+// one system call and reports failure as a negative errno, which the TypeScript layer turns into
+// typed errors that name the operation. Raw addresses cross into JS as BigInts; the TypeScript
+// layer owns their lifetime.
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+
+#include <node_api.h>
+
+#define CHECK(call)                                                                                \
+  do {                                                                                             \
+    if ((call) != napi_ok) return throw_last_error(env);                                           \
+  } while (0)
+
+static napi_value throw_last_error(napi_env env) {
+  const napi_extended_error_info *info = NULL;
+  napi_get_last_error_info(env, &info);
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) {
+    napi_throw_type_error(env, NULL, info && info->error_message ? info->error_message : "N-API call failed");
+  }
+  return NULL;
+}
+
+static napi_value make_int(napi_env env, int64_t v) {
+  napi_value out;
+  if (napi_create_int64(env, v, &out) != napi_ok) return throw_last_error(env);
+  return out;
+}
+
+static napi_value make_result(napi_env env, long rc) { return make_int(env, rc < 0 ? -errno : rc); }
+
+static bool get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return false;
+  if (argc < want) {
+    napi_throw_type_error(env, NULL, "too few arguments");
+    return false;
+  }
+  return true;
+}
+
+static bool get_i64(napi_env env, napi_value v, int64_t *out) {
+  napi_valuetype type;
+  if (napi_typeof(env, v, &type) != napi_ok) return false;
+  if (type == napi_bigint) {
+    bool lossless;
+    return napi_get_value_bigint_int64(env, v, out, &lossless) == napi_ok;
+  }
+  if (type == napi_number) return napi_get_value_int64(env, v, out) == napi_ok;
+  napi_throw_type_error(env, NULL, "expected a number or a bigint");
+  return false;
+}
+
+static bool get_u64(napi_env env, napi_value v, uint64_t *out) {
+  napi_valuetype type;
+  if (napi_typeof(env, v, &type) != napi_ok) return false;
+  if (type == napi_bigint) {
+    bool lossless;
+    return napi_get_value_bigint_uint64(env, v, out, &lossless) == napi_ok;
+  }
+  int64_t i;
+  if (!get_i64(env, v, &i)) return false;
+  *out = (uint64_t)i;
+  return true;
+}
+
+// The bytes of a TypedArray, DataView or Buffer, for system calls that take a pointer.
+static bool get_bytes(napi_env env, napi_value v, void **data, size_t *len) {
+  bool is_typed = false, is_view = false;
+  napi_is_typedarray(env, v, &is_typed);
+  if (is_typed) {
+    napi_typedarray_type type;
+    size_t count, offset;
+    napi_value ab;
+    if (napi_get_typedarray_info(env, v, &type, &count, data, &ab, &offset) != napi_ok) return false;
+    napi_value bytes_value;
+    uint32_t bytes = 0;
+    if (napi_get_named_property(env, v, "byteLength", &bytes_value) != napi_ok) return false;
+    if (napi_get_value_uint32(env, bytes_value, &bytes) != napi_ok) return false;
+    *len = bytes;
+    return true;
+  }
+  napi_is_dataview(env, v, &is_view);
+  if (is_view) {
+    napi_value ab;
+    size_t offset;
+    return napi_get_dataview_info(env, v, len, data, &ab, &offset) == napi_ok;
+  }
+  napi_throw_type_error(env, NULL, "expected a TypedArray or DataView");
+  return false;
+}
+
+// open(path: string, flags: number): fd | -errno
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  char path[4096];
+  size_t len;
+  int32_t flags;
+  CHECK(napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len));
+  CHECK(napi_get_value_int32(env, argv[1], &flags));
+  return make_result(env, open(path, flags | O_CLOEXEC));
+}
+
+// close(fd): 0 | -errno
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int32_t fd;
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  return make_result(env, close(fd));
+}
+
+// ioctl(fd, request, arg): result | -errno. arg is an integer (number or bigint) or the bytes of
+// a TypedArray/DataView, passed by pointer. This is also KVM_RUN's path, so it stays lean.
+static napi_value js_ioctl(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int32_t fd;
+  uint32_t request;
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  CHECK(napi_get_value_uint32(env, argv[1], &request));
+  napi_valuetype type;
+  CHECK(napi_typeof(env, argv[2], &type));
+  unsigned long arg;
+  if (type == napi_number || type == napi_bigint) {
+    uint64_t v;
+    if (!get_u64(env, argv[2], &v)) return NULL;
+    arg = (unsigned long)v;
+  } else {
+    void *data;
+    size_t len;
+    if (!get_bytes(env, argv[2], &data, &len)) return NULL;
+    arg = (unsigned long)data;
+  }
+  return make_result(env, ioctl(fd, request, arg));
+}
+
+// mmap(length, prot, flags, fd, offset): address as bigint | -errno as number
+static napi_value js_mmap(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  uint64_t length;
+  int32_t prot, flags, fd;
+  int64_t offset;
+  if (!get_u64(env, argv[0], &length)) return NULL;
+  CHECK(napi_get_value_int32(env, argv[1], &prot));
+  CHECK(napi_get_value_int32(env, argv[2], &flags));
+  CHECK(napi_get_value_int32(env, argv[3], &fd));
+  if (!get_i64(env, argv[4], &offset)) return NULL;
+  void *p = mmap(NULL, length, prot, flags, fd, offset);
+  if (p == MAP_FAILED) return make_int(env, -errno);
+  napi_value out;
+  CHECK(napi_create_bigint_uint64(env, (uint64_t)(uintptr_t)p, &out));
+  return out;
+}
+
+// munmap(address, length): 0 | -errno
+static napi_value js_munmap(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  uint64_t addr, length;
+  if (!get_u64(env, argv[0], &addr) || !get_u64(env, argv[1], &length)) return NULL;
+  return make_result(env, munmap((void *)(uintptr_t)addr, length));
+}
+
+// madvise(address, length, advice): 0 | -errno
+static napi_value js_madvise(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  uint64_t addr, length;
+  int32_t advice;
+  if (!get_u64(env, argv[0], &addr) || !get_u64(env, argv[1], &length)) return NULL;
+  CHECK(napi_get_value_int32(env, argv[2], &advice));
+  return make_result(env, madvise((void *)(uintptr_t)addr, length, advice));
+}
+
+// arrayBuffer(address, length): an ArrayBuffer over memory mapped with mmap(), without a copy.
+// It has no finalizer: the mapping belongs to whoever called mmap(), and several threads may
+// wrap the same mapping.
+static napi_value js_array_buffer(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  uint64_t addr, length;
+  if (!get_u64(env, argv[0], &addr) || !get_u64(env, argv[1], &length)) return NULL;
+  napi_value out;
+  CHECK(napi_create_external_arraybuffer(env, (void *)(uintptr_t)addr, length, NULL, NULL, &out));
+  return out;
+}
+
+// addressOf(view): the address of a TypedArray's or DataView's first byte, for structures
+// that carry pointers (e.g. the dirty-log bitmap).
+static napi_value js_address_of(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  void *data;
+  size_t len;
+  if (!get_bytes(env, argv[0], &data, &len)) return NULL;
+  napi_value out;
+  CHECK(napi_create_bigint_uint64(env, (uint64_t)(uintptr_t)data, &out));
+  return out;
+}
+
+// eventfd(initval, flags): fd | -errno
+static napi_value js_eventfd(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  uint32_t initval;
+  int32_t flags;
+  CHECK(napi_get_value_uint32(env, argv[0], &initval));
+  CHECK(napi_get_value_int32(env, argv[1], &flags));
+  return make_result(env, eventfd(initval, flags | EFD_CLOEXEC));
+}
+
+// threadSelf(): the calling thread's pthread_t, so another thread can signal it.
+static napi_value js_thread_self(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  CHECK(napi_create_bigint_uint64(env, (uint64_t)pthread_self(), &out));
+  return out;
+}
+
+// threadKill(thread, signal): 0 | -errno
+static napi_value js_thread_kill(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  uint64_t thread;
+  int32_t sig;
+  if (!get_u64(env, argv[0], &thread)) return NULL;
+  CHECK(napi_get_value_int32(env, argv[1], &sig));
+  int rc = pthread_kill((pthread_t)thread, sig);
+  return make_int(env, -rc);
+}
+
+static void empty_handler(int sig) { (void)sig; }
+
+// installEmptySignalHandler(signal): 0 | -errno. A handler that does nothing, installed without
+// SA_RESTART, makes a blocking system call in the signalled thread return EINTR: that is how a
+// vCPU thread is kicked out of KVM_RUN.
+static napi_value js_install_empty_signal_handler(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int32_t sig;
+  CHECK(napi_get_value_int32(env, argv[0], &sig));
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = empty_handler;
+  sigemptyset(&sa.sa_mask);
+  return make_result(env, sigaction(sig, &sa, NULL));
+}
+
+NAPI_MODULE_INIT() {
+  static const struct {
+    const char *name;
+    napi_callback fn;
+  } functions[] = {
+      {"open", js_open},
+      {"close", js_close},
+      {"ioctl", js_ioctl},
+      {"mmap", js_mmap},
+      {"munmap", js_munmap},
+      {"madvise", js_madvise},
+      {"arrayBuffer", js_array_buffer},
+      {"addressOf", js_address_of},
+      {"eventfd", js_eventfd},
+      {"threadSelf", js_thread_self},
+      {"threadKill", js_thread_kill},
+      {"installEmptySignalHandler", js_install_empty_signal_handler},
+  };
+  for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
+    napi_value fn;
+    if (napi_create_function(env, functions[i].name, NAPI_AUTO_LENGTH, functions[i].fn, NULL, &fn) != napi_ok ||
+        napi_set_named_property(env, exports, functions[i].name, fn) != napi_ok) {
+      return NULL;
+    }
+  }
+  return exports;
+}

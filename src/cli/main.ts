@@ -1,0 +1,25 @@
+// The `tsvmm` command line: one module per command.
+
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { runCommand } from './run.js';
+
+export async function main(argv: string[] = hideBin(process.argv)): Promise<void> {
+  await yargs(argv)
+    .scriptName('tsvmm')
+    .usage('$0 <command> [options]\n\nA KVM hypervisor written in TypeScript.')
+    .command(runCommand)
+    .demandCommand(1, 'Say which command to run (try `tsvmm run`).')
+    .strict()
+    .recommendCommands()
+    .help()
+    .alias('help', 'h')
+    .version()
+    .wrap(Math.min(100, process.stdout.columns || 100))
+    .fail((message, error, y) => {
+      if (error) throw error;
+      process.stderr.write(`${y.help() && ''}tsvmm: error: ${message}\nRun \`tsvmm --help\` for usage.\n`);
+      process.exit(1);
+    })
+    .parseAsync();
+}

@@ -1,0 +1,107 @@
+// `tsvmm run`: boot a guest with its serial console on this terminal.
+
+import path from 'node:path';
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { Vm } from '../vmm/vm.js';
+import { DEFAULT_CMDLINE } from '../vmm/config.js';
+import { describeOutcome, type VmOutcome } from '../vmm/outcome.js';
+import { formatSize } from '../boot/loader.js';
+import { ConsoleEscape, ESCAPE_HELP } from './console-escape.js';
+import { errorLine, reportError } from './output.js';
+
+interface RunArgs {
+  kernel?: string;
+  initrd?: string;
+  cmdline?: string;
+  mem: string;
+  cpus: number;
+  quiet: boolean;
+  verbose: boolean;
+  json: boolean;
+}
+
+export const runCommand: CommandModule<object, RunArgs> = {
+  command: 'run',
+  describe: 'Boot a guest with its serial console on this terminal',
+  builder: (yargs: Argv) => yargs
+    .option('kernel', { type: 'string', describe: 'Kernel image: an ELF with a PVH note, or a 64-bit ELF (default: the demo guest)' })
+    .option('initrd', { type: 'string', describe: 'Initial ramdisk, handed to the kernel as a boot module' })
+    .option('cmdline', { type: 'string', describe: `Kernel command line (default: "${DEFAULT_CMDLINE}")` })
+    .option('mem', { type: 'string', default: '256M', describe: 'Guest RAM, e.g. 256M, 1G (a plain number means MiB)' })
+    .option('cpus', { type: 'number', default: 1, describe: 'Number of vCPUs, each on its own thread' })
+    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Print only the guest console' })
+    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'Also log unassigned port and MMIO accesses' })
+    .option('json', { type: 'boolean', default: false, describe: 'At exit, print a JSON summary on stderr instead of a sentence' })
+    .example('$0 run', 'boot the demo guest (type `exit` in it, or Ctrl-A X)')
+    .example('$0 run --kernel guests/build/test.elf --cmdline "mode=info" --mem 512M', 'boot a kernel of your own')
+    .epilog('Console keys: Ctrl-A X quits, Ctrl-A H shows help. Exit code: 0 when the guest shuts down or you quit, 1 on an error.') as Argv<RunArgs>,
+  handler: async (args: ArgumentsCamelCase<RunArgs>) => {
+    process.exitCode = await runVm(args);
+  },
+};
+
+async function runVm(args: RunArgs): Promise<number> {
+  let vm: Vm;
+  try {
+    vm = Vm.create({ kernel: args.kernel, initrd: args.initrd, cmdline: args.cmdline, memory: args.mem, cpus: args.cpus });
+  } catch (error) {
+    return reportError(error);
+  }
+  const status = (line: string) => { if (!args.quiet && !args.json) process.stderr.write(`${line}\r\n`); };
+  const stdin = process.stdin;
+  const interactive = stdin.isTTY === true;
+  const restoreTerminal = () => {
+    if (interactive && stdin.isRaw) stdin.setRawMode(false);
+    stdin.pause();
+  };
+
+  vm.on('output', (chunk) => process.stdout.write(chunk));
+  vm.on('log', (message) => { if (args.verbose) process.stderr.write(`tsvmm: ${message}\r\n`); });
+
+  const escape = new ConsoleEscape();
+  stdin.on('data', (data: Buffer) => {
+    if (!interactive) {
+      vm.write(data);
+      return;
+    }
+    const { forward, commands } = escape.feed(data);
+    if (forward.length) vm.write(forward);
+    for (const command of commands) {
+      if (command === 'quit') void vm.stop();
+      else process.stderr.write(`\r\n${ESCAPE_HELP}\r\n`);
+    }
+  });
+  stdin.on('error', () => { /* a closed stdin just means no more input */ });
+  if (interactive) stdin.setRawMode(true);
+  stdin.resume();
+  const onSignal = () => { void vm.stop(); };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  status(`tsvmm: booting ${path.basename(vm.config.kernel)} (${vm.bootProtocol}, ${formatSize(vm.config.memory)}, ${vm.config.cpus} vCPU${vm.config.cpus > 1 ? 's' : ''})${interactive ? '; Ctrl-A X quits' : ''}`);
+  const started = performance.now();
+  try {
+    vm.start();
+  } catch (error) {
+    restoreTerminal();
+    return reportError(error);
+  }
+  const outcome = await vm.wait();
+  restoreTerminal();
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  const seconds = (performance.now() - started) / 1000;
+  if (args.json) {
+    process.stderr.write(`${JSON.stringify({ outcome, seconds, stats: vm.stats })}\n`);
+  } else if (outcome.kind === 'error') {
+    process.stderr.write(`\r\n${errorLine(outcome.message)}\n`);
+    if (outcome.diagnostics) process.stderr.write(`${outcome.diagnostics.replace(/^/gm, '  ')}\n`);
+  } else {
+    status(`\r\ntsvmm: ${describeOutcome(outcome)} after ${seconds.toFixed(2)} s`);
+  }
+  return exitCode(outcome);
+}
+
+export function exitCode(outcome: VmOutcome): number {
+  return outcome.kind === 'error' ? 1 : 0;
+}

@@ -1,0 +1,9 @@
+// tsvmm's library API: `import { Vm } from 'tsvmm'`.
+
+export { Vm, VmError, type VmState, type VmEvents } from './vmm/vm.js';
+export type { VmConfig, ResolvedVmConfig } from './vmm/config.js';
+export { DEFAULT_CMDLINE, DEFAULT_KERNEL, GUESTS_DIR, parseSize } from './vmm/config.js';
+export { describeOutcome, type VmOutcome, type ShutdownReason, type VmErrorCode } from './vmm/outcome.js';
+export { TsvmmError, isTsvmmError } from './errors.js';
+export { Kvm, VmFd, VcpuFd, KvmError } from './kvm/kvm.js';
+export { GuestMemory, GuestMemoryError } from './memory/guest-memory.js';

@@ -1,0 +1,62 @@
+// Loads the native addon (native/tsvmm.c) and describes it. All functions return a negative
+// errno on failure instead of throwing; the wrappers in this folder decide what a failure means.
+
+import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { TsvmmError } from '../errors.js';
+
+export interface NativeAddon {
+  open(path: string, flags: number): number;
+  close(fd: number): number;
+  ioctl(fd: number, request: number, arg: number | bigint | ArrayBufferView): number;
+  mmap(length: number | bigint, prot: number, flags: number, fd: number, offset: number): bigint | number;
+  munmap(address: bigint, length: number | bigint): number;
+  madvise(address: bigint, length: number | bigint, advice: number): number;
+  arrayBuffer(address: bigint, length: number | bigint): ArrayBuffer;
+  addressOf(view: ArrayBufferView): bigint;
+  eventfd(initval: number, flags: number): number;
+  threadSelf(): bigint;
+  threadKill(thread: bigint, signal: number): number;
+  installEmptySignalHandler(signal: number): number;
+}
+
+const ADDON_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../build/Release/tsvmm.node');
+
+let loaded: NativeAddon | undefined;
+
+export function addon(): NativeAddon {
+  if (loaded) return loaded;
+  try {
+    loaded = createRequire(import.meta.url)(ADDON_PATH) as NativeAddon;
+  } catch (cause) {
+    throw new TsvmmError(
+      'ADDON_MISSING',
+      `the native addon is not built (${ADDON_PATH}); run \`npm install\` first`,
+      { cause },
+    );
+  }
+  return loaded;
+}
+
+const ERRNO_NAMES = new Map<number, string>(
+  Object.entries(osConstants.errno).map(([name, value]) => [value, name]),
+);
+
+/** "ENOENT" for 2; "errno 1234" for numbers the OS table lacks. */
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
+}
+
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+export const MAP_SHARED = 0x01;
+export const MAP_PRIVATE = 0x02;
+export const MAP_ANONYMOUS = 0x20;
+export const MAP_NORESERVE = 0x4000;
+export const O_RDWR = 2;
+export const EFD_NONBLOCK = 0o4000;
+export const MADV_DONTNEED = 4;
+export const EINTR = osConstants.errno.EINTR;
+export const EAGAIN = osConstants.errno.EAGAIN;

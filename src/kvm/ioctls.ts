@@ -1,0 +1,124 @@
+// ioctl request numbers, computed the way <asm-generic/ioctl.h> does from the structure sizes
+// in structs.ts. A unit test compares each with the value the C headers give.
+
+import {
+  kvm_cpuid2_header, kvm_fpu, kvm_ioeventfd, kvm_irq_level, kvm_irqfd, kvm_lapic_state,
+  kvm_mp_state, kvm_msr_list_header, kvm_msrs_header, kvm_pit_config, kvm_regs, kvm_sregs,
+  kvm_translation, kvm_userspace_memory_region,
+} from './structs.js';
+
+const KVMIO = 0xae;
+const IOC_NONE = 0;
+const IOC_WRITE = 1;
+const IOC_READ = 2;
+
+function ioc(dir: number, nr: number, size: number): number {
+  return ((dir << 30) | (size << 16) | (KVMIO << 8) | nr) >>> 0;
+}
+const io = (nr: number) => ioc(IOC_NONE, nr, 0);
+const ior = (nr: number, size: number) => ioc(IOC_READ, nr, size);
+const iow = (nr: number, size: number) => ioc(IOC_WRITE, nr, size);
+const iowr = (nr: number, size: number) => ioc(IOC_READ | IOC_WRITE, nr, size);
+
+export const KVM_GET_API_VERSION = io(0x00);
+export const KVM_CREATE_VM = io(0x01);
+export const KVM_GET_MSR_INDEX_LIST = iowr(0x02, kvm_msr_list_header.size);
+export const KVM_CHECK_EXTENSION = io(0x03);
+export const KVM_GET_VCPU_MMAP_SIZE = io(0x04);
+export const KVM_GET_SUPPORTED_CPUID = iowr(0x05, kvm_cpuid2_header.size);
+
+export const KVM_CREATE_VCPU = io(0x41);
+export const KVM_SET_USER_MEMORY_REGION = iow(0x46, kvm_userspace_memory_region.size);
+export const KVM_SET_TSS_ADDR = io(0x47);
+export const KVM_SET_IDENTITY_MAP_ADDR = iow(0x48, 8);
+export const KVM_CREATE_IRQCHIP = io(0x60);
+export const KVM_IRQ_LINE = iow(0x61, kvm_irq_level.size);
+export const KVM_IRQFD = iow(0x76, kvm_irqfd.size);
+export const KVM_CREATE_PIT2 = iow(0x77, kvm_pit_config.size);
+export const KVM_IOEVENTFD = iow(0x79, kvm_ioeventfd.size);
+
+export const KVM_RUN = io(0x80);
+export const KVM_GET_REGS = ior(0x81, kvm_regs.size);
+export const KVM_SET_REGS = iow(0x82, kvm_regs.size);
+export const KVM_GET_SREGS = ior(0x83, kvm_sregs.size);
+export const KVM_SET_SREGS = iow(0x84, kvm_sregs.size);
+export const KVM_TRANSLATE = iowr(0x85, kvm_translation.size);
+export const KVM_GET_MSRS = iowr(0x88, kvm_msrs_header.size);
+export const KVM_SET_MSRS = iow(0x89, kvm_msrs_header.size);
+export const KVM_GET_FPU = ior(0x8c, kvm_fpu.size);
+export const KVM_SET_FPU = iow(0x8d, kvm_fpu.size);
+export const KVM_GET_LAPIC = ior(0x8e, kvm_lapic_state.size);
+export const KVM_SET_LAPIC = iow(0x8f, kvm_lapic_state.size);
+export const KVM_SET_CPUID2 = iow(0x90, kvm_cpuid2_header.size);
+export const KVM_GET_MP_STATE = ior(0x98, kvm_mp_state.size);
+export const KVM_SET_MP_STATE = iow(0x99, kvm_mp_state.size);
+
+/** Names for error messages: "KVM_CREATE_VM failed: ENOMEM". */
+export const IOCTL_NAMES: ReadonlyMap<number, string> = new Map(
+  Object.entries({
+    KVM_GET_API_VERSION, KVM_CREATE_VM, KVM_GET_MSR_INDEX_LIST, KVM_CHECK_EXTENSION,
+    KVM_GET_VCPU_MMAP_SIZE, KVM_GET_SUPPORTED_CPUID, KVM_CREATE_VCPU, KVM_SET_USER_MEMORY_REGION,
+    KVM_SET_TSS_ADDR, KVM_SET_IDENTITY_MAP_ADDR, KVM_CREATE_IRQCHIP, KVM_IRQ_LINE, KVM_IRQFD,
+    KVM_CREATE_PIT2, KVM_IOEVENTFD, KVM_RUN, KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS,
+    KVM_SET_SREGS, KVM_TRANSLATE, KVM_GET_MSRS, KVM_SET_MSRS, KVM_GET_FPU, KVM_SET_FPU,
+    KVM_GET_LAPIC, KVM_SET_LAPIC, KVM_SET_CPUID2, KVM_GET_MP_STATE, KVM_SET_MP_STATE,
+  }).map(([name, value]) => [value, name]),
+);
+
+/** Capabilities tsvmm asks about (KVM_CHECK_EXTENSION), with their header names. */
+export const KVM_CAP = {
+  KVM_CAP_IRQCHIP: 0,
+  KVM_CAP_HLT: 1,
+  KVM_CAP_USER_MEMORY: 3,
+  KVM_CAP_SET_TSS_ADDR: 4,
+  KVM_CAP_EXT_CPUID: 7,
+  KVM_CAP_NR_VCPUS: 9,
+  KVM_CAP_NR_MEMSLOTS: 10,
+  KVM_CAP_MP_STATE: 14,
+  KVM_CAP_IRQ_INJECT_STATUS: 26,
+  KVM_CAP_SET_IDENTITY_MAP_ADDR: 37,
+  KVM_CAP_IRQFD: 32,
+  KVM_CAP_PIT2: 33,
+  KVM_CAP_IOEVENTFD: 36,
+  KVM_CAP_MAX_VCPUS: 66,
+  KVM_CAP_IMMEDIATE_EXIT: 136,
+} as const;
+
+export const KVM_EXIT = {
+  KVM_EXIT_UNKNOWN: 0,
+  KVM_EXIT_EXCEPTION: 1,
+  KVM_EXIT_IO: 2,
+  KVM_EXIT_HYPERCALL: 3,
+  KVM_EXIT_DEBUG: 4,
+  KVM_EXIT_HLT: 5,
+  KVM_EXIT_MMIO: 6,
+  KVM_EXIT_IRQ_WINDOW_OPEN: 7,
+  KVM_EXIT_SHUTDOWN: 8,
+  KVM_EXIT_FAIL_ENTRY: 9,
+  KVM_EXIT_INTR: 10,
+  KVM_EXIT_INTERNAL_ERROR: 17,
+  KVM_EXIT_SYSTEM_EVENT: 24,
+} as const;
+
+export const KVM_SYSTEM_EVENT = {
+  KVM_SYSTEM_EVENT_SHUTDOWN: 1,
+  KVM_SYSTEM_EVENT_RESET: 2,
+  KVM_SYSTEM_EVENT_CRASH: 3,
+} as const;
+
+export const KVM_INTERNAL_ERROR = {
+  KVM_INTERNAL_ERROR_EMULATION: 1,
+  KVM_INTERNAL_ERROR_SIMUL_EX: 2,
+  KVM_INTERNAL_ERROR_DELIVERY_EV: 3,
+  KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON: 4,
+} as const;
+
+export const KVM_MP_STATE = {
+  KVM_MP_STATE_RUNNABLE: 0,
+  KVM_MP_STATE_UNINITIALIZED: 1,
+  KVM_MP_STATE_INIT_RECEIVED: 2,
+  KVM_MP_STATE_HALTED: 3,
+  KVM_MP_STATE_SIPI_RECEIVED: 4,
+} as const;
+
+export const KVM_API_VERSION = 12;

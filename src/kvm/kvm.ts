@@ -1,0 +1,318 @@
+// Handles to /dev/kvm, a VM and a vCPU, each created by its parent (Kvm → VmFd → VcpuFd), with
+// one method per ioctl. A failed ioctl throws a KvmError that names the ioctl and the errno.
+
+import {
+  addon, errnoName, MAP_SHARED, O_RDWR, PROT_READ, PROT_WRITE, type NativeAddon,
+} from './addon.js';
+import { TsvmmError } from '../errors.js';
+import * as ioctl from './ioctls.js';
+import {
+  kvm_cpuid2_header, kvm_cpuid_entry2, kvm_fpu, kvm_irq_level, kvm_irqfd, kvm_ioeventfd,
+  kvm_lapic_state, kvm_mp_state, kvm_msr_entry, kvm_msr_list_header, kvm_msrs_header,
+  kvm_pit_config, kvm_regs, kvm_sregs, kvm_translation, kvm_userspace_memory_region,
+  type KvmCpuidEntry2, type KvmFpu, type KvmMsrEntry, type KvmRegs, type KvmSregs,
+  type KvmTranslation, type KvmUserspaceMemoryRegion,
+} from './structs.js';
+import type { Codec } from './struct.js';
+import { KvmRun } from './kvm-run.js';
+
+export class KvmError extends TsvmmError {
+  readonly ioctl: string;
+  readonly errno: number;
+
+  constructor(operation: string, errno: number, detail?: string) {
+    const name = errnoName(errno);
+    super('KVM_IOCTL', `${operation} failed: ${name}${detail ? ` (${detail})` : ''}`);
+    this.name = 'KvmError';
+    this.ioctl = operation;
+    this.errno = errno;
+  }
+}
+
+function check(result: number, request: number | string): number {
+  if (result < 0) {
+    const name = typeof request === 'string' ? request : (ioctl.IOCTL_NAMES.get(request) ?? `ioctl 0x${request.toString(16)}`);
+    throw new KvmError(name, -result);
+  }
+  return result;
+}
+
+/** A file descriptor that is closed once. */
+abstract class Fd {
+  protected readonly native: NativeAddon = addon();
+  #fd: number;
+
+  protected constructor(fd: number) {
+    this.#fd = fd;
+  }
+
+  get fd(): number {
+    if (this.#fd < 0) throw new TsvmmError('CLOSED', `${this.constructor.name} is closed`);
+    return this.#fd;
+  }
+
+  protected ioctl(request: number, arg: number | bigint | ArrayBufferView = 0): number {
+    return check(this.native.ioctl(this.fd, request, arg), request);
+  }
+
+  /** ioctl with a structure passed by pointer: encodes `value`, returns what the kernel wrote back. */
+  protected ioctlStruct<T>(request: number, codec: Codec<T> & { encode?(v: T): Uint8Array }, value?: T): T {
+    const buffer = new Uint8Array(codec.size);
+    const view = new DataView(buffer.buffer);
+    if (value !== undefined) codec.write(view, 0, value);
+    this.ioctl(request, buffer);
+    return codec.read(view, 0);
+  }
+
+  close(): void {
+    if (this.#fd >= 0) {
+      this.native.close(this.#fd);
+      this.#fd = -1;
+    }
+  }
+}
+
+export const KVM_DEVICE = '/dev/kvm';
+
+export class Kvm extends Fd {
+  /** Opens /dev/kvm and checks the API version; the error says what to do when it is missing. */
+  static open(device = KVM_DEVICE): Kvm {
+    const fd = addon().open(device, O_RDWR);
+    if (fd < 0) {
+      const name = errnoName(-fd);
+      const hint = name === 'ENOENT'
+        ? 'KVM is not available on this machine (is the kvm module loaded?)'
+        : name === 'EACCES' || name === 'EPERM'
+          ? 'permission denied (run as root or join the kvm group)'
+          : name;
+      throw new TsvmmError('KVM_UNAVAILABLE', `cannot open ${device}: ${hint}`);
+    }
+    const kvm = new Kvm(fd);
+    const version = kvm.ioctl(ioctl.KVM_GET_API_VERSION);
+    if (version !== ioctl.KVM_API_VERSION) {
+      kvm.close();
+      throw new TsvmmError('KVM_UNAVAILABLE', `${device} speaks KVM API ${version}, tsvmm needs ${ioctl.KVM_API_VERSION}`);
+    }
+    return kvm;
+  }
+
+  checkExtension(capability: number): number {
+    return this.ioctl(ioctl.KVM_CHECK_EXTENSION, capability);
+  }
+
+  vcpuMmapSize(): number {
+    return this.ioctl(ioctl.KVM_GET_VCPU_MMAP_SIZE);
+  }
+
+  /** The most vCPUs one VM may have. */
+  maxVcpus(): number {
+    return this.checkExtension(ioctl.KVM_CAP.KVM_CAP_MAX_VCPUS) || this.checkExtension(ioctl.KVM_CAP.KVM_CAP_NR_VCPUS) || 4;
+  }
+
+  supportedCpuid(): KvmCpuidEntry2[] {
+    return readFlexibleArray(
+      (buffer) => this.native.ioctl(this.fd, ioctl.KVM_GET_SUPPORTED_CPUID, buffer),
+      'KVM_GET_SUPPORTED_CPUID', kvm_cpuid2_header.size, kvm_cpuid_entry2,
+    );
+  }
+
+  /** The MSRs KVM saves and restores for a vCPU. */
+  msrIndexList(): number[] {
+    const header = kvm_msr_list_header.size;
+    for (let capacity = 256; ; capacity *= 2) {
+      const buffer = new Uint8Array(header + capacity * 4);
+      const view = new DataView(buffer.buffer);
+      view.setUint32(0, capacity, true);
+      const rc = this.native.ioctl(this.fd, ioctl.KVM_GET_MSR_INDEX_LIST, buffer);
+      if (rc === -7 /* E2BIG */ && capacity < 1 << 16) continue;
+      check(rc, ioctl.KVM_GET_MSR_INDEX_LIST);
+      const n = view.getUint32(0, true);
+      return Array.from({ length: n }, (_, i) => view.getUint32(header + i * 4, true));
+    }
+  }
+
+  createVm(): VmFd {
+    return new VmFd(this.ioctl(ioctl.KVM_CREATE_VM, 0), this.vcpuMmapSize());
+  }
+}
+
+/** Reads a kernel structure of the "count, then entries" shape, growing the buffer on E2BIG. */
+function readFlexibleArray<T>(
+  call: (buffer: Uint8Array) => number, name: string, headerSize: number, entry: Codec<T>,
+): T[] {
+  for (let capacity = 128; ; capacity *= 2) {
+    const buffer = new Uint8Array(headerSize + capacity * entry.size);
+    const view = new DataView(buffer.buffer);
+    view.setUint32(0, capacity, true);
+    const rc = call(buffer);
+    if (rc === -7 /* E2BIG */ && capacity < 1 << 14) continue;
+    check(rc, name);
+    const n = view.getUint32(0, true);
+    return Array.from({ length: n }, (_, i) => entry.read(view, headerSize + i * entry.size));
+  }
+}
+
+function encodeFlexibleArray<T>(headerSize: number, entry: Codec<T>, entries: readonly T[]): Uint8Array {
+  const buffer = new Uint8Array(headerSize + entries.length * entry.size);
+  const view = new DataView(buffer.buffer);
+  view.setUint32(0, entries.length, true);
+  entries.forEach((e, i) => entry.write(view, headerSize + i * entry.size, e));
+  return buffer;
+}
+
+export class VmFd extends Fd {
+  readonly vcpuMmapSize: number;
+
+  constructor(fd: number, vcpuMmapSize: number) {
+    super(fd);
+    this.vcpuMmapSize = vcpuMmapSize;
+  }
+
+  setUserMemoryRegion(region: KvmUserspaceMemoryRegion): void {
+    this.ioctl(ioctl.KVM_SET_USER_MEMORY_REGION, kvm_userspace_memory_region.encode(region));
+  }
+
+  setTssAddr(address: number): void {
+    this.ioctl(ioctl.KVM_SET_TSS_ADDR, address);
+  }
+
+  setIdentityMapAddr(address: number): void {
+    const arg = new BigUint64Array([BigInt(address)]);
+    this.ioctl(ioctl.KVM_SET_IDENTITY_MAP_ADDR, arg);
+  }
+
+  createIrqchip(): void {
+    this.ioctl(ioctl.KVM_CREATE_IRQCHIP);
+  }
+
+  createPit2(flags = 0): void {
+    this.ioctl(ioctl.KVM_CREATE_PIT2, kvm_pit_config.encode({ flags, pad: new Array(15).fill(0) }));
+  }
+
+  /** Drives an interrupt line of the in-kernel PIC/IOAPIC. */
+  irqLine(irq: number, level: boolean): void {
+    this.ioctl(ioctl.KVM_IRQ_LINE, kvm_irq_level.encode({ irq, level: level ? 1 : 0 }));
+  }
+
+  irqfd(fd: number, gsi: number, flags = 0): void {
+    this.ioctl(ioctl.KVM_IRQFD, kvm_irqfd.encode({ fd, gsi, flags, resamplefd: 0, pad: new Uint8Array(16) }));
+  }
+
+  ioeventfd(fd: number, address: bigint, length: number, flags: number, datamatch = 0n): void {
+    this.ioctl(ioctl.KVM_IOEVENTFD, kvm_ioeventfd.encode({ datamatch, addr: address, len: length, fd, flags, pad: new Uint8Array(36) }));
+  }
+
+  createVcpu(id: number): VcpuFd {
+    return new VcpuFd(this.ioctl(ioctl.KVM_CREATE_VCPU, id), id, this.vcpuMmapSize);
+  }
+}
+
+export class VcpuFd extends Fd {
+  readonly id: number;
+  readonly mmapSize: number;
+  #run: KvmRun | undefined;
+
+  constructor(fd: number, id: number, mmapSize: number) {
+    super(fd);
+    this.id = id;
+    this.mmapSize = mmapSize;
+  }
+
+  /** Wraps a vCPU fd created elsewhere (a worker receives the number from the main thread). */
+  static fromFd(fd: number, id: number, mmapSize: number): VcpuFd {
+    return new VcpuFd(fd, id, mmapSize);
+  }
+
+  /** The shared kvm_run page, mapped on first use. */
+  get kvmRun(): KvmRun {
+    if (!this.#run) {
+      const address = this.native.mmap(this.mmapSize, PROT_READ | PROT_WRITE, MAP_SHARED, this.fd, 0);
+      if (typeof address === 'number') throw new KvmError('mmap(kvm_run)', -address);
+      this.#run = new KvmRun(this.native.arrayBuffer(address, this.mmapSize), address);
+    }
+    return this.#run;
+  }
+
+  override close(): void {
+    if (this.#run) {
+      this.native.munmap(this.#run.address, this.mmapSize);
+      this.#run = undefined;
+    }
+    super.close();
+  }
+
+  /** One KVM_RUN. Returns 0, or -EINTR when a signal (a kick) interrupted it; throws otherwise. */
+  run(): number {
+    const rc = this.native.ioctl(this.fd, ioctl.KVM_RUN, 0);
+    if (rc < 0 && rc !== -4 /* EINTR */ && rc !== -11 /* EAGAIN */) check(rc, ioctl.KVM_RUN);
+    return rc;
+  }
+
+  getRegs(): KvmRegs {
+    return this.ioctlStruct(ioctl.KVM_GET_REGS, kvm_regs);
+  }
+
+  setRegs(regs: KvmRegs): void {
+    this.ioctl(ioctl.KVM_SET_REGS, kvm_regs.encode(regs));
+  }
+
+  getSregs(): KvmSregs {
+    return this.ioctlStruct(ioctl.KVM_GET_SREGS, kvm_sregs);
+  }
+
+  setSregs(sregs: KvmSregs): void {
+    this.ioctl(ioctl.KVM_SET_SREGS, kvm_sregs.encode(sregs));
+  }
+
+  getFpu(): KvmFpu {
+    return this.ioctlStruct(ioctl.KVM_GET_FPU, kvm_fpu);
+  }
+
+  setFpu(fpu: KvmFpu): void {
+    this.ioctl(ioctl.KVM_SET_FPU, kvm_fpu.encode(fpu));
+  }
+
+  setCpuid2(entries: readonly KvmCpuidEntry2[]): void {
+    this.ioctl(ioctl.KVM_SET_CPUID2, encodeFlexibleArray(kvm_cpuid2_header.size, kvm_cpuid_entry2, entries));
+  }
+
+  getMsrs(indices: readonly number[]): KvmMsrEntry[] {
+    const buffer = encodeFlexibleArray(kvm_msrs_header.size, kvm_msr_entry,
+      indices.map((index) => ({ index, reserved: 0, data: 0n })));
+    const n = this.ioctl(ioctl.KVM_GET_MSRS, buffer);
+    const view = new DataView(buffer.buffer);
+    return Array.from({ length: n }, (_, i) => kvm_msr_entry.read(view, kvm_msrs_header.size + i * kvm_msr_entry.size));
+  }
+
+  /** Sets MSRs; KVM stops at the first one it refuses, which the error names. */
+  setMsrs(entries: readonly KvmMsrEntry[]): void {
+    const n = this.ioctl(ioctl.KVM_SET_MSRS, encodeFlexibleArray(kvm_msrs_header.size, kvm_msr_entry, entries));
+    if (n !== entries.length) {
+      const refused = entries[n];
+      throw new KvmError('KVM_SET_MSRS', 22 /* EINVAL */, `MSR 0x${refused?.index.toString(16)} refused`);
+    }
+  }
+
+  getLapic(): Uint8Array {
+    return this.ioctlStruct(ioctl.KVM_GET_LAPIC, kvm_lapic_state).regs;
+  }
+
+  setLapic(regs: Uint8Array): void {
+    this.ioctl(ioctl.KVM_SET_LAPIC, kvm_lapic_state.encode({ regs }));
+  }
+
+  getMpState(): number {
+    return this.ioctlStruct(ioctl.KVM_GET_MP_STATE, kvm_mp_state).mp_state;
+  }
+
+  setMpState(mpState: number): void {
+    this.ioctl(ioctl.KVM_SET_MP_STATE, kvm_mp_state.encode({ mp_state: mpState }));
+  }
+
+  /** Translates a guest linear address through the vCPU's current page tables. */
+  translate(linearAddress: bigint): KvmTranslation {
+    return this.ioctlStruct(ioctl.KVM_TRANSLATE, kvm_translation, {
+      ...kvm_translation.zero(), linear_address: linearAddress,
+    });
+  }
+}

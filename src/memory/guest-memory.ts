@@ -1,0 +1,211 @@
+// Guest-physical memory: host mappings that KVM uses as memory slots, and bounds-checked access
+// for the VMM. Every address a guest hands us goes through here, and a range that is not wholly
+// inside one region is refused: the VMM never reads or writes host memory on a guest's behalf.
+
+import {
+  addon, errnoName, MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE,
+} from '../kvm/addon.js';
+import type { VmFd } from '../kvm/kvm.js';
+import { TsvmmError } from '../errors.js';
+
+export class GuestMemoryError extends TsvmmError {
+  constructor(message: string) {
+    super('GUEST_MEMORY', message);
+    this.name = 'GuestMemoryError';
+  }
+}
+
+/** Where a region sits in guest-physical space, and the host mapping behind it. */
+export interface GuestRegionDescriptor {
+  readonly start: number;
+  readonly size: number;
+  readonly hostAddress: bigint;
+}
+
+export interface GuestRegion extends GuestRegionDescriptor {
+  readonly bytes: Uint8Array;
+  readonly view: DataView;
+}
+
+const PAGE = 4096;
+const hex = (n: number) => `0x${n.toString(16)}`;
+
+/** Checks a layout: page-aligned, non-empty, sorted, not overlapping, addressable as JS numbers. */
+export function validateLayout(layout: readonly { start: number; size: number }[]): void {
+  if (layout.length === 0) throw new GuestMemoryError('guest memory has no regions');
+  let end = 0;
+  for (const { start, size } of layout) {
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(size) || start < 0 || size <= 0) {
+      throw new GuestMemoryError(`invalid region ${hex(start)}+${hex(size)}`);
+    }
+    if (start % PAGE !== 0 || size % PAGE !== 0) {
+      throw new GuestMemoryError(`region ${hex(start)}+${hex(size)} is not page-aligned`);
+    }
+    if (start < end) throw new GuestMemoryError(`region at ${hex(start)} overlaps or is out of order`);
+    if (!Number.isSafeInteger(start + size)) throw new GuestMemoryError(`region at ${hex(start)} is too large`);
+    end = start + size;
+  }
+}
+
+export class GuestMemory {
+  readonly regions: readonly GuestRegion[];
+  readonly #owned: boolean;
+  #closed = false;
+
+  private constructor(regions: GuestRegion[], owned: boolean) {
+    this.regions = regions;
+    this.#owned = owned;
+  }
+
+  /** Maps fresh anonymous memory for each region. Pages are allocated when the guest touches them. */
+  static allocate(layout: readonly { start: number; size: number }[]): GuestMemory {
+    validateLayout(layout);
+    const native = addon();
+    const regions: GuestRegion[] = [];
+    for (const { start, size } of layout) {
+      const address = native.mmap(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+      if (typeof address === 'number') {
+        for (const r of regions) native.munmap(r.hostAddress, r.size);
+        throw new GuestMemoryError(`cannot map ${size} bytes of guest memory: ${errnoName(-address)}`);
+      }
+      regions.push(wrap({ start, size, hostAddress: address }));
+    }
+    return new GuestMemory(regions, true);
+  }
+
+  /** Wraps mappings made by another thread of this process (a vCPU worker does this). */
+  static attach(descriptors: readonly GuestRegionDescriptor[]): GuestMemory {
+    validateLayout(descriptors);
+    return new GuestMemory(descriptors.map(wrap), false);
+  }
+
+  /** Wraps plain buffers: for unit tests of code that only reads and writes guest memory. */
+  static fromBuffers(layout: readonly { start: number; bytes: Uint8Array }[]): GuestMemory {
+    return new GuestMemory(layout.map(({ start, bytes }) => ({
+      start, size: bytes.length, hostAddress: 0n, bytes,
+      view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+    })), false);
+  }
+
+  get descriptors(): GuestRegionDescriptor[] {
+    return this.regions.map(({ start, size, hostAddress }) => ({ start, size, hostAddress }));
+  }
+
+  /** Total bytes of guest RAM. */
+  get size(): number {
+    return this.regions.reduce((sum, r) => sum + r.size, 0);
+  }
+
+  /** Registers every region as a KVM memory slot, numbered from 0. */
+  registerWith(vm: VmFd): void {
+    this.regions.forEach((r, slot) => vm.setUserMemoryRegion({
+      slot, flags: 0, guest_phys_addr: BigInt(r.start), memory_size: BigInt(r.size), userspace_addr: r.hostAddress,
+    }));
+  }
+
+  /** The region holding [address, address+length), or undefined if the range leaves guest RAM. */
+  regionOf(address: number, length: number): GuestRegion | undefined {
+    if (!Number.isSafeInteger(address) || !Number.isSafeInteger(length) || address < 0 || length < 0) return undefined;
+    for (const r of this.regions) {
+      if (address >= r.start && address + length <= r.start + r.size) return r;
+    }
+    return undefined;
+  }
+
+  contains(address: number, length = 1): boolean {
+    return this.regionOf(address, length) !== undefined;
+  }
+
+  /** A live view of guest memory (no copy). Throws if the range is not inside one region. */
+  slice(address: number, length: number): Uint8Array {
+    const r = this.#region(address, length);
+    const offset = address - r.start;
+    return r.bytes.subarray(offset, offset + length);
+  }
+
+  read(address: number, length: number): Uint8Array {
+    return this.slice(address, length).slice();
+  }
+
+  write(address: number, data: Uint8Array): void {
+    this.slice(address, data.length).set(data);
+  }
+
+  fill(address: number, length: number, value = 0): void {
+    this.slice(address, length).fill(value);
+  }
+
+  readU8(address: number): number {
+    const r = this.#region(address, 1);
+    return r.view.getUint8(address - r.start);
+  }
+
+  readU16(address: number): number {
+    const r = this.#region(address, 2);
+    return r.view.getUint16(address - r.start, true);
+  }
+
+  readU32(address: number): number {
+    const r = this.#region(address, 4);
+    return r.view.getUint32(address - r.start, true);
+  }
+
+  readU64(address: number): bigint {
+    const r = this.#region(address, 8);
+    return r.view.getBigUint64(address - r.start, true);
+  }
+
+  writeU8(address: number, value: number): void {
+    const r = this.#region(address, 1);
+    r.view.setUint8(address - r.start, value);
+  }
+
+  writeU16(address: number, value: number): void {
+    const r = this.#region(address, 2);
+    r.view.setUint16(address - r.start, value, true);
+  }
+
+  writeU32(address: number, value: number): void {
+    const r = this.#region(address, 4);
+    r.view.setUint32(address - r.start, value, true);
+  }
+
+  writeU64(address: number, value: bigint): void {
+    const r = this.#region(address, 8);
+    r.view.setBigUint64(address - r.start, BigInt.asUintN(64, value), true);
+  }
+
+  /** A NUL-terminated string of at most `max` bytes. */
+  readCString(address: number, max: number): string {
+    const out: number[] = [];
+    for (let i = 0; i < max; i++) {
+      const byte = this.readU8(address + i);
+      if (byte === 0) break;
+      out.push(byte);
+    }
+    return Buffer.from(out).toString('latin1');
+  }
+
+  /** Unmaps the regions if this object mapped them. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (!this.#owned) return;
+    const native = addon();
+    for (const r of this.regions) native.munmap(r.hostAddress, r.size);
+  }
+
+  #region(address: number, length: number): GuestRegion {
+    if (this.#closed) throw new GuestMemoryError('guest memory is closed');
+    const r = this.regionOf(address, length);
+    if (!r) {
+      throw new GuestMemoryError(`guest address ${Number.isSafeInteger(address) ? hex(address) : String(address)}+${length} is outside guest memory`);
+    }
+    return r;
+  }
+}
+
+function wrap(d: GuestRegionDescriptor): GuestRegion {
+  const buffer = addon().arrayBuffer(d.hostAddress, d.size);
+  return { ...d, bytes: new Uint8Array(buffer), view: new DataView(buffer) };
+}

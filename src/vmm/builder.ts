@@ -1,0 +1,90 @@
+// Config in, a KVM VM ready to run out: memory slots, interrupt controllers, the kernel loaded,
+// vCPUs with CPUID, MSRs and the boot CPU's entry state. Everything it opened is released if a
+// later step fails, so a bad kernel leaves no VM behind.
+
+import { Kvm, VcpuFd, VmFd } from '../kvm/kvm.js';
+import { KVM_CAP } from '../kvm/ioctls.js';
+import { GuestMemory } from '../memory/guest-memory.js';
+import { KVM_IDENTITY_MAP_START, KVM_TSS_START, ramLayout } from '../arch/x86/layout.js';
+import { vcpuCpuid } from '../arch/x86/cpuid.js';
+import { bootMsrs } from '../arch/x86/msrs.js';
+import { bootLapic, setupBootCpu } from '../arch/x86/boot-cpu.js';
+import { loadKernel, readUserFile, type LoadedKernel } from '../boot/loader.js';
+import { TsvmmError } from '../errors.js';
+import type { ResolvedVmConfig } from './config.js';
+
+export interface BuiltVm {
+  kvm: Kvm;
+  vm: VmFd;
+  memory: GuestMemory;
+  vcpus: VcpuFd[];
+  kernel: LoadedKernel;
+  release(): void;
+}
+
+const REQUIRED_CAPS = [
+  ['KVM_CAP_IRQCHIP', KVM_CAP.KVM_CAP_IRQCHIP],
+  ['KVM_CAP_USER_MEMORY', KVM_CAP.KVM_CAP_USER_MEMORY],
+  ['KVM_CAP_SET_TSS_ADDR', KVM_CAP.KVM_CAP_SET_TSS_ADDR],
+  ['KVM_CAP_PIT2', KVM_CAP.KVM_CAP_PIT2],
+  ['KVM_CAP_IMMEDIATE_EXIT', KVM_CAP.KVM_CAP_IMMEDIATE_EXIT],
+  ['KVM_CAP_EXT_CPUID', KVM_CAP.KVM_CAP_EXT_CPUID],
+] as const;
+
+export function buildVm(config: ResolvedVmConfig): BuiltVm {
+  // Read the user's files before opening anything, so their errors come first and cheaply.
+  const kernelImage = readUserFile(config.kernel, 'kernel', config.memory);
+  const initrdImage = config.initrd ? readUserFile(config.initrd, 'initrd', config.memory) : undefined;
+
+  const cleanups: (() => void)[] = [];
+  const release = () => {
+    for (const c of cleanups.splice(0).reverse()) {
+      try { c(); } catch { /* already released */ }
+    }
+  };
+  try {
+    const kvm = Kvm.open();
+    cleanups.push(() => kvm.close());
+    for (const [name, cap] of REQUIRED_CAPS) {
+      if (!kvm.checkExtension(cap)) throw new TsvmmError('KVM_UNSUPPORTED', `this KVM lacks ${name}, which tsvmm needs`);
+    }
+    const maxVcpus = kvm.maxVcpus();
+    if (config.cpus > maxVcpus) {
+      throw new TsvmmError('BAD_CONFIG', `--cpus ${config.cpus}: KVM allows at most ${maxVcpus} vCPUs per VM here`);
+    }
+
+    const vm = kvm.createVm();
+    cleanups.push(() => vm.close());
+    vm.setIdentityMapAddr(KVM_IDENTITY_MAP_START);
+    vm.setTssAddr(KVM_TSS_START);
+    vm.createIrqchip();
+    vm.createPit2();
+
+    const memory = GuestMemory.allocate(ramLayout(config.memory));
+    cleanups.push(() => memory.close());
+    memory.registerWith(vm);
+
+    const kernel = loadKernel(memory, {
+      kernelPath: config.kernel, kernel: kernelImage,
+      initrdPath: config.initrd, initrd: initrdImage,
+      cmdline: config.cmdline,
+    });
+
+    const supported = kvm.supportedCpuid();
+    const vcpus: VcpuFd[] = [];
+    for (let id = 0; id < config.cpus; id++) {
+      const vcpu = vm.createVcpu(id);
+      cleanups.push(() => vcpu.close());
+      vcpus.push(vcpu);
+      vcpu.setCpuid2(vcpuCpuid(supported, { apicId: id, cpuCount: config.cpus }));
+      vcpu.setMsrs(bootMsrs());
+      bootLapic(vcpu);
+    }
+    // Only the boot CPU starts; the others wait for INIT/SIPI in the in-kernel LAPIC.
+    setupBootCpu(vcpus[0]!, memory, kernel.cpu);
+    return { kvm, vm, memory, vcpus, kernel, release };
+  } catch (error) {
+    release();
+    throw error;
+  }
+}

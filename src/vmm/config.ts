@@ -1,0 +1,90 @@
+// What a user asks for (VmConfig) and its checked, defaulted form (ResolvedVmConfig). Every
+// check happens here, before /dev/kvm is touched, and fails with one line naming the option.
+
+import { existsSync } from 'node:fs';
+import { totalmem } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TsvmmError } from '../errors.js';
+import { MiB } from '../arch/x86/layout.js';
+
+export interface VmConfig {
+  /** Kernel image (ELF with a PVH note, or ELF64). Default: the demo guest. */
+  kernel?: string;
+  initrd?: string;
+  cmdline?: string;
+  /** Guest RAM: bytes as a number, or a size such as "256M", "1G", "512MiB". Default 256 MiB. */
+  memory?: number | string;
+  cpus?: number;
+  name?: string;
+}
+
+export interface ResolvedVmConfig {
+  kernel: string;
+  initrd: string | undefined;
+  cmdline: string;
+  memory: number;
+  cpus: number;
+  name: string;
+}
+
+export class ConfigError extends TsvmmError {
+  constructor(message: string) {
+    super('BAD_CONFIG', message);
+    this.name = 'ConfigError';
+  }
+}
+
+export const DEFAULT_MEMORY = 256 * MiB;
+export const MIN_MEMORY = 16 * MiB;
+export const DEFAULT_CMDLINE = 'console=ttyS0 reboot=k panic=1';
+/** xAPIC ids are 8 bits and 0xff is the broadcast id. */
+export const MAX_CPUS = 254;
+
+const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const DEFAULT_KERNEL = path.join(PACKAGE_ROOT, 'guests/build/hello.elf');
+export const GUESTS_DIR = path.join(PACKAGE_ROOT, 'guests/build');
+
+const UNITS: Record<string, number> = {
+  '': MiB, b: 1, k: 1024, kb: 1024, kib: 1024, m: MiB, mb: MiB, mib: MiB,
+  g: 1024 * MiB, gb: 1024 * MiB, gib: 1024 * MiB, t: 1024 ** 4, tb: 1024 ** 4, tib: 1024 ** 4,
+};
+
+/** Parses "256M", "1.5G", "512MiB" or a plain number of MiB (as QEMU's -m does) into bytes. */
+export function parseSize(value: number | string, option = '--mem'): number {
+  if (typeof value === 'number') {
+    if (!Number.isSafeInteger(value) || value <= 0) throw new ConfigError(`${option} ${value}: not a positive whole number of bytes`);
+    return value;
+  }
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
+  const unit = match ? UNITS[match[2]!.toLowerCase()] : undefined;
+  if (!match || unit === undefined) throw new ConfigError(`${option} ${JSON.stringify(value)}: not a size (try 256M or 1G)`);
+  const bytes = Math.round(Number(match[1]) * unit);
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new ConfigError(`${option} ${value}: not a usable size`);
+  return bytes;
+}
+
+export function resolveConfig(config: VmConfig, limits: { hostMemory?: number } = {}): ResolvedVmConfig {
+  const memory = parseSize(config.memory ?? DEFAULT_MEMORY);
+  if (memory < MIN_MEMORY) throw new ConfigError(`--mem ${config.memory}: at least ${MIN_MEMORY / MiB} MiB is needed`);
+  if (memory % 4096 !== 0) throw new ConfigError(`--mem ${config.memory}: must be a whole number of 4 KiB pages`);
+  const hostMemory = limits.hostMemory ?? totalmem();
+  if (memory > hostMemory) {
+    throw new ConfigError(`--mem ${config.memory}: ${Math.round(memory / MiB)} MiB is more than this host's ${Math.round(hostMemory / MiB)} MiB`);
+  }
+  const cpus = config.cpus ?? 1;
+  if (!Number.isInteger(cpus) || cpus < 1) throw new ConfigError(`--cpus ${config.cpus}: must be a whole number of at least 1`);
+  if (cpus > MAX_CPUS) throw new ConfigError(`--cpus ${cpus}: at most ${MAX_CPUS} vCPUs are supported`);
+  const kernel = config.kernel ?? DEFAULT_KERNEL;
+  if (config.kernel === undefined && !existsSync(kernel)) {
+    throw new ConfigError(`the default guest is not built (${kernel}); run \`npm install\` or \`make -C guests\``);
+  }
+  return {
+    kernel,
+    initrd: config.initrd,
+    cmdline: config.cmdline ?? DEFAULT_CMDLINE,
+    memory,
+    cpus,
+    name: config.name ?? `vm-${process.pid}`,
+  };
+}

@@ -1,0 +1,41 @@
+// How a VM run ends, as the vCPU thread reports it and the API and CLI present it.
+
+export type ShutdownReason =
+  /** The guest pulsed the i8042 reset line (how a PC guest reboots or powers off). */
+  | 'i8042-reset'
+  /** KVM_EXIT_SHUTDOWN: the guest triple-faulted. */
+  | 'triple-fault'
+  /** KVM_EXIT_SYSTEM_EVENT (PSCI/ACPI style shutdown, reset or crash). */
+  | 'system-shutdown'
+  | 'system-reset'
+  | 'system-crash';
+
+export type VmOutcome =
+  | { kind: 'shutdown'; reason: ShutdownReason }
+  /** Stopped by the host: the user, a script or the dashboard. */
+  | { kind: 'stopped' }
+  | { kind: 'error'; code: VmErrorCode; message: string; diagnostics?: string };
+
+export type VmErrorCode =
+  | 'EMULATION_FAILURE'
+  | 'INTERNAL_ERROR'
+  | 'FAIL_ENTRY'
+  | 'UNHANDLED_EXIT'
+  | 'VMM_ERROR';
+
+export function describeOutcome(outcome: VmOutcome): string {
+  switch (outcome.kind) {
+    case 'shutdown':
+      return {
+        'i8042-reset': 'guest shut down (reset through the i8042 controller)',
+        'triple-fault': 'guest reset (triple fault)',
+        'system-shutdown': 'guest powered off',
+        'system-reset': 'guest reset',
+        'system-crash': 'guest reported a crash',
+      }[outcome.reason];
+    case 'stopped':
+      return 'stopped';
+    case 'error':
+      return outcome.message;
+  }
+}

@@ -1,0 +1,86 @@
+// What the main thread and a vCPU thread share without messages: the command the vCPU should
+// obey, the state it reports, its thread id (so it can be kicked out of KVM_RUN) and counters.
+
+export const VcpuCommand = { Run: 0, Pause: 1, Stop: 2 } as const;
+export type VcpuCommand = (typeof VcpuCommand)[keyof typeof VcpuCommand];
+
+export const VcpuState = { Starting: 0, Running: 1, Paused: 2, Exited: 3 } as const;
+export type VcpuState = (typeof VcpuState)[keyof typeof VcpuState];
+
+const COMMAND = 0;
+const STATE = 1;
+const INTS = 4;
+
+/** Counters the vCPU thread increments; readers may see them a little stale. */
+export const COUNTERS = ['exits', 'io', 'mmio', 'interrupted', 'unclaimed'] as const;
+export type Counter = (typeof COUNTERS)[number];
+
+export class VcpuControl {
+  readonly buffer: SharedArrayBuffer;
+  readonly #ints: Int32Array;
+  readonly #thread: BigInt64Array;
+  readonly counters: Float64Array;
+
+  private constructor(buffer: SharedArrayBuffer) {
+    this.buffer = buffer;
+    this.#ints = new Int32Array(buffer, 0, INTS);
+    this.#thread = new BigInt64Array(buffer, INTS * 4, 1);
+    this.counters = new Float64Array(buffer, INTS * 4 + 8, COUNTERS.length);
+  }
+
+  static create(): VcpuControl {
+    return new VcpuControl(new SharedArrayBuffer(INTS * 4 + 8 + COUNTERS.length * 8));
+  }
+
+  static attach(buffer: SharedArrayBuffer): VcpuControl {
+    return new VcpuControl(buffer);
+  }
+
+  get command(): VcpuCommand {
+    return Atomics.load(this.#ints, COMMAND) as VcpuCommand;
+  }
+
+  set command(command: VcpuCommand) {
+    Atomics.store(this.#ints, COMMAND, command);
+    Atomics.notify(this.#ints, COMMAND);
+  }
+
+  get state(): VcpuState {
+    return Atomics.load(this.#ints, STATE) as VcpuState;
+  }
+
+  set state(state: VcpuState) {
+    Atomics.store(this.#ints, STATE, state);
+    Atomics.notify(this.#ints, STATE);
+  }
+
+  /** Sleeps until the command is no longer `command` (the vCPU thread waits like this while paused). */
+  waitWhileCommand(command: VcpuCommand): void {
+    while (this.command === command) Atomics.wait(this.#ints, COMMAND, command);
+  }
+
+  /** Resolves when the vCPU reports `state`, or after `timeoutMs`; says which. */
+  async waitForState(state: VcpuState, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const now = this.state;
+      if (now === state) return true;
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      const result = Atomics.waitAsync(this.#ints, STATE, now, Math.min(left, 20));
+      if (result.async) await result.value;
+    }
+  }
+
+  get thread(): bigint {
+    return Atomics.load(this.#thread, 0);
+  }
+
+  set thread(id: bigint) {
+    Atomics.store(this.#thread, 0, id);
+  }
+
+  count(counter: Counter): number {
+    return this.counters[COUNTERS.indexOf(counter)]!;
+  }
+}

@@ -1,0 +1,144 @@
+// The exit loop of one vCPU: KVM_RUN, decode the exit, hand it to a device or end the run.
+// It runs on the vCPU's own thread, which also owns the devices, because a thread-to-thread
+// hand-off costs ~8x an exit on these machines (see README, "Performance").
+
+import type { VcpuFd } from '../kvm/kvm.js';
+import type { KvmRun, VcpuExit } from '../kvm/kvm-run.js';
+import { KVM_INTERNAL_ERROR, KVM_SYSTEM_EVENT } from '../kvm/ioctls.js';
+import type { Bus } from '../devices/bus.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
+import { COUNTERS, VcpuCommand, VcpuControl, VcpuState, type Counter } from './vcpu-control.js';
+import type { VmOutcome } from './outcome.js';
+import { vcpuReport } from './diagnostics.js';
+
+export interface VcpuLoopContext {
+  vcpu: VcpuFd;
+  run: KvmRun;
+  memory: GuestMemory;
+  pio: Bus;
+  mmio: Bus;
+  control: VcpuControl;
+  /** Called after a kick: the main thread may have queued console input. */
+  onKick(): void;
+  log(message: string): void;
+}
+
+export class VcpuLoop {
+  readonly #ctx: VcpuLoopContext;
+  /** Set by a device (the i8042 reset line) to end the run after the current exit. */
+  #requested: VmOutcome | undefined;
+  readonly #counters: Float64Array;
+  readonly #index: Record<Counter, number>;
+
+  constructor(ctx: VcpuLoopContext) {
+    this.#ctx = ctx;
+    this.#counters = ctx.control.counters;
+    this.#index = Object.fromEntries(COUNTERS.map((c, i) => [c, i])) as Record<Counter, number>;
+  }
+
+  /** Ends the run once the current exit is handled. */
+  requestStop(outcome: VmOutcome): void {
+    this.#requested ??= outcome;
+  }
+
+  run(): VmOutcome {
+    const { vcpu, run, control } = this.#ctx;
+    control.state = VcpuState.Running;
+    const counters = this.#counters;
+    const exitsIndex = this.#index.exits;
+    for (;;) {
+      const command = control.command;
+      if (command !== VcpuCommand.Run) {
+        const outcome = this.#obey(command);
+        if (outcome) return outcome;
+      }
+      const exit = run.decode(vcpu.run());
+      counters[exitsIndex]!++;
+      const outcome = this.handle(exit);
+      if (outcome) return outcome;
+      if (this.#requested) return this.#requested;
+    }
+  }
+
+  /** One exit: undefined to go on, or how the run ends. Every exit kind is handled here. */
+  handle(exit: VcpuExit): VmOutcome | undefined {
+    switch (exit.kind) {
+      case 'io':
+        this.#io(exit);
+        return undefined;
+      case 'mmio':
+        this.#mmio(exit);
+        return undefined;
+      case 'interrupted':
+        this.#ctx.run.immediateExit = false;
+        this.#counters[this.#index.interrupted]!++;
+        this.#ctx.onKick();
+        return undefined;
+      case 'hlt':
+      case 'irq-window-open':
+        return undefined;
+      case 'shutdown':
+        return { kind: 'shutdown', reason: 'triple-fault' };
+      case 'system-event':
+        if (exit.type === KVM_SYSTEM_EVENT.KVM_SYSTEM_EVENT_SHUTDOWN) return { kind: 'shutdown', reason: 'system-shutdown' };
+        if (exit.type === KVM_SYSTEM_EVENT.KVM_SYSTEM_EVENT_RESET) return { kind: 'shutdown', reason: 'system-reset' };
+        if (exit.type === KVM_SYSTEM_EVENT.KVM_SYSTEM_EVENT_CRASH) return { kind: 'shutdown', reason: 'system-crash' };
+        return this.#error('UNHANDLED_EXIT', `unhandled system event ${exit.type}`);
+      case 'internal-error':
+        if (exit.suberror === KVM_INTERNAL_ERROR.KVM_INTERNAL_ERROR_EMULATION) {
+          return this.#error('EMULATION_FAILURE', `vCPU ${this.#ctx.vcpu.id}: KVM could not emulate a guest instruction (KVM_EXIT_INTERNAL_ERROR, emulation failure)`);
+        }
+        return this.#error('INTERNAL_ERROR', `vCPU ${this.#ctx.vcpu.id}: KVM internal error, suberror ${exit.suberror}${exit.data.length ? ` (data ${exit.data.map((d) => `0x${d.toString(16)}`).join(' ')})` : ''}`);
+      case 'fail-entry':
+        return this.#error('FAIL_ENTRY', `vCPU ${this.#ctx.vcpu.id}: KVM could not enter the guest (KVM_EXIT_FAIL_ENTRY, hardware reason 0x${exit.hardwareReason.toString(16)})`);
+      case 'unknown':
+        return this.#error('UNHANDLED_EXIT', `vCPU ${this.#ctx.vcpu.id}: unhandled exit reason ${exit.exitReason} (hardware reason 0x${exit.hardwareReason.toString(16)})`);
+      default: {
+        const never: never = exit;
+        return never;
+      }
+    }
+  }
+
+  #io(exit: Extract<VcpuExit, { kind: 'io' }>): void {
+    this.#counters[this.#index.io]!++;
+    const { pio, run } = this.#ctx;
+    const data = run.ioData(exit);
+    // String I/O (rep ins/outs) arrives as `count` items of `size` bytes.
+    for (let i = 0; i < exit.count; i++) {
+      const item = exit.count === 1 ? data : data.subarray(i * exit.size, (i + 1) * exit.size);
+      const claimed = exit.write ? pio.write(exit.port, item) : pio.read(exit.port, item);
+      if (!claimed) this.#unclaimed('port', exit.port);
+    }
+  }
+
+  #mmio(exit: Extract<VcpuExit, { kind: 'mmio' }>): void {
+    this.#counters[this.#index.mmio]!++;
+    const { mmio, run } = this.#ctx;
+    const data = run.mmioData(exit.length);
+    const claimed = exit.write ? mmio.write(exit.address, data) : mmio.read(exit.address, data);
+    if (!claimed) this.#unclaimed('MMIO address', exit.address);
+  }
+
+  #unclaimed(space: string, address: number): void {
+    this.#counters[this.#index.unclaimed]!++;
+    const bus = space === 'port' ? this.#ctx.pio : this.#ctx.mmio;
+    // Log the first access to each address only: a guest probing hardware must not flood the log.
+    if (bus.unclaimed.get(address) === 1) this.#ctx.log(`guest accessed unassigned ${space} 0x${address.toString(16)}`);
+  }
+
+  #obey(command: VcpuCommand): VmOutcome | undefined {
+    const { control } = this.#ctx;
+    if (command === VcpuCommand.Pause) {
+      control.state = VcpuState.Paused;
+      control.waitWhileCommand(VcpuCommand.Pause);
+      control.state = VcpuState.Running;
+      return control.command === VcpuCommand.Stop ? { kind: 'stopped' } : undefined;
+    }
+    return { kind: 'stopped' };
+  }
+
+  #error(code: Extract<VmOutcome, { kind: 'error' }>['code'], message: string): VmOutcome {
+    return { kind: 'error', code, message, diagnostics: vcpuReport(this.#ctx.vcpu, this.#ctx.memory) };
+  }
+}

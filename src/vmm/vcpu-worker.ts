@@ -1,0 +1,69 @@
+// Entry point of a vCPU thread (a worker_thread). It attaches to the VM the main thread built,
+// creates the devices this thread owns, runs the exit loop and reports how the run ended.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { addon } from '../kvm/addon.js';
+import { VcpuFd, VmFd } from '../kvm/kvm.js';
+import { KvmRun } from '../kvm/kvm-run.js';
+import { GuestMemory, type GuestRegionDescriptor } from '../memory/guest-memory.js';
+import { ByteRing } from './byte-ring.js';
+import { VcpuControl, VcpuState } from './vcpu-control.js';
+import { VcpuLoop } from './vcpu-loop.js';
+import { createLegacyDevices } from './legacy-devices.js';
+import type { VmOutcome } from './outcome.js';
+
+export interface VcpuWorkerData {
+  vmFd: number;
+  vcpuFd: number;
+  vcpuId: number;
+  kvmRunAddress: bigint;
+  kvmRunSize: number;
+  memory: GuestRegionDescriptor[];
+  control: SharedArrayBuffer;
+  consoleIn: SharedArrayBuffer;
+  consoleOut: SharedArrayBuffer;
+}
+
+export type VcpuWorkerMessage =
+  | { type: 'exit'; outcome: VmOutcome }
+  | { type: 'log'; message: string };
+
+function post(message: VcpuWorkerMessage): void {
+  parentPort?.postMessage(message);
+}
+
+function main(data: VcpuWorkerData): void {
+  const native = addon();
+  const control = VcpuControl.attach(data.control);
+  control.thread = native.threadSelf();
+  let outcome: VmOutcome;
+  const memory = GuestMemory.attach(data.memory);
+  try {
+    // The fds belong to the main thread; these wrappers only borrow them and never close them.
+    const vm = new VmFd(data.vmFd, data.kvmRunSize);
+    const vcpu = VcpuFd.fromFd(data.vcpuFd, data.vcpuId, data.kvmRunSize);
+    const run = new KvmRun(native.arrayBuffer(data.kvmRunAddress, data.kvmRunSize), data.kvmRunAddress);
+    const consoleIn = ByteRing.attach(data.consoleIn);
+    const devices = createLegacyDevices({
+      irq: (line) => ({ set: (level) => vm.irqLine(line, level) }),
+      consoleOut: ByteRing.attach(data.consoleOut),
+      consoleIn,
+      // Called only from inside loop.run(), after `loop` exists.
+      onReset: () => loop.requestStop({ kind: 'shutdown', reason: 'i8042-reset' }),
+    });
+    const loop: VcpuLoop = new VcpuLoop({
+      vcpu, run, memory, control,
+      pio: devices.pio,
+      mmio: devices.mmio,
+      onKick: () => devices.serial.pollInput(),
+      log: (message) => post({ type: 'log', message }),
+    });
+    outcome = loop.run();
+  } catch (error) {
+    outcome = { kind: 'error', code: 'VMM_ERROR', message: `vCPU ${data.vcpuId}: ${(error as Error).message}`, diagnostics: (error as Error).stack };
+  }
+  control.state = VcpuState.Exited;
+  post({ type: 'exit', outcome });
+}
+
+main(workerData as VcpuWorkerData);

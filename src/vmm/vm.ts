@@ -1,0 +1,288 @@
+// The public face of a virtual machine, on the main thread: build it, start one thread per vCPU,
+// exchange console bytes, pause, stop, and learn how it ended. The event loop is never blocked:
+// KVM_RUN happens on the vCPU threads, and this side only moves bytes and flags.
+
+import { EventEmitter } from 'node:events';
+import { Worker } from 'node:worker_threads';
+import { addon } from '../kvm/addon.js';
+import { TsvmmError } from '../errors.js';
+import { resolveConfig, type ResolvedVmConfig, type VmConfig } from './config.js';
+import { buildVm, type BuiltVm } from './builder.js';
+import { ByteRing } from './byte-ring.js';
+import { COUNTERS, VcpuCommand, VcpuControl, VcpuState, type Counter } from './vcpu-control.js';
+import { describeOutcome, type VmOutcome } from './outcome.js';
+import type { VcpuWorkerData, VcpuWorkerMessage } from './vcpu-worker.js';
+
+/** A real-time signal Node leaves alone; its empty handler makes KVM_RUN return EINTR. */
+export const KICK_SIGNAL = 40;
+const KICK_RETRY_MS = 20;
+const OUTPUT_LIMIT = 16 * 1024 * 1024;
+
+export type VmState = 'created' | 'running' | 'paused' | 'exited';
+
+export interface VmEvents {
+  output: [chunk: Buffer];
+  log: [message: string];
+  exit: [outcome: VmOutcome];
+}
+
+interface VcpuThread {
+  control: VcpuControl;
+  worker: Worker;
+  ended: Promise<void>;
+}
+
+export class VmError extends TsvmmError {
+  constructor(code: string, message: string) {
+    super(code, message);
+    this.name = 'VmError';
+  }
+}
+
+export class Vm extends EventEmitter<VmEvents> {
+  readonly config: ResolvedVmConfig;
+  readonly #built: BuiltVm;
+  readonly #consoleIn = ByteRing.create(4096);
+  readonly #consoleOut = ByteRing.create(64 * 1024);
+  #threads: VcpuThread[] = [];
+  #state: VmState = 'created';
+  #output: Buffer[] = [];
+  #outputBytes = 0;
+  #pendingInput: Buffer[] = [];
+  #outcome: VmOutcome | undefined;
+  #exited: Promise<VmOutcome>;
+  #resolveExited!: (outcome: VmOutcome) => void;
+  #startedAt = 0;
+
+  private constructor(config: ResolvedVmConfig, built: BuiltVm) {
+    super();
+    this.config = config;
+    this.#built = built;
+    this.#exited = new Promise((resolve) => { this.#resolveExited = resolve; });
+  }
+
+  /** Builds the VM (memory, kernel, vCPUs) without running it. Throws TsvmmError on bad input. */
+  static create(config: VmConfig = {}): Vm {
+    const resolved = resolveConfig(config);
+    return new Vm(resolved, buildVm(resolved));
+  }
+
+  /** Builds and starts a VM. */
+  static boot(config: VmConfig = {}): Vm {
+    const vm = Vm.create(config);
+    vm.start();
+    return vm;
+  }
+
+  get state(): VmState {
+    return this.#state;
+  }
+
+  /** How the kernel was entered: "PVH ELF" or "ELF64". */
+  get bootProtocol(): string {
+    return this.#built.kernel.protocol;
+  }
+
+  /** Everything the guest wrote to its serial console so far. */
+  get output(): string {
+    return Buffer.concat(this.#output).toString('utf8');
+  }
+
+  get uptimeMs(): number {
+    return this.#startedAt ? performance.now() - this.#startedAt : 0;
+  }
+
+  /** Exit counters summed over all vCPUs. */
+  get stats(): Record<Counter, number> {
+    const totals = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<Counter, number>;
+    for (const t of this.#threads) for (const c of COUNTERS) totals[c] += t.control.count(c);
+    return totals;
+  }
+
+  start(): void {
+    if (this.#state !== 'created') throw new VmError('VM_STATE', `cannot start a VM that is ${this.#state}`);
+    const native = addon();
+    const rc = native.installEmptySignalHandler(KICK_SIGNAL);
+    if (rc < 0) throw new VmError('VMM_ERROR', `cannot install the vCPU kick signal handler (errno ${-rc})`);
+    const { vm, vcpus, memory } = this.#built;
+    this.#startedAt = performance.now();
+    this.#state = 'running';
+    this.#threads = vcpus.map((vcpu) => {
+      const control = VcpuControl.create();
+      const data: VcpuWorkerData = {
+        vmFd: vm.fd,
+        vcpuFd: vcpu.fd,
+        vcpuId: vcpu.id,
+        kvmRunAddress: vcpu.kvmRun.address,
+        kvmRunSize: vcpu.mmapSize,
+        memory: memory.descriptors,
+        control: control.buffer,
+        consoleIn: this.#consoleIn.buffer,
+        consoleOut: this.#consoleOut.buffer,
+      };
+      const worker = new Worker(new URL('./vcpu-worker.js', import.meta.url), { workerData: data });
+      const ended = new Promise<void>((resolve) => {
+        worker.on('message', (message: VcpuWorkerMessage) => this.#onMessage(message));
+        worker.on('error', (error) => this.#finish({ kind: 'error', code: 'VMM_ERROR', message: `vCPU ${vcpu.id} thread failed: ${error.message}`, diagnostics: error.stack }));
+        worker.on('exit', () => {
+          control.state = VcpuState.Exited;
+          this.#finish({ kind: 'error', code: 'VMM_ERROR', message: `vCPU ${vcpu.id} thread ended unexpectedly` });
+          resolve();
+        });
+      });
+      return { control, worker, ended };
+    });
+    void this.#pumpOutput();
+  }
+
+  /** Sends bytes to the guest's serial console, as if typed. */
+  write(input: string | Uint8Array): void {
+    if (this.#state === 'exited') return;
+    this.#pendingInput.push(Buffer.from(input));
+    this.#flushInput();
+  }
+
+  /** Resolves with the console output once it matches `pattern`; rejects after `timeoutMs` or if the VM ends first. */
+  waitForOutput(pattern: string | RegExp, timeoutMs = 30_000): Promise<string> {
+    const matches = () => (typeof pattern === 'string' ? this.output.includes(pattern) : pattern.test(this.output));
+    if (matches()) return Promise.resolve(this.output);
+    return new Promise((resolve, reject) => {
+      const done = (error?: Error) => {
+        clearTimeout(timer);
+        this.off('output', onOutput);
+        this.off('exit', onExit);
+        if (error) reject(error);
+        else resolve(this.output);
+      };
+      const onOutput = () => { if (matches()) done(); };
+      const onExit = (outcome: VmOutcome) => {
+        if (matches()) done();
+        else done(new VmError('VM_EXITED', `VM ended (${describeOutcome(outcome)}) before printing ${String(pattern)}`));
+      };
+      const timer = setTimeout(() => done(new VmError('TIMEOUT', `no ${String(pattern)} in the console output after ${timeoutMs} ms`)), timeoutMs);
+      this.on('output', onOutput);
+      this.on('exit', onExit);
+    });
+  }
+
+  /** Resolves when the VM has ended and its resources are released. */
+  wait(): Promise<VmOutcome> {
+    return this.#exited;
+  }
+
+  /** Stops every vCPU (at once, even inside KVM_RUN) and resolves when the VM is gone. */
+  async stop(): Promise<VmOutcome> {
+    if (this.#state === 'created') {
+      this.#state = 'exited';
+      this.#built.release();
+      this.#outcome = { kind: 'stopped' };
+      this.#resolveExited(this.#outcome);
+    } else if (this.#state !== 'exited') {
+      this.#stopThreads({ kind: 'stopped' });
+    }
+    return this.#exited;
+  }
+
+  /** Pauses every vCPU; resolves when all of them are out of KVM_RUN and waiting. */
+  async pause(): Promise<void> {
+    if (this.#state !== 'running') throw new VmError('VM_STATE', `cannot pause a VM that is ${this.#state}`);
+    for (const t of this.#threads) t.control.command = VcpuCommand.Pause;
+    await Promise.all(this.#threads.map((t) => this.#kickUntil(t, () => t.control.state === VcpuState.Paused || t.control.state === VcpuState.Exited)));
+    if (this.#state === 'running') this.#state = 'paused';
+  }
+
+  resume(): void {
+    if (this.#state !== 'paused') throw new VmError('VM_STATE', `cannot resume a VM that is ${this.#state}`);
+    for (const t of this.#threads) t.control.command = VcpuCommand.Run;
+    this.#state = 'running';
+  }
+
+  #onMessage(message: VcpuWorkerMessage): void {
+    switch (message.type) {
+      case 'exit':
+        this.#stopThreads(message.outcome);
+        break;
+      case 'log':
+        this.emit('log', message.message);
+        break;
+      default: {
+        const never: never = message;
+        return never;
+      }
+    }
+  }
+
+  /** The first outcome wins: the others are consequences of stopping. */
+  #stopThreads(outcome: VmOutcome): void {
+    this.#outcome ??= outcome;
+    for (const t of this.#threads) {
+      t.control.command = VcpuCommand.Stop;
+      void this.#kickUntil(t, () => t.control.state === VcpuState.Exited);
+    }
+    void Promise.all(this.#threads.map((t) => t.ended)).then(() => this.#release());
+  }
+
+  #finish(outcome: VmOutcome): void {
+    if (this.#state !== 'exited') this.#stopThreads(outcome);
+  }
+
+  /** Kicks a vCPU out of KVM_RUN until `done()`; a kick can land between two KVM_RUNs, hence the retries. */
+  async #kickUntil(thread: VcpuThread, done: () => boolean): Promise<void> {
+    const native = addon();
+    const run = this.#built.vcpus[this.#threads.indexOf(thread)]?.kvmRun;
+    while (!done()) {
+      if (run) run.immediateExit = true;
+      const id = thread.control.thread;
+      if (id !== 0n) native.threadKill(id, KICK_SIGNAL);
+      await new Promise((resolve) => setTimeout(resolve, KICK_RETRY_MS));
+    }
+  }
+
+  #flushInput(): void {
+    while (this.#pendingInput.length > 0) {
+      const chunk = this.#pendingInput[0]!;
+      const n = this.#consoleIn.writeSome(chunk);
+      if (n < chunk.length) {
+        this.#pendingInput[0] = chunk.subarray(n);
+        setTimeout(() => this.#flushInput(), 10);
+        break;
+      }
+      this.#pendingInput.shift();
+    }
+    // The boot CPU owns the UART; a kick makes it look at the input ring even while halted.
+    const boot = this.#threads[0];
+    const run = this.#built.vcpus[0]?.kvmRun;
+    if (boot && boot.control.state === VcpuState.Running && run) {
+      run.immediateExit = true;
+      const id = boot.control.thread;
+      if (id !== 0n) addon().threadKill(id, KICK_SIGNAL);
+    }
+  }
+
+  async #pumpOutput(): Promise<void> {
+    while (this.#state !== 'exited') {
+      await Promise.race([this.#consoleOut.waitForData(), this.#exited]);
+      this.#drainOutput();
+    }
+  }
+
+  #drainOutput(): void {
+    const bytes = this.#consoleOut.drain();
+    if (bytes.length === 0) return;
+    const chunk = Buffer.from(bytes);
+    this.#output.push(chunk);
+    this.#outputBytes += chunk.length;
+    while (this.#outputBytes > OUTPUT_LIMIT && this.#output.length > 1) this.#outputBytes -= this.#output.shift()!.length;
+    this.emit('output', chunk);
+  }
+
+  #release(): void {
+    if (this.#state === 'exited') return;
+    this.#drainOutput();
+    this.#state = 'exited';
+    this.#built.release();
+    const outcome = this.#outcome ?? { kind: 'stopped' };
+    this.emit('exit', outcome);
+    this.#resolveExited(outcome);
+  }
+}
