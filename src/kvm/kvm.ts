@@ -72,7 +72,8 @@ abstract class Fd {
   }
 }
 
-export const KVM_DEVICE = '/dev/kvm';
+/** The KVM device; TSVMM_KVM_DEVICE overrides it (tests use it to check the error for a missing one). */
+export const KVM_DEVICE = process.env.TSVMM_KVM_DEVICE ?? '/dev/kvm';
 
 export class Kvm extends Fd {
   /** Opens /dev/kvm and checks the API version; the error says what to do when it is missing. */

@@ -1,0 +1,183 @@
+/*
+ * test.elf: the guest tsvmm's tests boot. The command line picks one behaviour (mode=NAME);
+ * see README.md for the exact lines each mode prints. Lines end in a bare "\n".
+ */
+#include "lib/lib.h"
+#include "lib/pvh.h"
+
+static const struct hvm_start_info *start_info;
+static const char *cmdline;
+
+/* Parses key=N from the command line; bad numbers end the test rather than being guessed at. */
+static uint64_t arg_u64(const char *key, uint64_t fallback)
+{
+	size_t len;
+	const char *v = cmdline_get(cmdline, key, &len);
+	uint64_t n;
+
+	if (!v)
+		return fallback;
+	if (!parse_u64(v, len, &n)) {
+		kprintf("test: bad %s \"%.*s\"\n", key, (int)len, v);
+		shutdown();
+	}
+	return n;
+}
+
+static void mode_exits(void)
+{
+	uint64_t count = arg_u64("count", 1000000);
+	uint64_t n = count;
+
+	kprintf("exits: start\n");
+	/* Three instructions per exit, all emulated: the point is the exits, not this loop. */
+	if (n)
+		__asm__ volatile("1: outb %%al, $0x80\n\t"
+				 "dec %0\n\t"
+				 "jnz 1b"
+				 : "+c"(n) : "a"(0) : "memory");
+	kprintf("exits: done %lu\n", count);
+}
+
+struct byte_range {
+	const uint8_t *p;
+	uint64_t size;
+};
+
+/* CPL 3: too slow to do at CPL 0 for a module of any size. */
+static uint64_t byte_sum(void *arg)
+{
+	const struct byte_range *r = arg;
+	uint32_t sum = 0;
+
+	for (uint64_t i = 0; i < r->size; i++)
+		sum += r->p[i];
+	return sum;
+}
+
+static void mode_info(void)
+{
+	const struct hvm_start_info *si = start_info;
+	uint32_t nr_modules = si->magic == HVM_START_MAGIC ? si->nr_modules : 0;
+
+	kprintf("info: magic=0x%x version=0x%x cmdline=\"%s\" modules=0x%x\n", si->magic, si->version,
+		cmdline, nr_modules);
+	const struct hvm_modlist_entry *mods = (const void *)si->modlist_paddr;
+	for (uint32_t i = 0; i < nr_modules; i++) {
+		struct byte_range r = { (const uint8_t *)mods[i].paddr, mods[i].size };
+		uint64_t sum = run_user(byte_sum, &r);
+		kprintf("module: addr=0x%lx size=0x%lx sum=0x%lx\n", mods[i].paddr, mods[i].size, sum);
+	}
+	const struct hvm_memmap_table_entry *map;
+	uint32_t entries = pvh_memmap(si, &map);
+	for (uint32_t i = 0; i < entries; i++)
+		kprintf("memmap: addr=0x%lx size=0x%lx type=0x%x\n", map[i].addr, map[i].size,
+			map[i].type);
+	kprintf("info: cpl=%u\n", current_cpl());
+}
+
+static void mode_triple_fault(void)
+{
+	kprintf("triple-fault: now\n");
+	triple_fault();
+}
+
+static void mode_emulation_failure(void)
+{
+	static volatile uint64_t slot[2] __attribute__((aligned(16)));
+	uint64_t lo = 0, hi = 0;
+
+	kprintf("emulation-failure: now\n");
+	__asm__ volatile("lock cmpxchg16b %0" : "+m"(slot), "+a"(lo), "+d"(hi) : "b"(1), "c"(2));
+	/* Only where the instruction can be emulated (or runs natively) do we get here. */
+	kprintf("emulation-failure: survived\n");
+}
+
+#define MMIO_LOW  0xd0000000ul  /* in the 32-bit hole below 4 GiB */
+#define MMIO_HIGH 0x300000000ul /* 12 GiB: above any RAM a test gives the guest */
+
+static void mode_mmio(void)
+{
+	uint32_t v = *(volatile uint32_t *)MMIO_LOW;
+
+	kprintf("mmio: read=0x%x\n", v);
+	*(volatile uint32_t *)MMIO_LOW = 0x12345678;
+	*(volatile uint32_t *)MMIO_HIGH = 0x9abcdef0;
+	kprintf("mmio: survived\n");
+}
+
+/* A 64-bit LCG (Knuth's MMIX constants): cheap per step, and no compiler can skip the steps. */
+static uint64_t lcg_loop(void *arg)
+{
+	uint64_t n = *(const uint64_t *)arg, x = 0;
+
+	for (uint64_t i = 0; i < n; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		__asm__("" : "+r"(x));
+	}
+	return x;
+}
+
+static void mode_cpl3(void)
+{
+	uint64_t loops = arg_u64("loops", 100000000);
+	uint64_t result = run_user(lcg_loop, &loops);
+
+	kprintf("cpl3: cs=0x%lx result=0x%lx\n", user_cs, result);
+}
+
+static void mode_halt(void)
+{
+	kprintf("halt: now\n");
+	for (;;)
+		__asm__ volatile("cli; hlt");
+}
+
+static uint64_t spin_forever(void *arg)
+{
+	(void)arg;
+	for (;;)
+		__asm__ volatile("");
+	return 0;
+}
+
+static void mode_spin(void)
+{
+	kprintf("spin: now\n");
+	run_user(spin_forever, NULL);
+}
+
+static const struct {
+	const char *name;
+	void (*run)(void);
+} modes[] = {
+	{ "exits", mode_exits },
+	{ "info", mode_info },
+	{ "triple-fault", mode_triple_fault },
+	{ "emulation-failure", mode_emulation_failure },
+	{ "mmio", mode_mmio },
+	{ "cpl3", mode_cpl3 },
+	{ "halt", mode_halt },
+	{ "spin", mode_spin },
+};
+
+void kmain(const struct hvm_start_info *si)
+{
+	size_t len = 0;
+	const char *mode;
+
+	console_init(false);
+	start_info = si;
+	cmdline = pvh_cmdline(si);
+	mode = cmdline_get(cmdline, "mode", &len);
+	if (!mode)
+		mode = "";
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (str_equal(mode, len, modes[i].name)) {
+			modes[i].run();
+			shutdown();
+		}
+	}
+	kprintf("test: unknown mode \"%.*s\"\n", (int)len, mode);
+	shutdown();
+}

@@ -1,0 +1,99 @@
+// Drives the real `tsvmm` command as a user would, checking output and exit codes.
+
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { kvmMissingReason, TEST_ELF } from '../helpers/kvm.js';
+
+function tsvmm(args: string[], options: { input?: string; env?: Record<string, string> } = {}) {
+  const result = spawnSync(process.execPath, ['bin/tsvmm.js', ...args], {
+    input: options.input ?? '', encoding: 'utf8', timeout: 60_000,
+    env: { ...process.env, ...options.env },
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** A user error: exit code 1, exactly one line on stderr, no stack trace. */
+function expectOneLineError(r: ReturnType<typeof tsvmm>, message: RegExp) {
+  expect(r.code).toBe(1);
+  const lines = r.stderr.trim().split('\n');
+  expect(lines, r.stderr).toHaveLength(1);
+  expect(lines[0]).toMatch(/^tsvmm: error: /);
+  expect(lines[0]).toMatch(message);
+}
+
+describe('tsvmm --help', () => {
+  it('explains the run command and its options', () => {
+    const r = tsvmm(['run', '--help']);
+    expect(r.code).toBe(0);
+    for (const option of ['--kernel', '--initrd', '--cmdline', '--mem', '--cpus', 'Ctrl-A X']) expect(r.stdout).toContain(option);
+  });
+
+  it('rejects an unknown command or option in one line', () => {
+    expect(tsvmm(['fly']).code).toBe(1);
+    const r = tsvmm(['run', '--turbo']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Unknown argument: turbo/);
+  });
+});
+
+describe.skipIf(kvmMissingReason)('tsvmm run', () => {
+  it('boots the default guest, which answers typed input and shuts down with exit code 0', () => {
+    const script = `const { spawn } = require('node:child_process');
+const p = spawn(process.execPath, ['bin/tsvmm.js', 'run', '--mem', '64M'], { stdio: ['pipe', 'pipe', 'inherit'] });
+let out = '';
+p.stdout.on('data', (d) => { out += d; if (out.includes('type something') && !p.sent) { p.sent = 1; p.stdin.write('exit\\r'); } });
+p.on('exit', (code) => { process.stdout.write(out); process.exit(code); });`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('Hello from a tiny x86-64 kernel');
+    expect(r.stdout).toContain('goodbye');
+    expect(r.stderr).toMatch(/guest shut down/);
+  });
+
+  it('passes the exit of a test guest through, with --json for scripts', () => {
+    const r = tsvmm(['run', '--kernel', TEST_ELF, '--cmdline', 'mode=exits count=10', '--mem', '32M', '--json']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('exits: done 10');
+    const summary = JSON.parse(r.stderr.trim().split('\n').pop()!);
+    expect(summary.outcome).toEqual({ kind: 'shutdown', reason: 'i8042-reset' });
+    expect(summary.stats.io).toBeGreaterThan(10);
+  });
+
+  it('reports an emulation failure with registers and exit code 1', () => {
+    const r = tsvmm(['run', '-q', '--kernel', TEST_ELF, '--cmdline', 'mode=emulation-failure', '--mem', '32M']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/tsvmm: error: vCPU 0: KVM could not emulate a guest instruction/);
+    expect(r.stderr).toMatch(/code at rip: f0 48 0f c7/);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no JavaScript stack
+  });
+
+  const dir = mkdtempSync(path.join(tmpdir(), 'tsvmm-cli-'));
+  const textFile = path.join(dir, 'notes.txt');
+  writeFileSync(textFile, 'not a kernel\n');
+  const bigInitrd = path.join(dir, 'big.img');
+  writeFileSync(bigInitrd, Buffer.alloc(20 * 1024 * 1024));
+
+  it.each([
+    ['a missing kernel', ['--kernel', '/nonexistent/vmlinux'], /kernel \/nonexistent\/vmlinux: no such file/],
+    ['a kernel that is a directory', ['--kernel', dir], /is a directory/],
+    ['a file that is not a kernel', ['--kernel', textFile], /not a kernel image/],
+    ['a memory size that is not a size', ['--mem', 'lots'], /--mem "lots": not a size/],
+    ['more memory than the host has', ['--mem', '64T'], /more than this host's/],
+    ['too little memory', ['--mem', '1M'], /at least 16 MiB/],
+    ['zero vCPUs', ['--cpus', '0'], /--cpus 0/],
+    ['more vCPUs than supported', ['--cpus', '4000'], /--cpus 4000: at most/],
+    ['an initrd larger than guest memory', ['--kernel', TEST_ELF, '--mem', '16M', '--initrd', bigInitrd], /initrd .*big.img: 20 MiB is larger than guest memory/],
+    ['an initrd that does not fit above the kernel', ['--kernel', TEST_ELF, '--mem', '20M', '--initrd', bigInitrd], /initrd .*big.img: 20 MiB does not fit/],
+    ['a command line that is too long', ['--kernel', TEST_ELF, '--cmdline', 'x'.repeat(70_000)], /command line of 70000 bytes is longer than 65535/],
+  ])('refuses %s in one line', (_what, args, message) => {
+    expectOneLineError(tsvmm(['run', ...args]), message);
+  });
+
+  it('says plainly when /dev/kvm is missing', () => {
+    const r = tsvmm(['run', '--kernel', TEST_ELF], { env: { TSVMM_KVM_DEVICE: '/nonexistent/kvm' } });
+    expectOneLineError(r, /cannot open \/nonexistent\/kvm: KVM is not available on this machine/);
+  });
+});

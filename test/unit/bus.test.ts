@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { Bus, BusError, type BusDevice } from '../../src/devices/bus.js';
+
+class Recorder implements BusDevice {
+  readonly writes: [number, number[]][] = [];
+  read(offset: number, data: Uint8Array): void { data.fill(offset); }
+  write(offset: number, data: Uint8Array): void { this.writes.push([offset, [...data]]); }
+}
+
+describe('Bus', () => {
+  it('hands a device only offsets inside its own range', () => {
+    const bus = new Bus('pio', 0x10000);
+    const dev = new Recorder();
+    bus.insert('dev', 0x3f8, 8, dev);
+    const data = new Uint8Array(1);
+    expect(bus.read(0x3fd, data)).toBe(true);
+    expect(data[0]).toBe(5);
+    bus.write(0x3f8, Uint8Array.of(0x41));
+    expect(dev.writes).toEqual([[0, [0x41]]]);
+  });
+
+  it('refuses empty, overflowing and overlapping ranges with a typed error', () => {
+    const bus = new Bus('pio', 0x10000);
+    bus.insert('a', 0x60, 5, new Recorder());
+    expect(() => bus.insert('empty', 0x100, 0, new Recorder())).toThrow(BusError);
+    expect(() => bus.insert('over', 0xfffe, 4, new Recorder())).toThrow(/overflows/);
+    expect(() => bus.insert('clash', 0x64, 2, new Recorder())).toThrow(/overlaps a at 0x60-0x64/);
+    expect(() => bus.insert('neg', -1, 2, new Recorder())).toThrow(BusError);
+    bus.insert('adjacent', 0x65, 1, new Recorder());
+    expect(bus.devices.map((d) => d.name)).toEqual(['a', 'adjacent']);
+  });
+
+  it('answers unclaimed reads with all ones, drops unclaimed writes and counts both', () => {
+    const bus = new Bus('mmio', 2 ** 52);
+    const data = new Uint8Array(4);
+    expect(bus.read(0xd0000000, data)).toBe(false);
+    expect([...data]).toEqual([0xff, 0xff, 0xff, 0xff]);
+    expect(bus.write(0xd0000000, data)).toBe(false);
+    expect(bus.unclaimed.get(0xd0000000)).toBe(2);
+  });
+
+  it('does not give a device an access that runs past the end of its range', () => {
+    const bus = new Bus('mmio', 2 ** 52);
+    const dev = new Recorder();
+    bus.insert('dev', 0x1000, 4, dev);
+    expect(bus.write(0x1002, new Uint8Array(4))).toBe(false);
+    expect(dev.writes).toEqual([]);
+  });
+
+  it('finds the right device among many (binary search and last-hit cache)', () => {
+    const bus = new Bus('pio', 0x10000);
+    const devices = Array.from({ length: 50 }, () => new Recorder());
+    devices.forEach((d, i) => bus.insert(`d${i}`, i * 16, 8, d));
+    for (const i of [49, 0, 25, 25, 7]) bus.write(i * 16 + 3, Uint8Array.of(i));
+    expect(devices[25]!.writes).toEqual([[3, [25]], [3, [25]]]);
+    expect(bus.write(16 * 10 + 9, Uint8Array.of(1))).toBe(false); // the gap after d10
+  });
+});

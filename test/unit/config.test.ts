@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseSize, resolveConfig, DEFAULT_MEMORY } from '../../src/vmm/config.js';
+
+const MiB = 1024 * 1024;
+
+describe('sizes', () => {
+  it.each([
+    ['256M', 256 * MiB], ['256MiB', 256 * MiB], ['1G', 1024 * MiB], ['1.5g', 1536 * MiB],
+    ['512', 512 * MiB], ['4096k', 4 * MiB], [' 64 MB ', 64 * MiB], [MiB * 32, MiB * 32],
+  ])('%s is %d bytes', (input, bytes) => expect(parseSize(input)).toBe(bytes));
+
+  it.each(['', 'abc', '12Q', '-5M', '1e3M', '0'])('refuses %j', (input) => {
+    expect(() => parseSize(input)).toThrow(ConfigError);
+  });
+});
+
+describe('VM configuration', () => {
+  it('fills in defaults', () => {
+    const c = resolveConfig({ kernel: 'k' });
+    expect(c).toMatchObject({ kernel: 'k', memory: DEFAULT_MEMORY, cpus: 1, cmdline: 'console=ttyS0 reboot=k panic=1' });
+  });
+
+  it.each([
+    [{ memory: '8M' }, /at least 16 MiB/],
+    [{ memory: '1T' }, /more than this host's 2048 MiB/],
+    [{ memory: 16 * MiB + 100 }, /whole number of 4 KiB pages/],
+    [{ cpus: 0 }, /--cpus 0: must be a whole number of at least 1/],
+    [{ cpus: 1.5 }, /--cpus 1.5/],
+    [{ cpus: 300 }, /at most 254 vCPUs/],
+  ])('refuses %j in one line', (config, message) => {
+    expect(() => resolveConfig({ kernel: 'k', ...config }, { hostMemory: 2048 * MiB })).toThrow(message);
+  });
+});

@@ -1,0 +1,50 @@
+import { describe, expect, it } from 'vitest';
+import { GuestMemory, GuestMemoryError, validateLayout } from '../../src/memory/guest-memory.js';
+import { ramLayout, GiB, MiB, memoryMap, E820_RAM, E820_RESERVED } from '../../src/arch/x86/layout.js';
+
+const memory = () => GuestMemory.fromBuffers([
+  { start: 0, bytes: new Uint8Array(0x2000) },
+  { start: 0x10000, bytes: new Uint8Array(0x1000) },
+]);
+
+describe('GuestMemory', () => {
+  it('reads and writes little-endian values inside a region', () => {
+    const m = memory();
+    m.writeU64(0x10ff8, 0x1122334455667788n);
+    expect(m.readU32(0x10ff8)).toBe(0x55667788);
+    expect(m.readU64(0x10ff8)).toBe(0x1122334455667788n);
+    m.write(0x10, Buffer.from('abc\0'));
+    expect(m.readCString(0x10, 100)).toBe('abc');
+  });
+
+  it('refuses any access that leaves guest memory, even by one byte', () => {
+    const m = memory();
+    expect(() => m.readU64(0x1ffc)).toThrow(GuestMemoryError);
+    expect(() => m.readU8(0x2000)).toThrow(/0x2000\+1 is outside guest memory/);
+    expect(() => m.write(0x10fff, Uint8Array.of(1, 2))).toThrow(GuestMemoryError);
+    expect(() => m.slice(-1, 1)).toThrow(GuestMemoryError);
+    expect(() => m.slice(Number.NaN, 1)).toThrow(GuestMemoryError);
+    expect(() => m.slice(2 ** 60, 1)).toThrow(GuestMemoryError);
+    // A range that spans two regions is refused too: no view may cross a gap.
+    expect(m.contains(0x1ff0, 0x20)).toBe(false);
+  });
+
+  it('validates layouts: aligned, non-empty, sorted, disjoint', () => {
+    expect(() => validateLayout([])).toThrow(/no regions/);
+    expect(() => validateLayout([{ start: 0, size: 0 }])).toThrow(/invalid/);
+    expect(() => validateLayout([{ start: 0, size: 100 }])).toThrow(/page-aligned/);
+    expect(() => validateLayout([{ start: 0x2000, size: 0x1000 }, { start: 0x1000, size: 0x2000 }])).toThrow(/overlaps/);
+    expect(() => validateLayout([{ start: 0, size: 0x1000 }, { start: 0x1000, size: 0x1000 }])).not.toThrow();
+  });
+
+  it('leaves the 32-bit PCI hole out of guest RAM', () => {
+    expect(ramLayout(256 * MiB)).toEqual([{ start: 0, size: 256 * MiB }]);
+    expect(ramLayout(5 * GiB)).toEqual([{ start: 0, size: 3 * GiB }, { start: 4 * GiB, size: 2 * GiB }]);
+    expect(memoryMap(ramLayout(5 * GiB))).toEqual([
+      { addr: 0, size: 0x9fc00, type: E820_RAM },
+      { addr: 0x9fc00, size: 0x60400, type: E820_RESERVED },
+      { addr: MiB, size: 3 * GiB - MiB, type: E820_RAM },
+      { addr: 4 * GiB, size: 2 * GiB, type: E820_RAM },
+    ]);
+  });
+});
