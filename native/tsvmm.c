@@ -149,6 +149,24 @@ static napi_value js_ioctl(napi_env env, napi_callback_info info) {
   return make_result(env, ioctl(fd, request, arg));
 }
 
+// ioctlNoArg(fd, request): result | -errno. ioctl() for requests without an argument, with no
+// argument inspection at all: KVM_RUN goes through here once per guest exit.
+static napi_value js_ioctl_no_arg(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd = -1;
+  uint32_t request = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_get_value_uint32(env, argv[1], &request) != napi_ok) {
+    return throw_last_error(env);
+  }
+  int rc = ioctl(fd, request, 0);
+  napi_value out;
+  if (napi_create_int32(env, rc < 0 ? -errno : rc, &out) != napi_ok) return throw_last_error(env);
+  return out;
+}
+
 // mmap(length, prot, flags, fd, offset): address as bigint | -errno as number
 static napi_value js_mmap(napi_env env, napi_callback_info info) {
   napi_value argv[5];
@@ -270,6 +288,7 @@ NAPI_MODULE_INIT() {
       {"open", js_open},
       {"close", js_close},
       {"ioctl", js_ioctl},
+      {"ioctlNoArg", js_ioctl_no_arg},
       {"mmap", js_mmap},
       {"munmap", js_munmap},
       {"madvise", js_madvise},

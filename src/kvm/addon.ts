@@ -11,6 +11,8 @@ export interface NativeAddon {
   open(path: string, flags: number): number;
   close(fd: number): number;
   ioctl(fd: number, request: number, arg: number | bigint | ArrayBufferView): number;
+  /** ioctl(fd, request, 0) without argument checks: the per-exit KVM_RUN. */
+  ioctlNoArg(fd: number, request: number): number;
   mmap(length: number | bigint, prot: number, flags: number, fd: number, offset: number): bigint | number;
   munmap(address: bigint, length: number | bigint): number;
   madvise(address: bigint, length: number | bigint, advice: number): number;

@@ -21,11 +21,47 @@ export class KvmRun {
   readonly bytes: Uint8Array;
   /** Host address of the mapping, so another thread can wrap the same page. */
   readonly address: bigint;
+  readonly #u16: Uint16Array;
+  readonly #u32: Uint32Array;
+  /** The last port-I/O data window handed out: KVM keeps it at one offset, so it is reused. */
+  #ioWindow: Uint8Array;
+  #ioWindowOffset = -1;
 
   constructor(buffer: ArrayBuffer, address: bigint) {
     this.view = new DataView(buffer);
     this.bytes = new Uint8Array(buffer);
     this.address = address;
+    this.#u16 = new Uint16Array(buffer);
+    this.#u32 = new Uint32Array(buffer);
+    this.#ioWindow = this.bytes.subarray(0, 0);
+  }
+
+  // The accessors below read one field each without allocating; the exit loop uses them for the
+  // common exit (a single port I/O) and decode() for everything else.
+
+  /** True for KVM_EXIT_IO moving one item: the exit a device driver makes most. */
+  get isSingleIo(): boolean {
+    return this.#u32[R.exit_reason / 4] === KVM_EXIT.KVM_EXIT_IO && this.#u32[R.io_count / 4] === 1;
+  }
+
+  get ioPort(): number {
+    return this.#u16[R.io_port / 2]!;
+  }
+
+  get ioIsWrite(): boolean {
+    return this.bytes[R.io_direction] === 1;
+  }
+
+  /** The data of a single port-I/O exit, as a view into this page. */
+  get ioItem(): Uint8Array {
+    // data_offset is a u64 but always small (inside the mapping): its low half is the value.
+    const offset = this.#u32[R.io_data_offset / 4]!;
+    const size = this.bytes[R.io_size]!;
+    if (offset !== this.#ioWindowOffset || size !== this.#ioWindow.length) {
+      this.#ioWindow = this.ioData({ size, count: 1, dataOffset: offset });
+      this.#ioWindowOffset = offset;
+    }
+    return this.#ioWindow;
   }
 
   set immediateExit(value: boolean) {

@@ -244,7 +244,7 @@ export class VcpuFd extends Fd {
 
   /** One KVM_RUN. Returns 0, or -EINTR when a signal (a kick) interrupted it; throws otherwise. */
   run(): number {
-    const rc = this.native.ioctl(this.fd, ioctl.KVM_RUN, 0);
+    const rc = this.native.ioctlNoArg(this.fd, ioctl.KVM_RUN);
     if (rc < 0 && rc !== -4 /* EINTR */ && rc !== -11 /* EAGAIN */) check(rc, ioctl.KVM_RUN);
     return rc;
   }

@@ -46,16 +46,27 @@ export class VcpuLoop {
     control.state = VcpuState.Running;
     const counters = this.#counters;
     const exitsIndex = this.#index.exits;
+    const { pio } = this.#ctx;
+    const ioIndex = this.#index.io;
     for (;;) {
       const command = control.command;
       if (command !== VcpuCommand.Run) {
         const outcome = this.#obey(command);
         if (outcome) return outcome;
       }
-      const exit = run.decode(vcpu.run());
+      const rc = vcpu.run();
       counters[exitsIndex]!++;
-      const outcome = this.handle(exit);
-      if (outcome) return outcome;
+      // The hot path: one port access, handled without decoding into an object. Everything
+      // else, including string I/O, takes the general route through handle().
+      if (rc === 0 && run.isSingleIo) {
+        counters[ioIndex]!++;
+        const port = run.ioPort;
+        const claimed = run.ioIsWrite ? pio.write(port, run.ioItem) : pio.read(port, run.ioItem);
+        if (!claimed) this.#unclaimed('port', port);
+      } else {
+        const outcome = this.handle(run.decode(rc));
+        if (outcome) return outcome;
+      }
       if (this.#requested) return this.#requested;
     }
   }
