@@ -20,6 +20,7 @@
  */
 #define _GNU_SOURCE
 #include <elf.h>
+#include "../../guests/lib/pvh-abi.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -46,33 +47,11 @@
 #define KVM_IDENTITY_MAP_ADDR 0xfeffc000ull
 
 #define XEN_ELFNOTE_PHYS32_ENTRY 18
-#define HVM_START_MAGIC 0x336ec578
 
 #define COM1_THR 0x3f8
 #define COM1_LSR 0x3fd
 #define I8042_COMMAND 0x64
 #define I8042_RESET 0xfe
-
-/* xen/include/public/arch-x86/hvm/start_info.h */
-struct hvm_start_info {
-	uint32_t magic;
-	uint32_t version;
-	uint32_t flags;
-	uint32_t nr_modules;
-	uint64_t modlist_paddr;
-	uint64_t cmdline_paddr;
-	uint64_t rsdp_paddr;
-	uint64_t memmap_paddr;
-	uint32_t memmap_entries;
-	uint32_t reserved;
-};
-
-struct hvm_memmap_table_entry {
-	uint64_t addr;
-	uint64_t size;
-	uint32_t type;
-	uint32_t reserved;
-};
 
 __attribute__((noreturn, format(printf, 1, 2))) static void die(const char *fmt, ...)
 {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import * as structs from '../../src/kvm/structs.js';
 import { IOCTL_NAMES } from '../../src/kvm/ioctls.js';
+import * as pvh from '../../src/boot/pvh.js';
 import { runC } from '../helpers/c-program.js';
 
 interface Layout {
@@ -9,9 +10,10 @@ interface Layout {
   fields: Record<string, readonly [number, unknown]>;
 }
 
-const codecs = Object.values(structs as Record<string, unknown>).filter(
-  (v): v is Layout => typeof v === 'object' && v !== null && 'fields' in v,
-);
+const isLayout = (v: unknown): v is Layout => typeof v === 'object' && v !== null && 'fields' in v;
+const codecs = Object.values(structs as Record<string, unknown>).filter(isLayout);
+/** The PVH structures, checked against the C header the guests and the C benchmark use. */
+const pvhCodecs = Object.values(pvh as Record<string, unknown>).filter(isLayout);
 
 /** kvm_run's union members, as C expressions. */
 const KVM_RUN_FIELDS: Record<string, string> = {
@@ -32,7 +34,7 @@ const KVM_RUN_FIELDS: Record<string, string> = {
 
 function probe(): Map<string, number> {
   const lines: string[] = [];
-  for (const c of codecs) {
+  for (const c of [...codecs, ...pvhCodecs]) {
     lines.push(`P("${c.name}", sizeof(struct ${c.name}));`);
     for (const field of Object.keys(c.fields)) lines.push(`P("${c.name}.${field}", offsetof(struct ${c.name}, ${field}));`);
   }
@@ -42,6 +44,7 @@ function probe(): Map<string, number> {
 #include <stddef.h>
 #include <stdio.h>
 #include <linux/kvm.h>
+#include "${process.cwd()}/guests/lib/pvh-abi.h"
 #define P(name, value) printf("%s %lu\\n", name, (unsigned long)(value))
 int main(void) { ${lines.join('\n')} return 0; }
 `);
@@ -51,10 +54,10 @@ int main(void) { ${lines.join('\n')} return 0; }
   }));
 }
 
-describe('KVM structures match <linux/kvm.h>', () => {
+describe('KVM and PVH structures match <linux/kvm.h> and guests/lib/pvh-abi.h', () => {
   const c = probe();
 
-  it.each(codecs.map((codec) => [codec.name, codec] as const))('%s: size and every field offset', (name, codec) => {
+  it.each([...codecs, ...pvhCodecs].map((codec) => [codec.name, codec] as const))('%s: size and every field offset', (name, codec) => {
     expect(codec.size, `sizeof(struct ${name})`).toBe(c.get(name));
     for (const [field, [offset]] of Object.entries(codec.fields)) {
       expect(offset, `${name}.${field}`).toBe(c.get(`${name}.${field}`));
