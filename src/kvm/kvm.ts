@@ -75,24 +75,26 @@ abstract class Fd {
 /** The KVM device; TSVMM_KVM_DEVICE overrides it (tests use it to check the error for a missing one). */
 export const KVM_DEVICE = process.env.TSVMM_KVM_DEVICE ?? '/dev/kvm';
 
+/** Why /dev/kvm could not be opened, in words a user can act on. */
+export function kvmOpenError(device: string, errno: number): string {
+  const name = errnoName(errno);
+  if (name === 'ENOENT') return `cannot open ${device}: KVM is not available on this machine (is the kvm module loaded?)`;
+  if (name === 'EACCES' || name === 'EPERM') return `cannot open ${device}: permission denied (run as root or join the group that owns ${device}, usually kvm)`;
+  return `cannot open ${device}: ${name}`;
+}
+
 export class Kvm extends Fd {
   /** Opens /dev/kvm and checks the API version; the error says what to do when it is missing. */
   static open(device = KVM_DEVICE): Kvm {
     const fd = addon().open(device, O_RDWR);
-    if (fd < 0) {
-      const name = errnoName(-fd);
-      const hint = name === 'ENOENT'
-        ? 'KVM is not available on this machine (is the kvm module loaded?)'
-        : name === 'EACCES' || name === 'EPERM'
-          ? 'permission denied (run as root or join the kvm group)'
-          : name;
-      throw new TsvmmError('KVM_UNAVAILABLE', `cannot open ${device}: ${hint}`);
-    }
+    if (fd < 0) throw new TsvmmError('KVM_UNAVAILABLE', kvmOpenError(device, -fd));
     const kvm = new Kvm(fd);
-    const version = kvm.ioctl(ioctl.KVM_GET_API_VERSION);
+    const version = kvm.native.ioctl(fd, ioctl.KVM_GET_API_VERSION, 0);
     if (version !== ioctl.KVM_API_VERSION) {
       kvm.close();
-      throw new TsvmmError('KVM_UNAVAILABLE', `${device} speaks KVM API ${version}, tsvmm needs ${ioctl.KVM_API_VERSION}`);
+      throw new TsvmmError('KVM_UNAVAILABLE', version < 0
+        ? `${device} is not a KVM device (KVM_GET_API_VERSION: ${errnoName(-version)})`
+        : `${device} speaks KVM API ${version}, tsvmm needs ${ioctl.KVM_API_VERSION}`);
     }
     return kvm;
   }

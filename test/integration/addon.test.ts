@@ -1,0 +1,70 @@
+// The native addon's wrappers, called directly: each is one system call that reports failure
+// as a negative errno and never throws for it.
+
+import { closeSync, readSync, writeSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { addon, EFD_NONBLOCK, MAP_ANONYMOUS, MAP_PRIVATE, O_RDWR, PROT_READ, PROT_WRITE } from '../../src/kvm/addon.js';
+import { Kvm, kvmOpenError } from '../../src/kvm/kvm.js';
+import { KVM_CAP } from '../../src/kvm/ioctls.js';
+import { kvmMissingReason } from '../helpers/kvm.js';
+
+const native = addon();
+
+describe('native addon', () => {
+  it('returns -errno instead of throwing for a failed open, ioctl or close', () => {
+    expect(native.open('/nonexistent/file', O_RDWR)).toBe(-2); // ENOENT
+    expect(native.ioctl(-1, 0xae00, 0)).toBe(-9); // EBADF
+    expect(native.ioctlNoArg(-1, 0xae80)).toBe(-9);
+    expect(native.close(-1)).toBe(-9);
+  });
+
+  it('maps memory and wraps it in an ArrayBuffer without copying', () => {
+    const address = native.mmap(8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    expect(typeof address).toBe('bigint');
+    const a = new Uint8Array(native.arrayBuffer(address as bigint, 8192));
+    const b = new Uint8Array(native.arrayBuffer(address as bigint, 8192));
+    a[4100] = 42;
+    expect(b[4100]).toBe(42);
+    expect(native.addressOf(a.subarray(4096))).toBe((address as bigint) + 4096n);
+    expect(native.munmap(address as bigint, 8192)).toBe(0);
+    expect(native.mmap(8192, PROT_READ, MAP_PRIVATE, -1, 0)).toBe(-9); // not anonymous, no fd: EBADF
+  });
+
+  it('creates eventfds that count writes', () => {
+    const fd = native.eventfd(0, EFD_NONBLOCK);
+    expect(fd).toBeGreaterThan(2);
+    writeSync(fd, new BigUint64Array([3n]));
+    writeSync(fd, new BigUint64Array([4n]));
+    const value = new BigUint64Array(1);
+    readSync(fd, value);
+    expect(value[0]).toBe(7n);
+    closeSync(fd);
+  });
+
+  it('signals a thread with an empty handler installed, without harm', () => {
+    expect(native.installEmptySignalHandler(40)).toBe(0);
+    expect(native.threadKill(native.threadSelf(), 40)).toBe(0);
+    expect(native.installEmptySignalHandler(9)).toBe(-22); // SIGKILL cannot be caught: EINVAL
+  });
+});
+
+describe('opening KVM', () => {
+  it('explains each way /dev/kvm can fail to open', () => {
+    expect(kvmOpenError('/dev/kvm', 2)).toMatch(/KVM is not available on this machine/);
+    expect(kvmOpenError('/dev/kvm', 13)).toMatch(/permission denied \(run as root or join the group that owns \/dev\/kvm/);
+    expect(() => Kvm.open('/proc/version')).toThrow('/proc/version is not a KVM device (KVM_GET_API_VERSION: ENOTTY)');
+  });
+
+  it.skipIf(kvmMissingReason)('reports the capabilities tsvmm needs on this host', () => {
+    const kvm = Kvm.open();
+    try {
+      expect(kvm.checkExtension(KVM_CAP.KVM_CAP_IRQCHIP)).toBeGreaterThan(0);
+      expect(kvm.checkExtension(KVM_CAP.KVM_CAP_IMMEDIATE_EXIT)).toBeGreaterThan(0);
+      expect(kvm.maxVcpus()).toBeGreaterThanOrEqual(1);
+      expect(kvm.supportedCpuid().some((e) => e.function === 1)).toBe(true);
+      expect(kvm.msrIndexList().length).toBeGreaterThan(10);
+    } finally {
+      kvm.close();
+    }
+  });
+});
