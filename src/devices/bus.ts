@@ -10,6 +10,15 @@ export interface BusDevice {
   write(offset: number, data: Uint8Array): void;
 }
 
+/** What the exit loop needs of an address space: the Bus itself, or an AP's remote view of it. */
+export interface IoSpace {
+  /** Fills `data` from the device at `address`; false if no device claimed it. */
+  read(address: number, data: Uint8Array): boolean;
+  write(address: number, data: Uint8Array): boolean;
+  /** Unclaimed accesses by address. */
+  readonly unclaimed: Map<number, number>;
+}
+
 export class BusError extends TsvmmError {
   constructor(message: string) {
     super('BUS_RANGE', message);
@@ -26,7 +35,7 @@ interface Range {
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 
-export class Bus {
+export class Bus implements IoSpace {
   readonly name: string;
   readonly #limit: number;
   #ranges: Range[] = [];

@@ -10,6 +10,7 @@ import { vcpuCpuid } from '../arch/x86/cpuid.js';
 import { bootMsrs } from '../arch/x86/msrs.js';
 import { bootLapic, setupBootCpu } from '../arch/x86/boot-cpu.js';
 import { loadKernel, readUserFile, type LoadedKernel } from '../boot/loader.js';
+import { writeAcpiTables } from '../arch/x86/acpi.js';
 import { TsvmmError } from '../errors.js';
 import type { ResolvedVmConfig } from './config.js';
 
@@ -64,6 +65,7 @@ export function buildVm(config: ResolvedVmConfig): BuiltVm {
     cleanups.push(() => memory.close());
     memory.registerWith(vm);
 
+    writeAcpiTables(memory, config.cpus);
     const kernel = loadKernel(memory, {
       kernelPath: config.kernel, kernel: kernelImage,
       initrdPath: config.initrd, initrd: initrdImage,

@@ -1,11 +1,14 @@
-// The PC devices every tsvmm VM has, on its port-I/O bus: COM1, the i8042 (reset line) and
-// the POST port.
+// The PC devices every tsvmm VM has, on its port-I/O bus: COM1, the i8042 (reset line), the
+// CMOS RTC, the ACPI power-management registers and the POST port.
 
 import { Bus, MMIO_SPACE, PIO_SPACE } from '../devices/bus.js';
 import type { ByteSink, ByteSource } from '../devices/byte-stream.js';
 import { I8042, I8042_DATA_PORT, I8042_PORT_COUNT } from '../devices/i8042.js';
 import type { IrqLine } from '../devices/irq.js';
 import { POST_PORT, PostPort } from '../devices/post-port.js';
+import { RTC_PORT, RTC_PORT_COUNT, RtcCmos } from '../devices/rtc-cmos.js';
+import { AcpiPm } from '../devices/acpi-pm.js';
+import { ACPI_PM } from '../arch/x86/acpi.js';
 import { COM1, SERIAL_PORT_COUNT, Serial16550 } from '../devices/serial-16550.js';
 
 export interface LegacyDevices {
@@ -14,23 +17,36 @@ export interface LegacyDevices {
   serial: Serial16550;
   i8042: I8042;
   post: PostPort;
+  rtc: RtcCmos;
+  acpiPm: AcpiPm;
 }
 
 export interface LegacyDeviceWiring {
   irq(line: number): IrqLine;
   consoleOut: ByteSink;
   consoleIn: ByteSource;
-  onReset(): void;
+  /** The guest asked for a reset: i8042 reset line or the ACPI reset register. */
+  onReset(source: 'i8042' | 'acpi'): void;
+  onPowerOff(): void;
+  log(message: string): void;
 }
 
 export function createLegacyDevices(wiring: LegacyDeviceWiring): LegacyDevices {
   const pio = new Bus('port I/O', PIO_SPACE);
   const mmio = new Bus('MMIO', MMIO_SPACE);
   const serial = new Serial16550(wiring.irq(COM1.irq), wiring.consoleOut, wiring.consoleIn);
-  const i8042 = new I8042(wiring.onReset);
+  const i8042 = new I8042(() => wiring.onReset('i8042'));
   pio.insert('serial (COM1)', COM1.port, SERIAL_PORT_COUNT, serial);
   const post = new PostPort();
+  const rtc = new RtcCmos();
+  const acpiPm = new AcpiPm({
+    onPowerOff: wiring.onPowerOff,
+    onReset: () => wiring.onReset('acpi'),
+    onUnsupportedSleep: (type) => wiring.log(`guest asked for ACPI sleep type ${type}, which tsvmm does not implement`),
+  });
   pio.insert('i8042', I8042_DATA_PORT, I8042_PORT_COUNT, i8042);
+  pio.insert('RTC', RTC_PORT, RTC_PORT_COUNT, rtc);
   pio.insert('POST port', POST_PORT, 1, post);
-  return { pio, mmio, serial, i8042, post };
+  pio.insert('ACPI PM', ACPI_PM.base, ACPI_PM.length, acpiPm);
+  return { pio, mmio, serial, i8042, post, rtc, acpiPm };
 }

@@ -3,6 +3,10 @@
 export type ShutdownReason =
   /** The guest pulsed the i8042 reset line (how a PC guest reboots or powers off). */
   | 'i8042-reset'
+  /** The guest wrote S5 (soft off) to the ACPI PM1a control register: `poweroff`. */
+  | 'acpi-poweroff'
+  /** The guest wrote the ACPI reset register: `reboot`. */
+  | 'acpi-reset'
   /** KVM_EXIT_SHUTDOWN: the guest triple-faulted. */
   | 'triple-fault'
   /** KVM_EXIT_SYSTEM_EVENT (PSCI/ACPI style shutdown, reset or crash). */
@@ -28,6 +32,8 @@ export function describeOutcome(outcome: VmOutcome): string {
     case 'shutdown':
       return {
         'i8042-reset': 'guest shut down (reset through the i8042 controller)',
+        'acpi-poweroff': 'guest powered off (ACPI S5)',
+        'acpi-reset': 'guest reset (ACPI reset register)',
         'triple-fault': 'guest reset (triple fault)',
         'system-shutdown': 'guest powered off',
         'system-reset': 'guest reset',

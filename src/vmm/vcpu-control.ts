@@ -54,9 +54,21 @@ export class VcpuControl {
     Atomics.notify(this.#ints, STATE);
   }
 
-  /** Sleeps until the command is no longer `command` (the vCPU thread waits like this while paused). */
-  waitWhileCommand(command: VcpuCommand): void {
-    while (this.command === command) Atomics.wait(this.#ints, COMMAND, command);
+  /**
+   * Sleeps until the command is no longer `command` (a paused vCPU waits like this), calling
+   * `onWake` whenever it is poked meanwhile: a paused boot CPU still answers the APs' device
+   * accesses, so that they can finish the exit they are in and pause too.
+   */
+  waitWhileCommand(command: VcpuCommand, onWake: () => void = () => {}): void {
+    while (this.command === command) {
+      Atomics.wait(this.#ints, COMMAND, command);
+      onWake();
+    }
+  }
+
+  /** Wakes a vCPU sleeping in waitWhileCommand without changing its command. */
+  poke(): void {
+    Atomics.notify(this.#ints, COMMAND);
   }
 
   /** Resolves when the vCPU reports `state`, or after `timeoutMs`; says which. */

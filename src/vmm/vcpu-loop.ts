@@ -5,7 +5,7 @@
 import type { VcpuFd } from '../kvm/kvm.js';
 import type { KvmRun, VcpuExit } from '../kvm/kvm-run.js';
 import { KVM_INTERNAL_ERROR, KVM_SYSTEM_EVENT } from '../kvm/ioctls.js';
-import type { Bus } from '../devices/bus.js';
+import type { IoSpace } from '../devices/bus.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { COUNTERS, VcpuCommand, VcpuControl, VcpuState, type Counter } from './vcpu-control.js';
 import type { VmOutcome } from './outcome.js';
@@ -15,10 +15,10 @@ export interface VcpuLoopContext {
   vcpu: VcpuFd;
   run: KvmRun;
   memory: GuestMemory;
-  pio: Bus;
-  mmio: Bus;
+  pio: IoSpace;
+  mmio: IoSpace;
   control: VcpuControl;
-  /** Called after a kick: the main thread may have queued console input. */
+  /** Called after a kick or a poke while paused: console input or an AP's device access may wait. */
   onKick(): void;
   log(message: string): void;
 }
@@ -142,7 +142,7 @@ export class VcpuLoop {
     const { control } = this.#ctx;
     if (command === VcpuCommand.Pause) {
       control.state = VcpuState.Paused;
-      control.waitWhileCommand(VcpuCommand.Pause);
+      control.waitWhileCommand(VcpuCommand.Pause, this.#ctx.onKick);
       control.state = VcpuState.Running;
       return control.command === VcpuCommand.Stop ? { kind: 'stopped' } : undefined;
     }

@@ -7,10 +7,13 @@ import { VcpuFd, VmFd } from '../kvm/kvm.js';
 import { KvmRun } from '../kvm/kvm-run.js';
 import { GuestMemory, type GuestRegionDescriptor } from '../memory/guest-memory.js';
 import { ByteRing } from './byte-ring.js';
-import { VcpuControl, VcpuState } from './vcpu-control.js';
+import { VcpuCommand, VcpuControl, VcpuState } from './vcpu-control.js';
 import { VcpuLoop } from './vcpu-loop.js';
 import { createLegacyDevices } from './legacy-devices.js';
 import type { VmOutcome } from './outcome.js';
+import { DeviceMailbox, RemoteBus } from './device-mailbox.js';
+import { kickVcpu } from './kick.js';
+import type { IoSpace } from '../devices/bus.js';
 
 export interface VcpuWorkerData {
   vmFd: number;
@@ -22,6 +25,9 @@ export interface VcpuWorkerData {
   control: SharedArrayBuffer;
   consoleIn: SharedArrayBuffer;
   consoleOut: SharedArrayBuffer;
+  mailbox: SharedArrayBuffer;
+  /** For an AP: the boot CPU, whose thread owns the devices. Absent on the boot CPU. */
+  deviceOwner: { control: SharedArrayBuffer; kvmRunAddress: bigint } | undefined;
 }
 
 export type VcpuWorkerMessage =
@@ -43,19 +49,35 @@ function main(data: VcpuWorkerData): void {
     const vm = new VmFd(data.vmFd, data.kvmRunSize);
     const vcpu = VcpuFd.fromFd(data.vcpuFd, data.vcpuId, data.kvmRunSize);
     const run = new KvmRun(native.arrayBuffer(data.kvmRunAddress, data.kvmRunSize), data.kvmRunAddress);
-    const consoleIn = ByteRing.attach(data.consoleIn);
-    const devices = createLegacyDevices({
-      irq: (line) => ({ set: (level) => vm.irqLine(line, level) }),
-      consoleOut: ByteRing.attach(data.consoleOut),
-      consoleIn,
-      // Called only from inside loop.run(), after `loop` exists.
-      onReset: () => loop.requestStop({ kind: 'shutdown', reason: 'i8042-reset' }),
-    });
+    const mailbox = DeviceMailbox.attach(data.mailbox);
+    let buses: { pio: IoSpace; mmio: IoSpace; onKick(): void };
+    if (data.deviceOwner) {
+      const ownerRun = new KvmRun(native.arrayBuffer(data.deviceOwner.kvmRunAddress, data.kvmRunSize), data.deviceOwner.kvmRunAddress);
+      const owner = VcpuControl.attach(data.deviceOwner.control);
+      const wake = () => kickVcpu(ownerRun, owner);
+      const abandoned = () => control.command === VcpuCommand.Stop || owner.state === VcpuState.Exited;
+      buses = { pio: new RemoteBus('pio', mailbox, wake, abandoned), mmio: new RemoteBus('mmio', mailbox, wake, abandoned), onKick: () => {} };
+    } else {
+      const devices = createLegacyDevices({
+        irq: (line) => ({ set: (level) => vm.irqLine(line, level) }),
+        consoleOut: ByteRing.attach(data.consoleOut),
+        consoleIn: ByteRing.attach(data.consoleIn),
+        // Called only from inside loop.run(), after `loop` exists.
+        onReset: (source) => loop.requestStop({ kind: 'shutdown', reason: source === 'i8042' ? 'i8042-reset' : 'acpi-reset' }),
+        onPowerOff: () => loop.requestStop({ kind: 'shutdown', reason: 'acpi-poweroff' }),
+        log: (message) => post({ type: 'log', message }),
+      });
+      buses = {
+        pio: devices.pio,
+        mmio: devices.mmio,
+        onKick: () => {
+          devices.serial.pollInput();
+          mailbox.serve(devices.pio, devices.mmio);
+        },
+      };
+    }
     const loop: VcpuLoop = new VcpuLoop({
-      vcpu, run, memory, control,
-      pio: devices.pio,
-      mmio: devices.mmio,
-      onKick: () => devices.serial.pollInput(),
+      vcpu, run, memory, control, ...buses,
       log: (message) => post({ type: 'log', message }),
     });
     outcome = loop.run();

@@ -4,7 +4,6 @@
 
 import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
-import { addon } from '../kvm/addon.js';
 import { TsvmmError } from '../errors.js';
 import { resolveConfig, type ResolvedVmConfig, type VmConfig } from './config.js';
 import { buildVm, type BuiltVm } from './builder.js';
@@ -12,9 +11,9 @@ import { ByteRing } from './byte-ring.js';
 import { COUNTERS, VcpuCommand, VcpuControl, VcpuState, type Counter } from './vcpu-control.js';
 import { describeOutcome, type VmOutcome } from './outcome.js';
 import type { VcpuWorkerData, VcpuWorkerMessage } from './vcpu-worker.js';
+import { DeviceMailbox } from './device-mailbox.js';
+import { installKickHandler, kickVcpu } from './kick.js';
 
-/** A real-time signal Node leaves alone; its empty handler makes KVM_RUN return EINTR. */
-export const KICK_SIGNAL = 40;
 const KICK_RETRY_MS = 20;
 const OUTPUT_LIMIT = 16 * 1024 * 1024;
 
@@ -44,6 +43,7 @@ export class Vm extends EventEmitter<VmEvents> {
   readonly #built: BuiltVm;
   readonly #consoleIn = ByteRing.create(4096);
   readonly #consoleOut = ByteRing.create(64 * 1024);
+  readonly #mailbox = DeviceMailbox.create();
   #threads: VcpuThread[] = [];
   #state: VmState = 'created';
   #output: Buffer[] = [];
@@ -101,14 +101,13 @@ export class Vm extends EventEmitter<VmEvents> {
 
   start(): void {
     if (this.#state !== 'created') throw new VmError('VM_STATE', `cannot start a VM that is ${this.#state}`);
-    const native = addon();
-    const rc = native.installEmptySignalHandler(KICK_SIGNAL);
-    if (rc < 0) throw new VmError('VMM_ERROR', `cannot install the vCPU kick signal handler (errno ${-rc})`);
+    installKickHandler();
     const { vm, vcpus, memory } = this.#built;
+    const controls = vcpus.map(() => VcpuControl.create());
     this.#startedAt = performance.now();
     this.#state = 'running';
-    this.#threads = vcpus.map((vcpu) => {
-      const control = VcpuControl.create();
+    this.#threads = vcpus.map((vcpu, index) => {
+      const control = controls[index]!;
       const data: VcpuWorkerData = {
         vmFd: vm.fd,
         vcpuFd: vcpu.fd,
@@ -119,6 +118,9 @@ export class Vm extends EventEmitter<VmEvents> {
         control: control.buffer,
         consoleIn: this.#consoleIn.buffer,
         consoleOut: this.#consoleOut.buffer,
+        mailbox: this.#mailbox.buffer,
+        // The boot CPU owns the devices; the others reach them through it.
+        deviceOwner: index === 0 ? undefined : { control: controls[0]!.buffer, kvmRunAddress: vcpus[0]!.kvmRun.address },
       };
       const worker = new Worker(new URL('./vcpu-worker.js', import.meta.url), { workerData: data });
       const ended = new Promise<void>((resolve) => {
@@ -228,12 +230,9 @@ export class Vm extends EventEmitter<VmEvents> {
 
   /** Kicks a vCPU out of KVM_RUN until `done()`; a kick can land between two KVM_RUNs, hence the retries. */
   async #kickUntil(thread: VcpuThread, done: () => boolean): Promise<void> {
-    const native = addon();
-    const run = this.#built.vcpus[this.#threads.indexOf(thread)]?.kvmRun;
+    const run = this.#built.vcpus[this.#threads.indexOf(thread)]!.kvmRun;
     while (!done()) {
-      if (run) run.immediateExit = true;
-      const id = thread.control.thread;
-      if (id !== 0n) native.threadKill(id, KICK_SIGNAL);
+      kickVcpu(run, thread.control);
       await new Promise((resolve) => setTimeout(resolve, KICK_RETRY_MS));
     }
   }
@@ -251,12 +250,7 @@ export class Vm extends EventEmitter<VmEvents> {
     }
     // The boot CPU owns the UART; a kick makes it look at the input ring even while halted.
     const boot = this.#threads[0];
-    const run = this.#built.vcpus[0]?.kvmRun;
-    if (boot && boot.control.state === VcpuState.Running && run) {
-      run.immediateExit = true;
-      const id = boot.control.thread;
-      if (id !== 0n) addon().threadKill(id, KICK_SIGNAL);
-    }
+    if (boot && boot.control.state === VcpuState.Running) kickVcpu(this.#built.vcpus[0]!.kvmRun, boot.control);
   }
 
   async #pumpOutput(): Promise<void> {
