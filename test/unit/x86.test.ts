@@ -89,4 +89,19 @@ describe('CPUID per vCPU', () => {
     expect(leaf(0xb).edx).toBe(3);
     expect(supported[1]!.ebx).toBe(0xff00_0800); // the input is not modified
   });
+
+  it('describes one package of N single-thread cores in leaves 4 and 0xB', () => {
+    const withTopology = [
+      ...supported.filter((e) => e.function !== 0xb),
+      entry(4, { eax: 0x1c00_4121 }),
+      entry(0xb, { index: 0, eax: 1, ebx: 2, ecx: 0x100 }), entry(0xb, { index: 1, eax: 5, ebx: 32, ecx: 0x201 }), entry(0xb, { index: 2 }),
+    ];
+    const cpuid = vcpuCpuid(withTopology, { apicId: 2, cpuCount: 3 });
+    const sub = (fn: number, index: number) => cpuid.find((e) => e.function === fn && e.index === index)!;
+    expect(sub(4, 0).eax >>> 26).toBe(2); // cores per package - 1
+    expect(sub(4, 0).eax & 0x3fff).toBe(0x0121); // cache type and level untouched
+    expect(sub(0xb, 0)).toMatchObject({ eax: 0, ebx: 1, ecx: 0x100, edx: 2 }); // SMT: 1 thread
+    expect(sub(0xb, 1)).toMatchObject({ eax: 2, ebx: 3, ecx: 0x201, edx: 2 }); // core: 3 cores, 2 id bits
+    expect(sub(0xb, 2)).toMatchObject({ eax: 0, ebx: 0, ecx: 2, edx: 2 }); // the end of the list
+  });
 });

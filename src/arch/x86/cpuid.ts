@@ -4,18 +4,26 @@
 import type { KvmCpuidEntry2 } from '../../kvm/structs.js';
 
 const LEAF_FEATURES = 0x1;
+const LEAF_CACHE_PARAMETERS = 0x4;
 const LEAF_PMU = 0xa;
 const LEAF_TOPOLOGY = 0xb;
 const LEAF_TOPOLOGY_V2 = 0x1f;
 
 const ECX_HYPERVISOR = 1 << 31;
 const EDX_HTT = 1 << 28;
+const LEVEL_TYPE_SMT = 1;
+const LEVEL_TYPE_CORE = 2;
 
 export interface CpuidOptions {
   /** This vCPU's APIC id (its index). */
   apicId: number;
-  /** vCPUs in the VM, reported as logical processors of one package. */
+  /** vCPUs in the VM, presented as the cores of one package, one thread each. */
   cpuCount: number;
+}
+
+/** Bits of the APIC id that number the cores of a package. */
+function coreIdBits(cpuCount: number): number {
+  return Math.ceil(Math.log2(Math.max(cpuCount, 1)));
 }
 
 export function vcpuCpuid(supported: readonly KvmCpuidEntry2[], { apicId, cpuCount }: CpuidOptions): KvmCpuidEntry2[] {
@@ -27,15 +35,27 @@ export function vcpuCpuid(supported: readonly KvmCpuidEntry2[], { apicId, cpuCou
         e.ecx = (e.ecx | ECX_HYPERVISOR) >>> 0;
         e.edx = (cpuCount > 1 ? e.edx | EDX_HTT : e.edx & ~EDX_HTT) >>> 0;
         break;
+      case LEAF_CACHE_PARAMETERS:
+        // Cores per package - 1 in bits 31-26; each cache is shared by one thread (bits 25-14 = 0).
+        if (e.eax & 0x1f) e.eax = ((e.eax & 0x3fff) | (((cpuCount - 1) & 0x3f) << 26)) >>> 0;
+        break;
       case LEAF_PMU:
         // No virtual PMU: a guest that finds none does not program performance counters.
         e.eax = e.ebx = e.ecx = e.edx = 0;
         break;
       case LEAF_TOPOLOGY:
       case LEAF_TOPOLOGY_V2:
-        e.edx = apicId >>> 0;
+        Object.assign(e, topologyLevel(e.index, apicId, cpuCount));
         break;
     }
     return e;
   });
+}
+
+/** Extended topology enumeration, one sub-leaf per level: SMT (1 thread), then core (N cores). */
+function topologyLevel(level: number, apicId: number, cpuCount: number): Pick<KvmCpuidEntry2, 'eax' | 'ebx' | 'ecx' | 'edx'> {
+  const edx = apicId >>> 0;
+  if (level === 0) return { eax: 0, ebx: 1, ecx: (LEVEL_TYPE_SMT << 8) | 0, edx };
+  if (level === 1) return { eax: coreIdBits(cpuCount), ebx: cpuCount, ecx: (LEVEL_TYPE_CORE << 8) | 1, edx };
+  return { eax: 0, ebx: 0, ecx: level & 0xff, edx }; // no further levels
 }
