@@ -42,6 +42,8 @@ void trap_dispatch(struct trap_frame *f);
 static struct tss64 tss __attribute__((aligned(16)));
 static struct idt_gate idt[IDT_ENTRIES] __attribute__((aligned(16)));
 static void (*irq_handlers[16])(void);
+static void (*vector_handlers[IDT_ENTRIES])(void);
+static struct table_ptr idtr;
 
 void cpu_init(void)
 {
@@ -69,13 +71,25 @@ void cpu_init(void)
 		idt[v].offset_mid = addr >> 16;
 		idt[v].offset_high = addr >> 32;
 	}
-	struct table_ptr idtr = { sizeof(idt) - 1, (uint64_t)idt };
+	idtr = (struct table_ptr){ sizeof(idt) - 1, (uint64_t)idt };
+	__asm__ volatile("lidt %0" : : "m"(idtr));
+}
+
+void cpu_init_ap(void)
+{
+	load_gdt();
 	__asm__ volatile("lidt %0" : : "m"(idtr));
 }
 
 void irq_set_handler(unsigned irq, void (*handler)(void))
 {
 	irq_handlers[irq] = handler;
+}
+
+void vector_set_handler(unsigned vector, void (*handler)(void))
+{
+	if (vector >= 0x30 && vector < IDT_ENTRIES && vector != APIC_SPURIOUS_VECTOR)
+		vector_handlers[vector] = handler;
 }
 
 /* Reads the 8259's in-service register: a spurious IRQ 7 or 15 has its bit clear. */
@@ -116,6 +130,10 @@ void trap_dispatch(struct trap_frame *f)
 		return;
 	if (f->vector >= 0x20 && f->vector < 0x30) {
 		irq_dispatch(f->vector - 0x20);
+		return;
+	}
+	if (f->vector < IDT_ENTRIES && vector_handlers[f->vector]) {
+		vector_handlers[f->vector]();
 		return;
 	}
 	uint64_t cr2;

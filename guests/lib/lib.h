@@ -68,8 +68,12 @@ bool parse_u64(const char *s, size_t n, uint64_t *out);
 
 /* Loads the GDT, TSS and IDT; exceptions then print a line and shut down. */
 void cpu_init(void);
+/* On another CPU once cpu_init has run: loads the same GDT and IDT (no TSS: it never runs CPL 3). */
+void cpu_init_ap(void);
 /* IRQ line 0-15 of the 8259 pair (vectors 0x20-0x2f); the handler sends the EOI itself. */
 void irq_set_handler(unsigned irq, void (*handler)(void));
+/* Any vector from 0x30 up (not the spurious one); the handler acknowledges the interrupt itself. */
+void vector_set_handler(unsigned vector, void (*handler)(void));
 /*
  * Runs fn(arg) at CPL 3 on its own stack and returns what it returns. fn gets back to CPL 0 by
  * executing int3 (done for it when it returns), so it must not do I/O or anything privileged.

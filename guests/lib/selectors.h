@@ -9,8 +9,11 @@
 #define TSS_SEL   0x28 /* 64-bit TSS: a 16-byte descriptor, entries 5 and 6 */
 #define GDT_ENTRIES 7
 
-/* Exceptions, the 8259's vectors 0x20-0x2f, and the local APIC's spurious vector. */
-#define IDT_ENTRIES 0x40
+/*
+ * Exceptions, the 8259's vectors 0x20-0x2f, the local APIC's spurious vector, and 0x40-0x4f for
+ * interrupts from the local APIC and the IOAPIC (smp.elf).
+ */
+#define IDT_ENTRIES 0x50
 #define APIC_SPURIOUS_VECTOR 0x3f
 
 #endif
