@@ -4,6 +4,7 @@
  */
 #include "lib/lib.h"
 #include "lib/pvh.h"
+#include "lib/acpi.h"
 
 static const struct hvm_start_info *start_info;
 static const char *cmdline;
@@ -147,10 +148,90 @@ static void mode_spin(void)
 	run_user(spin_forever, NULL);
 }
 
+/* The FADT, as an OS reads it to power off or reset; NULL (and a line saying why) if absent. */
+static const uint8_t *fadt(void)
+{
+	const char *why = "";
+	const uint8_t *f = acpi_find_table(start_info, "FACP", NULL, &why);
+	if (!f)
+		kprintf("acpi: no FADT (%s)\n", why);
+	return f;
+}
+
+/* SLP_TYPa for S5 from the DSDT's `Name (_S5, Package (n) { a, ... })`, or -1. */
+static int s5_sleep_type(const uint8_t *fadt_table)
+{
+	const uint8_t *dsdt = (const uint8_t *)(uint64_t)*(const uint32_t *)(fadt_table + 40);
+	uint32_t length = *(const uint32_t *)(dsdt + 4);
+	for (uint32_t i = 36; i + 8 < length; i++) {
+		if (memcmp(dsdt + i, "_S5_", 4) || dsdt[i + 4] != 0x12)
+			continue;
+		const uint8_t *element = dsdt + i + 7; /* past PackageOp, a one-byte PkgLength, NumElements */
+		if (element[0] == 0x0a)
+			return element[1]; /* BytePrefix */
+		return element[0] <= 1 ? element[0] : -1; /* ZeroOp or OneOp */
+	}
+	return -1;
+}
+
+static void mode_acpi_poweroff(void)
+{
+	const uint8_t *f = fadt();
+	if (!f)
+		return;
+	uint32_t pm1a_cnt = *(const uint32_t *)(f + 64);
+	int slp_typ = s5_sleep_type(f);
+	kprintf("acpi: pm1a_cnt=0x%x slp_typ=%d\n", pm1a_cnt, slp_typ);
+	if (slp_typ < 0 || !pm1a_cnt)
+		return;
+	outw((uint16_t)pm1a_cnt, (uint16_t)((slp_typ << 10) | (1 << 13)));
+	kprintf("acpi: still running after S5\n");
+}
+
+static void mode_acpi_reset(void)
+{
+	const uint8_t *f = fadt();
+	if (!f)
+		return;
+	uint32_t flags = *(const uint32_t *)(f + 112);
+	uint8_t space = f[116];
+	uint64_t reg = *(const uint64_t *)(f + 120);
+	uint8_t value = f[128];
+	kprintf("acpi: reset reg=0x%x value=0x%x supported=%d\n", (unsigned)reg, value, (flags >> 10) & 1);
+	if (!(flags & (1 << 10)) || space != 1)
+		return;
+	outb((uint16_t)reg, value);
+	kprintf("acpi: still running after reset\n");
+}
+
+static uint8_t cmos(uint8_t index)
+{
+	outb(0x70, index);
+	return inb(0x71);
+}
+
+static unsigned bcd(uint8_t v)
+{
+	return (v >> 4) * 10 + (v & 0xf);
+}
+
+/* The date and time in the CMOS RTC, as firmware reads it (BCD, 24-hour: status B says so). */
+static void mode_rtc(void)
+{
+	uint8_t b = cmos(0x0b);
+	unsigned s = bcd(cmos(0x00)), m = bcd(cmos(0x02)), h = bcd(cmos(0x04));
+	unsigned d = bcd(cmos(0x07)), mo = bcd(cmos(0x08)), y = bcd(cmos(0x09)), c = bcd(cmos(0x32));
+	kprintf("rtc: status-b=0x%x valid=%d\n", b, cmos(0x0d) >> 7);
+	kprintf("rtc: %u%02u-%02u-%02u %02u:%02u:%02u\n", c, y, mo, d, h, m, s);
+}
+
 static const struct {
 	const char *name;
 	void (*run)(void);
 } modes[] = {
+	{ "rtc", mode_rtc },
+	{ "acpi-poweroff", mode_acpi_poweroff },
+	{ "acpi-reset", mode_acpi_reset },
 	{ "exits", mode_exits },
 	{ "info", mode_info },
 	{ "triple-fault", mode_triple_fault },

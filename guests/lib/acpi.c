@@ -136,16 +136,19 @@ static void parse_madt(const struct sdt_header *h, struct acpi_madt_info *m)
 	}
 }
 
-enum acpi_status acpi_read_madt(const struct hvm_start_info *si, struct acpi_madt_info *m,
-				const char **why)
+const void *acpi_find_table(const struct hvm_start_info *si, const char *signature,
+			    struct acpi_rsdp_info *info, const char **why)
 {
-	memset(m, 0, sizeof(*m));
-	const struct rsdp *r = find_rsdp(si, &m->rsdp_from_start_info);
+	bool from_start_info = false;
+	const struct rsdp *r = find_rsdp(si, &from_start_info);
+	if (info) {
+		info->rsdp = (uint64_t)r;
+		info->from_start_info = from_start_info;
+	}
 	if (!r) {
 		*why = "no RSDP";
-		return ACPI_NO_RSDP;
+		return NULL;
 	}
-	m->rsdp = (uint64_t)r;
 
 	/* The XSDT where there is one (revision 2+), else the RSDT: 8- or 4-byte entries. */
 	const struct sdt_header *root = NULL;
@@ -158,23 +161,36 @@ enum acpi_status acpi_read_madt(const struct hvm_start_info *si, struct acpi_mad
 	}
 	if (!root) {
 		*why = "no valid XSDT or RSDT";
-		return ACPI_BAD_TABLES;
+		return NULL;
 	}
 	const uint8_t *e = (const uint8_t *)(root + 1), *end = (const uint8_t *)root + root->length;
 	for (; e + entry_size <= end; e += entry_size) {
 		uint64_t addr = entry_size == 8 ? *(const uint64_t *)e : *(const uint32_t *)e;
 		const struct sdt_header *h = (const struct sdt_header *)addr;
-		if (!addr || addr >= 0x100000000ull - MAX_TABLE_LENGTH || memcmp(h->signature, "APIC", 4))
+		if (!addr || addr >= 0x100000000ull - MAX_TABLE_LENGTH || memcmp(h->signature, signature, 4))
 			continue;
-		if (!table_at(addr, "APIC")) {
-			*why = "MADT checksum or length is wrong";
-			return ACPI_BAD_TABLES;
+		if (!table_at(addr, signature)) {
+			*why = "checksum or length is wrong";
+			return NULL;
 		}
-		parse_madt(h, m);
-		return ACPI_OK;
+		return h;
 	}
-	*why = "no MADT";
-	return ACPI_BAD_TABLES;
+	*why = "no such table";
+	return NULL;
+}
+
+enum acpi_status acpi_read_madt(const struct hvm_start_info *si, struct acpi_madt_info *m,
+				const char **why)
+{
+	struct acpi_rsdp_info rsdp;
+	memset(m, 0, sizeof(*m));
+	const struct sdt_header *h = acpi_find_table(si, "APIC", &rsdp, why);
+	m->rsdp = rsdp.rsdp;
+	m->rsdp_from_start_info = rsdp.from_start_info;
+	if (!h)
+		return rsdp.rsdp ? ACPI_BAD_TABLES : ACPI_NO_RSDP;
+	parse_madt(h, m);
+	return ACPI_OK;
 }
 
 uint32_t acpi_isa_irq_gsi(const struct acpi_madt_info *m, uint8_t irq, uint16_t *flags)

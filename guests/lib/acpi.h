@@ -52,6 +52,19 @@ enum acpi_status {
 	ACPI_BAD_TABLES,	/* an RSDP, but something on the way to the MADT is wrong: see *why */
 };
 
+struct acpi_rsdp_info {
+	uint64_t rsdp;		/* where the RSDP was found, 0 if nowhere */
+	bool from_start_info;	/* at hvm_start_info.rsdp_paddr (else by scanning) */
+};
+
+/*
+ * The ACPI table with this 4-letter signature (its header, checksum checked), found through the
+ * RSDP (see acpi_read_madt) and the XSDT or RSDT; NULL with *why set if there is none. `info`,
+ * if not NULL, says where the RSDP was.
+ */
+const void *acpi_find_table(const struct hvm_start_info *si, const char *signature,
+			    struct acpi_rsdp_info *info, const char **why);
+
 /*
  * Looks for the RSDP at si->rsdp_paddr (if si is a valid start_info and the field is set), else
  * by scanning 0xE0000-0xFFFFF, and parses the MADT. Tables must lie below 4 GiB (identity map).

@@ -37,15 +37,18 @@ void console_puts(const char *s)
 		console_putc(*s++);
 }
 
-static void put_unsigned(uint64_t v, unsigned base)
+/* `v` in `base`, zero-padded to at least `width` digits. */
+static void put_unsigned(uint64_t v, unsigned base, int width)
 {
-	char buf[20];
+	char buf[24];
 	int i = 0;
 
 	do {
 		buf[i++] = "0123456789abcdef"[v % base];
 		v /= base;
 	} while (v);
+	while (i < width && i < (int)sizeof(buf))
+		buf[i++] = '0';
 	while (i)
 		console_putc(buf[--i]);
 }
@@ -58,6 +61,10 @@ void kvprintf(const char *fmt, va_list ap)
 			continue;
 		}
 		fmt++;
+		int width = 0; /* only zero padding ("%02u") is supported */
+		if (*fmt == '0')
+			while (*fmt >= '0' && *fmt <= '9')
+				width = width * 10 + (*fmt++ - '0');
 		int precision = -1;
 		if (fmt[0] == '.' && fmt[1] == '*') {
 			precision = va_arg(ap, int);
@@ -85,13 +92,13 @@ void kvprintf(const char *fmt, va_list ap)
 			int64_t d = longs ? va_arg(ap, int64_t) : va_arg(ap, int);
 			if (d < 0)
 				console_putc('-');
-			put_unsigned(d < 0 ? -(uint64_t)d : (uint64_t)d, 10);
+			put_unsigned(d < 0 ? -(uint64_t)d : (uint64_t)d, 10, width);
 			break;
 		}
 		case 'u':
 		case 'x':
 			u = longs ? va_arg(ap, uint64_t) : va_arg(ap, unsigned);
-			put_unsigned(u, *fmt == 'u' ? 10 : 16);
+			put_unsigned(u, *fmt == 'u' ? 10 : 16, width);
 			break;
 		case '%':
 			console_putc('%');
