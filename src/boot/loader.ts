@@ -1,18 +1,24 @@
 // Puts a kernel, its command line and its initrd into guest memory and says how to enter it.
-// Kernels with a PVH note are entered in 32-bit mode with hvm_start_info; other ELF64 kernels at
-// their 64-bit entry with a Linux zero page. Every size and address from the files is checked
+// ELF kernels with a PVH note are entered in 32-bit mode with hvm_start_info; other ELF64 kernels
+// (vmlinux) at their 64-bit entry with a Linux zero page; bzImages at their 64-bit entry with a
+// zero page that carries their own setup header. Every size and address from the files is checked
 // against guest memory first, so a bad file fails with a clear message and writes nothing wild.
 
 import { readFileSync } from 'node:fs';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { BootCpuState } from '../arch/x86/boot-cpu.js';
 import {
-  CMDLINE_MAX_SIZE, CMDLINE_START, HIGH_MEMORY_START, MiB, PAGE_SIZE, ZERO_PAGE_START, memoryMap,
+  CMDLINE_MAX_SIZE, CMDLINE_START, HIGH_MEMORY_START, ZERO_PAGE_START, memoryMap,
 } from '../arch/x86/layout.js';
 import { isElf, KernelImageError, parseElf, type ElfKernel } from './elf.js';
+import { isBzImage, parseBzImage, placeBzImage } from './bzimage.js';
 import { writePvhStartInfo } from './pvh.js';
-import { writeZeroPage } from './zero-page.js';
+import { LOADED_HIGH, writeZeroPage } from './zero-page.js';
+import { lowMemoryTop, placeInitrd, type PlacedInitrd } from './initrd.js';
+import { formatSize, hex } from './format.js';
 import { TsvmmError } from '../errors.js';
+
+export { formatSize } from './format.js';
 
 export interface BootSource {
   /** Path of the kernel image, for messages. */
@@ -21,11 +27,13 @@ export interface BootSource {
   initrdPath?: string;
   initrd?: Uint8Array;
   cmdline: string;
+  /** Guest-physical address of the ACPI RSDP, if the VMM wrote ACPI tables. */
+  acpiRsdp?: number;
 }
 
 export interface LoadedKernel {
   cpu: BootCpuState;
-  /** "PVH ELF" or "ELF64": how the kernel is entered. */
+  /** "PVH ELF", "ELF64" or "bzImage": how the kernel is entered. */
   protocol: string;
   /** Where the initrd was placed, if any. */
   initrd?: { address: number; size: number };
@@ -50,32 +58,23 @@ export function readUserFile(path: string, what: string, maxSize: number): Uint8
   }
 }
 
-export function formatSize(bytes: number): string {
-  if (bytes >= MiB && bytes % MiB === 0) return `${bytes / MiB} MiB`;
-  if (bytes >= MiB) return `${(bytes / MiB).toFixed(1)} MiB`;
-  return `${bytes} bytes`;
-}
-
-const hex = (n: number) => `0x${n.toString(16)}`;
-
 export function loadKernel(memory: GuestMemory, source: BootSource): LoadedKernel {
   const name = `kernel ${source.kernelPath}`;
-  if (!isElf(source.kernel)) {
-    if (looksLikeBzImage(source.kernel)) {
-      throw new KernelImageError('UNSUPPORTED_KERNEL', `${name}: bzImage kernels are not supported yet; use an ELF kernel (vmlinux or one with a PVH note)`);
-    }
-    throw new KernelImageError('BAD_KERNEL', `${name}: not a kernel image (neither ELF nor bzImage)`);
-  }
+  if (isElf(source.kernel)) return loadElf(memory, source, name);
+  if (isBzImage(source.kernel)) return loadBzImage(memory, source, name);
+  throw new KernelImageError('BAD_KERNEL', `${name}: not a kernel image (neither ELF nor bzImage)`);
+}
+
+function loadElf(memory: GuestMemory, source: BootSource, name: string): LoadedKernel {
   const elf = parseElf(source.kernel, name);
+  const cmdline = encodeCmdline(source.cmdline);
   const kernelEnd = loadSegments(memory, elf, source.kernel, name);
-
-  const cmdline = Buffer.from(`${source.cmdline}\0`, 'latin1');
-  if (cmdline.length > CMDLINE_MAX_SIZE) {
-    throw new TsvmmError('CMDLINE_TOO_LONG', `command line of ${cmdline.length - 1} bytes is longer than ${CMDLINE_MAX_SIZE - 1}`);
-  }
   memory.write(CMDLINE_START, cmdline);
-
-  const initrd = source.initrd ? placeInitrd(memory, source.initrd, kernelEnd, source.initrdPath ?? 'initrd') : undefined;
+  const initrd = source.initrd
+    ? placeInitrd(memory, source.initrd, source.initrdPath ?? 'initrd', {
+      floor: kernelEnd, ceiling: lowMemoryTop(memory), ceilingReason: 'the end of low memory',
+    })
+    : undefined;
   const map = memoryMap(memory.regions);
 
   if (elf.pvhEntry !== undefined) {
@@ -83,17 +82,63 @@ export function loadKernel(memory: GuestMemory, source: BootSource): LoadedKerne
       cmdlineAddress: CMDLINE_START,
       memoryMap: map,
       modules: initrd ? [initrd] : [],
+      rsdpAddress: source.acpiRsdp,
     });
     return { protocol: 'PVH ELF', initrd, cpu: { mode: 'protected32', entry: elf.pvhEntry, registers: { rbx: startInfo } } };
   }
   writeZeroPage(memory, ZERO_PAGE_START, {
-    cmdlineAddress: CMDLINE_START, cmdlineSize: cmdline.length, memoryMap: map, initrd,
+    cmdlineAddress: CMDLINE_START, cmdlineSize: cmdline.length, memoryMap: map, initrd, acpiRsdp: source.acpiRsdp,
   });
   return { protocol: 'ELF64', initrd, cpu: { mode: 'long64', entry: elf.entry, registers: { rsi: ZERO_PAGE_START } } };
 }
 
-function looksLikeBzImage(image: Uint8Array): boolean {
-  return image.length > 0x206 && Buffer.from(image.subarray(0x202, 0x206)).toString('latin1') === 'HdrS';
+function loadBzImage(memory: GuestMemory, source: BootSource, name: string): LoadedKernel {
+  const bz = parseBzImage(source.kernel, name);
+  const cmdline = encodeCmdline(source.cmdline);
+  // cmdline_size is the kernel's own limit; a longer line would be cut off without a word.
+  if (cmdline.length - 1 > bz.cmdlineSize) {
+    throw new TsvmmError('CMDLINE_TOO_LONG', `command line of ${cmdline.length - 1} bytes is longer than the kernel's cmdline_size of ${bz.cmdlineSize} bytes`);
+  }
+  const ramTop = lowMemoryTop(memory);
+  const placement = placeBzImage(bz, ramTop, name);
+
+  memory.write(placement.loadAddress, bz.protectedMode);
+  memory.write(CMDLINE_START, cmdline);
+  // initrd_addr_max is the kernel's highest usable byte; above it the kernel cannot reach the
+  // initrd that early.
+  const addrMaxEnd = bz.initrdAddrMax + 1;
+  const initrd: PlacedInitrd | undefined = source.initrd
+    ? placeInitrd(memory, source.initrd, source.initrdPath ?? 'initrd', {
+      floor: placement.end,
+      ceiling: Math.min(addrMaxEnd, ramTop),
+      ceilingReason: addrMaxEnd < ramTop ? "the kernel's initrd_addr_max" : 'the end of low memory',
+    })
+    : undefined;
+
+  writeZeroPage(memory, ZERO_PAGE_START, {
+    setupHeader: bz.setupHeader,
+    header: {
+      code32_start: placement.loadAddress,
+      // No real-mode setup code runs, so its heap (CAN_USE_HEAP, heap_end_ptr) is not offered;
+      // KASLR_FLAG is the kernel's own and QUIET_FLAG would hide early messages.
+      loadflags: LOADED_HIGH,
+    },
+    cmdlineAddress: CMDLINE_START,
+    cmdlineSize: cmdline.length - 1,
+    memoryMap: memoryMap(memory.regions),
+    initrd,
+    acpiRsdp: source.acpiRsdp,
+  });
+  return { protocol: 'bzImage', initrd, cpu: { mode: 'long64', entry: placement.entry, registers: { rsi: ZERO_PAGE_START } } };
+}
+
+/** The command line as the kernel reads it: Latin-1 bytes and a NUL, checked against our buffer. */
+function encodeCmdline(cmdline: string): Buffer {
+  const bytes = Buffer.from(`${cmdline}\0`, 'latin1');
+  if (bytes.length > CMDLINE_MAX_SIZE) {
+    throw new TsvmmError('CMDLINE_TOO_LONG', `command line of ${bytes.length - 1} bytes is longer than ${CMDLINE_MAX_SIZE - 1}`);
+  }
+  return bytes;
 }
 
 /** Copies PT_LOAD segments to their physical addresses; returns the end of the highest one. */
@@ -118,16 +163,4 @@ function loadSegments(memory: GuestMemory, elf: ElfKernel, image: Uint8Array, na
     throw new KernelImageError('BAD_KERNEL', `${name}: entry point ${hex(entry)} is outside its loaded segments`);
   }
   return end;
-}
-
-/** The initrd goes as high as it can in the RAM below 4 GiB, page-aligned, above the kernel. */
-function placeInitrd(memory: GuestMemory, initrd: Uint8Array, kernelEnd: number, path: string): { address: number; size: number } {
-  const low = memory.regions[0]!;
-  const top = low.start + low.size;
-  const address = Math.floor((top - initrd.length) / PAGE_SIZE) * PAGE_SIZE;
-  if (initrd.length > top || address < Math.ceil(kernelEnd / PAGE_SIZE) * PAGE_SIZE) {
-    throw new TsvmmError('INITRD_TOO_LARGE', `initrd ${path}: ${formatSize(initrd.length)} does not fit in guest memory above the kernel (${formatSize(memory.size)} in all)`);
-  }
-  memory.write(address, initrd);
-  return { address, size: initrd.length };
 }

@@ -28,6 +28,8 @@ export interface PvhBootInfo {
   cmdlineAddress: number;
   memoryMap: readonly MemoryMapEntry[];
   modules: readonly { address: number; size: number }[];
+  /** Guest-physical address of the ACPI RSDP; a PVH kernel has no BIOS area to scan for it. */
+  rsdpAddress?: number;
 }
 
 /** Writes hvm_start_info and its tables; returns its address (the kernel's ebx). */
@@ -47,7 +49,7 @@ export function writePvhStartInfo(memory: GuestMemory, info: PvhBootInfo): numbe
     nr_modules: info.modules.length,
     modlist_paddr: info.modules.length ? BigInt(PVH_MODLIST_START) : 0n,
     cmdline_paddr: BigInt(info.cmdlineAddress),
-    rsdp_paddr: 0n,
+    rsdp_paddr: BigInt(info.rsdpAddress ?? 0),
     memmap_paddr: BigInt(PVH_MEMMAP_START),
     memmap_entries: info.memoryMap.length,
     reserved: 0,

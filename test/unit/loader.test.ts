@@ -5,6 +5,7 @@ import { hvm_start_info, hvm_memmap_table_entry, hvm_modlist_entry, XEN_HVM_STAR
 import { boot_params } from '../../src/boot/zero-page.js';
 import { CMDLINE_START, MiB, PVH_INFO_START, ZERO_PAGE_START } from '../../src/arch/x86/layout.js';
 import { buildElf } from '../helpers/elf-builder.js';
+import { buildBzImage } from '../helpers/bzimage-builder.js';
 
 const SIZE = 32 * MiB;
 const memory = () => GuestMemory.fromBuffers([{ start: 0, bytes: new Uint8Array(SIZE) }]);
@@ -17,7 +18,7 @@ describe('kernel loader', () => {
     const m = memory();
     m.fill(0x100000, 0x3000, 0xcc);
     const initrd = Buffer.from('initrd contents');
-    const loaded = loadKernel(m, { kernelPath: 'k', kernel: pvhKernel, initrd, cmdline: 'console=ttyS0' });
+    const loaded = loadKernel(m, { kernelPath: 'k', kernel: pvhKernel, initrd, cmdline: 'console=ttyS0', acpiRsdp: 0xe0000 });
     expect(loaded.protocol).toBe('PVH ELF');
     expect(loaded.cpu).toEqual({ mode: 'protected32', entry: 0x100001, registers: { rbx: PVH_INFO_START } });
     expect([...m.slice(0x100000, 4)]).toEqual([0x90, 0x90, 0xf4, 0]);
@@ -26,6 +27,7 @@ describe('kernel loader', () => {
     const info = hvm_start_info.decode(m.slice(PVH_INFO_START, 56));
     expect(info.magic).toBe(XEN_HVM_START_MAGIC_VALUE);
     expect(info.version).toBe(1);
+    expect(info.rsdp_paddr).toBe(0xe0000n);
     expect(m.readCString(Number(info.cmdline_paddr), 100)).toBe('console=ttyS0');
     expect(info.nr_modules).toBe(1);
     const mod = hvm_modlist_entry.decode(m.slice(Number(info.modlist_paddr), 32));
@@ -40,7 +42,7 @@ describe('kernel loader', () => {
 
   it('loads a plain ELF64 kernel for 64-bit entry with a Linux zero page', () => {
     const m = memory();
-    const loaded = loadKernel(m, { kernelPath: 'k', kernel: elf64Kernel, cmdline: 'hello' });
+    const loaded = loadKernel(m, { kernelPath: 'k', kernel: elf64Kernel, cmdline: 'hello', acpiRsdp: 0xe0000 });
     expect(loaded.cpu).toEqual({ mode: 'long64', entry: 0x200000, registers: { rsi: ZERO_PAGE_START } });
     const bp = boot_params.decode(m.slice(ZERO_PAGE_START, 4096));
     expect(bp.boot_flag).toBe(0xaa55);
@@ -49,6 +51,7 @@ describe('kernel loader', () => {
     expect(bp.cmd_line_ptr).toBe(CMDLINE_START);
     expect(m.readCString(bp.cmd_line_ptr, 10)).toBe('hello');
     expect(bp.e820_entries).toBe(3);
+    expect(bp.acpi_rsdp_addr).toBe(0xe0000n);
     expect(m.readU64(ZERO_PAGE_START + 0x2d0 + 40)).toBe(BigInt(MiB));
     expect(m.readU32(ZERO_PAGE_START + 0x2d0 + 40 + 16)).toBe(1);
   });
@@ -64,10 +67,21 @@ describe('kernel loader', () => {
     expect(() => loadKernel(memory(), { kernelPath: 'k', kernel: pvhKernel, initrd: new Uint8Array(SIZE), initrdPath: 'big.img', cmdline: '' })).toThrow(/initrd big.img: 32 MiB does not fit/);
   });
 
-  it('recognises a bzImage and says it is not supported yet rather than "not a kernel"', () => {
+  it('without an RSDP address, tells neither PVH nor the zero page of one', () => {
+    const m = memory();
+    loadKernel(m, { kernelPath: 'k', kernel: pvhKernel, cmdline: '' });
+    expect(hvm_start_info.decode(m.slice(PVH_INFO_START, 56)).rsdp_paddr).toBe(0n);
+    loadKernel(m, { kernelPath: 'k', kernel: elf64Kernel, cmdline: '' });
+    expect(boot_params.decode(m.slice(ZERO_PAGE_START, 4096)).acpi_rsdp_addr).toBe(0n);
+  });
+
+  it('tells a bzImage by its "HdrS" and loads it; anything else is "not a kernel image"', () => {
+    const loaded = loadKernel(memory(), { kernelPath: 'bz', kernel: buildBzImage({ initSize: 0x100000 }), cmdline: '' });
+    expect(loaded.protocol).toBe('bzImage');
+    expect(loaded.cpu).toEqual({ mode: 'long64', entry: 0x1000200, registers: { rsi: ZERO_PAGE_START } });
     const bz = new Uint8Array(0x1000);
     bz.set(Buffer.from('HdrS'), 0x202);
-    expect(() => loadKernel(memory(), { kernelPath: 'bz', kernel: bz, cmdline: '' })).toThrow(/bzImage/);
+    expect(() => loadKernel(memory(), { kernelPath: 'bz', kernel: bz, cmdline: '' })).toThrow(/^kernel bz: boot_flag is 0x0, not 0xaa55$/);
     expect(() => loadKernel(memory(), { kernelPath: 'txt', kernel: Buffer.from('hello'), cmdline: '' })).toThrow(/not a kernel image/);
   });
 });
