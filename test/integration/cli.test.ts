@@ -97,3 +97,21 @@ p.on('exit', (code) => { process.stdout.write(out); process.exit(code); });`;
     expectOneLineError(r, /cannot open \/nonexistent\/kvm: KVM is not available on this machine/);
   });
 });
+
+// bzImage kernels (added at the end, where this file grows).
+import { buildBzImage } from '../helpers/bzimage-builder.js';
+
+describe.skipIf(kvmMissingReason)('tsvmm run with a bzImage', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tsvmm-cli-bz-'));
+  const old = path.join(dir, 'old-bzImage');
+  writeFileSync(old, buildBzImage({ version: 0x0204 }));
+  const small = path.join(dir, 'bzImage');
+  writeFileSync(small, buildBzImage({ cmdlineSize: 255 }));
+
+  it.each([
+    ['a bzImage whose boot protocol is too old', ['--kernel', old], /^tsvmm: error: kernel .*old-bzImage: boot protocol 2.04 is too old \(tsvmm needs 2.06 or later\)$/],
+    ['a command line longer than the kernel\'s cmdline_size', ['--kernel', small, '--cmdline', 'x'.repeat(300)], /command line of 300 bytes is longer than the kernel's cmdline_size of 255 bytes$/],
+  ])('refuses %s in one line', (_what, args, message) => {
+    expectOneLineError(tsvmm(['run', ...args]), message);
+  });
+});
