@@ -12,6 +12,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -243,6 +244,55 @@ static napi_value js_eventfd(napi_env env, napi_callback_info info) {
   return make_result(env, eventfd(initval, flags | EFD_CLOEXEC));
 }
 
+// epollCreate(): epoll fd | -errno
+static napi_value js_epoll_create(napi_env env, napi_callback_info info) {
+  (void)info;
+  return make_result(env, epoll_create1(EPOLL_CLOEXEC));
+}
+
+// epollCtl(epfd, op, fd, events, data): 0 | -errno. `data` is a 32-bit tag returned by epollWait.
+static napi_value js_epoll_ctl(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  int32_t epfd, op, fd;
+  uint32_t events, data;
+  CHECK(napi_get_value_int32(env, argv[0], &epfd));
+  CHECK(napi_get_value_int32(env, argv[1], &op));
+  CHECK(napi_get_value_int32(env, argv[2], &fd));
+  CHECK(napi_get_value_uint32(env, argv[3], &events));
+  CHECK(napi_get_value_uint32(env, argv[4], &data));
+  struct epoll_event ev = {.events = events, .data.u64 = data};
+  return make_result(env, epoll_ctl(epfd, op, fd, &ev));
+}
+
+// epollWait(epfd, out: Uint32Array, timeoutMs): count | -errno. Fills out[2i] = events and
+// out[2i+1] = the tag of each ready fd; at most out.length / 2 of them. Blocks the calling thread.
+static napi_value js_epoll_wait(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int32_t epfd, timeout;
+  void *data;
+  size_t len;
+  CHECK(napi_get_value_int32(env, argv[0], &epfd));
+  if (!get_bytes(env, argv[1], &data, &len)) return NULL;
+  CHECK(napi_get_value_int32(env, argv[2], &timeout));
+  struct epoll_event events[64];
+  int max = (int)(len / 8);
+  if (max > 64) max = 64;
+  if (max < 1) {
+    napi_throw_range_error(env, NULL, "epollWait needs room for at least one event");
+    return NULL;
+  }
+  int n = epoll_wait(epfd, events, max, timeout);
+  if (n < 0) return make_int(env, -errno);
+  uint32_t *out = data;
+  for (int i = 0; i < n; i++) {
+    out[2 * i] = events[i].events;
+    out[2 * i + 1] = (uint32_t)events[i].data.u64;
+  }
+  return make_int(env, n);
+}
+
 // threadSelf(): the calling thread's pthread_t, so another thread can signal it.
 static napi_value js_thread_self(napi_env env, napi_callback_info info) {
   (void)info;
@@ -295,6 +345,9 @@ NAPI_MODULE_INIT() {
       {"arrayBuffer", js_array_buffer},
       {"addressOf", js_address_of},
       {"eventfd", js_eventfd},
+      {"epollCreate", js_epoll_create},
+      {"epollCtl", js_epoll_ctl},
+      {"epollWait", js_epoll_wait},
       {"threadSelf", js_thread_self},
       {"threadKill", js_thread_kill},
       {"installEmptySignalHandler", js_install_empty_signal_handler},

@@ -8,6 +8,7 @@ import { describeOutcome, type VmOutcome } from '../vmm/outcome.js';
 import { formatSize } from '../boot/loader.js';
 import { ConsoleEscape, ESCAPE_HELP } from './console-escape.js';
 import { errorLine, reportError } from './output.js';
+import { parseDiskOption, parseNetOption } from './device-options.js';
 
 interface RunArgs {
   kernel?: string;
@@ -15,6 +16,10 @@ interface RunArgs {
   cmdline?: string;
   mem: string;
   cpus: number;
+  disk: string[];
+  net?: string;
+  rng: boolean;
+  console: 'serial' | 'virtio';
   quiet: boolean;
   verbose: boolean;
   json: boolean;
@@ -24,11 +29,16 @@ export const runCommand: CommandModule<object, RunArgs> = {
   command: 'run',
   describe: 'Boot a guest with its serial console on this terminal',
   builder: (yargs: Argv) => yargs
-    .option('kernel', { type: 'string', describe: 'Kernel image: an ELF with a PVH note, or a 64-bit ELF (default: the demo guest)' })
+    .option('kernel', { type: 'string', describe: 'Kernel image: a Linux bzImage, an ELF with a PVH note, or a 64-bit ELF such as vmlinux (default: the demo guest)' })
     .option('initrd', { type: 'string', describe: 'Initial ramdisk, handed to the kernel as a boot module' })
     .option('cmdline', { type: 'string', describe: `Kernel command line (default: "${DEFAULT_CMDLINE}")` })
     .option('mem', { type: 'string', default: '256M', describe: 'Guest RAM, e.g. 256M, 1G (a plain number means MiB)' })
     .option('cpus', { type: 'number', default: 1, describe: 'Number of vCPUs, each on its own thread' })
+    .option('disk', { type: 'string', array: true, default: [], describe: 'A virtio-blk disk on a raw image: FILE or FILE,ro (repeat for more disks)' })
+    .option('net', { type: 'string', describe: 'A virtio-net NIC on a tap device: tap=NAME[,mac=52:54:00:12:34:56]' })
+    .option('rng', { type: 'boolean', default: false, describe: 'A virtio-rng device fed from the host\'s random number generator' })
+    .option('console', { choices: ['serial', 'virtio'] as const, default: 'serial' as const, describe: 'Where typed input goes: the 16550 UART (ttyS0) or a virtio console (hvc0)' })
+    .group(['disk', 'net', 'rng', 'console'], 'Devices:')
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Print only the guest console' })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'Also log unassigned port and MMIO accesses' })
     .option('json', { type: 'boolean', default: false, describe: 'At exit, print a JSON summary on stderr instead of a sentence' })
@@ -43,7 +53,11 @@ export const runCommand: CommandModule<object, RunArgs> = {
 async function runVm(args: RunArgs): Promise<number> {
   let vm: Vm;
   try {
-    vm = Vm.create({ kernel: args.kernel, initrd: args.initrd, cmdline: args.cmdline, memory: args.mem, cpus: args.cpus });
+    vm = Vm.create({
+      kernel: args.kernel, initrd: args.initrd, cmdline: args.cmdline, memory: args.mem, cpus: args.cpus,
+      disks: args.disk.map(parseDiskOption), net: args.net === undefined ? undefined : parseNetOption(args.net),
+      rng: args.rng, console: args.console,
+    });
   } catch (error) {
     return reportError(error);
   }
@@ -56,6 +70,11 @@ async function runVm(args: RunArgs): Promise<number> {
   };
 
   vm.on('output', (chunk) => process.stdout.write(chunk));
+  // A reader that went away (`tsvmm run | head`) ends the VM quietly instead of crashing us.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') void vm.stop();
+    else throw error;
+  });
   vm.on('log', (message) => { if (args.verbose) process.stderr.write(`tsvmm: ${message}\r\n`); });
 
   const escape = new ConsoleEscape();

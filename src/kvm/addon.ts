@@ -19,6 +19,10 @@ export interface NativeAddon {
   arrayBuffer(address: bigint, length: number | bigint): ArrayBuffer;
   addressOf(view: ArrayBufferView): bigint;
   eventfd(initval: number, flags: number): number;
+  epollCreate(): number;
+  epollCtl(epfd: number, op: number, fd: number, events: number, tag: number): number;
+  /** Blocks up to timeoutMs; fills out[2i] = events, out[2i+1] = tag. */
+  epollWait(epfd: number, out: Uint32Array, timeoutMs: number): number;
   threadSelf(): bigint;
   threadKill(thread: bigint, signal: number): number;
   installEmptySignalHandler(signal: number): number;
@@ -60,5 +64,8 @@ export const MAP_NORESERVE = 0x4000;
 export const O_RDWR = 2;
 export const EFD_NONBLOCK = 0o4000;
 export const MADV_DONTNEED = 4;
+export const EPOLL_CTL_ADD = 1;
+export const EPOLL_CTL_DEL = 2;
+export const EPOLLIN = 0x001;
 export const EINTR = osConstants.errno.EINTR;
 export const EAGAIN = osConstants.errno.EAGAIN;

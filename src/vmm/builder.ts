@@ -1,6 +1,7 @@
-// Config in, a KVM VM ready to run out: memory slots, interrupt controllers, the kernel loaded,
-// vCPUs with CPUID, MSRs and the boot CPU's entry state. Everything it opened is released if a
-// later step fails, so a bad kernel leaves no VM behind.
+// Config in, a KVM VM ready to run out: guest memory with the kernel and ACPI tables, devices,
+// then the KVM side (memory slots, interrupt controllers, vCPUs with CPUID, MSRs and the boot
+// CPU's entry state). Everything it opened is released if a later step fails, so a bad kernel
+// leaves no VM behind.
 
 import { Kvm, VcpuFd, VmFd } from '../kvm/kvm.js';
 import { KVM_CAP } from '../kvm/ioctls.js';
@@ -13,6 +14,7 @@ import { loadKernel, readUserFile, type LoadedKernel } from '../boot/loader.js';
 import { writeAcpiTables } from '../arch/x86/acpi.js';
 import { TsvmmError } from '../errors.js';
 import type { ResolvedVmConfig } from './config.js';
+import { attachVirtio, openVirtio, type VirtioSetup } from './virtio-setup.js';
 
 export interface BuiltVm {
   kvm: Kvm;
@@ -20,6 +22,7 @@ export interface BuiltVm {
   memory: GuestMemory;
   vcpus: VcpuFd[];
   kernel: LoadedKernel;
+  virtio: VirtioSetup;
   release(): void;
 }
 
@@ -44,6 +47,20 @@ export function buildVm(config: ResolvedVmConfig): BuiltVm {
     }
   };
   try {
+    // Everything that depends only on the user's input comes first: a bad kernel, initrd, disk
+    // or command line is refused before /dev/kvm is opened.
+    const memory = GuestMemory.allocate(ramLayout(config.memory));
+    cleanups.push(() => memory.close());
+    const virtio = openVirtio(config.virtio);
+    cleanups.push(() => virtio.release());
+    const acpiRsdp = writeAcpiTables(memory, config.cpus);
+    const kernel = loadKernel(memory, {
+      acpiRsdp,
+      kernelPath: config.kernel, kernel: kernelImage,
+      initrdPath: config.initrd, initrd: initrdImage,
+      cmdline: [config.cmdline, virtio.cmdline].filter(Boolean).join(' '),
+    });
+
     const kvm = Kvm.open();
     cleanups.push(() => kvm.close());
     for (const [name, cap] of REQUIRED_CAPS) {
@@ -60,17 +77,8 @@ export function buildVm(config: ResolvedVmConfig): BuiltVm {
     vm.setTssAddr(KVM_TSS_START);
     vm.createIrqchip();
     vm.createPit2();
-
-    const memory = GuestMemory.allocate(ramLayout(config.memory));
-    cleanups.push(() => memory.close());
     memory.registerWith(vm);
-
-    writeAcpiTables(memory, config.cpus);
-    const kernel = loadKernel(memory, {
-      kernelPath: config.kernel, kernel: kernelImage,
-      initrdPath: config.initrd, initrd: initrdImage,
-      cmdline: config.cmdline,
-    });
+    attachVirtio(vm, virtio);
 
     const supported = kvm.supportedCpuid();
     const vcpus: VcpuFd[] = [];
@@ -84,7 +92,7 @@ export function buildVm(config: ResolvedVmConfig): BuiltVm {
     }
     // Only the boot CPU starts; the others wait for INIT/SIPI in the in-kernel LAPIC.
     setupBootCpu(vcpus[0]!, memory, kernel.cpu);
-    return { kvm, vm, memory, vcpus, kernel, release };
+    return { kvm, vm, memory, vcpus, kernel, virtio, release };
   } catch (error) {
     release();
     throw error;

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TsvmmError } from '../errors.js';
 import { MiB } from '../arch/x86/layout.js';
+import type { DiskConfig, NetConfig, VirtioConfig } from './virtio-setup.js';
 
 export interface VmConfig {
   /** Kernel image (ELF with a PVH note, or ELF64). Default: the demo guest. */
@@ -17,6 +18,14 @@ export interface VmConfig {
   memory?: number | string;
   cpus?: number;
   name?: string;
+  /** virtio-blk disks on raw image files. */
+  disks?: readonly DiskConfig[];
+  /** virtio-net on a tap device. */
+  net?: NetConfig;
+  /** A virtio-rng device fed from the host's CSPRNG. */
+  rng?: boolean;
+  /** Where typed input goes: the 16550 UART (default) or a virtio console. */
+  console?: 'serial' | 'virtio';
 }
 
 export interface ResolvedVmConfig {
@@ -26,6 +35,7 @@ export interface ResolvedVmConfig {
   memory: number;
   cpus: number;
   name: string;
+  virtio: VirtioConfig;
 }
 
 export class ConfigError extends TsvmmError {
@@ -75,6 +85,9 @@ export function resolveConfig(config: VmConfig, limits: { hostMemory?: number } 
   const cpus = config.cpus ?? 1;
   if (!Number.isInteger(cpus) || cpus < 1) throw new ConfigError(`--cpus ${config.cpus}: must be a whole number of at least 1`);
   if (cpus > MAX_CPUS) throw new ConfigError(`--cpus ${cpus}: at most ${MAX_CPUS} vCPUs are supported`);
+  if (config.console !== undefined && config.console !== 'serial' && config.console !== 'virtio') {
+    throw new ConfigError(`--console ${String(config.console)}: must be serial or virtio`);
+  }
   const kernel = config.kernel ?? DEFAULT_KERNEL;
   if (config.kernel === undefined && !existsSync(kernel)) {
     throw new ConfigError(`the default guest is not built (${kernel}); run \`npm install\` or \`make -C guests\``);
@@ -86,5 +99,11 @@ export function resolveConfig(config: VmConfig, limits: { hostMemory?: number } 
     memory,
     cpus,
     name: config.name ?? `vm-${process.pid}`,
+    virtio: {
+      disks: config.disks ?? [],
+      net: config.net,
+      rng: config.rng ?? false,
+      virtioConsole: config.console === 'virtio',
+    },
   };
 }

@@ -14,6 +14,9 @@ import type { VmOutcome } from './outcome.js';
 import { DeviceMailbox, RemoteBus } from './device-mailbox.js';
 import { kickVcpu } from './kick.js';
 import type { IoSpace } from '../devices/bus.js';
+import type { VirtioSlot } from './virtio-slots.js';
+import { VIRTIO_MMIO_SIZE, VirtioMmioState, VirtioMmioTransport } from '../devices/virtio/mmio-transport.js';
+import { writeSync } from 'node:fs';
 
 export interface VcpuWorkerData {
   vmFd: number;
@@ -26,6 +29,8 @@ export interface VcpuWorkerData {
   consoleIn: SharedArrayBuffer;
   consoleOut: SharedArrayBuffer;
   mailbox: SharedArrayBuffer;
+  /** Virtio devices whose registers the boot CPU's thread answers. */
+  virtio: { slots: VirtioSlot[]; controlFd: number };
   /** For an AP: the boot CPU, whose thread owns the devices. Absent on the boot CPU. */
   deviceOwner: { control: SharedArrayBuffer; kvmRunAddress: bigint } | undefined;
 }
@@ -33,6 +38,8 @@ export interface VcpuWorkerData {
 export type VcpuWorkerMessage =
   | { type: 'exit'; outcome: VmOutcome }
   | { type: 'log'; message: string };
+
+const ONE = new BigUint64Array([1n]);
 
 function post(message: VcpuWorkerMessage): void {
   parentPort?.postMessage(message);
@@ -67,6 +74,13 @@ function main(data: VcpuWorkerData): void {
         onPowerOff: () => loop.requestStop({ kind: 'shutdown', reason: 'acpi-poweroff' }),
         log: (message) => post({ type: 'log', message }),
       });
+      const signal = (fd: number) => writeSync(fd, ONE);
+      for (const slot of data.virtio.slots) {
+        devices.mmio.insert(slot.name, slot.base, VIRTIO_MMIO_SIZE, new VirtioMmioTransport(VirtioMmioState.attach(slot.state), slot.info, {
+          onStateChange: () => signal(data.virtio.controlFd),
+          onQueueNotify: (queue) => signal(slot.queueFds[queue]!),
+        }));
+      }
       buses = {
         pio: devices.pio,
         mmio: devices.mmio,

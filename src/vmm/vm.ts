@@ -13,6 +13,8 @@ import { describeOutcome, type VmOutcome } from './outcome.js';
 import type { VcpuWorkerData, VcpuWorkerMessage } from './vcpu-worker.js';
 import { DeviceMailbox } from './device-mailbox.js';
 import { installKickHandler, kickVcpu } from './kick.js';
+import type { IoWorkerData, IoWorkerMessage } from './io-worker.js';
+import { writeSync } from 'node:fs';
 
 const KICK_RETRY_MS = 20;
 const OUTPUT_LIMIT = 16 * 1024 * 1024;
@@ -44,6 +46,9 @@ export class Vm extends EventEmitter<VmEvents> {
   readonly #consoleIn = ByteRing.create(4096);
   readonly #consoleOut = ByteRing.create(64 * 1024);
   readonly #mailbox = DeviceMailbox.create();
+  /** The device I/O thread, when the VM has virtio devices; slot 0 of `#ioStop` asks it to end. */
+  #io: { worker: Worker; ended: Promise<void> } | undefined;
+  readonly #ioStop = new Int32Array(new SharedArrayBuffer(4));
   #threads: VcpuThread[] = [];
   #state: VmState = 'created';
   #output: Buffer[] = [];
@@ -119,6 +124,7 @@ export class Vm extends EventEmitter<VmEvents> {
         consoleIn: this.#consoleIn.buffer,
         consoleOut: this.#consoleOut.buffer,
         mailbox: this.#mailbox.buffer,
+        virtio: { slots: index === 0 ? this.#built.virtio.slots : [], controlFd: this.#built.virtio.controlFd },
         // The boot CPU owns the devices; the others reach them through it.
         deviceOwner: index === 0 ? undefined : { control: controls[0]!.buffer, kvmRunAddress: vcpus[0]!.kvmRun.address },
       };
@@ -134,7 +140,33 @@ export class Vm extends EventEmitter<VmEvents> {
       });
       return { control, worker, ended };
     });
-    void this.#pumpOutput();
+    this.#startIoThread();
+    void this.#pumpOutput(this.#consoleOut);
+    if (this.#built.virtio.console) void this.#pumpOutput(this.#built.virtio.console.output);
+  }
+
+  #startIoThread(): void {
+    const { virtio, memory } = this.#built;
+    if (virtio.slots.length === 0) return;
+    const data: IoWorkerData = { memory: memory.descriptors, devices: virtio.slots, controlFd: virtio.controlFd, stop: this.#ioStop.buffer as SharedArrayBuffer };
+    const worker = new Worker(new URL('./io-worker.js', import.meta.url), { workerData: data });
+    const ended = new Promise<void>((resolve) => {
+      worker.on('message', (message: IoWorkerMessage) => {
+        if (message.type === 'log') this.emit('log', message.message);
+        else this.#finish({ kind: 'error', code: 'VMM_ERROR', message: `device I/O thread failed: ${message.message.split('\n')[0]}`, diagnostics: message.message });
+      });
+      worker.on('error', (error) => this.#finish({ kind: 'error', code: 'VMM_ERROR', message: `device I/O thread failed: ${error.message}`, diagnostics: error.stack }));
+      worker.on('exit', () => resolve());
+    });
+    this.#io = { worker, ended };
+  }
+
+  /** Asks the I/O thread to end and waits until it has: its fds must outlive it. */
+  async #stopIoThread(): Promise<void> {
+    if (!this.#io) return;
+    Atomics.store(this.#ioStop, 0, 1);
+    writeSync(this.#built.virtio.controlFd, new BigUint64Array([1n]));
+    await this.#io.ended;
   }
 
   /** Sends bytes to the guest's serial console, as if typed. */
@@ -221,7 +253,7 @@ export class Vm extends EventEmitter<VmEvents> {
       t.control.command = VcpuCommand.Stop;
       void this.#kickUntil(t, () => t.control.state === VcpuState.Exited);
     }
-    void Promise.all(this.#threads.map((t) => t.ended)).then(() => this.#release());
+    void Promise.all(this.#threads.map((t) => t.ended)).then(() => this.#stopIoThread()).then(() => this.#release());
   }
 
   #finish(outcome: VmOutcome): void {
@@ -238,9 +270,11 @@ export class Vm extends EventEmitter<VmEvents> {
   }
 
   #flushInput(): void {
+    const virtioConsole = this.#built.virtio.console;
+    const ring = virtioConsole?.input ?? this.#consoleIn;
     while (this.#pendingInput.length > 0) {
       const chunk = this.#pendingInput[0]!;
-      const n = this.#consoleIn.writeSome(chunk);
+      const n = ring.writeSome(chunk);
       if (n < chunk.length) {
         this.#pendingInput[0] = chunk.subarray(n);
         setTimeout(() => this.#flushInput(), 10);
@@ -248,20 +282,24 @@ export class Vm extends EventEmitter<VmEvents> {
       }
       this.#pendingInput.shift();
     }
+    if (virtioConsole) {
+      writeSync(virtioConsole.inputReady, new BigUint64Array([1n]));
+      return;
+    }
     // The boot CPU owns the UART; a kick makes it look at the input ring even while halted.
     const boot = this.#threads[0];
     if (boot && boot.control.state === VcpuState.Running) kickVcpu(this.#built.vcpus[0]!.kvmRun, boot.control);
   }
 
-  async #pumpOutput(): Promise<void> {
+  async #pumpOutput(ring: ByteRing): Promise<void> {
     while (this.#state !== 'exited') {
-      await Promise.race([this.#consoleOut.waitForData(), this.#exited]);
-      this.#drainOutput();
+      await Promise.race([ring.waitForData(), this.#exited]);
+      this.#drainOutput(ring);
     }
   }
 
-  #drainOutput(): void {
-    const bytes = this.#consoleOut.drain();
+  #drainOutput(ring: ByteRing): void {
+    const bytes = ring.drain();
     if (bytes.length === 0) return;
     const chunk = Buffer.from(bytes);
     this.#output.push(chunk);
@@ -272,7 +310,8 @@ export class Vm extends EventEmitter<VmEvents> {
 
   #release(): void {
     if (this.#state === 'exited') return;
-    this.#drainOutput();
+    this.#drainOutput(this.#consoleOut);
+    if (this.#built.virtio.console) this.#drainOutput(this.#built.virtio.console.output);
     this.#state = 'exited';
     this.#built.release();
     const outcome = this.#outcome ?? { kind: 'stopped' };

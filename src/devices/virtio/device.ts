@@ -1,0 +1,165 @@
+// The I/O-thread side of a virtio device: it watches the transport's state, builds the queues
+// when the driver says DRIVER_OK, hands notifications to the backend, and interrupts the driver
+// through the irqfd. A queue the guest has corrupted puts the device into DEVICE_NEEDS_RESET with
+// one log line; nothing a guest writes into a ring can throw out of here.
+
+import { writeSync } from 'node:fs';
+import type { GuestMemory } from '../../memory/guest-memory.js';
+import { VirtQueue, VirtQueueError, type DescriptorChain } from './queue.js';
+import {
+  INTERRUPT, STATUS, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
+  type VirtioDeviceInfo, type VirtioMmioState,
+} from './mmio-transport.js';
+
+export interface VirtioBackendContext {
+  memory: GuestMemory;
+  /** Live queues by index; a queue the driver did not set up is absent. */
+  queues: ReadonlyMap<number, VirtQueue>;
+  /** Features both sides agreed on. */
+  features: bigint;
+  /** Call after pushing used buffers to `queue`: interrupts the driver if the queue asks for it. */
+  usedBuffers(queue: number): void;
+  /** Calls `onReadable` (on the I/O thread) while `fd` has data; a reset unwatches everything. */
+  watch(fd: number, onReadable: () => void): void;
+  unwatch(fd: number): void;
+  log(message: string): void;
+}
+
+/** The I/O thread's event loop, as a device sees it. */
+export interface FdWatcher {
+  watch(fd: number, onReadable: () => void): void;
+  unwatch(fd: number): void;
+}
+
+/** A device model: what happens to the buffers a driver places in the queues. */
+export interface VirtioBackend {
+  activate(context: VirtioBackendContext): void;
+  /** The driver notified `queue` (it added buffers). */
+  process(queue: number): void;
+  reset(): void;
+}
+
+/**
+ * Serves every chain waiting in queue `index`: `serve` handles one and returns how many bytes it
+ * wrote into the chain's buffers; each chain goes back to the used ring, then the driver is
+ * interrupted if it wants to be. The common shape of a request queue.
+ */
+export function serveQueue(ctx: VirtioBackendContext | undefined, index: number, serve: (chain: DescriptorChain, queue: VirtQueue) => number): void {
+  const q = ctx?.queues.get(index);
+  if (!ctx || !q) return;
+  for (let chain = q.pop(); chain; chain = q.pop()) q.push(chain.head, serve(chain, q));
+  ctx.usedBuffers(index);
+}
+
+const ONE = new BigUint64Array([1n]);
+
+export class VirtioDeviceRunner {
+  #active = false;
+  #broken = false;
+  #resetsSeen = 0;
+  readonly #watched = new Set<number>();
+
+  constructor(
+    readonly name: string,
+    private readonly state: VirtioMmioState,
+    private readonly info: VirtioDeviceInfo,
+    private readonly backend: VirtioBackend,
+    private readonly memory: GuestMemory,
+    private readonly irqfd: number,
+    private readonly watcher: FdWatcher,
+    private readonly log: (message: string) => void,
+  ) {}
+
+  /** The transport's status or a queue's readiness changed (maybe several times since last call). */
+  onStateChange(): void {
+    const resets = this.state.resets;
+    if (resets !== this.#resetsSeen) {
+      this.#resetsSeen = resets;
+      if (this.#active || this.#broken) this.#stop();
+      this.#active = false;
+      this.#broken = false;
+    }
+    if (this.state.status & STATUS.DRIVER_OK && !this.#active && !this.#broken) this.#activate();
+  }
+
+  onQueueNotify(queue: number): void {
+    // epoll may report the queue's eventfd before the control eventfd that carries DRIVER_OK.
+    this.onStateChange();
+    if (!this.#active) return;
+    this.#guard(() => this.backend.process(queue));
+  }
+
+  /** Runs backend work that reads guest-controlled rings, turning a bad ring into NEEDS_RESET. */
+  guard(work: () => void): void {
+    if (this.#active) this.#guard(work);
+  }
+
+  #guard(work: () => void): void {
+    try {
+      work();
+    } catch (error) {
+      if (!(error instanceof VirtQueueError)) throw error;
+      this.#needsReset(error.message);
+    }
+  }
+
+  #activate(): void {
+    const features = this.state.driverFeatures;
+    const queues = new Map<number, VirtQueue>();
+    try {
+      this.info.queueSizes.forEach((_max, index) => {
+        const q = this.state.queue(index);
+        if (!q.ready) return;
+        queues.set(index, new VirtQueue(this.memory, {
+          size: q.size, descTable: q.descTable, availRing: q.availRing, usedRing: q.usedRing,
+          eventIdx: (features & VIRTIO_RING_F_EVENT_IDX) !== 0n,
+          indirect: (features & VIRTIO_RING_F_INDIRECT_DESC) !== 0n,
+        }));
+      });
+    } catch (error) {
+      if (!(error instanceof VirtQueueError)) throw error;
+      this.#needsReset(error.message);
+      return;
+    }
+    this.#active = true;
+    this.backend.activate({
+      memory: this.memory,
+      queues,
+      features,
+      usedBuffers: (index) => {
+        if (queues.get(index)?.needsInterrupt()) this.#interrupt(INTERRUPT.USED_BUFFER);
+      },
+      watch: (fd, onReadable) => {
+        this.#watched.add(fd);
+        this.watcher.watch(fd, () => this.guard(onReadable));
+      },
+      unwatch: (fd) => {
+        if (this.#watched.delete(fd)) this.watcher.unwatch(fd);
+      },
+      log: (message) => this.log(`${this.name}: ${message}`),
+    });
+    // Buffers the driver posted (and notified) before we saw DRIVER_OK are served now.
+    for (const index of queues.keys()) this.#guard(() => this.backend.process(index));
+  }
+
+  #stop(): void {
+    for (const fd of this.#watched) this.watcher.unwatch(fd);
+    this.#watched.clear();
+    this.backend.reset();
+  }
+
+  #needsReset(reason: string): void {
+    this.#active = false;
+    this.#broken = true;
+    this.#stop();
+    this.log(`${this.name}: the guest's virtqueue is unusable (${reason}); device needs reset`);
+    this.state.orStatus(STATUS.DEVICE_NEEDS_RESET);
+    this.state.bumpConfigGeneration();
+    this.#interrupt(INTERRUPT.CONFIG_CHANGE);
+  }
+
+  #interrupt(reason: number): void {
+    this.state.raiseInterrupt(reason);
+    writeSync(this.irqfd, ONE);
+  }
+}

@@ -1,0 +1,108 @@
+// The device I/O thread: one per VM with virtio devices. It sleeps in epoll_wait on every
+// queue's ioeventfd, a control eventfd and whatever the backends watch (a tap, console input),
+// and does the device work there: vCPU threads never wait for a disk or a network.
+
+import { readSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import { addon, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLLIN } from '../kvm/addon.js';
+import { GuestMemory, type GuestRegionDescriptor } from '../memory/guest-memory.js';
+import { VirtioMmioState } from '../devices/virtio/mmio-transport.js';
+import { VirtioDeviceRunner, type FdWatcher, type VirtioBackend } from '../devices/virtio/device.js';
+import { BlockBackend } from '../devices/virtio/block.js';
+import { NetBackend } from '../devices/virtio/net.js';
+import { RngBackend } from '../devices/virtio/rng.js';
+import { ConsoleBackend } from '../devices/virtio/console.js';
+import { ByteRing } from './byte-ring.js';
+import type { VirtioBackendConfig, VirtioSlot } from './virtio-slots.js';
+
+export interface IoWorkerData {
+  memory: GuestRegionDescriptor[];
+  devices: VirtioSlot[];
+  /** Signalled when a transport changed state, or when the thread should look at `stop`. */
+  controlFd: number;
+  /** Int32 slot 0: 1 asks the thread to end. */
+  stop: SharedArrayBuffer;
+}
+
+export type IoWorkerMessage = { type: 'log'; message: string } | { type: 'error'; message: string };
+
+function createBackend(config: VirtioBackendConfig): VirtioBackend {
+  switch (config.kind) {
+    case 'block': return new BlockBackend(config.fd, config);
+    case 'net': return new NetBackend(config.tap);
+    case 'rng': return new RngBackend();
+    case 'console': return new ConsoleBackend(ByteRing.attach(config.output), ByteRing.attach(config.input), config.inputReady);
+    default: {
+      const never: never = config;
+      return never;
+    }
+  }
+}
+
+/** An epoll set whose entries are callbacks. */
+class EventLoop implements FdWatcher {
+  readonly #native = addon();
+  readonly #epoll = this.#native.epollCreate();
+  readonly #callbacks = new Map<number, () => void>();
+  readonly #tags = new Map<number, number>();
+  #nextTag = 1;
+
+  watch(fd: number, onReadable: () => void): void {
+    if (this.#tags.has(fd)) return;
+    const tag = this.#nextTag++;
+    const rc = this.#native.epollCtl(this.#epoll, EPOLL_CTL_ADD, fd, EPOLLIN, tag);
+    if (rc < 0) throw new Error(`epoll_ctl(ADD, fd ${fd}) failed: errno ${-rc}`);
+    this.#tags.set(fd, tag);
+    this.#callbacks.set(tag, onReadable);
+  }
+
+  unwatch(fd: number): void {
+    const tag = this.#tags.get(fd);
+    if (tag === undefined) return;
+    this.#native.epollCtl(this.#epoll, EPOLL_CTL_DEL, fd, 0, 0);
+    this.#tags.delete(fd);
+    this.#callbacks.delete(tag);
+  }
+
+  /** Waits for events and runs their callbacks until `done()`. */
+  run(done: () => boolean): void {
+    const events = new Uint32Array(2 * 32);
+    while (!done()) {
+      const n = this.#native.epollWait(this.#epoll, events, -1);
+      for (let i = 0; i < n; i++) this.#callbacks.get(events[2 * i + 1]!)?.();
+    }
+  }
+}
+
+const counter = new BigUint64Array(1);
+/** Reads an eventfd's counter so that it stops being readable. */
+function drain(fd: number): void {
+  try { readSync(fd, counter); } catch { /* EAGAIN: already drained */ }
+}
+
+function main(data: IoWorkerData): void {
+  const log = (message: string) => parentPort?.postMessage({ type: 'log', message } satisfies IoWorkerMessage);
+  const memory = GuestMemory.attach(data.memory);
+  const stop = new Int32Array(data.stop);
+  const loop = new EventLoop();
+  const runners = data.devices.map((slot) => {
+    const runner = new VirtioDeviceRunner(slot.name, VirtioMmioState.attach(slot.state), slot.info,
+      createBackend(slot.backend), memory, slot.irqfd, loop, log);
+    slot.queueFds.forEach((fd, queue) => loop.watch(fd, () => {
+      drain(fd);
+      runner.onQueueNotify(queue);
+    }));
+    return runner;
+  });
+  loop.watch(data.controlFd, () => {
+    drain(data.controlFd);
+    for (const r of runners) r.onStateChange();
+  });
+  loop.run(() => Atomics.load(stop, 0) === 1);
+}
+
+try {
+  main(workerData as IoWorkerData);
+} catch (error) {
+  parentPort?.postMessage({ type: 'error', message: (error as Error).stack ?? String(error) } satisfies IoWorkerMessage);
+}
