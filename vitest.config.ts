@@ -1,4 +1,6 @@
 import { defineConfig } from 'vitest/config';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 export default defineConfig({
@@ -12,5 +14,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     // KVM tests are CPU-bound on a 2-core machine; running files one at a time keeps timings sane.
     fileParallelism: false,
+    // VMs started by the tests register here, not in the user's runtime directory.
+    env: { TSVMM_RUNTIME_DIR: mkdtempSync(path.join(tmpdir(), 'tsvmm-test-run-')) },
   },
 });

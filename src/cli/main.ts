@@ -3,12 +3,19 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { runCommand } from './run.js';
+import { pauseCommand, psCommand, resumeCommand, stopCommand } from './instances.js';
+import { consoleCommand } from './console.js';
 
 export async function main(argv: string[] = hideBin(process.argv)): Promise<void> {
   await yargs(argv)
     .scriptName('tsvmm')
     .usage('$0 <command> [options]\n\nA KVM hypervisor written in TypeScript.')
     .command(runCommand)
+    .command(psCommand)
+    .command(consoleCommand)
+    .command(pauseCommand)
+    .command(resumeCommand)
+    .command(stopCommand)
     .demandCommand(1, 'Say which command to run (try `tsvmm run`).')
     .strict()
     .recommendCommands()

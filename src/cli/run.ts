@@ -9,6 +9,14 @@ import { formatSize } from '../boot/loader.js';
 import { ConsoleEscape, ESCAPE_HELP } from './console-escape.js';
 import { errorLine, reportError } from './output.js';
 import { parseDiskOption, parseNetOption } from './device-options.js';
+import { ControlServer, answers } from '../api/control-server.js';
+import { vmInstance, vmRecord } from '../api/vm-instance.js';
+import { checkName, ensureRuntimeDir, listInstances, socketPath } from '../api/runtime-dir.js';
+import { TsvmmError } from '../errors.js';
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 
 interface RunArgs {
   kernel?: string;
@@ -20,6 +28,8 @@ interface RunArgs {
   net?: string;
   rng: boolean;
   console: 'serial' | 'virtio';
+  name?: string;
+  detach: boolean;
   quiet: boolean;
   verbose: boolean;
   json: boolean;
@@ -39,6 +49,8 @@ export const runCommand: CommandModule<object, RunArgs> = {
     .option('rng', { type: 'boolean', default: false, describe: 'A virtio-rng device fed from the host\'s random number generator' })
     .option('console', { choices: ['serial', 'virtio'] as const, default: 'serial' as const, describe: 'Where typed input goes: the 16550 UART (ttyS0) or a virtio console (hvc0)' })
     .group(['disk', 'net', 'rng', 'console'], 'Devices:')
+    .option('name', { type: 'string', describe: 'Name for `tsvmm ps`, `console`, `pause`, `stop` (default vm-PID)' })
+    .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Run in the background; reach the console with `tsvmm console NAME`' })
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Print only the guest console' })
     .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'Also log unassigned port and MMIO accesses' })
     .option('json', { type: 'boolean', default: false, describe: 'At exit, print a JSON summary on stderr instead of a sentence' })
@@ -46,7 +58,7 @@ export const runCommand: CommandModule<object, RunArgs> = {
     .example('$0 run --kernel guests/build/test.elf --cmdline "mode=info" --mem 512M', 'boot a kernel of your own')
     .epilog('Console keys: Ctrl-A X quits, Ctrl-A H shows help. Exit code: 0 when the guest shuts down or you quit, 1 on an error.') as Argv<RunArgs>,
   handler: async (args: ArgumentsCamelCase<RunArgs>) => {
-    process.exitCode = await runVm(args);
+    process.exitCode = args.detach ? await runDetached(args) : await runVm(args);
   },
 };
 
@@ -56,20 +68,30 @@ async function runVm(args: RunArgs): Promise<number> {
     vm = Vm.create({
       kernel: args.kernel, initrd: args.initrd, cmdline: args.cmdline, memory: args.mem, cpus: args.cpus,
       disks: args.disk.map(parseDiskOption), net: args.net === undefined ? undefined : parseNetOption(args.net),
-      rng: args.rng, console: args.console,
+      rng: args.rng, console: args.console, name: args.name,
     });
   } catch (error) {
     return reportError(error);
   }
-  const status = (line: string) => { if (!args.quiet && !args.json) process.stderr.write(`${line}\r\n`); };
+  // Registered before the guest starts, so that a name already taken is refused up front.
+  let control: ControlServer;
+  try {
+    control = await ControlServer.listen(vmRecord(vm), vmInstance(vm));
+  } catch (error) {
+    await vm.stop();
+    return reportError(error);
+  }
+  // In the background (run --detach), the console is reached only through the control socket.
+  const detached = process.env[DETACHED_ENV] === '1';
+  const status = (line: string) => { if (!args.quiet && !args.json && !detached) process.stderr.write(`${line}\r\n`); };
   const stdin = process.stdin;
-  const interactive = stdin.isTTY === true;
+  const interactive = stdin.isTTY === true && !detached;
   const restoreTerminal = () => {
     if (interactive && stdin.isRaw) stdin.setRawMode(false);
     stdin.pause();
   };
 
-  vm.on('output', (chunk) => process.stdout.write(chunk));
+  if (!detached) vm.on('output', (chunk) => process.stdout.write(chunk));
   // A reader that went away (`tsvmm run | head`) ends the VM quietly instead of crashing us.
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code === 'EPIPE') void vm.stop();
@@ -92,7 +114,7 @@ async function runVm(args: RunArgs): Promise<number> {
   });
   stdin.on('error', () => { /* a closed stdin just means no more input */ });
   if (interactive) stdin.setRawMode(true);
-  stdin.resume();
+  if (!detached) stdin.resume();
   const onSignal = () => { void vm.stop(); };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -103,9 +125,11 @@ async function runVm(args: RunArgs): Promise<number> {
     vm.start();
   } catch (error) {
     restoreTerminal();
+    await control.close();
     return reportError(error);
   }
   const outcome = await vm.wait();
+  await control.close();
   restoreTerminal();
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
@@ -119,6 +143,56 @@ async function runVm(args: RunArgs): Promise<number> {
     status(`\r\ntsvmm: ${describeOutcome(outcome)} after ${seconds.toFixed(2)} s`);
   }
   return exitCode(outcome);
+}
+
+const DETACHED_ENV = 'TSVMM_DETACHED';
+const DETACH_TIMEOUT_MS = 30_000;
+
+/**
+ * `run --detach`: the same command again as a background process of its own session, whose
+ * stderr goes to a log in the runtime directory. We wait until its control socket answers, or
+ * until it dies, in which case its first error line is ours.
+ */
+async function runDetached(args: RunArgs): Promise<number> {
+  let name: string;
+  let logFile: string;
+  try {
+    name = checkName(args.name ?? `vm-${randomBytes(3).toString('hex')}`);
+    if (listInstances().some((r) => r.name === name)) throw new TsvmmError('NAME_IN_USE', `an instance named "${name}" is already running`);
+    logFile = path.join(ensureRuntimeDir(), `${name}.log`);
+  } catch (error) {
+    return reportError(error);
+  }
+  const argv = ['run', '--name', name, '--mem', args.mem, '--cpus', String(args.cpus), '--console', args.console];
+  if (args.kernel) argv.push('--kernel', path.resolve(args.kernel));
+  if (args.initrd) argv.push('--initrd', path.resolve(args.initrd));
+  if (args.cmdline !== undefined) argv.push('--cmdline', args.cmdline);
+  for (const disk of args.disk) argv.push('--disk', disk);
+  if (args.net) argv.push('--net', args.net);
+  if (args.rng) argv.push('--rng');
+  const log = openSync(logFile, 'w', 0o600);
+  const child = spawn(process.execPath, [fileURLToPath(new URL('../../bin/tsvmm.js', import.meta.url)), ...argv], {
+    detached: true, stdio: ['ignore', 'ignore', log], env: { ...process.env, [DETACHED_ENV]: '1' },
+  });
+  closeSync(log);
+  child.unref();
+  let exited = false;
+  child.once('exit', () => { exited = true; });
+  const deadline = Date.now() + DETACH_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (await answers(socketPath(name))) {
+      process.stdout.write(`${name}\n`);
+      if (!args.quiet) process.stderr.write(`tsvmm: ${name} is running in the background; \`tsvmm console ${name}\` attaches, \`tsvmm stop ${name}\` stops it\n`);
+      return 0;
+    }
+    if (exited) {
+      const why = readFileSync(logFile, 'utf8').split('\n').find((l) => l.startsWith('tsvmm: error:'));
+      process.stderr.write(`${why ?? `tsvmm: error: the background VM ended at once (see ${logFile})`}\n`);
+      return 1;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return reportError(new TsvmmError('TIMEOUT', `${name} did not come up within ${DETACH_TIMEOUT_MS / 1000} s (see ${logFile})`));
 }
 
 export function exitCode(outcome: VmOutcome): number {

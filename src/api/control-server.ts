@@ -1,0 +1,148 @@
+// Each running instance answers on its own unix socket (owner-only): status, pause, resume,
+// stop, snapshot, and `console`, which turns the connection into the instance's console.
+
+import { chmodSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { isTsvmmError } from '../errors.js';
+import { LineReader, type ControlRequest, type ControlResponse, type InstanceStatus } from './protocol.js';
+import { ensureRuntimeDir, removeInstance, socketPath, writeRecord, type InstanceRecord } from './runtime-dir.js';
+
+/** What the server needs of a VM or a container. */
+export interface ControlledInstance {
+  status(): InstanceStatus;
+  pause(): Promise<void>;
+  resume(): void | Promise<void>;
+  stop(): Promise<unknown>;
+  snapshot?(path: string, options: { diff: boolean; onProgress(done: number, total: number): void }): Promise<void>;
+  console?: {
+    /** Recent output, replayed to a console that attaches. */
+    backlog(): Buffer;
+    /** Calls `onChunk` with new output until the returned function is called. */
+    subscribe(onChunk: (chunk: Buffer) => void): () => void;
+    write(data: Buffer): void;
+  };
+}
+
+const BACKLOG = 64 * 1024;
+
+export class ControlServer {
+  readonly path: string;
+  readonly #server: net.Server;
+  readonly #name: string;
+  readonly #connections = new Set<net.Socket>();
+
+  private constructor(server: net.Server, path: string, name: string) {
+    this.#server = server;
+    this.path = path;
+    this.#name = name;
+  }
+
+  /** Starts answering for `record.name`; refuses a name another live instance holds. */
+  static async listen(record: InstanceRecord, instance: ControlledInstance): Promise<ControlServer> {
+    const dir = ensureRuntimeDir();
+    const path = socketPath(record.name, dir);
+    if (await answers(path)) {
+      const { TsvmmError } = await import('../errors.js');
+      throw new TsvmmError('NAME_IN_USE', `an instance named "${record.name}" is already running`);
+    }
+    rmSync(path, { force: true }); // left behind by a VMM that died
+    const server = net.createServer();
+    const control = new ControlServer(server, path, record.name);
+    server.on('connection', (socket) => control.#serve(socket, instance));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+    chmodSync(path, 0o600);
+    writeRecord(record, dir);
+    return control;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#connections) s.destroy();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    removeInstance(this.#name);
+  }
+
+  #serve(socket: net.Socket, instance: ControlledInstance): void {
+    this.#connections.add(socket);
+    socket.on('close', () => this.#connections.delete(socket));
+    socket.on('error', () => socket.destroy());
+    const reader = new LineReader();
+    const send = (response: ControlResponse) => { if (!socket.destroyed) socket.write(`${JSON.stringify(response)}\n`); };
+    const onData = (chunk: Buffer) => reader.push(chunk, (line) => {
+      let request: ControlRequest;
+      try {
+        request = JSON.parse(line) as ControlRequest;
+        if (typeof request !== 'object' || request === null || typeof request.op !== 'string') throw new Error('not a request');
+      } catch {
+        send({ id: 0, ok: false, error: { code: 'BAD_REQUEST', message: 'not a JSON request line' } });
+        return;
+      }
+      const id = Number.isInteger(request.id) ? request.id : 0;
+      if (request.op === 'console') {
+        socket.off('data', onData);
+        this.#attachConsole(socket, instance, id, send, Buffer.from(reader.takeRest()));
+        return;
+      }
+      this.#handle(request, instance, (progress) => send({ id, progress }))
+        .then((result) => send({ id, ok: true, result: result ?? null }))
+        .catch((error: unknown) => send({
+          id, ok: false,
+          error: isTsvmmError(error) ? { code: error.code, message: error.message } : { code: 'INTERNAL', message: (error as Error).message },
+        }));
+    });
+    socket.on('data', onData);
+  }
+
+  async #handle(request: ControlRequest, instance: ControlledInstance, progress: (p: { done: number; total: number }) => void): Promise<unknown> {
+    const { TsvmmError } = await import('../errors.js');
+    switch (request.op) {
+      case 'status':
+        return instance.status();
+      case 'pause':
+        await instance.pause();
+        return instance.status();
+      case 'resume':
+        await instance.resume();
+        return instance.status();
+      case 'stop':
+        // Answer first: the caller wants to know it was heard, and the process may end soon after.
+        setImmediate(() => { void instance.stop(); });
+        return { stopping: true };
+      case 'snapshot':
+        if (!instance.snapshot) throw new TsvmmError('UNSUPPORTED', 'this instance cannot be snapshotted');
+        if (typeof request.path !== 'string' || !request.path) throw new TsvmmError('BAD_REQUEST', 'snapshot needs a path');
+        await instance.snapshot(request.path, { diff: request.diff === true, onProgress: (done, total) => progress({ done, total }) });
+        return { path: request.path };
+      case 'console':
+        return undefined; // handled by the caller
+      default:
+        throw new TsvmmError('BAD_REQUEST', `unknown operation "${String((request as { op: unknown }).op)}"`);
+    }
+  }
+
+  #attachConsole(socket: net.Socket, instance: ControlledInstance, id: number, send: (r: ControlResponse) => void, early: Buffer): void {
+    const console = instance.console;
+    if (!console) {
+      send({ id, ok: false, error: { code: 'UNSUPPORTED', message: 'this instance has no console' } });
+      return;
+    }
+    send({ id, ok: true, result: { attached: true } });
+    const backlog = console.backlog();
+    socket.write(backlog.subarray(Math.max(0, backlog.length - BACKLOG)));
+    const unsubscribe = console.subscribe((chunk) => { if (!socket.destroyed) socket.write(chunk); });
+    if (early.length) console.write(early);
+    socket.on('data', (data: Buffer) => console.write(data));
+    socket.on('close', unsubscribe);
+  }
+}
+
+/** Whether something is listening on the socket at `path`. */
+export function answers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.connect(path);
+    probe.once('connect', () => { probe.destroy(); resolve(true); });
+    probe.once('error', () => resolve(false));
+  });
+}

@@ -1,0 +1,54 @@
+// The control protocol spoken on each instance's unix socket: one JSON object per line.
+// A request has an id and an op; the answer repeats the id with a result or an error, and long
+// operations send progress lines first. `console` turns the connection into the raw console.
+
+export type ControlOp = 'status' | 'pause' | 'resume' | 'stop' | 'snapshot' | 'console';
+
+export interface ControlRequest {
+  id: number;
+  op: ControlOp;
+  /** snapshot: where to write it. */
+  path?: string;
+  /** snapshot: write only the pages dirtied since the last snapshot of this VM. */
+  diff?: boolean;
+}
+
+export interface InstanceStatus {
+  name: string;
+  kind: 'vm' | 'container';
+  state: 'running' | 'paused' | 'exited' | 'created';
+  cpus: number;
+  memory: number;
+  uptimeMs: number;
+  /** Cumulative counters (VM exits; for containers whatever applies) and CPU time used, in µs. */
+  exits: number;
+  cpuTimeUs: number;
+}
+
+export type ControlResponse =
+  | { id: number; ok: true; result: unknown }
+  | { id: number; ok: false; error: { code: string; message: string } }
+  | { id: number; progress: { done: number; total: number } };
+
+/** Splits a byte stream into lines, for both ends. */
+export class LineReader {
+  #buffer = '';
+
+  push(chunk: Buffer | string, onLine: (line: string) => void): void {
+    this.#buffer += chunk.toString();
+    for (let nl = this.#buffer.indexOf('\n'); nl >= 0; nl = this.#buffer.indexOf('\n')) {
+      const line = this.#buffer.slice(0, nl);
+      this.#buffer = this.#buffer.slice(nl + 1);
+      if (line.trim()) onLine(line);
+    }
+    // A client that never sends a newline cannot make us buffer without end.
+    if (this.#buffer.length > 1 << 20) this.#buffer = '';
+  }
+
+  /** What arrived after the last complete line (the first console bytes after a `console` request). */
+  takeRest(): string {
+    const rest = this.#buffer;
+    this.#buffer = '';
+    return rest;
+  }
+}

@@ -1,0 +1,104 @@
+// Where running VMs announce themselves: one directory, readable by its owner only, holding a
+// control socket and a small record per VM. `tsvmm ps` lists it; other commands find a VM by name.
+
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import path from 'node:path';
+import { TsvmmError } from '../errors.js';
+
+/** What `ps` shows without asking the VM: fixed when it starts. */
+export interface InstanceRecord {
+  name: string;
+  kind: 'vm' | 'container';
+  pid: number;
+  /** ms since the epoch. */
+  startedAt: number;
+  cpus: number;
+  memory: number;
+  /** Kernel path (VMs) or command (containers). */
+  image: string;
+}
+
+export function runtimeDir(): string {
+  if (process.env.TSVMM_RUNTIME_DIR) return process.env.TSVMM_RUNTIME_DIR;
+  if (process.getuid?.() === 0) return '/run/tsvmm';
+  const xdg = process.env.XDG_RUNTIME_DIR;
+  return xdg ? path.join(xdg, 'tsvmm') : path.join('/tmp', `tsvmm-${process.getuid?.() ?? 'user'}`);
+}
+
+/** Creates the directory if needed and makes sure nobody else can reach our sockets. */
+export function ensureRuntimeDir(dir = runtimeDir()): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = statSync(dir);
+  if (!st.isDirectory()) throw new TsvmmError('RUNTIME_DIR', `${dir} is not a directory`);
+  if (process.getuid && st.uid !== process.getuid()) {
+    throw new TsvmmError('RUNTIME_DIR', `${dir} belongs to another user; set TSVMM_RUNTIME_DIR to a directory of yours`);
+  }
+  if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
+  return dir;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+export function checkName(name: string): string {
+  if (!NAME.test(name)) {
+    throw new TsvmmError('BAD_CONFIG', `name "${name}": use 1-63 letters, digits, '.', '-' or '_', starting with a letter or digit`);
+  }
+  return name;
+}
+
+export function socketPath(name: string, dir = runtimeDir()): string {
+  return path.join(dir, `${checkName(name)}.sock`);
+}
+
+function recordPath(name: string, dir: string): string {
+  return path.join(dir, `${checkName(name)}.json`);
+}
+
+export function writeRecord(record: InstanceRecord, dir = runtimeDir()): void {
+  const file = recordPath(record.name, dir);
+  const temp = `${file}.${process.pid}.tmp`;
+  writeFileSync(temp, JSON.stringify(record), { mode: 0o600 });
+  renameSync(temp, file);
+}
+
+export function removeInstance(name: string, dir = runtimeDir()): void {
+  rmSync(recordPath(name, dir), { force: true });
+  rmSync(socketPath(name, dir), { force: true });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The instances whose process still runs; records left by a crashed VMM are cleaned up. */
+export function listInstances(dir = runtimeDir()): InstanceRecord[] {
+  let files: string[];
+  try {
+    files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+  } catch {
+    return [];
+  }
+  const out: InstanceRecord[] = [];
+  for (const file of files) {
+    try {
+      const record = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as InstanceRecord;
+      if (alive(record.pid)) out.push(record);
+      else removeInstance(record.name, dir);
+    } catch {
+      // A record being written or a stray file: not an instance.
+    }
+  }
+  return out.sort((a, b) => a.startedAt - b.startedAt);
+}
+
+export function findInstance(name: string, dir = runtimeDir()): InstanceRecord {
+  checkName(name);
+  const record = listInstances(dir).find((r) => r.name === name);
+  if (!record) throw new TsvmmError('NO_SUCH_INSTANCE', `no VM or container named "${name}" is running (see \`tsvmm ps\`)`);
+  return record;
+}

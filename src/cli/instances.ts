@@ -1,0 +1,60 @@
+// `tsvmm ps`, `pause`, `resume` and `stop`: the lifecycle of running VMs (and containers) by name.
+
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { listInstances } from '../api/runtime-dir.js';
+import { request, status } from '../api/control-client.js';
+import type { InstanceStatus } from '../api/protocol.js';
+import { formatSize } from '../boot/loader.js';
+import { reportError } from './output.js';
+
+function formatUptime(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`;
+}
+
+export const psCommand: CommandModule<object, { json: boolean }> = {
+  command: 'ps',
+  describe: 'List running VMs and containers',
+  builder: (y: Argv) => y.option('json', { type: 'boolean', default: false, describe: 'Print JSON for scripts' }) as Argv<{ json: boolean }>,
+  handler: async (args: ArgumentsCamelCase<{ json: boolean }>) => {
+    const rows = await Promise.all(listInstances().map(async (record) => {
+      const live = await status(record.name, 1000).catch(() => undefined);
+      return { ...record, state: live?.state ?? 'unresponsive', uptimeMs: live?.uptimeMs ?? Date.now() - record.startedAt, exits: live?.exits, cpuTimeUs: live?.cpuTimeUs };
+    }));
+    if (args.json) {
+      process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      return;
+    }
+    if (rows.length === 0) {
+      process.stdout.write('No VMs or containers are running. Start one with `tsvmm run --name NAME --detach`.\n');
+      return;
+    }
+    const table = [['NAME', 'KIND', 'STATE', 'CPUS', 'MEMORY', 'UPTIME', 'EXITS', 'PID'],
+      ...rows.map((r) => [r.name, r.kind, r.state, String(r.cpus), formatSize(r.memory), formatUptime(r.uptimeMs), r.exits === undefined ? '-' : String(r.exits), String(r.pid)])];
+    const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+    for (const row of table) process.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+  },
+};
+
+function lifecycleCommand(op: 'pause' | 'resume' | 'stop', describe: string): CommandModule<object, { name: string }> {
+  return {
+    command: `${op} <name>`,
+    describe,
+    builder: (y: Argv) => y.positional('name', { type: 'string', demandOption: true, describe: 'The VM or container, as `tsvmm ps` names it' }) as Argv<{ name: string }>,
+    handler: async (args: ArgumentsCamelCase<{ name: string }>) => {
+      try {
+        const result = await request<InstanceStatus | { stopping: true }>(args.name, op, { timeoutMs: 30_000 });
+        const state = 'state' in (result as object) ? (result as InstanceStatus).state : 'stopping';
+        process.stdout.write(`${args.name}: ${state}\n`);
+      } catch (error) {
+        process.exitCode = reportError(error);
+      }
+    },
+  };
+}
+
+export const pauseCommand = lifecycleCommand('pause', 'Pause a running VM (all vCPUs) or container (freezer)');
+export const resumeCommand = lifecycleCommand('resume', 'Resume a paused VM or container');
+export const stopCommand = lifecycleCommand('stop', 'Stop a VM or container');
