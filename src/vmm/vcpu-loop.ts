@@ -141,12 +141,25 @@ export class VcpuLoop {
   #obey(command: VcpuCommand): VmOutcome | undefined {
     const { control } = this.#ctx;
     if (command === VcpuCommand.Pause) {
+      this.#completePendingIo();
       control.state = VcpuState.Paused;
       control.waitWhileCommand(VcpuCommand.Pause, this.#ctx.onKick);
       control.state = VcpuState.Running;
       return control.command === VcpuCommand.Stop ? { kind: 'stopped' } : undefined;
     }
     return { kind: 'stopped' };
+  }
+
+  /**
+   * KVM finishes the instruction behind a port-I/O or MMIO exit (an IN's result into its register)
+   * on the next KVM_RUN. One KVM_RUN with immediate_exit set does just that and returns without
+   * entering the guest, so a paused vCPU's registers are complete and can be saved.
+   */
+  #completePendingIo(): void {
+    const { vcpu, run } = this.#ctx;
+    run.immediateExit = true;
+    vcpu.run();
+    run.immediateExit = false;
   }
 
   #error(code: Extract<VmOutcome, { kind: 'error' }>['code'], message: string): VmOutcome {
