@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { addon, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLLIN } from '../kvm/addon.js';
 import { GuestMemory, type GuestRegionDescriptor } from '../memory/guest-memory.js';
 import { VirtioMmioState } from '../devices/virtio/mmio-transport.js';
-import { VirtioDeviceRunner, type FdWatcher, type VirtioBackend } from '../devices/virtio/device.js';
+import { VirtioDeviceRunner, type FdWatcher, type VirtioBackend, type VirtioRunnerState } from '../devices/virtio/device.js';
 import { BlockBackend } from '../devices/virtio/block.js';
 import { NetBackend } from '../devices/virtio/net.js';
 import { RngBackend } from '../devices/virtio/rng.js';
@@ -20,11 +20,19 @@ export interface IoWorkerData {
   devices: VirtioSlot[];
   /** Signalled when a transport changed state, or when the thread should look at `stop`. */
   controlFd: number;
-  /** Int32 slot 0: 1 asks the thread to end. */
+  /** Int32 slot 0: what the main thread asks of the I/O thread (IoCommand). */
   stop: SharedArrayBuffer;
+  /** Per device, the I/O-side state to continue from (a restored snapshot). */
+  restore?: (VirtioRunnerState | undefined)[];
 }
 
-export type IoWorkerMessage = { type: 'log'; message: string } | { type: 'error'; message: string };
+export const IoCommand = { Run: 0, Stop: 1, Pause: 2 } as const;
+
+export type IoWorkerMessage =
+  | { type: 'log'; message: string }
+  | { type: 'error'; message: string }
+  /** Paused, between two pieces of work: the devices' queue positions, for a snapshot. */
+  | { type: 'paused'; devices: VirtioRunnerState[] };
 
 function createBackend(config: VirtioBackendConfig): VirtioBackend {
   switch (config.kind) {
@@ -64,10 +72,10 @@ class EventLoop implements FdWatcher {
     this.#callbacks.delete(tag);
   }
 
-  /** Waits for events and runs their callbacks until `done()`. */
-  run(done: () => boolean): void {
+  /** Waits for events and runs their callbacks; `between` runs after each batch and may end the loop. */
+  run(between: () => boolean): void {
     const events = new Uint32Array(2 * 32);
-    while (!done()) {
+    while (between()) {
       const n = this.#native.epollWait(this.#epoll, events, -1);
       for (let i = 0; i < n; i++) this.#callbacks.get(events[2 * i + 1]!)?.();
     }
@@ -83,22 +91,31 @@ function drain(fd: number): void {
 function main(data: IoWorkerData): void {
   const log = (message: string) => parentPort?.postMessage({ type: 'log', message } satisfies IoWorkerMessage);
   const memory = GuestMemory.attach(data.memory);
-  const stop = new Int32Array(data.stop);
+  const command = new Int32Array(data.stop);
   const loop = new EventLoop();
-  const runners = data.devices.map((slot) => {
+  const runners = data.devices.map((slot, index) => {
     const runner = new VirtioDeviceRunner(slot.name, VirtioMmioState.attach(slot.state), slot.info,
       createBackend(slot.backend), memory, slot.irqfd, loop, log);
     slot.queueFds.forEach((fd, queue) => loop.watch(fd, () => {
       drain(fd);
       runner.onQueueNotify(queue);
     }));
+    const saved = data.restore?.[index];
+    if (saved) runner.restore(saved);
     return runner;
   });
   loop.watch(data.controlFd, () => {
     drain(data.controlFd);
     for (const r of runners) r.onStateChange();
   });
-  loop.run(() => Atomics.load(stop, 0) === 1);
+  // Between batches of work every queue is consistent: that is where a pause takes effect.
+  loop.run(() => {
+    if (Atomics.load(command, 0) === IoCommand.Pause) {
+      parentPort?.postMessage({ type: 'paused', devices: runners.map((r) => r.save()) } satisfies IoWorkerMessage);
+      while (Atomics.load(command, 0) === IoCommand.Pause) Atomics.wait(command, 0, IoCommand.Pause);
+    }
+    return Atomics.load(command, 0) !== IoCommand.Stop;
+  });
 }
 
 try {

@@ -3,13 +3,13 @@
 
 import { Bus, MMIO_SPACE, PIO_SPACE } from '../devices/bus.js';
 import type { ByteSink, ByteSource } from '../devices/byte-stream.js';
-import { I8042, I8042_DATA_PORT, I8042_PORT_COUNT } from '../devices/i8042.js';
+import { I8042, I8042_DATA_PORT, I8042_PORT_COUNT, type I8042State } from '../devices/i8042.js';
 import type { IrqLine } from '../devices/irq.js';
 import { POST_PORT, PostPort } from '../devices/post-port.js';
-import { RTC_PORT, RTC_PORT_COUNT, RtcCmos } from '../devices/rtc-cmos.js';
-import { AcpiPm } from '../devices/acpi-pm.js';
+import { RTC_PORT, RTC_PORT_COUNT, RtcCmos, type RtcCmosState } from '../devices/rtc-cmos.js';
+import { AcpiPm, type AcpiPmState } from '../devices/acpi-pm.js';
 import { ACPI_PM } from '../arch/x86/acpi.js';
-import { COM1, SERIAL_PORT_COUNT, Serial16550 } from '../devices/serial-16550.js';
+import { COM1, SERIAL_PORT_COUNT, Serial16550, type Serial16550State } from '../devices/serial-16550.js';
 
 export interface LegacyDevices {
   pio: Bus;
@@ -19,6 +19,27 @@ export interface LegacyDevices {
   post: PostPort;
   rtc: RtcCmos;
   acpiPm: AcpiPm;
+}
+
+/** The legacy devices' state, as a snapshot holds it (JSON-safe). */
+export interface LegacyDeviceState {
+  serial: Serial16550State;
+  i8042: I8042State;
+  rtc: RtcCmosState;
+  acpiPm: AcpiPmState;
+  postCode: number;
+}
+
+export function saveLegacyDevices(d: LegacyDevices): LegacyDeviceState {
+  return { serial: d.serial.save(), i8042: d.i8042.save(), rtc: d.rtc.save(), acpiPm: d.acpiPm.save(), postCode: d.post.lastCode };
+}
+
+export function restoreLegacyDevices(d: LegacyDevices, state: LegacyDeviceState): void {
+  d.serial.restore(state.serial);
+  d.i8042.restore(state.i8042);
+  d.rtc.restore(state.rtc);
+  d.acpiPm.restore(state.acpiPm);
+  d.post.lastCode = state.postCode & 0xff;
 }
 
 export interface LegacyDeviceWiring {

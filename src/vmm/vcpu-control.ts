@@ -9,7 +9,13 @@ export type VcpuState = (typeof VcpuState)[keyof typeof VcpuState];
 
 const COMMAND = 0;
 const STATE = 1;
+/** A request to a paused vCPU thread besides its command: see VcpuRequest. */
+const REQUEST = 2;
 const INTS = 4;
+
+/** What a paused boot CPU's thread can be asked to do for a snapshot. */
+export const VcpuRequest = { None: 0, SaveDevices: 1 } as const;
+export type VcpuRequest = (typeof VcpuRequest)[keyof typeof VcpuRequest];
 
 /** Counters the vCPU thread increments; readers may see them a little stale. */
 export const COUNTERS = ['exits', 'io', 'mmio', 'interrupted', 'unclaimed'] as const;
@@ -64,6 +70,16 @@ export class VcpuControl {
       Atomics.wait(this.#ints, COMMAND, command);
       onWake();
     }
+  }
+
+  get request(): VcpuRequest {
+    return Atomics.load(this.#ints, REQUEST) as VcpuRequest;
+  }
+
+  /** Asks a paused vCPU thread to do something; it clears the request when done. */
+  set request(request: VcpuRequest) {
+    Atomics.store(this.#ints, REQUEST, request);
+    if (request !== VcpuRequest.None) this.poke();
   }
 
   /** Wakes a vCPU sleeping in waitWhileCommand without changing its command. */

@@ -7,9 +7,9 @@ import { VcpuFd, VmFd } from '../kvm/kvm.js';
 import { KvmRun } from '../kvm/kvm-run.js';
 import { GuestMemory, type GuestRegionDescriptor } from '../memory/guest-memory.js';
 import { ByteRing } from './byte-ring.js';
-import { VcpuCommand, VcpuControl, VcpuState } from './vcpu-control.js';
+import { VcpuCommand, VcpuControl, VcpuRequest, VcpuState } from './vcpu-control.js';
 import { VcpuLoop } from './vcpu-loop.js';
-import { createLegacyDevices } from './legacy-devices.js';
+import { createLegacyDevices, restoreLegacyDevices, saveLegacyDevices, type LegacyDeviceState } from './legacy-devices.js';
 import type { VmOutcome } from './outcome.js';
 import { DeviceMailbox, RemoteBus } from './device-mailbox.js';
 import { kickVcpu } from './kick.js';
@@ -31,12 +31,15 @@ export interface VcpuWorkerData {
   mailbox: SharedArrayBuffer;
   /** Virtio devices whose registers the boot CPU's thread answers. */
   virtio: { slots: VirtioSlot[]; controlFd: number };
+  /** Device state to start from (a restored snapshot); the boot CPU's thread applies it. */
+  deviceState?: LegacyDeviceState;
   /** For an AP: the boot CPU, whose thread owns the devices. Absent on the boot CPU. */
   deviceOwner: { control: SharedArrayBuffer; kvmRunAddress: bigint } | undefined;
 }
 
 export type VcpuWorkerMessage =
   | { type: 'exit'; outcome: VmOutcome }
+  | { type: 'devices'; state: LegacyDeviceState }
   | { type: 'log'; message: string };
 
 const ONE = new BigUint64Array([1n]);
@@ -74,6 +77,7 @@ function main(data: VcpuWorkerData): void {
         onPowerOff: () => loop.requestStop({ kind: 'shutdown', reason: 'acpi-poweroff' }),
         log: (message) => post({ type: 'log', message }),
       });
+      if (data.deviceState) restoreLegacyDevices(devices, data.deviceState);
       const signal = (fd: number) => writeSync(fd, ONE);
       for (const slot of data.virtio.slots) {
         devices.mmio.insert(slot.name, slot.base, VIRTIO_MMIO_SIZE, new VirtioMmioTransport(VirtioMmioState.attach(slot.state), slot.info, {
@@ -87,6 +91,10 @@ function main(data: VcpuWorkerData): void {
         onKick: () => {
           devices.serial.pollInput();
           mailbox.serve(devices.pio, devices.mmio);
+          if (control.request === VcpuRequest.SaveDevices) {
+            post({ type: 'devices', state: saveLegacyDevices(devices) });
+            control.request = VcpuRequest.None;
+          }
         },
       };
     }

@@ -13,7 +13,10 @@ import { describeOutcome, type VmOutcome } from './outcome.js';
 import type { VcpuWorkerData, VcpuWorkerMessage } from './vcpu-worker.js';
 import { DeviceMailbox } from './device-mailbox.js';
 import { installKickHandler, kickVcpu } from './kick.js';
-import type { IoWorkerData, IoWorkerMessage } from './io-worker.js';
+import { IoCommand, type IoWorkerData, type IoWorkerMessage } from './io-worker.js';
+import type { LegacyDeviceState } from './legacy-devices.js';
+import type { VirtioRunnerState } from '../devices/virtio/device.js';
+import { VcpuRequest } from './vcpu-control.js';
 import { writeSync } from 'node:fs';
 
 const KICK_RETRY_MS = 20;
@@ -48,6 +51,11 @@ export class Vm extends EventEmitter<VmEvents> {
   readonly #mailbox = DeviceMailbox.create();
   /** The device I/O thread, when the VM has virtio devices; slot 0 of `#ioStop` asks it to end. */
   #io: { worker: Worker; ended: Promise<void> } | undefined;
+  /** One-shot waiters for the threads' answers to a snapshot's questions. */
+  #onDevices: ((state: LegacyDeviceState) => void) | undefined;
+  #onIoPaused: ((devices: VirtioRunnerState[]) => void) | undefined;
+  /** Where the virtio devices' queues stood when the I/O thread last paused. */
+  #ioPausedState: VirtioRunnerState[] = [];
   readonly #ioStop = new Int32Array(new SharedArrayBuffer(4));
   #threads: VcpuThread[] = [];
   #state: VmState = 'created';
@@ -153,6 +161,7 @@ export class Vm extends EventEmitter<VmEvents> {
     const ended = new Promise<void>((resolve) => {
       worker.on('message', (message: IoWorkerMessage) => {
         if (message.type === 'log') this.emit('log', message.message);
+        else if (message.type === 'paused') this.#onIoPaused?.(message.devices);
         else this.#finish({ kind: 'error', code: 'VMM_ERROR', message: `device I/O thread failed: ${message.message.split('\n')[0]}`, diagnostics: message.message });
       });
       worker.on('error', (error) => this.#finish({ kind: 'error', code: 'VMM_ERROR', message: `device I/O thread failed: ${error.message}`, diagnostics: error.stack }));
@@ -164,9 +173,25 @@ export class Vm extends EventEmitter<VmEvents> {
   /** Asks the I/O thread to end and waits until it has: its fds must outlive it. */
   async #stopIoThread(): Promise<void> {
     if (!this.#io) return;
-    Atomics.store(this.#ioStop, 0, 1);
+    Atomics.store(this.#ioStop, 0, IoCommand.Stop);
+    Atomics.notify(this.#ioStop, 0);
     writeSync(this.#built.virtio.controlFd, new BigUint64Array([1n]));
     await this.#io.ended;
+  }
+
+  /** Lets the I/O thread finish the work in hand and wait; resolves with its queues' positions. */
+  async #pauseIoThread(): Promise<VirtioRunnerState[]> {
+    if (!this.#io) return [];
+    const paused = new Promise<VirtioRunnerState[]>((resolve) => { this.#onIoPaused = resolve; });
+    Atomics.store(this.#ioStop, 0, IoCommand.Pause);
+    writeSync(this.#built.virtio.controlFd, new BigUint64Array([1n]));
+    return paused;
+  }
+
+  #resumeIoThread(): void {
+    if (!this.#io) return;
+    Atomics.store(this.#ioStop, 0, IoCommand.Run);
+    Atomics.notify(this.#ioStop, 0);
   }
 
   /** Sends bytes to the guest's serial console, as if typed. */
@@ -222,13 +247,34 @@ export class Vm extends EventEmitter<VmEvents> {
     if (this.#state !== 'running') throw new VmError('VM_STATE', `cannot pause a VM that is ${this.#state}`);
     for (const t of this.#threads) t.control.command = VcpuCommand.Pause;
     await Promise.all(this.#threads.map((t) => this.#kickUntil(t, () => t.control.state === VcpuState.Paused || t.control.state === VcpuState.Exited)));
+    // With the vCPUs still, no new requests arrive; the I/O thread finishes what it holds.
+    this.#ioPausedState = await this.#pauseIoThread();
     if (this.#state === 'running') this.#state = 'paused';
   }
 
   resume(): void {
     if (this.#state !== 'paused') throw new VmError('VM_STATE', `cannot resume a VM that is ${this.#state}`);
+    this.#resumeIoThread();
     for (const t of this.#threads) t.control.command = VcpuCommand.Run;
     this.#state = 'running';
+  }
+
+  /**
+   * The devices' state, for a snapshot of a paused VM: the legacy devices from the boot CPU's
+   * thread, and for each virtio device its register file and where its queues stand.
+   */
+  async deviceState(): Promise<{ legacy: LegacyDeviceState; virtio: { registers: Uint8Array; io: VirtioRunnerState | undefined }[] }> {
+    if (this.#state !== 'paused') throw new VmError('VM_STATE', `pause the VM before saving its devices (it is ${this.#state})`);
+    const boot = this.#threads[0]!;
+    const legacy = await new Promise<LegacyDeviceState>((resolve) => {
+      this.#onDevices = resolve;
+      boot.control.request = VcpuRequest.SaveDevices;
+    });
+    const virtio = this.#built.virtio.slots.map((slot, i) => ({
+      registers: new Uint8Array(slot.state.slice(0)),
+      io: this.#ioPausedState[i],
+    }));
+    return { legacy, virtio };
   }
 
   #onMessage(message: VcpuWorkerMessage): void {
@@ -238,6 +284,10 @@ export class Vm extends EventEmitter<VmEvents> {
         break;
       case 'log':
         this.emit('log', message.message);
+        break;
+      case 'devices':
+        this.#onDevices?.(message.state);
+        this.#onDevices = undefined;
         break;
       default: {
         const never: never = message;

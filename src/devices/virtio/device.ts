@@ -5,7 +5,7 @@
 
 import { writeSync } from 'node:fs';
 import type { GuestMemory } from '../../memory/guest-memory.js';
-import { VirtQueue, VirtQueueError, type DescriptorChain } from './queue.js';
+import { VirtQueue, VirtQueueError, type DescriptorChain, type QueueState } from './queue.js';
 import {
   INTERRUPT, STATUS, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
   type VirtioDeviceInfo, type VirtioMmioState,
@@ -51,12 +51,21 @@ export function serveQueue(ctx: VirtioBackendContext | undefined, index: number,
   ctx.usedBuffers(index);
 }
 
+/** A device's I/O-side state in a snapshot: where its queues stand (JSON-safe). */
+export interface VirtioRunnerState {
+  active: boolean;
+  broken: boolean;
+  resetsSeen: number;
+  queues: [index: number, state: QueueState][];
+}
+
 const ONE = new BigUint64Array([1n]);
 
 export class VirtioDeviceRunner {
   #active = false;
   #broken = false;
   #resetsSeen = 0;
+  #queues = new Map<number, VirtQueue>();
   readonly #watched = new Set<number>();
 
   constructor(
@@ -103,18 +112,35 @@ export class VirtioDeviceRunner {
     }
   }
 
-  #activate(): void {
+  /** For a snapshot: call only while the vCPUs are paused and no queue work is under way. */
+  save(): VirtioRunnerState {
+    return {
+      active: this.#active, broken: this.#broken, resetsSeen: this.#resetsSeen,
+      queues: [...this.#queues].map(([index, q]) => [index, q.save()]),
+    };
+  }
+
+  /** Continues from a snapshot: the queues stand where they stood, and pending work is picked up. */
+  restore(saved: VirtioRunnerState): void {
+    this.#resetsSeen = saved.resetsSeen;
+    this.#broken = saved.broken;
+    if (saved.active) this.#activate(new Map(saved.queues));
+  }
+
+  #activate(restored?: ReadonlyMap<number, QueueState>): void {
     const features = this.state.driverFeatures;
     const queues = new Map<number, VirtQueue>();
     try {
       this.info.queueSizes.forEach((_max, index) => {
         const q = this.state.queue(index);
         if (!q.ready) return;
-        queues.set(index, new VirtQueue(this.memory, {
+        const config = {
           size: q.size, descTable: q.descTable, availRing: q.availRing, usedRing: q.usedRing,
           eventIdx: (features & VIRTIO_RING_F_EVENT_IDX) !== 0n,
           indirect: (features & VIRTIO_RING_F_INDIRECT_DESC) !== 0n,
-        }));
+        };
+        const saved = restored?.get(index);
+        queues.set(index, saved ? VirtQueue.restore(this.memory, config, saved) : new VirtQueue(this.memory, config));
       });
     } catch (error) {
       if (!(error instanceof VirtQueueError)) throw error;
@@ -122,6 +148,7 @@ export class VirtioDeviceRunner {
       return;
     }
     this.#active = true;
+    this.#queues = queues;
     this.backend.activate({
       memory: this.memory,
       queues,
@@ -143,6 +170,7 @@ export class VirtioDeviceRunner {
   }
 
   #stop(): void {
+    this.#queues = new Map();
     for (const fd of this.#watched) this.watcher.unwatch(fd);
     this.#watched.clear();
     this.backend.reset();
