@@ -225,11 +225,28 @@ static void mode_rtc(void)
 	kprintf("rtc: %u%02u-%02u-%02u %02u:%02u:%02u\n", c, y, mo, d, h, m, s);
 }
 
+/*
+ * Counts forever (or to max=N): "counter: 1", "counter: 2", ... with a short pause between
+ * lines (pause=N iterations, at CPL 0). A snapshot restored anywhere must continue the
+ * sequence with no number missing and none repeated.
+ */
+static void mode_counter(void)
+{
+	uint64_t max = arg_u64("max", 0);
+	uint64_t delay = arg_u64("pause", 2000);
+	for (uint64_t n = 1; !max || n <= max; n++) {
+		kprintf("counter: %lu\n", n);
+		for (uint64_t i = 0; i < delay; i++)
+			__asm__ volatile("pause");
+	}
+}
+
 static const struct {
 	const char *name;
 	void (*run)(void);
 } modes[] = {
 	{ "rtc", mode_rtc },
+	{ "counter", mode_counter },
 	{ "acpi-poweroff", mode_acpi_poweroff },
 	{ "acpi-reset", mode_acpi_reset },
 	{ "exits", mode_exits },
