@@ -168,10 +168,18 @@ static napi_value js_ioctl_no_arg(napi_env env, napi_callback_info info) {
   return out;
 }
 
-// mmap(length, prot, flags, fd, offset): address as bigint | -errno as number
+// mmap(length, prot, flags, fd, offset, address?): address as bigint | -errno as number.
+// `address` is the placement for MAP_FIXED (mapping a file over part of an existing mapping).
 static napi_value js_mmap(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
-  if (!get_args(env, info, 5, argv)) return NULL;
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) {
+    napi_throw_type_error(env, NULL, "too few arguments");
+    return NULL;
+  }
+  uint64_t hint = 0;
+  if (argc >= 6 && !get_u64(env, argv[5], &hint)) return NULL;
   uint64_t length;
   int32_t prot, flags, fd;
   int64_t offset;
@@ -180,7 +188,7 @@ static napi_value js_mmap(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_int32(env, argv[2], &flags));
   CHECK(napi_get_value_int32(env, argv[3], &fd));
   if (!get_i64(env, argv[4], &offset)) return NULL;
-  void *p = mmap(NULL, length, prot, flags, fd, offset);
+  void *p = mmap((void *)(uintptr_t)hint, length, prot, flags, fd, offset);
   if (p == MAP_FAILED) return make_int(env, -errno);
   napi_value out;
   CHECK(napi_create_bigint_uint64(env, (uint64_t)(uintptr_t)p, &out));

@@ -13,7 +13,7 @@ export interface NativeAddon {
   ioctl(fd: number, request: number, arg: number | bigint | ArrayBufferView): number;
   /** ioctl(fd, request, 0) without argument checks: the per-exit KVM_RUN. */
   ioctlNoArg(fd: number, request: number): number;
-  mmap(length: number | bigint, prot: number, flags: number, fd: number, offset: number): bigint | number;
+  mmap(length: number | bigint, prot: number, flags: number, fd: number, offset: number, address?: bigint): bigint | number;
   munmap(address: bigint, length: number | bigint): number;
   madvise(address: bigint, length: number | bigint, advice: number): number;
   arrayBuffer(address: bigint, length: number | bigint): ArrayBuffer;
@@ -59,6 +59,7 @@ export const PROT_READ = 1;
 export const PROT_WRITE = 2;
 export const MAP_SHARED = 0x01;
 export const MAP_PRIVATE = 0x02;
+export const MAP_FIXED = 0x10;
 export const MAP_ANONYMOUS = 0x20;
 export const MAP_NORESERVE = 0x4000;
 export const O_RDWR = 2;

@@ -3,7 +3,7 @@
 // inside one region is refused: the VMM never reads or writes host memory on a guest's behalf.
 
 import {
-  addon, errnoName, MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE,
+  addon, errnoName, MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE,
 } from '../kvm/addon.js';
 import type { VmFd } from '../kvm/kvm.js';
 import { TsvmmError } from '../errors.js';
@@ -28,6 +28,14 @@ export interface GuestRegion extends GuestRegionDescriptor {
 }
 
 const PAGE = 4096;
+
+/** Part of a file to appear at a guest-physical address (see GuestMemory.mapFiles). */
+export interface MemoryExtent {
+  fd: number;
+  fileOffset: number;
+  guestAddress: number;
+  length: number;
+}
 const hex = (n: number) => `0x${n.toString(16)}`;
 
 /** Checks a layout: page-aligned, non-empty, sorted, not overlapping, addressable as JS numbers. */
@@ -71,6 +79,33 @@ export class GuestMemory {
       regions.push(wrap({ start, size, hostAddress: address }));
     }
     return new GuestMemory(regions, true);
+  }
+
+  /**
+   * Guest RAM backed by files, for restoring a snapshot: each region starts as zero-filled
+   * memory and the given extents of files are mapped over it, privately. Pages come from the
+   * file only when the guest touches them, and the guest's writes never reach the file, so one
+   * snapshot can be restored many times at once. Extents later in the list cover earlier ones
+   * (a diff snapshot over its parent). Offsets and lengths must be page-aligned.
+   */
+  static mapFiles(layout: readonly { start: number; size: number }[], extents: readonly MemoryExtent[]): GuestMemory {
+    const memory = GuestMemory.allocate(layout);
+    const native = addon();
+    try {
+      for (const e of extents) {
+        const region = memory.regionOf(e.guestAddress, e.length);
+        if (!region || e.length <= 0 || [e.guestAddress, e.length, e.fileOffset].some((n) => n % PAGE !== 0)) {
+          throw new GuestMemoryError(`snapshot memory extent ${hex(e.guestAddress)}+${hex(e.length)} at file offset ${hex(e.fileOffset)} does not fit guest memory`);
+        }
+        const at = region.hostAddress + BigInt(e.guestAddress - region.start);
+        const rc = native.mmap(e.length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, e.fd, e.fileOffset, at);
+        if (typeof rc === 'number') throw new GuestMemoryError(`cannot map snapshot memory at ${hex(e.guestAddress)}: ${errnoName(-rc)}`);
+      }
+    } catch (error) {
+      memory.close();
+      throw error;
+    }
+    return memory;
   }
 
   /** Wraps mappings made by another thread of this process (a vCPU worker does this). */

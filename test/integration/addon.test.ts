@@ -68,3 +68,31 @@ describe('opening KVM', () => {
     }
   });
 });
+
+describe('guest memory mapped from files', () => {
+  it('shows file pages where asked, zeros elsewhere, and keeps guest writes out of the file', async () => {
+    const { mkdtempSync, openSync, writeSync: write, readFileSync, closeSync: close } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const path = await import('node:path');
+    const { GuestMemory } = await import('../../src/memory/guest-memory.js');
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'tsvmm-map-')), 'mem');
+    const fd = openSync(file, 'w+');
+    const page = (byte: number) => new Uint8Array(4096).fill(byte);
+    write(fd, page(0xaa), 0, 4096, 0);
+    write(fd, page(0xbb), 0, 4096, 4096);
+    const m = GuestMemory.mapFiles([{ start: 0, size: 0x10000 }], [
+      { fd, fileOffset: 0, guestAddress: 0x2000, length: 0x2000 },
+      { fd, fileOffset: 4096, guestAddress: 0x2000, length: 0x1000 }, // a later extent covers an earlier one
+    ]);
+    expect(m.readU8(0x1fff)).toBe(0);
+    expect(m.readU8(0x2000)).toBe(0xbb);
+    expect(m.readU8(0x3000)).toBe(0xbb);
+    expect(m.readU8(0x4000)).toBe(0);
+    m.writeU8(0x3000, 0x11);
+    expect(m.readU8(0x3000)).toBe(0x11);
+    expect(readFileSync(file)[4096]).toBe(0xbb); // copy-on-write: the file is untouched
+    expect(() => GuestMemory.mapFiles([{ start: 0, size: 0x4000 }], [{ fd, fileOffset: 100, guestAddress: 0, length: 4096 }])).toThrow(/does not fit/);
+    m.close();
+    close(fd);
+  });
+});
