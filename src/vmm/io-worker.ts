@@ -20,7 +20,7 @@ export interface IoWorkerData {
   devices: VirtioSlot[];
   /** Signalled when a transport changed state, or when the thread should look at `stop`. */
   controlFd: number;
-  /** Int32 slot 0: what the main thread asks of the I/O thread (IoCommand). */
+  /** Int32 slot 0: what the main thread asks of the I/O thread (IoCommand); BigInt64 at 8: its pthread. */
   stop: SharedArrayBuffer;
   /** Per device, the I/O-side state to continue from (a restored snapshot). */
   restore?: (VirtioRunnerState | undefined)[];
@@ -72,16 +72,20 @@ class EventLoop implements FdWatcher {
     this.#callbacks.delete(tag);
   }
 
-  /** Waits for events and runs their callbacks; `between` runs after each batch and may end the loop. */
+  /**
+   * Waits for events and runs their callbacks; `between` runs after each batch and may end the
+   * loop. The wait is bounded so that a missed wake-up can delay a stop, never prevent it.
+   */
   run(between: () => boolean): void {
     const events = new Uint32Array(2 * 32);
     while (between()) {
-      const n = this.#native.epollWait(this.#epoll, events, -1);
+      const n = this.#native.epollWait(this.#epoll, events, WAIT_MS);
       for (let i = 0; i < n; i++) this.#callbacks.get(events[2 * i + 1]!)?.();
     }
   }
 }
 
+const WAIT_MS = 1000;
 const counter = new BigUint64Array(1);
 /** Reads an eventfd's counter so that it stops being readable. */
 function drain(fd: number): void {
@@ -91,7 +95,9 @@ function drain(fd: number): void {
 function main(data: IoWorkerData): void {
   const log = (message: string) => parentPort?.postMessage({ type: 'log', message } satisfies IoWorkerMessage);
   const memory = GuestMemory.attach(data.memory);
-  const command = new Int32Array(data.stop);
+  const command = new Int32Array(data.stop, 0, 1);
+  // The main thread kicks us out of epoll_wait with a signal if its process is ending.
+  Atomics.store(new BigInt64Array(data.stop, 8, 1), 0, addon().threadSelf());
   const loop = new EventLoop();
   const runners = data.devices.map((slot, index) => {
     const runner = new VirtioDeviceRunner(slot.name, VirtioMmioState.attach(slot.state), slot.info,

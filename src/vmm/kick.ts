@@ -17,6 +17,11 @@ export function installKickHandler(): void {
 export function kickVcpu(run: KvmRun, control: VcpuControl): void {
   run.immediateExit = true;
   const thread = control.thread;
-  if (thread !== 0n) addon().threadKill(thread, KICK_SIGNAL);
+  if (thread !== 0n) kickThread(thread);
   control.poke();
+}
+
+/** Interrupts whatever system call `thread` is blocked in (EINTR). */
+export function kickThread(thread: bigint): void {
+  addon().threadKill(thread, KICK_SIGNAL);
 }

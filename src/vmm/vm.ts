@@ -12,13 +12,18 @@ import { COUNTERS, VcpuCommand, VcpuControl, VcpuState, type Counter } from './v
 import { describeOutcome, type VmOutcome } from './outcome.js';
 import type { VcpuWorkerData, VcpuWorkerMessage } from './vcpu-worker.js';
 import { DeviceMailbox } from './device-mailbox.js';
-import { installKickHandler, kickVcpu } from './kick.js';
+import { installKickHandler, kickThread, kickVcpu } from './kick.js';
 import { IoCommand, type IoWorkerData, type IoWorkerMessage } from './io-worker.js';
 import type { LegacyDeviceState } from './legacy-devices.js';
 import type { VirtioRunnerState } from '../devices/virtio/device.js';
 import { VcpuRequest } from './vcpu-control.js';
 import { writeSync } from 'node:fs';
 
+/**
+ * Our worker threads run our code only: they must not inherit the flags a user started Node
+ * with, some of which (--input-type, --eval) make a worker fail to start.
+ */
+const WORKER_EXEC_ARGV: string[] = [];
 const KICK_RETRY_MS = 20;
 const OUTPUT_LIMIT = 16 * 1024 * 1024;
 
@@ -56,7 +61,7 @@ export class Vm extends EventEmitter<VmEvents> {
   #onIoPaused: ((devices: VirtioRunnerState[]) => void) | undefined;
   /** Where the virtio devices' queues stood when the I/O thread last paused. */
   #ioPausedState: VirtioRunnerState[] = [];
-  readonly #ioStop = new Int32Array(new SharedArrayBuffer(4));
+  readonly #ioStop = new Int32Array(new SharedArrayBuffer(16), 0, 1);
   #threads: VcpuThread[] = [];
   #state: VmState = 'created';
   #output: Buffer[] = [];
@@ -119,6 +124,8 @@ export class Vm extends EventEmitter<VmEvents> {
     const controls = vcpus.map(() => VcpuControl.create());
     this.#startedAt = performance.now();
     this.#state = 'running';
+    Vm.#live.add(this);
+    installExitHook();
     this.#threads = vcpus.map((vcpu, index) => {
       const control = controls[index]!;
       const data: VcpuWorkerData = {
@@ -136,7 +143,7 @@ export class Vm extends EventEmitter<VmEvents> {
         // The boot CPU owns the devices; the others reach them through it.
         deviceOwner: index === 0 ? undefined : { control: controls[0]!.buffer, kvmRunAddress: vcpus[0]!.kvmRun.address },
       };
-      const worker = new Worker(new URL('./vcpu-worker.js', import.meta.url), { workerData: data });
+      const worker = new Worker(new URL('./vcpu-worker.js', import.meta.url), { workerData: data, execArgv: WORKER_EXEC_ARGV });
       const ended = new Promise<void>((resolve) => {
         worker.on('message', (message: VcpuWorkerMessage) => this.#onMessage(message));
         worker.on('error', (error) => this.#finish({ kind: 'error', code: 'VMM_ERROR', message: `vCPU ${vcpu.id} thread failed: ${error.message}`, diagnostics: error.stack }));
@@ -157,7 +164,7 @@ export class Vm extends EventEmitter<VmEvents> {
     const { virtio, memory } = this.#built;
     if (virtio.slots.length === 0) return;
     const data: IoWorkerData = { memory: memory.descriptors, devices: virtio.slots, controlFd: virtio.controlFd, stop: this.#ioStop.buffer as SharedArrayBuffer };
-    const worker = new Worker(new URL('./io-worker.js', import.meta.url), { workerData: data });
+    const worker = new Worker(new URL('./io-worker.js', import.meta.url), { workerData: data, execArgv: WORKER_EXEC_ARGV });
     const ended = new Promise<void>((resolve) => {
       worker.on('message', (message: IoWorkerMessage) => {
         if (message.type === 'log') this.emit('log', message.message);
@@ -358,8 +365,30 @@ export class Vm extends EventEmitter<VmEvents> {
     this.emit('output', chunk);
   }
 
+  /** VMs whose threads are running, for the exit hook. */
+  static readonly #live = new Set<Vm>();
+
+  /**
+   * The process is ending without having stopped us (an uncaught error, process.exit). Node then
+   * joins every worker thread, and one blocked in KVM_RUN or epoll_wait never returns on its own:
+   * get them all out of their system calls, synchronously, so the process can end.
+   */
+  static emergencyStop(): void {
+    for (const vm of Vm.#live) {
+      vm.#threads.forEach((t, i) => {
+        t.control.command = VcpuCommand.Stop;
+        kickVcpu(vm.#built.vcpus[i]!.kvmRun, t.control);
+      });
+      Atomics.store(vm.#ioStop, 0, IoCommand.Stop);
+      Atomics.notify(vm.#ioStop, 0);
+      const io = Atomics.load(new BigInt64Array(vm.#ioStop.buffer, 8, 1), 0);
+      if (io !== 0n) kickThread(io);
+    }
+  }
+
   #release(): void {
     if (this.#state === 'exited') return;
+    Vm.#live.delete(this);
     this.#drainOutput(this.#consoleOut);
     if (this.#built.virtio.console) this.#drainOutput(this.#built.virtio.console.output);
     this.#state = 'exited';
@@ -368,4 +397,11 @@ export class Vm extends EventEmitter<VmEvents> {
     this.emit('exit', outcome);
     this.#resolveExited(outcome);
   }
+}
+
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => Vm.emergencyStop());
 }
