@@ -2,9 +2,10 @@
 // in structs.ts. A unit test compares each with the value the C headers give.
 
 import {
-  kvm_cpuid2_header, kvm_fpu, kvm_ioeventfd, kvm_irq_level, kvm_irqfd, kvm_lapic_state,
-  kvm_mp_state, kvm_msr_list_header, kvm_msrs_header, kvm_pit_config, kvm_regs, kvm_sregs,
-  kvm_translation, kvm_userspace_memory_region,
+  kvm_clock_data, kvm_cpuid2_header, kvm_debugregs, kvm_fpu, kvm_ioeventfd, kvm_irq_level,
+  kvm_irqchip, kvm_irqfd, kvm_lapic_state, kvm_mp_state, kvm_msr_list_header, kvm_msrs_header,
+  kvm_pit_config, kvm_pit_state2, kvm_regs, kvm_sregs, kvm_translation,
+  kvm_userspace_memory_region, kvm_vcpu_events, kvm_xcrs, kvm_xsave,
 } from './structs.js';
 
 const KVMIO = 0xae;
@@ -33,9 +34,16 @@ export const KVM_SET_TSS_ADDR = io(0x47);
 export const KVM_SET_IDENTITY_MAP_ADDR = iow(0x48, 8);
 export const KVM_CREATE_IRQCHIP = io(0x60);
 export const KVM_IRQ_LINE = iow(0x61, kvm_irq_level.size);
+export const KVM_GET_IRQCHIP = iowr(0x62, kvm_irqchip.size);
+/** _IOR although the kernel reads the structure: a historical slip the header keeps. */
+export const KVM_SET_IRQCHIP = ior(0x63, kvm_irqchip.size);
 export const KVM_IRQFD = iow(0x76, kvm_irqfd.size);
 export const KVM_CREATE_PIT2 = iow(0x77, kvm_pit_config.size);
 export const KVM_IOEVENTFD = iow(0x79, kvm_ioeventfd.size);
+export const KVM_SET_CLOCK = iow(0x7b, kvm_clock_data.size);
+export const KVM_GET_CLOCK = ior(0x7c, kvm_clock_data.size);
+export const KVM_GET_PIT2 = ior(0x9f, kvm_pit_state2.size);
+export const KVM_SET_PIT2 = iow(0xa0, kvm_pit_state2.size);
 
 export const KVM_RUN = io(0x80);
 export const KVM_GET_REGS = ior(0x81, kvm_regs.size);
@@ -52,6 +60,18 @@ export const KVM_SET_LAPIC = iow(0x8f, kvm_lapic_state.size);
 export const KVM_SET_CPUID2 = iow(0x90, kvm_cpuid2_header.size);
 export const KVM_GET_MP_STATE = ior(0x98, kvm_mp_state.size);
 export const KVM_SET_MP_STATE = iow(0x99, kvm_mp_state.size);
+export const KVM_GET_CPUID2 = iowr(0x91, kvm_cpuid2_header.size);
+export const KVM_GET_VCPU_EVENTS = ior(0x9f, kvm_vcpu_events.size);
+export const KVM_SET_VCPU_EVENTS = iow(0xa0, kvm_vcpu_events.size);
+export const KVM_GET_DEBUGREGS = ior(0xa1, kvm_debugregs.size);
+export const KVM_SET_DEBUGREGS = iow(0xa2, kvm_debugregs.size);
+export const KVM_GET_XSAVE = ior(0xa4, kvm_xsave.size);
+export const KVM_SET_XSAVE = iow(0xa5, kvm_xsave.size);
+export const KVM_GET_XCRS = ior(0xa6, kvm_xcrs.size);
+export const KVM_SET_XCRS = iow(0xa7, kvm_xcrs.size);
+export const KVM_KVMCLOCK_CTRL = io(0xad);
+/** Encodes sizeof(struct kvm_xsave) like KVM_GET_XSAVE; the buffer may be larger (KVM_CAP_XSAVE2). */
+export const KVM_GET_XSAVE2 = ior(0xcf, kvm_xsave.size);
 
 /** Names for error messages: "KVM_CREATE_VM failed: ENOMEM". */
 export const IOCTL_NAMES: ReadonlyMap<number, string> = new Map(
@@ -62,6 +82,9 @@ export const IOCTL_NAMES: ReadonlyMap<number, string> = new Map(
     KVM_CREATE_PIT2, KVM_IOEVENTFD, KVM_RUN, KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS,
     KVM_SET_SREGS, KVM_TRANSLATE, KVM_GET_MSRS, KVM_SET_MSRS, KVM_GET_FPU, KVM_SET_FPU,
     KVM_GET_LAPIC, KVM_SET_LAPIC, KVM_SET_CPUID2, KVM_GET_MP_STATE, KVM_SET_MP_STATE,
+    KVM_GET_IRQCHIP, KVM_SET_IRQCHIP, KVM_SET_CLOCK, KVM_GET_CLOCK, KVM_GET_PIT2, KVM_SET_PIT2,
+    KVM_GET_CPUID2, KVM_GET_VCPU_EVENTS, KVM_SET_VCPU_EVENTS, KVM_GET_DEBUGREGS, KVM_SET_DEBUGREGS,
+    KVM_GET_XSAVE, KVM_SET_XSAVE, KVM_GET_XCRS, KVM_SET_XCRS, KVM_KVMCLOCK_CTRL, KVM_GET_XSAVE2,
   }).map(([name, value]) => [value, name]),
 );
 
@@ -82,6 +105,38 @@ export const KVM_CAP = {
   KVM_CAP_IOEVENTFD: 36,
   KVM_CAP_MAX_VCPUS: 66,
   KVM_CAP_IMMEDIATE_EXIT: 136,
+  KVM_CAP_ADJUST_CLOCK: 39,
+  KVM_CAP_VCPU_EVENTS: 41,
+  KVM_CAP_DEBUGREGS: 50,
+  KVM_CAP_XSAVE: 55,
+  KVM_CAP_XCRS: 56,
+  KVM_CAP_KVMCLOCK_CTRL: 76,
+  KVM_CAP_CHECK_EXTENSION_VM: 105,
+  KVM_CAP_XSAVE2: 208,
+} as const;
+
+/** struct kvm_irqchip's chip_id. */
+export const KVM_IRQCHIP = {
+  KVM_IRQCHIP_PIC_MASTER: 0,
+  KVM_IRQCHIP_PIC_SLAVE: 1,
+  KVM_IRQCHIP_IOAPIC: 2,
+} as const;
+
+/** struct kvm_clock_data's flags. */
+export const KVM_CLOCK = {
+  KVM_CLOCK_TSC_STABLE: 2,
+  KVM_CLOCK_REALTIME: 1 << 2,
+  KVM_CLOCK_HOST_TSC: 1 << 3,
+} as const;
+
+/** struct kvm_vcpu_events' flags: on KVM_SET_VCPU_EVENTS, which optional members to apply. */
+export const KVM_VCPUEVENT = {
+  KVM_VCPUEVENT_VALID_NMI_PENDING: 0x01,
+  KVM_VCPUEVENT_VALID_SIPI_VECTOR: 0x02,
+  KVM_VCPUEVENT_VALID_SHADOW: 0x04,
+  KVM_VCPUEVENT_VALID_SMM: 0x08,
+  KVM_VCPUEVENT_VALID_PAYLOAD: 0x10,
+  KVM_VCPUEVENT_VALID_TRIPLE_FAULT: 0x20,
 } as const;
 
 export const KVM_EXIT = {
@@ -119,6 +174,8 @@ export const KVM_MP_STATE = {
   KVM_MP_STATE_INIT_RECEIVED: 2,
   KVM_MP_STATE_HALTED: 3,
   KVM_MP_STATE_SIPI_RECEIVED: 4,
+  KVM_MP_STATE_AP_RESET_HOLD: 9,
+  KVM_MP_STATE_SUSPENDED: 10,
 } as const;
 
 export const KVM_API_VERSION = 12;

@@ -7,11 +7,13 @@ import {
 import { TsvmmError } from '../errors.js';
 import * as ioctl from './ioctls.js';
 import {
-  kvm_cpuid2_header, kvm_cpuid_entry2, kvm_fpu, kvm_irq_level, kvm_irqfd, kvm_ioeventfd,
-  kvm_lapic_state, kvm_mp_state, kvm_msr_entry, kvm_msr_list_header, kvm_msrs_header,
-  kvm_pit_config, kvm_regs, kvm_sregs, kvm_translation, kvm_userspace_memory_region,
-  type KvmCpuidEntry2, type KvmFpu, type KvmMsrEntry, type KvmRegs, type KvmSregs,
-  type KvmTranslation, type KvmUserspaceMemoryRegion,
+  kvm_clock_data, kvm_cpuid2_header, kvm_cpuid_entry2, kvm_debugregs, kvm_fpu, kvm_irq_level,
+  kvm_irqchip, kvm_irqfd, kvm_ioeventfd, kvm_lapic_state, kvm_mp_state, kvm_msr_entry,
+  kvm_msr_list_header, kvm_msrs_header, kvm_pit_config, kvm_pit_state2, kvm_regs, kvm_sregs,
+  kvm_translation, kvm_userspace_memory_region, kvm_vcpu_events, kvm_xcrs, kvm_xsave,
+  type KvmClockData, type KvmCpuidEntry2, type KvmDebugregs, type KvmFpu, type KvmIrqchip,
+  type KvmMsrEntry, type KvmPitState2, type KvmRegs, type KvmSregs, type KvmTranslation,
+  type KvmUserspaceMemoryRegion, type KvmVcpuEvents, type KvmXcrs,
 } from './structs.js';
 import type { Codec } from './struct.js';
 import { KvmRun } from './kvm-run.js';
@@ -208,6 +210,48 @@ export class VmFd extends Fd {
   createVcpu(id: number): VcpuFd {
     return new VcpuFd(this.ioctl(ioctl.KVM_CREATE_VCPU, id), id, this.vcpuMmapSize);
   }
+
+  /** KVM_CHECK_EXTENSION asked of this VM, whose answer may differ from /dev/kvm's (KVM_CAP_CHECK_EXTENSION_VM). */
+  checkExtension(capability: number): number {
+    return this.ioctl(ioctl.KVM_CHECK_EXTENSION, capability);
+  }
+
+  /**
+   * How many bytes of XSAVE state this VM's vCPUs exchange: KVM_SET_XSAVE reads that many, so a
+   * shorter buffer would let the kernel read past it. 4096 unless KVM_CAP_XSAVE2 says more.
+   */
+  xsaveSize(): number {
+    return Math.max(this.checkExtension(ioctl.KVM_CAP.KVM_CAP_XSAVE2), kvm_xsave.size);
+  }
+
+  /** One in-kernel interrupt controller's state (chipId: KVM_IRQCHIP.*). */
+  getIrqchip(chipId: number): KvmIrqchip {
+    return this.ioctlStruct(ioctl.KVM_GET_IRQCHIP, kvm_irqchip, { ...kvm_irqchip.zero(), chip_id: chipId });
+  }
+
+  /** Loads the controller named by chip.chip_id. */
+  setIrqchip(chip: KvmIrqchip): void {
+    this.ioctl(ioctl.KVM_SET_IRQCHIP, kvm_irqchip.encode(chip));
+  }
+
+  getPit2(): KvmPitState2 {
+    return this.ioctlStruct(ioctl.KVM_GET_PIT2, kvm_pit_state2);
+  }
+
+  /** Each channel starts counting again from its count; count_load_time is the kernel's to set. */
+  setPit2(state: KvmPitState2): void {
+    this.ioctl(ioctl.KVM_SET_PIT2, kvm_pit_state2.encode(state));
+  }
+
+  /** The guest's kvmclock now, in ns; with KVM_CLOCK_REALTIME / _HOST_TSC, the host's time at that instant. */
+  getClock(): KvmClockData {
+    return this.ioctlStruct(ioctl.KVM_GET_CLOCK, kvm_clock_data);
+  }
+
+  /** Sets kvmclock to data.clock; with KVM_CLOCK_REALTIME, plus the wall-clock time since data.realtime. */
+  setClock(data: KvmClockData): void {
+    this.ioctl(ioctl.KVM_SET_CLOCK, kvm_clock_data.encode(data));
+  }
 }
 
 export class VcpuFd extends Fd {
@@ -310,6 +354,79 @@ export class VcpuFd extends Fd {
 
   setMpState(mpState: number): void {
     this.ioctl(ioctl.KVM_SET_MP_STATE, kvm_mp_state.encode({ mp_state: mpState }));
+  }
+
+  /** The CPUID entries this vCPU was given (KVM_SET_CPUID2). */
+  getCpuid2(): KvmCpuidEntry2[] {
+    return readFlexibleArray(
+      (buffer) => this.native.ioctl(this.fd, ioctl.KVM_GET_CPUID2, buffer),
+      'KVM_GET_CPUID2', kvm_cpuid2_header.size, kvm_cpuid_entry2,
+    );
+  }
+
+  /** The 4096-byte XSAVE image (legacy x87/SSE area, header, extended components). */
+  getXsave(): Uint8Array {
+    return this.ioctlStruct(ioctl.KVM_GET_XSAVE, kvm_xsave).region;
+  }
+
+  /** The XSAVE image when it may exceed 4096 bytes; `size` comes from VmFd.xsaveSize(). */
+  getXsave2(size: number): Uint8Array {
+    if (!Number.isInteger(size) || size < kvm_xsave.size || size % 4 !== 0) {
+      throw new RangeError(`KVM_GET_XSAVE2 needs a size of at least ${kvm_xsave.size} bytes, a multiple of 4 (got ${size})`);
+    }
+    const buffer = new Uint8Array(size);
+    this.ioctl(ioctl.KVM_GET_XSAVE2, buffer);
+    return buffer;
+  }
+
+  /**
+   * Loads an XSAVE image. KVM reads VmFd.xsaveSize() bytes whatever the length here, so the
+   * caller must pass an image of that size (vcpu-state.ts checks it).
+   */
+  setXsave(image: Uint8Array): void {
+    if (image.length < kvm_xsave.size || image.length % 4 !== 0) {
+      throw new RangeError(`KVM_SET_XSAVE needs at least ${kvm_xsave.size} bytes, a multiple of 4 (got ${image.length})`);
+    }
+    this.ioctl(ioctl.KVM_SET_XSAVE, image);
+  }
+
+  /** The extended control registers (XCR0). */
+  getXcrs(): KvmXcrs {
+    return this.ioctlStruct(ioctl.KVM_GET_XCRS, kvm_xcrs);
+  }
+
+  setXcrs(xcrs: KvmXcrs): void {
+    this.ioctl(ioctl.KVM_SET_XCRS, kvm_xcrs.encode(xcrs));
+  }
+
+  /** Pending or injected exception, interrupt and NMI, interrupt shadow, SMM, SIPI vector. */
+  getVcpuEvents(): KvmVcpuEvents {
+    return this.ioctlStruct(ioctl.KVM_GET_VCPU_EVENTS, kvm_vcpu_events);
+  }
+
+  /** Applies the optional members only where events.flags says so (KVM_VCPUEVENT.*). */
+  setVcpuEvents(events: KvmVcpuEvents): void {
+    this.ioctl(ioctl.KVM_SET_VCPU_EVENTS, kvm_vcpu_events.encode(events));
+  }
+
+  getDebugregs(): KvmDebugregs {
+    return this.ioctlStruct(ioctl.KVM_GET_DEBUGREGS, kvm_debugregs);
+  }
+
+  setDebugregs(debugregs: KvmDebugregs): void {
+    this.ioctl(ioctl.KVM_SET_DEBUGREGS, kvm_debugregs.encode(debugregs));
+  }
+
+  /**
+   * Tells the guest, through its kvmclock page, that the host paused it, so its soft-lockup
+   * watchdog does not fire on resume. Returns false when the guest has not enabled kvmclock
+   * (EINVAL): there is no one to tell.
+   */
+  kvmclockCtrl(): boolean {
+    const rc = this.native.ioctl(this.fd, ioctl.KVM_KVMCLOCK_CTRL, 0);
+    if (rc === -22 /* EINVAL */) return false;
+    check(rc, ioctl.KVM_KVMCLOCK_CTRL);
+    return true;
   }
 
   /** Translates a guest linear address through the vCPU's current page tables. */

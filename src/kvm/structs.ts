@@ -1,7 +1,7 @@
 // The KVM structures tsvmm exchanges with the kernel (linux/kvm.h, asm/kvm.h for x86_64), with
 // the kernel's names. Offsets are checked against the installed headers by a unit test.
 
-import { array, bytes, struct, u16, u32, u64, u8, i32, type StructValue } from './struct.js';
+import { array, bytes, struct, u16, u32, u64, u8, i32, type Codec, type StructValue } from './struct.js';
 
 export const kvm_regs = struct('kvm_regs', 144, {
   rax: [0, u64], rbx: [8, u64], rcx: [16, u64], rdx: [24, u64],
@@ -85,6 +85,97 @@ export const kvm_irqfd = struct('kvm_irqfd', 32, {
 export const kvm_ioeventfd = struct('kvm_ioeventfd', 64, {
   datamatch: [0, u64], addr: [8, u64], len: [16, u32], fd: [20, i32], flags: [24, u32], pad: [28, bytes(36)],
 } as const);
+
+// The state a snapshot carries (vcpu-state.ts, vm-state.ts). Every one of these codecs covers
+// each byte of its structure, padding and reserved fields included, so decode → encode gives back
+// the kernel's bytes exactly (test/unit/kvm-structs.test.ts checks that too).
+
+const i64: Codec<bigint> = {
+  size: 8,
+  read: (v, o) => v.getBigInt64(o, true),
+  write: (v, o, x) => v.setBigInt64(o, BigInt.asIntN(64, x), true),
+};
+
+/** struct kvm_xsave without its flexible tail: what KVM_GET_XSAVE returns. */
+export const KVM_XSAVE_SIZE = 4096;
+export const kvm_xsave = struct('kvm_xsave', KVM_XSAVE_SIZE, { region: [0, bytes(KVM_XSAVE_SIZE)] } as const);
+
+export const kvm_xcr = struct('kvm_xcr', 16, { xcr: [0, u32], reserved: [4, u32], value: [8, u64] } as const);
+export type KvmXcr = StructValue<typeof kvm_xcr.fields>;
+export const KVM_MAX_XCRS = 16;
+export const kvm_xcrs = struct('kvm_xcrs', 392, {
+  nr_xcrs: [0, u32], flags: [4, u32], xcrs: [8, array(kvm_xcr, KVM_MAX_XCRS)], padding: [264, array(u64, 16)],
+} as const);
+export type KvmXcrs = StructValue<typeof kvm_xcrs.fields>;
+
+export const kvm_debugregs = struct('kvm_debugregs', 128, {
+  db: [0, array(u64, 4)], dr6: [32, u64], dr7: [40, u64], flags: [48, u64], reserved: [56, array(u64, 9)],
+} as const);
+export type KvmDebugregs = StructValue<typeof kvm_debugregs.fields>;
+
+// kvm_vcpu_events' members are anonymous structures in C: these codecs have no C name of their
+// own, so they are not exported; the layout test reaches their fields through the member path
+// (offsetof(struct kvm_vcpu_events, exception.error_code)).
+const vcpu_events_exception = struct('exception', 8, {
+  injected: [0, u8], nr: [1, u8], has_error_code: [2, u8], pending: [3, u8], error_code: [4, u32],
+} as const);
+const vcpu_events_interrupt = struct('interrupt', 4, {
+  injected: [0, u8], nr: [1, u8], soft: [2, u8], shadow: [3, u8],
+} as const);
+const vcpu_events_nmi = struct('nmi', 4, {
+  injected: [0, u8], pending: [1, u8], masked: [2, u8], pad: [3, u8],
+} as const);
+const vcpu_events_smi = struct('smi', 4, {
+  smm: [0, u8], pending: [1, u8], smm_inside_nmi: [2, u8], latched_init: [3, u8],
+} as const);
+const vcpu_events_triple_fault = struct('triple_fault', 1, { pending: [0, u8] } as const);
+
+export const kvm_vcpu_events = struct('kvm_vcpu_events', 64, {
+  exception: [0, vcpu_events_exception], interrupt: [8, vcpu_events_interrupt], nmi: [12, vcpu_events_nmi],
+  sipi_vector: [16, u32], flags: [20, u32], smi: [24, vcpu_events_smi], triple_fault: [28, vcpu_events_triple_fault],
+  reserved: [29, bytes(26)], exception_has_payload: [55, u8], exception_payload: [56, u64],
+} as const);
+export type KvmVcpuEvents = StructValue<typeof kvm_vcpu_events.fields>;
+
+/** The chip union's members, for reading the 512 bytes of kvm_irqchip.chip. */
+export const kvm_pic_state = struct('kvm_pic_state', 16, {
+  last_irr: [0, u8], irr: [1, u8], imr: [2, u8], isr: [3, u8], priority_add: [4, u8], irq_base: [5, u8],
+  read_reg_select: [6, u8], poll: [7, u8], special_mask: [8, u8], init_state: [9, u8], auto_eoi: [10, u8],
+  rotate_on_auto_eoi: [11, u8], special_fully_nested_mode: [12, u8], init4: [13, u8], elcr: [14, u8],
+  elcr_mask: [15, u8],
+} as const);
+export type KvmPicState = StructValue<typeof kvm_pic_state.fields>;
+
+export const KVM_IOAPIC_NUM_PINS = 24;
+/** Redirection entries stay 64-bit words (the C union's `bits`); the bit-fields are the IOAPIC's. */
+export const kvm_ioapic_state = struct('kvm_ioapic_state', 216, {
+  base_address: [0, u64], ioregsel: [8, u32], id: [12, u32], irr: [16, u32], pad: [20, u32],
+  redirtbl: [24, array(u64, KVM_IOAPIC_NUM_PINS)],
+} as const);
+export type KvmIoapicState = StructValue<typeof kvm_ioapic_state.fields>;
+
+export const kvm_irqchip = struct('kvm_irqchip', 520, {
+  chip_id: [0, u32], pad: [4, u32], chip: [8, bytes(512)],
+} as const);
+export type KvmIrqchip = StructValue<typeof kvm_irqchip.fields>;
+
+export const kvm_pit_channel_state = struct('kvm_pit_channel_state', 24, {
+  count: [0, u32], latched_count: [4, u16], count_latched: [6, u8], status_latched: [7, u8],
+  status: [8, u8], read_state: [9, u8], write_state: [10, u8], write_latch: [11, u8],
+  rw_mode: [12, u8], mode: [13, u8], bcd: [14, u8], gate: [15, u8], count_load_time: [16, i64],
+} as const);
+export type KvmPitChannelState = StructValue<typeof kvm_pit_channel_state.fields>;
+
+export const kvm_pit_state2 = struct('kvm_pit_state2', 112, {
+  channels: [0, array(kvm_pit_channel_state, 3)], flags: [72, u32], reserved: [76, array(u32, 9)],
+} as const);
+export type KvmPitState2 = StructValue<typeof kvm_pit_state2.fields>;
+
+export const kvm_clock_data = struct('kvm_clock_data', 48, {
+  clock: [0, u64], flags: [8, u32], pad0: [12, u32], realtime: [16, u64], host_tsc: [24, u64],
+  pad: [32, array(u32, 4)],
+} as const);
+export type KvmClockData = StructValue<typeof kvm_clock_data.fields>;
 
 /** The fields of struct kvm_run this VMM reads, and the exit union members it decodes. */
 export const KVM_RUN_OFFSETS = {
