@@ -66,12 +66,19 @@ export function removeInstance(name: string, dir = runtimeDir()): void {
   rmSync(socketPath(name, dir), { force: true });
 }
 
+/** Whether `pid` runs: a VMM killed a moment ago stays a zombie until reaped, and is not. */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    // /proc/PID/stat: "pid (comm) S ...", where comm may itself hold spaces and parentheses.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
   }
 }
 

@@ -5,6 +5,7 @@ import { hideBin } from 'yargs/helpers';
 import { runCommand } from './run.js';
 import { pauseCommand, psCommand, resumeCommand, stopCommand } from './instances.js';
 import { consoleCommand } from './console.js';
+import { restoreCommand, snapshotCommand } from './snapshot.js';
 
 export async function main(argv: string[] = hideBin(process.argv)): Promise<void> {
   await yargs(argv)
@@ -16,6 +17,8 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
     .command(pauseCommand)
     .command(resumeCommand)
     .command(stopCommand)
+    .command(snapshotCommand)
+    .command(restoreCommand)
     .demandCommand(1, 'Say which command to run (try `tsvmm run`).')
     .strict()
     .recommendCommands()

@@ -58,18 +58,26 @@ export const runCommand: CommandModule<object, RunArgs> = {
     .example('$0 run --kernel guests/build/test.elf --cmdline "mode=info" --mem 512M', 'boot a kernel of your own')
     .epilog('Console keys: Ctrl-A X quits, Ctrl-A H shows help. Exit code: 0 when the guest shuts down or you quit, 1 on an error.') as Argv<RunArgs>,
   handler: async (args: ArgumentsCamelCase<RunArgs>) => {
-    process.exitCode = args.detach ? await runDetached(args) : await runVm(args);
-  },
-};
-
-async function runVm(args: RunArgs): Promise<number> {
-  let vm: Vm;
-  try {
-    vm = Vm.create({
+    process.exitCode = args.detach ? await runDetached(args.name, args.quiet, runArgv(args)) : await runVm(args, async () => Vm.create({
       kernel: args.kernel, initrd: args.initrd, cmdline: args.cmdline, memory: args.mem, cpus: args.cpus,
       disks: args.disk.map(parseDiskOption), net: args.net === undefined ? undefined : parseNetOption(args.net),
       rng: args.rng, console: args.console, name: args.name,
-    });
+    }));
+  },
+};
+
+/** How `run` and `restore` show a VM on this terminal: everything but where the VM comes from. */
+export interface TerminalOptions {
+  quiet: boolean;
+  verbose: boolean;
+  json: boolean;
+}
+
+/** Runs a VM that `create` builds (not yet started) with its console on this terminal. */
+export async function runVm(args: TerminalOptions, create: () => Promise<Vm>): Promise<number> {
+  let vm: Vm;
+  try {
+    vm = await create();
   } catch (error) {
     return reportError(error);
   }
@@ -119,7 +127,8 @@ async function runVm(args: RunArgs): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
 
-  status(`tsvmm: booting ${path.basename(vm.config.kernel)} (${vm.bootProtocol}, ${formatSize(vm.config.memory)}, ${vm.config.cpus} vCPU${vm.config.cpus > 1 ? 's' : ''})${interactive ? '; Ctrl-A X quits' : ''}`);
+  const what = vm.bootProtocol === 'snapshot' ? `restoring ${vm.config.name}` : `booting ${path.basename(vm.config.kernel)}`;
+  status(`tsvmm: ${what} (${vm.bootProtocol}, ${formatSize(vm.config.memory)}, ${vm.config.cpus} vCPU${vm.config.cpus > 1 ? 's' : ''})${interactive ? '; Ctrl-A X quits' : ''}`);
   const started = performance.now();
   try {
     vm.start();
@@ -153,23 +162,29 @@ const DETACH_TIMEOUT_MS = 30_000;
  * stderr goes to a log in the runtime directory. We wait until its control socket answers, or
  * until it dies, in which case its first error line is ours.
  */
-async function runDetached(args: RunArgs): Promise<number> {
-  let name: string;
-  let logFile: string;
-  try {
-    name = checkName(args.name ?? `vm-${randomBytes(3).toString('hex')}`);
-    if (listInstances().some((r) => r.name === name)) throw new TsvmmError('NAME_IN_USE', `an instance named "${name}" is already running`);
-    logFile = path.join(ensureRuntimeDir(), `${name}.log`);
-  } catch (error) {
-    return reportError(error);
-  }
-  const argv = ['run', '--name', name, '--mem', args.mem, '--cpus', String(args.cpus), '--console', args.console];
+/** The `run` command line that reproduces `args` in a background process. */
+function runArgv(args: RunArgs): string[] {
+  const argv = ['run', '--mem', args.mem, '--cpus', String(args.cpus), '--console', args.console];
   if (args.kernel) argv.push('--kernel', path.resolve(args.kernel));
   if (args.initrd) argv.push('--initrd', path.resolve(args.initrd));
   if (args.cmdline !== undefined) argv.push('--cmdline', args.cmdline);
   for (const disk of args.disk) argv.push('--disk', disk);
   if (args.net) argv.push('--net', args.net);
   if (args.rng) argv.push('--rng');
+  return argv;
+}
+
+export async function runDetached(requestedName: string | undefined, quiet: boolean, command: string[]): Promise<number> {
+  let name: string;
+  let logFile: string;
+  try {
+    name = checkName(requestedName ?? `vm-${randomBytes(3).toString('hex')}`);
+    if (listInstances().some((r) => r.name === name)) throw new TsvmmError('NAME_IN_USE', `an instance named "${name}" is already running`);
+    logFile = path.join(ensureRuntimeDir(), `${name}.log`);
+  } catch (error) {
+    return reportError(error);
+  }
+  const argv = [...command, '--name', name];
   const log = openSync(logFile, 'w', 0o600);
   const child = spawn(process.execPath, [fileURLToPath(new URL('../../bin/tsvmm.js', import.meta.url)), ...argv], {
     detached: true, stdio: ['ignore', 'ignore', log], env: { ...process.env, [DETACHED_ENV]: '1' },
@@ -182,7 +197,7 @@ async function runDetached(args: RunArgs): Promise<number> {
   while (Date.now() < deadline) {
     if (await answers(socketPath(name))) {
       process.stdout.write(`${name}\n`);
-      if (!args.quiet) process.stderr.write(`tsvmm: ${name} is running in the background; \`tsvmm console ${name}\` attaches, \`tsvmm stop ${name}\` stops it\n`);
+      if (!quiet) process.stderr.write(`tsvmm: ${name} is running in the background; \`tsvmm console ${name}\` attaches, \`tsvmm stop ${name}\` stops it\n`);
       return 0;
     }
     if (exited) {

@@ -35,24 +35,32 @@ const REQUIRED_CAPS = [
   ['KVM_CAP_EXT_CPUID', KVM_CAP.KVM_CAP_EXT_CPUID],
 ] as const;
 
+/** Releases, in reverse order, what a build acquired; for the error path and for Vm's end. */
+class Resources {
+  readonly #cleanups: (() => void)[] = [];
+
+  add<T>(resource: T, cleanup: (r: T) => void): T {
+    this.#cleanups.push(() => cleanup(resource));
+    return resource;
+  }
+
+  release = (): void => {
+    for (const c of this.#cleanups.splice(0).reverse()) {
+      try { c(); } catch { /* already released */ }
+    }
+  };
+}
+
 export function buildVm(config: ResolvedVmConfig): BuiltVm {
   // Read the user's files before opening anything, so their errors come first and cheaply.
   const kernelImage = readUserFile(config.kernel, 'kernel', config.memory);
   const initrdImage = config.initrd ? readUserFile(config.initrd, 'initrd', config.memory) : undefined;
-
-  const cleanups: (() => void)[] = [];
-  const release = () => {
-    for (const c of cleanups.splice(0).reverse()) {
-      try { c(); } catch { /* already released */ }
-    }
-  };
+  const resources = new Resources();
   try {
     // Everything that depends only on the user's input comes first: a bad kernel, initrd, disk
     // or command line is refused before /dev/kvm is opened.
-    const memory = GuestMemory.allocate(ramLayout(config.memory));
-    cleanups.push(() => memory.close());
-    const virtio = openVirtio(config.virtio);
-    cleanups.push(() => virtio.release());
+    const memory = resources.add(GuestMemory.allocate(ramLayout(config.memory)), (m) => m.close());
+    const virtio = resources.add(openVirtio(config.virtio), (v) => v.release());
     const acpiRsdp = writeAcpiTables(memory, config.cpus);
     const kernel = loadKernel(memory, {
       acpiRsdp,
@@ -60,41 +68,61 @@ export function buildVm(config: ResolvedVmConfig): BuiltVm {
       initrdPath: config.initrd, initrd: initrdImage,
       cmdline: [config.cmdline, virtio.cmdline].filter(Boolean).join(' '),
     });
-
-    const kvm = Kvm.open();
-    cleanups.push(() => kvm.close());
-    for (const [name, cap] of REQUIRED_CAPS) {
-      if (!kvm.checkExtension(cap)) throw new TsvmmError('KVM_UNSUPPORTED', `this KVM lacks ${name}, which tsvmm needs`);
-    }
-    const maxVcpus = kvm.maxVcpus();
-    if (config.cpus > maxVcpus) {
-      throw new TsvmmError('BAD_CONFIG', `--cpus ${config.cpus}: KVM allows at most ${maxVcpus} vCPUs per VM here`);
-    }
-
-    const vm = kvm.createVm();
-    cleanups.push(() => vm.close());
-    vm.setIdentityMapAddr(KVM_IDENTITY_MAP_START);
-    vm.setTssAddr(KVM_TSS_START);
-    vm.createIrqchip();
-    vm.createPit2();
-    memory.registerWith(vm);
-    attachVirtio(vm, virtio);
-
+    const { kvm, vm, vcpus } = createKvmVm(config, memory, virtio, resources);
     const supported = kvm.supportedCpuid();
-    const vcpus: VcpuFd[] = [];
-    for (let id = 0; id < config.cpus; id++) {
-      const vcpu = vm.createVcpu(id);
-      cleanups.push(() => vcpu.close());
-      vcpus.push(vcpu);
-      vcpu.setCpuid2(vcpuCpuid(supported, { apicId: id, cpuCount: config.cpus }));
+    for (const vcpu of vcpus) {
+      vcpu.setCpuid2(vcpuCpuid(supported, { apicId: vcpu.id, cpuCount: config.cpus }));
       vcpu.setMsrs(bootMsrs());
       bootLapic(vcpu);
     }
     // Only the boot CPU starts; the others wait for INIT/SIPI in the in-kernel LAPIC.
     setupBootCpu(vcpus[0]!, memory, kernel.cpu);
-    return { kvm, vm, memory, vcpus, kernel, virtio, release };
+    return { kvm, vm, memory, vcpus, kernel, virtio, release: resources.release };
   } catch (error) {
-    release();
+    resources.release();
     throw error;
   }
+}
+
+/**
+ * A VM that continues from a snapshot: `memory` already holds the guest (mapped from the file)
+ * and `restore` puts the saved KVM state into the new VM and vCPUs in place of a boot.
+ */
+export function buildRestoredVm(
+  config: ResolvedVmConfig,
+  memory: GuestMemory,
+  restore: (kvm: Kvm, vm: VmFd, vcpus: VcpuFd[]) => void,
+): BuiltVm {
+  const resources = new Resources();
+  resources.add(memory, (m) => m.close());
+  try {
+    const virtio = resources.add(openVirtio(config.virtio), (v) => v.release());
+    const { kvm, vm, vcpus } = createKvmVm(config, memory, virtio, resources);
+    restore(kvm, vm, vcpus);
+    return { kvm, vm, memory, vcpus, kernel: { protocol: 'snapshot', cpu: { mode: 'long64', entry: 0 } }, virtio, release: resources.release };
+  } catch (error) {
+    resources.release();
+    throw error;
+  }
+}
+
+/** The KVM side that boots and restores share: the VM, its interrupt controllers, slots, vCPUs. */
+function createKvmVm(config: ResolvedVmConfig, memory: GuestMemory, virtio: VirtioSetup, resources: Resources) {
+  const kvm = resources.add(Kvm.open(), (k) => k.close());
+  for (const [name, cap] of REQUIRED_CAPS) {
+    if (!kvm.checkExtension(cap)) throw new TsvmmError('KVM_UNSUPPORTED', `this KVM lacks ${name}, which tsvmm needs`);
+  }
+  const maxVcpus = kvm.maxVcpus();
+  if (config.cpus > maxVcpus) {
+    throw new TsvmmError('BAD_CONFIG', `--cpus ${config.cpus}: KVM allows at most ${maxVcpus} vCPUs per VM here`);
+  }
+  const vm = resources.add(kvm.createVm(), (v) => v.close());
+  vm.setIdentityMapAddr(KVM_IDENTITY_MAP_START);
+  vm.setTssAddr(KVM_TSS_START);
+  vm.createIrqchip();
+  vm.createPit2();
+  memory.registerWith(vm);
+  attachVirtio(vm, virtio);
+  const vcpus = Array.from({ length: config.cpus }, (_, id) => resources.add(vm.createVcpu(id), (v) => v.close()));
+  return { kvm, vm, vcpus };
 }

@@ -6,7 +6,9 @@ import { EventEmitter } from 'node:events';
 import { Worker } from 'node:worker_threads';
 import { TsvmmError } from '../errors.js';
 import { resolveConfig, type ResolvedVmConfig, type VmConfig } from './config.js';
-import { buildVm, type BuiltVm } from './builder.js';
+import { buildRestoredVm, buildVm, type BuiltVm } from './builder.js';
+import { openVmSnapshot, writeVmSnapshot, type RestoredDevices, type SnapshotOptions } from './snapshot.js';
+import type { WriteResult } from '../snapshot/index.js';
 import { ByteRing } from './byte-ring.js';
 import { COUNTERS, VcpuCommand, VcpuControl, VcpuState, type Counter } from './vcpu-control.js';
 import { describeOutcome, type VmOutcome } from './outcome.js';
@@ -72,10 +74,14 @@ export class Vm extends EventEmitter<VmEvents> {
   #resolveExited!: (outcome: VmOutcome) => void;
   #startedAt = 0;
 
-  private constructor(config: ResolvedVmConfig, built: BuiltVm) {
+  /** Device state to start from, for a VM restored from a snapshot. */
+  readonly #restored: RestoredDevices | undefined;
+
+  private constructor(config: ResolvedVmConfig, built: BuiltVm, restored?: RestoredDevices) {
     super();
     this.config = config;
     this.#built = built;
+    this.#restored = restored;
     this.#exited = new Promise((resolve) => { this.#resolveExited = resolve; });
   }
 
@@ -83,6 +89,44 @@ export class Vm extends EventEmitter<VmEvents> {
   static create(config: VmConfig = {}): Vm {
     const resolved = resolveConfig(config);
     return new Vm(resolved, buildVm(resolved));
+  }
+
+  /**
+   * A VM that continues from a snapshot file, in this process: its memory is mapped from the
+   * file (pages load when the guest touches them), so restoring is quick whatever the RAM size,
+   * and the same file can be restored many times at once. Started unless `start` is false.
+   */
+  static async restore(path: string, options: { name?: string; start?: boolean } = {}): Promise<Vm> {
+    const opened = await openVmSnapshot(path);
+    const config: ResolvedVmConfig = { ...opened.config, name: options.name ?? opened.config.name };
+    const built = buildRestoredVm(config, opened.memory, (_kvm, vm, vcpus) => opened.restoreKvm(vm, vcpus));
+    opened.devices.virtio.forEach((d, i) => {
+      const slot = built.virtio.slots[i];
+      if (!slot || slot.state.byteLength !== d.registers.length) {
+        built.release();
+        throw new VmError('BAD_SNAPSHOT', `${path}: virtio device ${i} does not match this VM's devices`);
+      }
+      new Uint8Array(slot.state).set(d.registers);
+    });
+    const vm = new Vm(config, built, opened.devices);
+    if (options.start !== false) vm.start();
+    return vm;
+  }
+
+  /**
+   * Saves the VM to `path` (atomically: a crash leaves any previous file intact). A running VM
+   * is paused for the save and resumed after; a paused one stays paused.
+   */
+  async snapshot(path: string, options: SnapshotOptions = {}): Promise<WriteResult> {
+    const wasRunning = this.#state === 'running';
+    if (wasRunning) await this.pause();
+    if (this.#state !== 'paused') throw new VmError('VM_STATE', `cannot snapshot a VM that is ${this.#state}`);
+    try {
+      const { kvm, vm, vcpus, memory } = this.#built;
+      return await writeVmSnapshot(path, { config: this.config, kvm, vm, vcpus, memory, devices: await this.deviceState() }, options);
+    } finally {
+      if (wasRunning && this.#state === 'paused') this.resume();
+    }
   }
 
   /** Builds and starts a VM. */
@@ -140,6 +184,7 @@ export class Vm extends EventEmitter<VmEvents> {
         consoleOut: this.#consoleOut.buffer,
         mailbox: this.#mailbox.buffer,
         virtio: { slots: index === 0 ? this.#built.virtio.slots : [], controlFd: this.#built.virtio.controlFd },
+        deviceState: index === 0 ? this.#restored?.legacy : undefined,
         // The boot CPU owns the devices; the others reach them through it.
         deviceOwner: index === 0 ? undefined : { control: controls[0]!.buffer, kvmRunAddress: vcpus[0]!.kvmRun.address },
       };
@@ -163,7 +208,10 @@ export class Vm extends EventEmitter<VmEvents> {
   #startIoThread(): void {
     const { virtio, memory } = this.#built;
     if (virtio.slots.length === 0) return;
-    const data: IoWorkerData = { memory: memory.descriptors, devices: virtio.slots, controlFd: virtio.controlFd, stop: this.#ioStop.buffer as SharedArrayBuffer };
+    const data: IoWorkerData = {
+      memory: memory.descriptors, devices: virtio.slots, controlFd: virtio.controlFd, stop: this.#ioStop.buffer as SharedArrayBuffer,
+      restore: this.#restored?.virtio.map((d) => d.io),
+    };
     const worker = new Worker(new URL('./io-worker.js', import.meta.url), { workerData: data, execArgv: WORKER_EXEC_ARGV });
     const ended = new Promise<void>((resolve) => {
       worker.on('message', (message: IoWorkerMessage) => {

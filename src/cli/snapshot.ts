@@ -1,0 +1,67 @@
+// `tsvmm snapshot NAME FILE`: save a running VM (it pauses for the save and goes on after).
+// `tsvmm restore FILE`: continue a saved VM in this process, on this terminal or in the background.
+
+import path from 'node:path';
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { request } from '../api/control-client.js';
+import { ProgressBar } from './progress.js';
+import { reportError } from './output.js';
+import { runDetached, runVm } from './run.js';
+import { Vm } from '../vmm/vm.js';
+
+interface SnapshotArgs {
+  name: string;
+  file: string;
+}
+
+export const snapshotCommand: CommandModule<object, SnapshotArgs> = {
+  command: 'snapshot <name> <file>',
+  describe: 'Save a running VM to a file (written atomically; the VM pauses for the save)',
+  builder: (y: Argv) => y
+    .positional('name', { type: 'string', demandOption: true, describe: 'The VM, as `tsvmm ps` names it' })
+    .positional('file', { type: 'string', demandOption: true, describe: 'Snapshot file to write (replaced only once complete)' }) as Argv<SnapshotArgs>,
+  handler: async (args: ArgumentsCamelCase<SnapshotArgs>) => {
+    const bar = new ProgressBar(`saving ${args.name}`);
+    const started = performance.now();
+    try {
+      // The VM resolves the path itself, so it must be absolute.
+      const file = path.resolve(args.file);
+      await request(args.name, 'snapshot', { path: file, onProgress: (done, total) => bar.update(done, total) });
+      bar.done();
+      process.stderr.write(`tsvmm: ${args.name} saved to ${file} in ${((performance.now() - started) / 1000).toFixed(2)} s\n`);
+    } catch (error) {
+      bar.done();
+      process.exitCode = reportError(error);
+    }
+  },
+};
+
+interface RestoreArgs {
+  file: string;
+  name?: string;
+  detach: boolean;
+  quiet: boolean;
+  verbose: boolean;
+  json: boolean;
+}
+
+export const restoreCommand: CommandModule<object, RestoreArgs> = {
+  command: 'restore <file>',
+  describe: 'Continue a VM saved by `tsvmm snapshot`, here or in the background (--detach)',
+  builder: (y: Argv) => y
+    .positional('file', { type: 'string', demandOption: true, describe: 'Snapshot file' })
+    .option('name', { type: 'string', describe: 'Name of the restored VM (default: a new one, so clones can run side by side)' })
+    .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Run in the background; `tsvmm console NAME` attaches' })
+    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Print only the guest console' })
+    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'Also log unassigned port and MMIO accesses' })
+    .option('json', { type: 'boolean', default: false, describe: 'At exit, print a JSON summary on stderr' }) as Argv<RestoreArgs>,
+  handler: async (args: ArgumentsCamelCase<RestoreArgs>) => {
+    const file = path.resolve(args.file);
+    if (args.detach) {
+      process.exitCode = await runDetached(args.name, args.quiet, ['restore', file]);
+      return;
+    }
+    const name = args.name ?? `vm-${process.pid}`;
+    process.exitCode = await runVm(args, () => Vm.restore(file, { name, start: false }));
+  },
+};
