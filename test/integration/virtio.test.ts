@@ -61,6 +61,18 @@ describe.skipIf(kvmMissingReason)('virtio devices', () => {
     expect(verify.output).toContain('blk: verified 40 sectors');
   });
 
+  it('several disks: each is its own device, and a write to the second leaves the first alone', async () => {
+    const first = image('first.img');
+    const second = image('second.img', 2 * 1024 * 1024);
+    const { output } = await run('mode=blk op=write unit=1 seed=11 start=5 sectors=8', { disks: [{ path: first }, { path: second }] });
+    expect(output.match(/virtio: found blk at 0x[0-9a-f]+ irq \d+/g)).toHaveLength(2);
+    expect(output).toContain('blk: capacity=4096'); // the second disk: 2 MiB
+    expect(output).toContain('blk: id="second.img"');
+    expect(output).toContain('blk: wrote 8 sectors');
+    expect(readFileSync(second)[5 * 512 + 3]).toBe(pattern(11, 5, 3));
+    expect(readFileSync(first).every((b) => b === 0)).toBe(true);
+  });
+
   it('virtio-blk read-only: writes fail with an I/O error status and the file is untouched', async () => {
     const disk = image('ro.img');
     const { output } = await run('mode=blk op=write seed=1 start=0 sectors=4', { disks: [{ path: disk, readOnly: true }] });
