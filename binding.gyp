@@ -5,6 +5,12 @@
       "sources": ["native/tsvmm.c"],
       "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2"],
       "defines": ["NAPI_VERSION=8"]
+    },
+    {
+      "target_name": "container-init",
+      "type": "executable",
+      "sources": ["native/container-init.c"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2"]
     }
   ]
 }

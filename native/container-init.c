@@ -1,0 +1,974 @@
+// container-init: carries out one container plan that tsvmm wrote (src/container/plan.ts) and
+// then becomes the container's supervisor. Every decision (which namespaces, which mounts with
+// which flags, which devices, which capabilities, which cgroups) was taken in TypeScript; this
+// program only performs the steps in the order given, reports what happened, and passes the
+// workload's exit status through.
+//
+// The conversation with tsvmm happens on fd 3, a socket: tsvmm sends the plan as one JSON line;
+// we answer with JSON lines: {"pid":N} once the init process exists (in its namespaces and
+// cgroups, not yet running anything), {"running":true} once it has exec'd the command, or
+// {"error":{...}} if a step failed, and finally {"exit":{"code":N}} or {"exit":{"signal":N}}.
+// With "waitForHost", we wait after {"pid":N} for a "go" line, so that tsvmm can wire the
+// network namespace before the workload starts.
+//
+// The init process is cloned straight into its new namespaces and waits on a pipe until we
+// have put it in its cgroups, so the workload never runs outside its limits. Its setup errors
+// come back on a close-on-exec pipe: end-of-file there means execve succeeded.
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/capability.h>
+#include <linux/close_range.h>
+#include <linux/keyctl.h>
+#include <linux/openat2.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+
+#define CHANNEL_FD 3
+#define PLAN_LIMIT (4 << 20)
+#define JSON_DEPTH 16
+#define STACK_SIZE (256 * 1024)
+
+// ------------------------------------------------------------------------------------------
+// Reporting to tsvmm
+
+static void channel_write(const char *s, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(CHANNEL_FD, s, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return; // tsvmm went away; the exit status still tells
+    s += w;
+    n -= (size_t)w;
+  }
+}
+
+// Appends `s` as a JSON string literal to `out` (at most `cap` bytes, always terminated).
+static void json_quote(char *out, size_t cap, const char *s) {
+  size_t o = strlen(out);
+  if (o + 2 >= cap) return;
+  out[o++] = '"';
+  for (const unsigned char *p = (const unsigned char *)s; *p && o + 8 < cap; p++) {
+    if (*p == '"' || *p == '\\') {
+      out[o++] = '\\';
+      out[o++] = (char)*p;
+    } else if (*p < 0x20) {
+      o += (size_t)snprintf(out + o, cap - o, "\\u%04x", *p);
+    } else {
+      out[o++] = (char)*p;
+    }
+  }
+  out[o++] = '"';
+  out[o] = 0;
+}
+
+static void report_error(const char *step, int err, const char *message) {
+  char line[4096] = "{\"error\":{\"step\":";
+  json_quote(line, sizeof line - 64, step);
+  strcat(line, ",\"message\":");
+  json_quote(line, sizeof line - 64, message);
+  size_t n = strlen(line);
+  snprintf(line + n, sizeof line - n, ",\"errno\":%d}}\n", err);
+  channel_write(line, strlen(line));
+}
+
+// A failure in this process, before the workload runs: say so and end.
+static void __attribute__((noreturn, format(printf, 3, 4))) parent_fail(const char *step, int err, const char *fmt, ...) {
+  char message[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  if (err) {
+    size_t n = strlen(message);
+    snprintf(message + n, sizeof message - n, ": %s", strerror(err));
+  }
+  report_error(step, err, message);
+  _exit(125);
+}
+
+// ------------------------------------------------------------------------------------------
+// A small JSON reader, enough for the plan: objects, arrays, strings, integers, booleans, null.
+
+enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
+
+typedef struct jval {
+  enum jtype type;
+  long long num;
+  char *str;
+  struct jval *items; // array elements or object values
+  char **keys;        // object keys
+  size_t n;
+} jval;
+
+static const char *jp, *jend;
+static const char *jerr;
+
+static void jskip(void) {
+  while (jp < jend && (*jp == ' ' || *jp == '\t' || *jp == '\n' || *jp == '\r')) jp++;
+}
+
+static int jhex(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+static int jhex4(unsigned *out) {
+  if (jend - jp < 4) return -1;
+  unsigned v = 0;
+  for (int i = 0; i < 4; i++) {
+    int h = jhex(jp[i]);
+    if (h < 0) return -1;
+    v = v * 16 + (unsigned)h;
+  }
+  jp += 4;
+  *out = v;
+  return 0;
+}
+
+static char *jstring(void) {
+  jp++; // opening quote
+  size_t cap = 32, n = 0;
+  char *s = malloc(cap);
+  if (!s) return NULL;
+  for (;;) {
+    if (jp >= jend) { jerr = "unterminated string"; return NULL; }
+    unsigned char c = (unsigned char)*jp++;
+    if (c == '"') break;
+    if (c < 0x20) { jerr = "control character in string"; return NULL; }
+    if (n + 5 >= cap) {
+      cap *= 2;
+      char *t = realloc(s, cap);
+      if (!t) return NULL;
+      s = t;
+    }
+    if (c != '\\') {
+      s[n++] = (char)c;
+      continue;
+    }
+    if (jp >= jend) { jerr = "unterminated escape"; return NULL; }
+    char e = *jp++;
+    switch (e) {
+      case '"': s[n++] = '"'; break;
+      case '\\': s[n++] = '\\'; break;
+      case '/': s[n++] = '/'; break;
+      case 'b': s[n++] = '\b'; break;
+      case 'f': s[n++] = '\f'; break;
+      case 'n': s[n++] = '\n'; break;
+      case 'r': s[n++] = '\r'; break;
+      case 't': s[n++] = '\t'; break;
+      case 'u': {
+        unsigned cp;
+        if (jhex4(&cp) < 0) { jerr = "bad \\u escape"; return NULL; }
+        if (cp >= 0xd800 && cp < 0xdc00) {
+          unsigned lo;
+          if (jend - jp < 2 || jp[0] != '\\' || jp[1] != 'u') { jerr = "lone surrogate"; return NULL; }
+          jp += 2;
+          if (jhex4(&lo) < 0 || lo < 0xdc00 || lo > 0xdfff) { jerr = "bad surrogate pair"; return NULL; }
+          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        } else if (cp >= 0xdc00 && cp < 0xe000) {
+          jerr = "lone surrogate";
+          return NULL;
+        }
+        // C strings end at NUL, so a plan cannot carry one.
+        if (cp == 0) { jerr = "NUL in string"; return NULL; }
+        if (cp < 0x80) {
+          s[n++] = (char)cp;
+        } else if (cp < 0x800) {
+          s[n++] = (char)(0xc0 | (cp >> 6));
+          s[n++] = (char)(0x80 | (cp & 0x3f));
+        } else if (cp < 0x10000) {
+          s[n++] = (char)(0xe0 | (cp >> 12));
+          s[n++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+          s[n++] = (char)(0x80 | (cp & 0x3f));
+        } else {
+          s[n++] = (char)(0xf0 | (cp >> 18));
+          s[n++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+          s[n++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+          s[n++] = (char)(0x80 | (cp & 0x3f));
+        }
+        break;
+      }
+      default: jerr = "bad escape"; return NULL;
+    }
+  }
+  s[n] = 0;
+  return s;
+}
+
+static int jparse(jval *v, int depth);
+
+static int jappend(jval *v, jval *item, char *key) {
+  jval *items = realloc(v->items, (v->n + 1) * sizeof *items);
+  if (!items) return -1;
+  v->items = items;
+  v->items[v->n] = *item;
+  if (v->type == J_OBJ) {
+    char **keys = realloc(v->keys, (v->n + 1) * sizeof *keys);
+    if (!keys) return -1;
+    v->keys = keys;
+    v->keys[v->n] = key;
+  }
+  v->n++;
+  return 0;
+}
+
+static int jparse(jval *v, int depth) {
+  memset(v, 0, sizeof *v);
+  if (depth > JSON_DEPTH) { jerr = "nested too deeply"; return -1; }
+  jskip();
+  if (jp >= jend) { jerr = "unexpected end"; return -1; }
+  char c = *jp;
+  if (c == '{' || c == '[') {
+    v->type = c == '{' ? J_OBJ : J_ARR;
+    char close = c == '{' ? '}' : ']';
+    jp++;
+    jskip();
+    if (jp < jend && *jp == close) { jp++; return 0; }
+    for (;;) {
+      char *key = NULL;
+      if (v->type == J_OBJ) {
+        jskip();
+        if (jp >= jend || *jp != '"') { jerr = "expected a key"; return -1; }
+        if (!(key = jstring())) return -1;
+        jskip();
+        if (jp >= jend || *jp != ':') { jerr = "expected ':'"; return -1; }
+        jp++;
+      }
+      jval item;
+      if (jparse(&item, depth + 1) < 0) return -1;
+      if (jappend(v, &item, key) < 0) { jerr = "out of memory"; return -1; }
+      jskip();
+      if (jp < jend && *jp == ',') { jp++; continue; }
+      if (jp < jend && *jp == close) { jp++; return 0; }
+      jerr = "expected ',' or a closing bracket";
+      return -1;
+    }
+  }
+  if (c == '"') {
+    v->type = J_STR;
+    return (v->str = jstring()) ? 0 : -1;
+  }
+  if (c == '-' || (c >= '0' && c <= '9')) {
+    char *end;
+    errno = 0;
+    v->type = J_NUM;
+    v->num = strtoll(jp, &end, 10);
+    if (errno || end == jp || end > jend || (end < jend && (*end == '.' || *end == 'e' || *end == 'E'))) {
+      jerr = "only whole numbers that fit 64 bits";
+      return -1;
+    }
+    jp = end;
+    return 0;
+  }
+  if (jend - jp >= 4 && !memcmp(jp, "true", 4)) { v->type = J_BOOL; v->num = 1; jp += 4; return 0; }
+  if (jend - jp >= 5 && !memcmp(jp, "false", 5)) { v->type = J_BOOL; jp += 5; return 0; }
+  if (jend - jp >= 4 && !memcmp(jp, "null", 4)) { v->type = J_NULL; jp += 4; return 0; }
+  jerr = "unexpected character";
+  return -1;
+}
+
+// Typed access; a plan of the wrong shape is a bug in tsvmm, reported as such.
+static const jval *jget(const jval *obj, const char *key) {
+  for (size_t i = 0; obj->type == J_OBJ && i < obj->n; i++) {
+    if (!strcmp(obj->keys[i], key)) return &obj->items[i];
+  }
+  return NULL;
+}
+
+static const jval *jneed(const jval *obj, const char *key, enum jtype type) {
+  const jval *v = jget(obj, key);
+  if (!v || v->type != type) parent_fail("plan", 0, "plan field \"%s\" is missing or of the wrong type", key);
+  return v;
+}
+
+static long long jnum(const jval *obj, const char *key) { return jneed(obj, key, J_NUM)->num; }
+static const char *jstr(const jval *obj, const char *key) { return jneed(obj, key, J_STR)->str; }
+static int jbool(const jval *obj, const char *key) { return (int)jneed(obj, key, J_BOOL)->num; }
+
+static const char *jstr_or(const jval *obj, const char *key, const char *fallback) {
+  const jval *v = jget(obj, key);
+  return v && v->type == J_STR ? v->str : fallback;
+}
+
+// A NULL-terminated vector from an array of strings.
+static char **jstrv(const jval *obj, const char *key) {
+  const jval *a = jneed(obj, key, J_ARR);
+  char **v = calloc(a->n + 1, sizeof *v);
+  if (!v) parent_fail("plan", ENOMEM, "reading \"%s\"", key);
+  for (size_t i = 0; i < a->n; i++) {
+    if (a->items[i].type != J_STR) parent_fail("plan", 0, "plan field \"%s\" must hold strings", key);
+    v[i] = a->items[i].str;
+  }
+  return v;
+}
+
+// ------------------------------------------------------------------------------------------
+// The plan, as this program uses it
+
+typedef struct {
+  const char *source, *target, *type, *data;
+  unsigned long flags, remount_flags;
+  int is_file;
+  unsigned long *propagation;
+  size_t n_propagation;
+} mount_step;
+
+typedef struct {
+  const char *path;
+  mode_t mode; // type and permission bits
+  unsigned major, minor;
+  uid_t uid;
+  gid_t gid;
+} device_node;
+
+typedef struct {
+  int resource;
+  rlim_t soft, hard;
+} rlimit_step;
+
+typedef struct {
+  long long clone_flags, unshare_flags;
+  char **cgroup_procs;
+  int wait_for_host;
+  rlimit_step *rlimits;
+  size_t n_rlimits;
+  long long root_propagation;
+  const char *rootfs;
+  mount_step *prepare, *mounts;
+  size_t n_prepare, n_mounts;
+  device_node *devices;
+  size_t n_devices;
+  char **symlink_targets, **symlink_paths;
+  const char *console;
+  char **readonly_after;
+  unsigned long root_remount_flags;
+  const char *hostname, *domainname;
+  char **readonly_paths, **masked_paths;
+  const char *cwd;
+  mode_t umask;
+  int no_new_privileges;
+  uid_t uid;
+  gid_t gid;
+  gid_t *groups;
+  size_t n_groups;
+  uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
+  char **args, **env;
+} plan_t;
+
+static mount_step *read_mounts(const jval *root, const char *key, size_t *count) {
+  const jval *a = jneed(root, key, J_ARR);
+  mount_step *steps = calloc(a->n ? a->n : 1, sizeof *steps);
+  if (!steps) parent_fail("plan", ENOMEM, "reading \"%s\"", key);
+  for (size_t i = 0; i < a->n; i++) {
+    const jval *m = &a->items[i];
+    mount_step *s = &steps[i];
+    s->source = jstr(m, "source");
+    s->target = jstr(m, "target");
+    s->type = jstr(m, "type");
+    s->data = jstr(m, "data");
+    s->flags = (unsigned long)jnum(m, "flags");
+    s->remount_flags = (unsigned long)jnum(m, "remountFlags");
+    s->is_file = jbool(m, "isFile");
+    const jval *p = jneed(m, "propagation", J_ARR);
+    s->propagation = calloc(p->n ? p->n : 1, sizeof *s->propagation);
+    if (!s->propagation) parent_fail("plan", ENOMEM, "reading mounts");
+    for (size_t k = 0; k < p->n; k++) {
+      if (p->items[k].type != J_NUM) parent_fail("plan", 0, "mount propagation must be numbers");
+      s->propagation[k] = (unsigned long)p->items[k].num;
+    }
+    s->n_propagation = p->n;
+  }
+  *count = a->n;
+  return steps;
+}
+
+static rlim_t rlim_value(long long v) { return v < 0 ? RLIM_INFINITY : (rlim_t)v; }
+
+static void read_plan(const jval *root, plan_t *plan) {
+  if (jnum(root, "version") != 1) parent_fail("plan", 0, "plan version %lld is not 1 (tsvmm and container-init do not match)", jnum(root, "version"));
+  plan->clone_flags = jnum(root, "cloneFlags");
+  plan->unshare_flags = jnum(root, "unshareFlags");
+  plan->cgroup_procs = jstrv(root, "cgroupProcs");
+  plan->wait_for_host = jbool(root, "waitForHost");
+
+  const jval *rl = jneed(root, "rlimits", J_ARR);
+  plan->rlimits = calloc(rl->n ? rl->n : 1, sizeof *plan->rlimits);
+  if (!plan->rlimits) parent_fail("plan", ENOMEM, "reading rlimits");
+  for (size_t i = 0; i < rl->n; i++) {
+    plan->rlimits[i].resource = (int)jnum(&rl->items[i], "resource");
+    plan->rlimits[i].soft = rlim_value(jnum(&rl->items[i], "soft"));
+    plan->rlimits[i].hard = rlim_value(jnum(&rl->items[i], "hard"));
+  }
+  plan->n_rlimits = rl->n;
+
+  plan->root_propagation = jnum(root, "rootPropagation");
+  plan->rootfs = jstr(root, "rootfs");
+  plan->prepare = read_mounts(root, "prepare", &plan->n_prepare);
+  plan->mounts = read_mounts(root, "mounts", &plan->n_mounts);
+
+  const jval *dv = jneed(root, "devices", J_ARR);
+  plan->devices = calloc(dv->n ? dv->n : 1, sizeof *plan->devices);
+  if (!plan->devices) parent_fail("plan", ENOMEM, "reading devices");
+  for (size_t i = 0; i < dv->n; i++) {
+    const jval *d = &dv->items[i];
+    device_node *node = &plan->devices[i];
+    node->path = jstr(d, "path");
+    node->mode = (mode_t)jnum(d, "mode");
+    node->major = (unsigned)jnum(d, "major");
+    node->minor = (unsigned)jnum(d, "minor");
+    node->uid = (uid_t)jnum(d, "uid");
+    node->gid = (gid_t)jnum(d, "gid");
+  }
+  plan->n_devices = dv->n;
+
+  const jval *sl = jneed(root, "symlinks", J_ARR);
+  plan->symlink_targets = calloc(sl->n + 1, sizeof(char *));
+  plan->symlink_paths = calloc(sl->n + 1, sizeof(char *));
+  if (!plan->symlink_targets || !plan->symlink_paths) parent_fail("plan", ENOMEM, "reading symlinks");
+  for (size_t i = 0; i < sl->n; i++) {
+    plan->symlink_targets[i] = (char *)jstr(&sl->items[i], "target");
+    plan->symlink_paths[i] = (char *)jstr(&sl->items[i], "path");
+  }
+
+  plan->console = jstr_or(root, "console", NULL);
+  plan->readonly_after = jstrv(root, "readonlyAfter");
+  plan->root_remount_flags = (unsigned long)jnum(root, "rootRemountFlags");
+  plan->hostname = jstr_or(root, "hostname", NULL);
+  plan->domainname = jstr_or(root, "domainname", NULL);
+  plan->readonly_paths = jstrv(root, "readonlyPaths");
+  plan->masked_paths = jstrv(root, "maskedPaths");
+  plan->cwd = jstr(root, "cwd");
+  plan->umask = (mode_t)jnum(root, "umask");
+  plan->no_new_privileges = jbool(root, "noNewPrivileges");
+
+  const jval *user = jneed(root, "user", J_OBJ);
+  plan->uid = (uid_t)jnum(user, "uid");
+  plan->gid = (gid_t)jnum(user, "gid");
+  const jval *groups = jneed(user, "additionalGids", J_ARR);
+  plan->groups = calloc(groups->n ? groups->n : 1, sizeof *plan->groups);
+  if (!plan->groups) parent_fail("plan", ENOMEM, "reading groups");
+  for (size_t i = 0; i < groups->n; i++) plan->groups[i] = (gid_t)groups->items[i].num;
+  plan->n_groups = groups->n;
+
+  const jval *caps = jneed(root, "capabilities", J_OBJ);
+  plan->cap_bounding = (uint64_t)jnum(caps, "bounding");
+  plan->cap_effective = (uint64_t)jnum(caps, "effective");
+  plan->cap_permitted = (uint64_t)jnum(caps, "permitted");
+  plan->cap_inheritable = (uint64_t)jnum(caps, "inheritable");
+  plan->cap_ambient = (uint64_t)jnum(caps, "ambient");
+
+  plan->args = jstrv(root, "args");
+  if (!plan->args[0]) parent_fail("plan", 0, "the plan has no command");
+  plan->env = jstrv(root, "env");
+}
+
+// ------------------------------------------------------------------------------------------
+// The init process: set up the container from inside its namespaces, then exec the workload
+
+static int err_fd = -1;
+
+// A failed step: tell the supervisor (errno, then the message) and end. A negative errno is
+// reported without its strerror text, for messages that already say what went wrong.
+static void __attribute__((noreturn, format(printf, 2, 3))) fail(int err, const char *fmt, ...) {
+  char message[2048];
+  int n = snprintf(message, sizeof message, "%d\t", err < 0 ? -err : err);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message + n, sizeof message - (size_t)n, fmt, ap);
+  va_end(ap);
+  if (err > 0) {
+    size_t len = strlen(message);
+    snprintf(message + len, sizeof message - len, ": %s", strerror(err));
+  }
+  if (write(err_fd, message, strlen(message)) < 0) { /* the supervisor is gone; nothing to tell */ }
+  _exit(125);
+}
+
+// Opens `path` below the container's root the way the kernel would resolve it there:
+// absolute symlinks and ".." stop at the root, so a hostile image cannot point a mount
+// at the host's files.
+static int open_in_root(int rootfd, const char *path, int flags) {
+  struct open_how how = { .flags = (uint64_t)(flags | O_CLOEXEC), .resolve = RESOLVE_IN_ROOT };
+  return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+}
+
+// mkdir -p inside the root; returns an O_PATH handle of the directory. Each prefix is looked
+// up again through open_in_root, so a symlink on the way is followed inside the root.
+static int mkdir_in_root(int rootfd, const char *path) {
+  char buf[PATH_MAX];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) { errno = ENAMETOOLONG; return -1; }
+  int dir = open_in_root(rootfd, "/", O_PATH | O_DIRECTORY);
+  if (dir < 0) return -1;
+  char *p = buf;
+  for (;;) {
+    while (*p == '/') p++;
+    if (!*p) return dir;
+    char *end = strchr(p, '/');
+    if (end) *end = 0;
+    int next = open_in_root(rootfd, buf, O_PATH | O_DIRECTORY);
+    if (next < 0 && errno == ENOENT) {
+      if (mkdirat(dir, p, 0755) < 0 && errno != EEXIST) { close(dir); return -1; }
+      next = open_in_root(rootfd, buf, O_PATH | O_DIRECTORY);
+    }
+    close(dir);
+    if (next < 0) return -1;
+    dir = next;
+    if (!end) return dir;
+    *end = '/';
+    p = end + 1;
+  }
+}
+
+// Creates the mount point `path` (a directory, or an empty file for a file bind mount) and
+// returns an O_PATH handle of it.
+static int make_mountpoint(int rootfd, const char *path, int is_file) {
+  if (!is_file) return mkdir_in_root(rootfd, path);
+  int fd = open_in_root(rootfd, path, O_PATH);
+  if (fd >= 0 || errno != ENOENT) return fd;
+  char parent[PATH_MAX];
+  snprintf(parent, sizeof parent, "%s", path);
+  char *slash = strrchr(parent, '/');
+  if (!slash || !slash[1]) { errno = EINVAL; return -1; }
+  *slash = 0;
+  int dir = mkdir_in_root(rootfd, parent[0] ? parent : "/");
+  if (dir < 0) return -1;
+  int f = openat(dir, slash + 1, O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
+  close(dir);
+  if (f < 0) return -1;
+  close(f);
+  return open_in_root(rootfd, path, O_PATH);
+}
+
+static void fd_path(char *buf, size_t cap, int fd) { snprintf(buf, cap, "/proc/self/fd/%d", fd); }
+
+static void do_mount(int rootfd, const mount_step *m) {
+  int fd = make_mountpoint(rootfd, m->target, m->is_file);
+  if (fd < 0) fail(errno, "mount point %s", m->target);
+  char target[64];
+  fd_path(target, sizeof target, fd);
+  if (mount(m->source, target, m->type[0] ? m->type : NULL, m->flags, m->data[0] ? m->data : NULL) < 0) {
+    fail(errno, "mount %s on %s (%s)", m->source, m->target, m->type[0] ? m->type : "bind");
+  }
+  close(fd);
+  if (!m->remount_flags && !m->n_propagation) return;
+  // The handle still names the directory under the new mount; look the path up again.
+  fd = open_in_root(rootfd, m->target, O_PATH);
+  if (fd < 0) fail(errno, "reopen %s after mounting", m->target);
+  fd_path(target, sizeof target, fd);
+  if (m->remount_flags && mount(NULL, target, NULL, m->remount_flags, NULL) < 0) {
+    fail(errno, "remount %s with its options", m->target);
+  }
+  for (size_t i = 0; i < m->n_propagation; i++) {
+    if (mount(NULL, target, NULL, m->propagation[i], NULL) < 0) fail(errno, "set propagation of %s", m->target);
+  }
+  close(fd);
+}
+
+static void make_device(int rootfd, const device_node *d) {
+  char parent[PATH_MAX];
+  snprintf(parent, sizeof parent, "%s", d->path);
+  char *slash = strrchr(parent, '/');
+  if (!slash || !slash[1]) fail(EINVAL, "device path %s", d->path);
+  *slash = 0;
+  int dir = mkdir_in_root(rootfd, parent[0] ? parent : "/");
+  if (dir < 0) fail(errno, "directory for %s", d->path);
+  if (mknodat(dir, slash + 1, d->mode, makedev(d->major, d->minor)) < 0 && errno != EEXIST) {
+    fail(errno, "mknod %s", d->path);
+  }
+  // mknod obeys the umask; the plan's mode is what the container must see.
+  if (fchmodat(dir, slash + 1, d->mode & 07777, 0) < 0) fail(errno, "chmod %s", d->path);
+  if (fchownat(dir, slash + 1, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0) fail(errno, "chown %s", d->path);
+  close(dir);
+}
+
+static void make_symlink(int rootfd, const char *target, const char *path) {
+  char parent[PATH_MAX];
+  snprintf(parent, sizeof parent, "%s", path);
+  char *slash = strrchr(parent, '/');
+  if (!slash || !slash[1]) fail(EINVAL, "symlink path %s", path);
+  *slash = 0;
+  int dir = mkdir_in_root(rootfd, parent[0] ? parent : "/");
+  if (dir < 0) fail(errno, "directory for %s", path);
+  if (symlinkat(target, dir, slash + 1) < 0 && errno != EEXIST) fail(errno, "symlink %s -> %s", path, target);
+  close(dir);
+}
+
+// The flags a bind remount must repeat, or the kernel refuses to change the others.
+static unsigned long kept_flags(const char *path) {
+  struct statvfs st;
+  if (statvfs(path, &st) < 0) return 0;
+  return st.f_flag & (MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME);
+}
+
+static void remount_readonly(const char *path) {
+  if (mount(NULL, path, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | kept_flags(path), NULL) < 0) {
+    fail(errno, "remount %s read-only", path);
+  }
+}
+
+static void readonly_path(const char *path) {
+  if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0) {
+    if (errno == ENOENT) return;
+    fail(errno, "bind %s to make it read-only", path);
+  }
+  remount_readonly(path);
+}
+
+static void mask_path(const char *path) {
+  struct stat st;
+  if (lstat(path, &st) < 0) {
+    if (errno == ENOENT) return;
+    fail(errno, "mask %s", path);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    // An empty read-only tmpfs: one block and one inode is all it needs.
+    if (mount("tmpfs", path, "tmpfs", MS_RDONLY, "nr_blocks=1,nr_inodes=1") < 0 &&
+        mount("tmpfs", path, "tmpfs", MS_RDONLY, "nr_blocks=1,nr_inodes=2") < 0) {
+      fail(errno, "mask directory %s", path);
+    }
+  } else if (mount("/dev/null", path, NULL, MS_BIND, NULL) < 0) {
+    fail(errno, "mask %s", path);
+  }
+}
+
+static void pivot_into(int rootfd, const char *rootfs) {
+  int oldroot = open("/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  if (oldroot < 0) fail(errno, "open the old root");
+  if (fchdir(rootfd) < 0) fail(errno, "chdir %s", rootfs);
+  // pivot_root(".", ".") stacks the old root on top of the new one, so no directory for it is
+  // needed in the image; unmounting "." then drops the host's whole tree.
+  if (syscall(SYS_pivot_root, ".", ".") < 0) fail(errno, "pivot_root to %s", rootfs);
+  if (fchdir(oldroot) < 0) fail(errno, "chdir to the old root");
+  // Slave, so that our unmount cannot propagate back to the host.
+  if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0) fail(errno, "make the old root a slave");
+  if (umount2(".", MNT_DETACH) < 0) fail(errno, "unmount the old root");
+  if (chdir("/") < 0) fail(errno, "chdir /");
+  close(oldroot);
+}
+
+// Makes `rootfs`'s parent mount private: pivot_root refuses a shared parent, and a bind of the
+// root under a shared parent would show up on the host.
+static void privatize_parent(const char *rootfs) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s", rootfs);
+  for (;;) {
+    if (mount(NULL, path, NULL, MS_PRIVATE, NULL) == 0) return;
+    if (errno != EINVAL || !strcmp(path, "/")) fail(errno, "make the mount holding %s private", rootfs);
+    char *slash = strrchr(path, '/');
+    if (slash == path) path[1] = 0;
+    else *slash = 0;
+  }
+}
+
+static void setup_rootfs(const plan_t *plan) {
+  if (mount(NULL, "/", NULL, (unsigned long)plan->root_propagation, NULL) < 0) fail(errno, "set the propagation of /");
+  for (size_t i = 0; i < plan->n_prepare; i++) {
+    const mount_step *m = &plan->prepare[i];
+    if (mount(m->source, m->target, m->type, m->flags, m->data[0] ? m->data : NULL) < 0) {
+      fail(errno, "mount %s on %s", m->type, m->target);
+    }
+  }
+  privatize_parent(plan->rootfs);
+  if (mount(plan->rootfs, plan->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) fail(errno, "bind the root %s", plan->rootfs);
+  int rootfd = open(plan->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) fail(errno, "open the root %s", plan->rootfs);
+
+  for (size_t i = 0; i < plan->n_mounts; i++) do_mount(rootfd, &plan->mounts[i]);
+  for (size_t i = 0; i < plan->n_devices; i++) make_device(rootfd, &plan->devices[i]);
+  for (size_t i = 0; plan->symlink_paths[i]; i++) make_symlink(rootfd, plan->symlink_targets[i], plan->symlink_paths[i]);
+  if (plan->console) {
+    mount_step console = { .source = plan->console, .target = "/dev/console", .type = "", .data = "", .flags = MS_BIND, .is_file = 1 };
+    do_mount(rootfd, &console);
+  }
+
+  pivot_into(rootfd, plan->rootfs);
+  close(rootfd);
+
+  for (size_t i = 0; plan->readonly_after[i]; i++) remount_readonly(plan->readonly_after[i]);
+  if (plan->root_remount_flags &&
+      mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | plan->root_remount_flags | kept_flags("/"), NULL) < 0) {
+    fail(errno, "remount the root with its final options");
+  }
+}
+
+// mkdir -p, inside the container once it is its root.
+static void make_cwd(const char *cwd) {
+  char buf[PATH_MAX];
+  if (snprintf(buf, sizeof buf, "%s", cwd) >= (int)sizeof buf) fail(ENAMETOOLONG, "working directory");
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(buf, 0755) < 0 && errno != EEXIST) fail(errno, "create the working directory %s", buf);
+    *p = '/';
+  }
+  if (mkdir(buf, 0755) < 0 && errno != EEXIST) fail(errno, "create the working directory %s", cwd);
+  if (chdir(cwd) < 0) fail(errno, "chdir to the working directory %s", cwd);
+}
+
+static int cap_last(void) {
+  int last = CAP_LAST_CAP;
+  FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+  if (f) {
+    if (fscanf(f, "%d", &last) != 1) last = CAP_LAST_CAP;
+    fclose(f);
+  }
+  return last;
+}
+
+static void set_capabilities(const plan_t *plan, int last_cap) {
+  // The bounding set first: dropping from it needs CAP_SETPCAP, which may go below.
+  for (int cap = 0; cap <= last_cap; cap++) {
+    if (plan->cap_bounding & (1ULL << cap)) continue;
+    if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) fail(errno, "drop capability %d from the bounding set", cap);
+  }
+  if (plan->uid != 0 || plan->gid != 0 || plan->n_groups) {
+    // Changing uid clears the capability sets unless we ask to keep them.
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) fail(errno, "keep capabilities across the uid change");
+    if (setgroups(plan->n_groups, plan->groups) < 0) fail(errno, "setgroups");
+    if (setresgid(plan->gid, plan->gid, plan->gid) < 0) fail(errno, "setgid %u", plan->gid);
+    if (setresuid(plan->uid, plan->uid, plan->uid) < 0) fail(errno, "setuid %u", plan->uid);
+    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) fail(errno, "reset keepcaps");
+  }
+  struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+  struct __user_cap_data_struct data[2] = {
+    { .effective = (uint32_t)plan->cap_effective, .permitted = (uint32_t)plan->cap_permitted, .inheritable = (uint32_t)plan->cap_inheritable },
+    { .effective = (uint32_t)(plan->cap_effective >> 32), .permitted = (uint32_t)(plan->cap_permitted >> 32), .inheritable = (uint32_t)(plan->cap_inheritable >> 32) },
+  };
+  if (syscall(SYS_capset, &header, data) < 0) fail(errno, "set capabilities");
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) fail(errno, "clear ambient capabilities");
+  for (int cap = 0; cap <= last_cap; cap++) {
+    if (!(plan->cap_ambient & (1ULL << cap))) continue;
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) fail(errno, "raise ambient capability %d", cap);
+  }
+}
+
+// execvp, but searching the container's PATH rather than ours.
+static void exec_workload(const plan_t *plan) {
+  const char *file = plan->args[0];
+  if (strchr(file, '/')) {
+    execve(file, plan->args, plan->env);
+    fail(errno, "exec %s", file);
+  }
+  const char *search = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (char **e = plan->env; *e; e++) {
+    if (!strncmp(*e, "PATH=", 5)) search = *e + 5;
+  }
+  int saved = ENOENT;
+  char candidate[PATH_MAX];
+  for (const char *p = search;; p++) {
+    const char *colon = strchrnul(p, ':');
+    int dirlen = (int)(colon - p);
+    snprintf(candidate, sizeof candidate, "%.*s%s%s", dirlen, p, dirlen ? "/" : "", file);
+    struct stat st;
+    if (stat(candidate, &st) == 0 && S_ISREG(st.st_mode)) {
+      execve(candidate, plan->args, plan->env);
+      if (errno != ENOENT) saved = errno; // keep looking, but remember why this one failed
+    }
+    if (!*colon) break;
+    p = colon;
+  }
+  if (saved == ENOENT) fail(-ENOENT, "exec %s: not found in the container's PATH (%s)", file, search);
+  fail(saved, "exec %s", file);
+}
+
+typedef struct {
+  const plan_t *plan;
+  int go_fd, go_write_fd, err_fd, err_read_fd;
+} child_args;
+
+static int child_main(void *arg) {
+  child_args *ca = arg;
+  const plan_t *plan = ca->plan;
+  err_fd = ca->err_fd;
+  // Only the supervisor may hold these ends, or our read below would never see it die.
+  close(ca->go_write_fd);
+  close(ca->err_read_fd);
+  // If the supervisor dies, so does the container (and with it, as pid 1, everything in it).
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+  char go;
+  ssize_t n;
+  do n = read(ca->go_fd, &go, 1); while (n < 0 && errno == EINTR);
+  if (n != 1) _exit(125); // the supervisor gave up before letting us start
+  close(ca->go_fd);
+
+  // Now inside its cgroups: a cgroup namespace made here is rooted at the container's cgroup.
+  if (plan->unshare_flags && unshare((int)plan->unshare_flags) < 0) fail(errno, "unshare");
+  // A session keyring of our own, not the host's.
+  if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS) fail(errno, "join a new session keyring");
+  for (size_t i = 0; i < plan->n_rlimits; i++) {
+    struct rlimit rl = { plan->rlimits[i].soft, plan->rlimits[i].hard };
+    if (setrlimit(plan->rlimits[i].resource, &rl) < 0) fail(errno, "setrlimit %d", plan->rlimits[i].resource);
+  }
+  int last_cap = cap_last();
+
+  setup_rootfs(plan);
+  if (plan->hostname && sethostname(plan->hostname, strlen(plan->hostname)) < 0) fail(errno, "sethostname %s", plan->hostname);
+  if (plan->domainname && setdomainname(plan->domainname, strlen(plan->domainname)) < 0) fail(errno, "setdomainname %s", plan->domainname);
+  for (size_t i = 0; plan->readonly_paths[i]; i++) readonly_path(plan->readonly_paths[i]);
+  for (size_t i = 0; plan->masked_paths[i]; i++) mask_path(plan->masked_paths[i]);
+  make_cwd(plan->cwd);
+  umask(plan->umask);
+  if (plan->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(errno, "set no_new_privs");
+  set_capabilities(plan, last_cap);
+
+  // Nothing of ours may leak into the workload; the error pipe closes on exec by itself.
+  if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+    for (int fd = 3; fd < 4096; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  exec_workload(plan);
+  return 125;
+}
+
+// ------------------------------------------------------------------------------------------
+// The supervisor
+
+static volatile pid_t child_pid;
+
+static void forward_signal(int sig) {
+  if (child_pid > 0) kill(child_pid, sig);
+}
+
+static char *read_line(int fd, size_t limit) {
+  size_t cap = 4096, n = 0;
+  char *buf = malloc(cap);
+  if (!buf) return NULL;
+  for (;;) {
+    if (n + 1 >= cap) {
+      if (cap >= limit) { errno = E2BIG; return NULL; }
+      cap *= 2;
+      char *t = realloc(buf, cap);
+      if (!t) return NULL;
+      buf = t;
+    }
+    ssize_t r = read(fd, buf + n, cap - n - 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) { errno = r == 0 ? EPIPE : errno; return NULL; }
+    char *nl = memchr(buf + n, '\n', (size_t)r);
+    n += (size_t)r;
+    if (nl) {
+      *nl = 0;
+      return buf;
+    }
+  }
+}
+
+int main(void) {
+  if (fcntl(CHANNEL_FD, F_SETFD, FD_CLOEXEC) < 0) {
+    fprintf(stderr, "container-init: run by tsvmm only (fd 3 must be its channel)\n");
+    return 125;
+  }
+  // If tsvmm dies, the container must not outlive it unsupervised.
+  prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+
+  char *line = read_line(CHANNEL_FD, PLAN_LIMIT);
+  if (!line) parent_fail("plan", errno, "reading the plan");
+  jp = line;
+  jend = line + strlen(line);
+  jval root;
+  if (jparse(&root, 0) < 0 || root.type != J_OBJ) parent_fail("plan", 0, "the plan is not valid JSON (%s)", jerr ? jerr : "not an object");
+  plan_t plan = {0};
+  read_plan(&root, &plan);
+  const jval *supervisor = jget(&root, "supervisor");
+  if (supervisor && supervisor->type == J_NUM && getppid() != (pid_t)supervisor->num) _exit(125);
+
+  int go[2], errp[2];
+  if (pipe2(go, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) parent_fail("pipe", errno, "pipe");
+  char *stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) parent_fail("clone", errno, "allocating the init's stack");
+  child_args ca = { .plan = &plan, .go_fd = go[0], .go_write_fd = go[1], .err_fd = errp[1], .err_read_fd = errp[0] };
+  pid_t pid = clone(child_main, stack + STACK_SIZE, (int)plan.clone_flags | SIGCHLD, &ca);
+  if (pid < 0) parent_fail("clone", errno, "creating the namespaces");
+  child_pid = pid;
+  close(go[0]);
+  close(errp[1]);
+
+  for (char **p = plan.cgroup_procs; *p; p++) {
+    int fd = open(*p, O_WRONLY | O_CLOEXEC);
+    char num[32];
+    int len = snprintf(num, sizeof num, "%d", pid);
+    if (fd < 0 || write(fd, num, (size_t)len) != len) {
+      int err = errno;
+      kill(pid, SIGKILL);
+      parent_fail("cgroup", err, "joining %s", *p);
+    }
+    close(fd);
+  }
+
+  char msg[128];
+  snprintf(msg, sizeof msg, "{\"pid\":%d}\n", pid);
+  channel_write(msg, strlen(msg));
+  if (plan.wait_for_host) {
+    char *answer = read_line(CHANNEL_FD, 4096);
+    if (!answer || strcmp(answer, "go")) {
+      kill(pid, SIGKILL);
+      waitpid(pid, NULL, 0);
+      _exit(125);
+    }
+  }
+
+  // Signals sent to us are meant for the workload. SIGINT and SIGQUIT are not forwarded: a
+  // terminal sends them to the whole foreground group, the container's processes included.
+  struct sigaction sa = { .sa_handler = forward_signal };
+  sigemptyset(&sa.sa_mask);
+  int forwarded[] = { SIGTERM, SIGHUP, SIGUSR1, SIGUSR2 };
+  for (size_t i = 0; i < sizeof forwarded / sizeof *forwarded; i++) sigaction(forwarded[i], &sa, NULL);
+  signal(SIGINT, SIG_IGN);
+  signal(SIGQUIT, SIG_IGN);
+
+  if (write(go[1], "1", 1) != 1) parent_fail("start", errno, "releasing the init process");
+  close(go[1]);
+
+  char err[2048];
+  ssize_t n, got = 0;
+  while ((n = read(errp[0], err + got, sizeof err - 1 - (size_t)got)) != 0) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    got += n;
+    if ((size_t)got >= sizeof err - 1) break;
+  }
+  close(errp[0]);
+  int status;
+  if (got > 0) {
+    err[got] = 0;
+    char *tab = strchr(err, '\t');
+    waitpid(pid, &status, 0);
+    report_error("setup", atoi(err), tab ? tab + 1 : err);
+    _exit(125);
+  }
+  channel_write("{\"running\":true}\n", 17);
+  // The workload holds the stdio now; our copies would only keep pipes open.
+  close(STDIN_FILENO);
+  close(STDOUT_FILENO);
+
+  pid_t w;
+  do w = waitpid(pid, &status, 0); while (w < 0 && errno == EINTR);
+  if (w < 0) parent_fail("wait", errno, "waiting for the container");
+  if (WIFSIGNALED(status)) {
+    snprintf(msg, sizeof msg, "{\"exit\":{\"signal\":%d}}\n", WTERMSIG(status));
+    channel_write(msg, strlen(msg));
+    return 128 + WTERMSIG(status);
+  }
+  snprintf(msg, sizeof msg, "{\"exit\":{\"code\":%d}}\n", WEXITSTATUS(status));
+  channel_write(msg, strlen(msg));
+  return WEXITSTATUS(status);
+}
