@@ -1,0 +1,534 @@
+// A container's cgroups: made before the container starts, limits written into them, the init
+// process placed in them by the helper, frozen and thawed for pause and resume, read for CPU
+// time and OOM kills, and removed when it has ended. Two layouts, one interface:
+//
+//  - cgroup v2: one directory, <cgroup2 mount>/tsvmm/<name>, with memory.max, cpu.max,
+//    pids.max, cgroup.freeze. Controllers must be enabled in every ancestor's
+//    cgroup.subtree_control, and v2 forbids that in a cgroup holding processes, so the
+//    containers live under the hierarchy's root rather than under our own cgroup.
+//  - cgroup v1: one directory per controller hierarchy, under the cgroup we are in there (so a
+//    limit set on us also binds our containers), with memory.limit_in_bytes,
+//    cpu.cfs_quota_us, pids.max, freezer.state, devices.allow/deny.
+//
+// Which one: TSVMM_CGROUP=v1|v2 if set; else v2 if it is the only hierarchy (unified mode) or
+// offers the controllers; else v1 if it has them (hybrid hosts such as this project's, where
+// the v2 hierarchy is empty); else a one-line error.
+
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { ContainerError } from './errors.js';
+import { defaultDeviceRules, type DeviceRule, type ResourceLimits } from './spec.js';
+import type { PlanCgroups } from './plan.js';
+
+export type CgroupVersion = 'v1' | 'v2';
+
+/** Where our cgroups are, as found on this host. */
+export type CgroupLayout =
+  | { version: 'v1'; /** controller → our own cgroup's directory in its hierarchy, and where that is mounted */ hierarchies: Map<string, V1Hierarchy> }
+  | { version: 'v2'; mountPoint: string; controllers: Set<string> };
+
+export interface V1Hierarchy {
+  dir: string;
+  mountPoint: string;
+}
+
+/** The v1 controllers a container joins: the first four it needs, the others it uses if present. */
+const V1_REQUIRED = ['memory', 'cpu', 'pids', 'freezer'] as const;
+const V1_OPTIONAL = ['cpuacct', 'devices'] as const;
+const V2_CONTROLLERS = ['memory', 'cpu', 'pids'] as const;
+
+export interface CgroupSources {
+  mountinfo: string;
+  /** /proc/self/cgroup */
+  selfCgroup: string;
+  /** The controllers a cgroup2 mount's root offers (its cgroup.controllers). */
+  v2Controllers(mountPoint: string): string[];
+  forced?: string;
+}
+
+function hostSources(): CgroupSources {
+  return {
+    mountinfo: readFileSync('/proc/self/mountinfo', 'utf8'),
+    selfCgroup: readFileSync('/proc/self/cgroup', 'utf8'),
+    v2Controllers: (mountPoint) => {
+      try {
+        return readFileSync(path.join(mountPoint, 'cgroup.controllers'), 'utf8').trim().split(/\s+/).filter(Boolean);
+      } catch {
+        return [];
+      }
+    },
+    forced: process.env.TSVMM_CGROUP,
+  };
+}
+
+/** mountinfo escapes spaces, tabs, newlines and backslashes as octal. */
+function unescape(field: string): string {
+  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+}
+
+/** Finds the cgroup hierarchies this process can use; throws the one clear line if there is none. */
+export function detectCgroups(sources: CgroupSources = hostSources()): CgroupLayout {
+  const v1 = new Map<string, V1Hierarchy>();
+  let v2Mount: string | undefined;
+  const own = new Map<string, string>(); // "cpu,cpuacct" or "" (v2) → our path in that hierarchy
+  for (const line of sources.selfCgroup.split('\n')) {
+    const match = /^(\d+):([^:]*):(.*)$/.exec(line);
+    if (match) own.set(match[2]!, match[3]!);
+  }
+  for (const line of sources.mountinfo.split('\n')) {
+    const dash = line.indexOf(' - ');
+    if (dash < 0) continue;
+    const fields = line.slice(0, dash).split(' ');
+    const [fstype, , superOptions = ''] = line.slice(dash + 3).split(' ');
+    const root = unescape(fields[3] ?? '/');
+    const mountPoint = unescape(fields[4] ?? '');
+    if (fstype === 'cgroup2') {
+      v2Mount ??= mountPoint;
+    } else if (fstype === 'cgroup') {
+      const controllers = superOptions.split(',').filter((o) => o !== 'rw' && o !== 'ro' && !o.includes('='));
+      const ownPath = [...own.entries()].find(([key]) => key.split(',').sort().join(',') === [...controllers].sort().join(','))?.[1];
+      if (ownPath === undefined || controllers.length === 0) continue;
+      // Our path is relative to the hierarchy's root; the mount may show only a subtree of it.
+      const relative = path.relative(root, ownPath);
+      if (relative.startsWith('..')) continue;
+      for (const c of controllers) if (!v1.has(c)) v1.set(c, { dir: path.join(mountPoint, relative), mountPoint });
+    }
+  }
+
+  const v2Controllers = v2Mount ? new Set(sources.v2Controllers(v2Mount)) : new Set<string>();
+  const v2: CgroupLayout | undefined = v2Mount ? { version: 'v2', mountPoint: v2Mount, controllers: v2Controllers } : undefined;
+  const v1Missing = V1_REQUIRED.filter((c) => !v1.has(c));
+  const v1Layout: CgroupLayout | undefined = v1Missing.length === 0 ? { version: 'v1', hierarchies: v1 } : undefined;
+  const unified = v2Mount !== undefined && v1.size === 0;
+  const v2Complete = V2_CONTROLLERS.every((c) => v2Controllers.has(c));
+
+  if (sources.forced === 'v1' || sources.forced === 'v2') {
+    const chosen = sources.forced === 'v1' ? v1Layout : v2;
+    if (chosen) return chosen;
+    throw new ContainerError('NO_CGROUPS', sources.forced === 'v1'
+      ? `TSVMM_CGROUP=v1, but cgroup v1 ${v1.size ? `lacks the ${v1Missing.join(', ')} controller${v1Missing.length > 1 ? 's' : ''}` : 'is not mounted'}`
+      : 'TSVMM_CGROUP=v2, but no cgroup2 hierarchy is mounted');
+  }
+  if (sources.forced) throw new ContainerError('NO_CGROUPS', `TSVMM_CGROUP=${sources.forced}: say v1 or v2`);
+  if (v2 && (unified || v2Complete)) return v2;
+  if (v1Layout) return v1Layout;
+  const v2Says = v2Mount
+    ? `cgroup v2 at ${v2Mount} offers ${[...v2Controllers].filter((c) => (V2_CONTROLLERS as readonly string[]).includes(c)).join(', ') || 'none'} of memory, cpu, pids`
+    : 'no cgroup v2 hierarchy is mounted';
+  const v1Says = v1.size ? `cgroup v1 lacks the ${v1Missing.join(', ')} controller${v1Missing.length > 1 ? 's' : ''}` : 'no cgroup v1 controller is mounted';
+  throw new ContainerError('NO_CGROUPS', `no usable cgroup hierarchy: ${v2Says}, and ${v1Says}; containers need one to be limited and paused`);
+}
+
+/** Refuses limits the layout has no controller for, before anything is made. */
+export function checkLimits(layout: CgroupLayout, limits: ResourceLimits): void {
+  if (layout.version === 'v2') {
+    missingV2Controller(layout.mountPoint, layout.controllers, limits);
+  }
+}
+
+function missingV2Controller(mountPoint: string, controllers: Set<string>, limits: ResourceLimits): void {
+  const wanted: [string, unknown][] = [['memory', limits.memory], ['cpu', limits.cpu], ['pids', limits.pids]];
+  for (const [controller, value] of wanted) {
+    if (value !== undefined && !controllers.has(controller)) {
+      throw new ContainerError('NO_CGROUPS', `cannot limit ${controller === 'pids' ? 'processes' : controller}: cgroup v2 at ${mountPoint} does not offer the ${controller} controller`);
+    }
+  }
+}
+
+/** A limit as the cgroup files hold it now; null = unlimited. */
+export interface CgroupLimits {
+  memory: number | null;
+  cpu: { quota: number | null; period: number };
+  pids: number | null;
+}
+
+export interface ContainerCgroup {
+  readonly version: CgroupVersion;
+  /** controller (v1) or "unified" (v2) → directory. */
+  readonly paths: Readonly<Record<string, string>>;
+  readonly plan: PlanCgroups;
+  /** Writes the limits that are set in `limits`; the others are left as they are. */
+  apply(limits: ResourceLimits): void;
+  read(): CgroupLimits;
+  freeze(): Promise<void>;
+  thaw(): Promise<void>;
+  /** CPU time used by everything in the container so far, µs. */
+  cpuTimeUs(): number;
+  /** Processes the OOM killer ended in this cgroup. */
+  oomKills(): number;
+  processes(): number[];
+  /** SIGKILL to every process in it. */
+  killAll(): Promise<void>;
+  /** Removes the directories; waits briefly for the last processes to be gone. */
+  remove(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function write(file: string, value: string, what: string): void {
+  try {
+    writeFileSync(file, value);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'EBUSY' && file.includes('memory') ? 'the container uses more than that and cannot give it back'
+      : code === 'EINVAL' ? 'the kernel refused the value' : code ?? String(error);
+    throw new ContainerError('CGROUP', `cannot set ${what} (${value.trim()} into ${file}): ${why}`, { cause: error });
+  }
+}
+
+function read(file: string): string {
+  return readFileSync(file, 'utf8');
+}
+
+/** `key value` lines (memory.events, cpu.stat, memory.oom_control) → value of key, or 0. */
+function keyed(file: string, key: string): number {
+  try {
+    const match = new RegExp(`^${key} (\\d+)$`, 'm').exec(read(file));
+    return match ? Number(match[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function makeDir(dir: string, name: string): void {
+  if (existsSync(dir)) {
+    // Left by a supervisor that died: empty, it goes; with processes, it is someone's container.
+    try {
+      rmdirSync(dir);
+    } catch {
+      throw new ContainerError('CGROUP', `cgroup ${dir} already holds processes: is another container named "${name}" running?`);
+    }
+  }
+  try {
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (error) {
+      // The last container of another tsvmm removed the parent between our two mkdirs.
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      mkdirSync(dir, { recursive: true });
+    }
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new ContainerError('NO_CGROUPS', `cannot create cgroup ${dir}: ${code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? `${code} (containers need root)` : code}`, { cause: error });
+  }
+}
+
+/** The tsvmm/ parent goes with its last container: it sits inside cgroups that others may want to remove. */
+function removeParent(dir: string): void {
+  const parent = path.dirname(dir);
+  if (path.basename(parent) !== 'tsvmm') return;
+  try {
+    rmdirSync(parent);
+  } catch { /* another container is in it */ }
+}
+
+async function removeDirs(dirs: string[], killAll: () => Promise<void>): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    const left = dirs.filter((d) => existsSync(d));
+    if (left.length === 0) {
+      dirs.forEach(removeParent);
+      return;
+    }
+    let busy: string | undefined;
+    for (const dir of left) {
+      try {
+        rmdirSync(dir);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EBUSY') throw new ContainerError('CGROUP', `cannot remove cgroup ${dir}: ${(error as NodeJS.ErrnoException).code}`);
+        busy = dir;
+      }
+    }
+    if (!busy) {
+      dirs.forEach(removeParent);
+      return;
+    }
+    // A process that outlived the init (no pid namespace, or still being torn down).
+    if (attempt === 10) await killAll();
+    if (attempt > 200) throw new ContainerError('CGROUP', `cannot remove cgroup ${busy}: processes are still in it`);
+    await sleep(attempt < 10 ? 1 : 10);
+  }
+}
+
+/** Where a container's cgroup goes inside a hierarchy whose (our) base is `base`. */
+function containerDir(base: string, hierarchyRoot: string, name: string, cgroupsPath: string | undefined): string {
+  if (!cgroupsPath) return path.join(base, 'tsvmm', name);
+  // OCI: an absolute path is from the hierarchy's root, a relative one from ours.
+  const resolved = cgroupsPath.startsWith('/') ? path.join(hierarchyRoot, cgroupsPath) : path.join(base, cgroupsPath);
+  if (!resolved.startsWith(`${hierarchyRoot}/`)) throw new ContainerError('BAD_CONFIG', `linux.cgroupsPath ${JSON.stringify(cgroupsPath)} leaves the cgroup hierarchy`);
+  return resolved;
+}
+
+export interface CgroupRequest {
+  name: string;
+  resources: ResourceLimits;
+  deviceRules: DeviceRule[];
+  cgroupsPath?: string;
+}
+
+/** Makes the container's cgroups and writes its limits and device rules. */
+export function createCgroup(layout: CgroupLayout, request: CgroupRequest): ContainerCgroup {
+  const cgroup = layout.version === 'v1' ? new V1Cgroup(layout.hierarchies, request) : new V2Cgroup(layout.mountPoint, layout.controllers, request);
+  try {
+    cgroup.setUp(request);
+  } catch (error) {
+    void cgroup.remove().catch(() => {});
+    throw error;
+  }
+  return cgroup;
+}
+
+const UNLIMITED_V1 = 2 ** 62; // memory.limit_in_bytes reads PAGE_COUNTER_MAX pages when unlimited
+
+class V1Cgroup implements ContainerCgroup {
+  readonly version = 'v1' as const;
+  readonly paths: Record<string, string> = {};
+  readonly #dirs: string[] = [];
+
+  constructor(hierarchies: Map<string, V1Hierarchy>, request: CgroupRequest) {
+    for (const controller of [...V1_REQUIRED, ...V1_OPTIONAL]) {
+      const hierarchy = hierarchies.get(controller);
+      if (!hierarchy) continue;
+      const dir = containerDir(hierarchy.dir, hierarchy.mountPoint, request.name, request.cgroupsPath);
+      this.paths[controller] = dir;
+      if (!this.#dirs.includes(dir)) this.#dirs.push(dir);
+    }
+  }
+
+  get plan(): PlanCgroups {
+    return {
+      version: 'v1',
+      procsFiles: this.#dirs.map((d) => path.join(d, 'cgroup.procs')),
+      views: Object.entries(this.paths).map(([name, dir]) => ({ name, path: dir })),
+      devicesEnforced: 'devices' in this.paths,
+    };
+  }
+
+  setUp(request: CgroupRequest): void {
+    for (const dir of this.#dirs) makeDir(dir, request.name);
+    const devices = this.paths.devices;
+    if (devices) {
+      // Deny all, then the bundle's rules, then what every container needs (as runc does).
+      for (const rule of [{ allow: false, type: 'a', major: null, minor: null, access: 'rwm' } as DeviceRule, ...request.deviceRules, ...defaultDeviceRules()]) {
+        const line = rule.type === 'a' ? 'a' : `${rule.type} ${rule.major ?? '*'}:${rule.minor ?? '*'} ${rule.access}`;
+        write(path.join(devices, rule.allow ? 'devices.allow' : 'devices.deny'), line, `device rule "${line}"`);
+      }
+    }
+    this.apply(request.resources);
+  }
+
+  #file(controller: string, file: string): string {
+    return path.join(this.paths[controller]!, file);
+  }
+
+  apply(limits: ResourceLimits): void {
+    if (limits.memory !== undefined) {
+      const limit = String(limits.memory);
+      const memsw = this.#file('memory', 'memory.memsw.limit_in_bytes');
+      const mem = this.#file('memory', 'memory.limit_in_bytes');
+      // With swap accounting, memory+swap gets the same limit (no swapping past it); it must
+      // never be below the memory limit, so the order of the two writes depends on the direction.
+      if (existsSync(memsw)) {
+        const current = Number(read(mem));
+        if (limits.memory > current) {
+          write(memsw, limit, 'the memory+swap limit');
+          write(mem, limit, 'the memory limit');
+        } else {
+          write(mem, limit, 'the memory limit');
+          write(memsw, limit, 'the memory+swap limit');
+        }
+      } else {
+        write(mem, limit, 'the memory limit');
+      }
+    }
+    if (limits.cpu !== undefined) {
+      write(this.#file('cpu', 'cpu.cfs_period_us'), String(limits.cpu.period), 'the CPU period');
+      write(this.#file('cpu', 'cpu.cfs_quota_us'), String(limits.cpu.quota), 'the CPU quota');
+    }
+    if (limits.pids !== undefined) write(this.#file('pids', 'pids.max'), String(limits.pids), 'the process limit');
+  }
+
+  read(): CgroupLimits {
+    const memory = Number(read(this.#file('memory', 'memory.limit_in_bytes')));
+    const quota = Number(read(this.#file('cpu', 'cpu.cfs_quota_us')));
+    const pids = read(this.#file('pids', 'pids.max')).trim();
+    return {
+      memory: memory >= UNLIMITED_V1 ? null : memory,
+      cpu: { quota: quota < 0 ? null : quota, period: Number(read(this.#file('cpu', 'cpu.cfs_period_us'))) },
+      pids: pids === 'max' ? null : Number(pids),
+    };
+  }
+
+  async freeze(): Promise<void> {
+    const state = this.#file('freezer', 'freezer.state');
+    // FREEZING can last while a task sits in an uninterruptible sleep; asking again nudges it.
+    for (let i = 0; i < 1000; i++) {
+      write(state, 'FROZEN', 'the freezer');
+      if (read(state).trim() === 'FROZEN') return;
+      await sleep(i < 10 ? 1 : 10);
+    }
+    write(state, 'THAWED', 'the freezer');
+    throw new ContainerError('CGROUP', `the container did not freeze within 10 s (${state} stayed FREEZING)`);
+  }
+
+  async thaw(): Promise<void> {
+    const state = this.#file('freezer', 'freezer.state');
+    write(state, 'THAWED', 'the freezer');
+    while (read(state).trim() !== 'THAWED') await sleep(1);
+  }
+
+  cpuTimeUs(): number {
+    if (!this.paths.cpuacct) return 0;
+    try {
+      return Math.round(Number(read(this.#file('cpuacct', 'cpuacct.usage'))) / 1000);
+    } catch {
+      return 0;
+    }
+  }
+
+  oomKills(): number {
+    return keyed(this.#file('memory', 'memory.oom_control'), 'oom_kill');
+  }
+
+  processes(): number[] {
+    try {
+      return read(this.#file('pids', 'cgroup.procs')).split('\n').filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  }
+
+  async killAll(): Promise<void> {
+    // Frozen, nobody can fork while we go through the list; SIGKILL lands on thaw.
+    await this.freeze().catch(() => {});
+    for (const pid of this.processes()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch { /* already gone */ }
+    }
+    await this.thaw().catch(() => {});
+  }
+
+  async remove(): Promise<void> {
+    await removeDirs(this.#dirs, () => this.killAll());
+  }
+}
+
+class V2Cgroup implements ContainerCgroup {
+  readonly version = 'v2' as const;
+  readonly paths: Record<string, string>;
+  readonly #dir: string;
+  readonly #mountPoint: string;
+  readonly #controllers: Set<string>;
+
+  constructor(mountPoint: string, controllers: Set<string>, request: CgroupRequest) {
+    this.#mountPoint = mountPoint;
+    this.#controllers = controllers;
+    this.#dir = containerDir(mountPoint, mountPoint, request.name, request.cgroupsPath);
+    this.paths = { unified: this.#dir };
+  }
+
+  get plan(): PlanCgroups {
+    return { version: 'v2', procsFiles: [path.join(this.#dir, 'cgroup.procs')], views: [{ name: '', path: this.#dir }], devicesEnforced: false };
+  }
+
+  setUp(request: CgroupRequest): void {
+    this.#need(request.resources);
+    // Each ancestor hands the controllers down; writing one that is already on is harmless.
+    const enable = V2_CONTROLLERS.filter((c) => this.#controllers.has(c)).map((c) => `+${c}`);
+    const parts = path.relative(this.#mountPoint, path.dirname(this.#dir)).split('/').filter(Boolean);
+    let dir = this.#mountPoint;
+    for (let i = 0; i <= parts.length; i++) {
+      if (i > 0) {
+        dir = path.join(dir, parts[i - 1]!);
+        if (!existsSync(dir)) makeDir(dir, request.name);
+      }
+      for (const controller of enable) write(path.join(dir, 'cgroup.subtree_control'), controller, `the ${controller.slice(1)} controller for ${dir}`);
+    }
+    makeDir(this.#dir, request.name);
+    this.apply(request.resources);
+  }
+
+  #need(limits: ResourceLimits): void {
+    missingV2Controller(this.#mountPoint, this.#controllers, limits);
+  }
+
+  #file(file: string): string {
+    return path.join(this.#dir, file);
+  }
+
+  apply(limits: ResourceLimits): void {
+    this.#need(limits);
+    if (limits.memory !== undefined) {
+      write(this.#file('memory.max'), String(limits.memory), 'the memory limit');
+      if (existsSync(this.#file('memory.swap.max'))) write(this.#file('memory.swap.max'), '0', 'the swap limit');
+    }
+    if (limits.cpu !== undefined) write(this.#file('cpu.max'), `${limits.cpu.quota} ${limits.cpu.period}`, 'the CPU quota');
+    if (limits.pids !== undefined) write(this.#file('pids.max'), String(limits.pids), 'the process limit');
+  }
+
+  read(): CgroupLimits {
+    const value = (file: string) => {
+      try {
+        const text = read(this.#file(file)).trim();
+        return text === 'max' ? null : Number(text);
+      } catch {
+        return null;
+      }
+    };
+    let cpu: CgroupLimits['cpu'] = { quota: null, period: 100_000 };
+    try {
+      const [quota, period] = read(this.#file('cpu.max')).trim().split(' ');
+      cpu = { quota: quota === 'max' ? null : Number(quota), period: Number(period) };
+    } catch { /* no cpu controller */ }
+    return { memory: value('memory.max'), cpu, pids: value('pids.max') };
+  }
+
+  async freeze(): Promise<void> {
+    write(this.#file('cgroup.freeze'), '1', 'cgroup.freeze');
+    for (let i = 0; i < 1000; i++) {
+      if (keyed(this.#file('cgroup.events'), 'frozen') === 1) return;
+      await sleep(i < 10 ? 1 : 10);
+    }
+    write(this.#file('cgroup.freeze'), '0', 'cgroup.freeze');
+    throw new ContainerError('CGROUP', 'the container did not freeze within 10 s');
+  }
+
+  async thaw(): Promise<void> {
+    write(this.#file('cgroup.freeze'), '0', 'cgroup.freeze');
+    while (keyed(this.#file('cgroup.events'), 'frozen') !== 0) await sleep(1);
+  }
+
+  cpuTimeUs(): number {
+    return keyed(this.#file('cpu.stat'), 'usage_usec');
+  }
+
+  oomKills(): number {
+    return keyed(this.#file('memory.events'), 'oom_kill');
+  }
+
+  processes(): number[] {
+    try {
+      return read(this.#file('cgroup.procs')).split('\n').filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  }
+
+  async killAll(): Promise<void> {
+    if (existsSync(this.#file('cgroup.kill'))) {
+      write(this.#file('cgroup.kill'), '1', 'cgroup.kill');
+      return;
+    }
+    await this.freeze().catch(() => {});
+    for (const pid of this.processes()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch { /* already gone */ }
+    }
+    await this.thaw().catch(() => {});
+  }
+
+  async remove(): Promise<void> {
+    await removeDirs([this.#dir], () => this.killAll());
+  }
+}
