@@ -7,3 +7,4 @@ export { describeOutcome, type VmOutcome, type ShutdownReason, type VmErrorCode 
 export { TsvmmError, isTsvmmError } from './errors.js';
 export { Kvm, VmFd, VcpuFd, KvmError } from './kvm/kvm.js';
 export { GuestMemory, GuestMemoryError } from './memory/guest-memory.js';
+export { Container, ContainerError, describeContainerOutcome, exitStatus, type ContainerConfig, type ContainerLimits, type ContainerOutcome, type ContainerState, type ContainerEvents, type CgroupLimits } from './container/container.js';
