@@ -2,12 +2,13 @@
 
 import net from 'node:net';
 import { TsvmmError } from '../errors.js';
-import { LineReader, type ControlOp, type ControlRequest, type ControlResponse, type InstanceStatus } from './protocol.js';
+import { LineReader, type ControlOp, type ControlRequest, type ControlResponse, type InstanceStatus, type LimitChanges } from './protocol.js';
 import { findInstance, socketPath } from './runtime-dir.js';
 
 export interface RequestOptions {
   path?: string;
   diff?: boolean;
+  limits?: LimitChanges;
   onProgress?(done: number, total: number): void;
   timeoutMs?: number;
 }
@@ -47,7 +48,7 @@ export async function request<T = unknown>(name: string, op: Exclude<ControlOp, 
       }
     }));
     socket.on('close', () => reject(new TsvmmError('NOT_RESPONDING', `"${name}" closed the connection before answering ${op}`)));
-    const message: ControlRequest = { id, op, path: options.path, diff: options.diff };
+    const message: ControlRequest = { id, op, path: options.path, diff: options.diff, limits: options.limits };
     socket.write(`${JSON.stringify(message)}\n`);
   });
 }

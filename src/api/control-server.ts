@@ -4,7 +4,7 @@
 import { chmodSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { isTsvmmError } from '../errors.js';
-import { LineReader, type ControlRequest, type ControlResponse, type InstanceStatus } from './protocol.js';
+import { LineReader, type ControlRequest, type ControlResponse, type InstanceStatus, type LimitChanges } from './protocol.js';
 import { ensureRuntimeDir, removeInstance, socketPath, writeRecord, type InstanceRecord } from './runtime-dir.js';
 
 /** What the server needs of a VM or a container. */
@@ -14,6 +14,8 @@ export interface ControlledInstance {
   resume(): void | Promise<void>;
   stop(): Promise<unknown>;
   snapshot?(path: string, options: { diff: boolean; onProgress(done: number, total: number): void }): Promise<void>;
+  /** Changes limits in place (containers); resolves with the new status. */
+  update?(limits: LimitChanges): InstanceStatus | Promise<InstanceStatus>;
   console?: {
     /** Recent output, replayed to a console that attaches. */
     backlog(): Buffer;
@@ -115,6 +117,10 @@ export class ControlServer {
         if (typeof request.path !== 'string' || !request.path) throw new TsvmmError('BAD_REQUEST', 'snapshot needs a path');
         await instance.snapshot(request.path, { diff: request.diff === true, onProgress: (done, total) => progress({ done, total }) });
         return { path: request.path };
+      case 'update':
+        if (!instance.update) throw new TsvmmError('UNSUPPORTED', 'only containers can be updated; a VM keeps the memory and vCPUs it booted with');
+        if (typeof request.limits !== 'object' || request.limits === null) throw new TsvmmError('BAD_REQUEST', 'update needs limits');
+        return instance.update(request.limits);
       case 'console':
         return undefined; // handled by the caller
       default:

@@ -1,8 +1,17 @@
 // The control protocol spoken on each instance's unix socket: one JSON object per line.
 // A request has an id and an op; the answer repeats the id with a result or an error, and long
 // operations send progress lines first. `console` turns the connection into the raw console.
+// `update` changes a container's limits in place.
 
-export type ControlOp = 'status' | 'pause' | 'resume' | 'stop' | 'snapshot' | 'console';
+export type ControlOp = 'status' | 'pause' | 'resume' | 'stop' | 'snapshot' | 'console' | 'update';
+
+/** update: the limits to change; those left out stay as they are. */
+export interface LimitChanges {
+  /** Bytes, or a size such as "128M". */
+  memory?: number | string;
+  cpus?: number;
+  pids?: number;
+}
 
 export interface ControlRequest {
   id: number;
@@ -11,6 +20,8 @@ export interface ControlRequest {
   path?: string;
   /** snapshot: write only the pages dirtied since the last snapshot of this VM. */
   diff?: boolean;
+  /** update: what to change. */
+  limits?: LimitChanges;
 }
 
 export interface InstanceStatus {
@@ -23,6 +34,8 @@ export interface InstanceStatus {
   /** Cumulative counters (VM exits; for containers whatever applies) and CPU time used, in µs. */
   exits: number;
   cpuTimeUs: number;
+  /** Containers: the limits in force (null: none). */
+  limits?: { memory: number | null; cpus: number | null; pids: number | null };
 }
 
 export type ControlResponse =

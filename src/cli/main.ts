@@ -5,6 +5,8 @@ import { hideBin } from 'yargs/helpers';
 import { runCommand } from './run.js';
 import { pauseCommand, psCommand, resumeCommand, stopCommand } from './instances.js';
 import { consoleCommand } from './console.js';
+import { containerCommand } from './container.js';
+import { updateCommand } from './update.js';
 import { restoreCommand, snapshotCommand } from './snapshot.js';
 
 export async function main(argv: string[] = hideBin(process.argv)): Promise<void> {
@@ -17,6 +19,8 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
     .command(pauseCommand)
     .command(resumeCommand)
     .command(stopCommand)
+    .command(containerCommand)
+    .command(updateCommand)
     .command(snapshotCommand)
     .command(restoreCommand)
     .demandCommand(1, 'Say which command to run (try `tsvmm run`).')

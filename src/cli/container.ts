@@ -1,0 +1,204 @@
+// `tsvmm container run`: a workload in a container on the host kernel (namespaces, cgroups,
+// pivot_root into its own root filesystem), from an OCI bundle or from a root directory and
+// flags. Its output and exit status are passed through; while it runs, `tsvmm ps`, `pause`,
+// `resume`, `stop`, `update` and (with --detach) `console` reach it by name, as they reach VMs.
+
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { ControlServer, answers } from '../api/control-server.js';
+import { checkName, ensureRuntimeDir, listInstances, socketPath } from '../api/runtime-dir.js';
+import type { Container, ContainerOutcome } from '../container/container.js';
+import { ContainerError } from '../container/errors.js';
+import type { ContainerConfig } from '../container/config.js';
+import { errorLine, reportError } from './output.js';
+
+interface ContainerRunArgs {
+  bundle?: string;
+  rootfs?: string;
+  layer: string[];
+  mem?: string;
+  cpus?: number;
+  pids?: number;
+  hostname?: string;
+  net: 'veth' | 'none';
+  env: string[];
+  cwd?: string;
+  readOnly: boolean;
+  keep: boolean;
+  name?: string;
+  detach: boolean;
+  stopTimeout: number;
+  json: boolean;
+  command?: string[];
+}
+
+const DETACHED_ENV = 'TSVMM_DETACHED';
+const DETACH_TIMEOUT_MS = 30_000;
+
+const runCommand: CommandModule<object, ContainerRunArgs> = {
+  command: 'run [command..]',
+  describe: 'Run a command in a container: tsvmm container run --rootfs DIR -- CMD [ARGS...]',
+  builder: (yargs: Argv) => yargs
+    .positional('command', { type: 'string', array: true, describe: 'What to run, after `--` (with --bundle: replaces process.args)' })
+    .option('bundle', { type: 'string', describe: 'An OCI runtime bundle: a directory with config.json and its root filesystem (as `runc spec` makes it)' })
+    .option('rootfs', { type: 'string', describe: 'A directory to use as the root filesystem' })
+    .option('layer', { type: 'string', array: true, default: [], describe: 'A read-only layer stacked over the root with overlayfs (repeat; later ones on top); writes go to a layer of the container\'s own' })
+    .option('keep', { type: 'boolean', default: false, describe: 'With --layer: keep the container\'s writable layer after it ends (its path is printed)' })
+    .option('read-only', { type: 'boolean', default: false, describe: 'Mount the root filesystem read-only' })
+    .group(['bundle', 'rootfs', 'layer', 'keep', 'read-only'], 'Root filesystem:')
+    .option('mem', { type: 'string', describe: 'Memory limit, e.g. 64M, 1G (past it, the OOM killer ends the biggest process)' })
+    .option('cpus', { type: 'number', describe: 'CPU bandwidth in CPUs, e.g. 0.5 or 2' })
+    .option('pids', { type: 'number', describe: 'Most processes at once (a fork bomb stops here)' })
+    .group(['mem', 'cpus', 'pids'], 'Limits (change them later with `tsvmm update`):')
+    .option('hostname', { type: 'string', describe: 'Host name inside the container (default: its name)' })
+    .option('net', { choices: ['veth', 'none'] as const, default: 'none' as const, describe: 'veth: an interface on the bridge tsvmm0 (10.88.0.0/16); none: loopback only' })
+    .option('env', { alias: 'e', type: 'string', array: true, default: [], describe: 'NAME=value added to the environment (repeat)' })
+    .option('cwd', { type: 'string', describe: 'Working directory inside the container' })
+    .option('name', { type: 'string', describe: 'Name for `tsvmm ps`, `pause`, `stop`, `update`, `console` (default ctr-XXXXXX)' })
+    .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Run in the background; reach its stdio with `tsvmm console NAME`' })
+    .option('stop-timeout', { type: 'number', default: 10, describe: 'Seconds `tsvmm stop` waits after SIGTERM before SIGKILL' })
+    .option('json', { type: 'boolean', default: false, describe: 'At exit, print a JSON summary on stderr' })
+    .example('$0 container run --rootfs rootfs --mem 64M --pids 100 -- sh -c "echo hi"', 'a limited container')
+    .example('$0 container run --bundle .cache/busybox-bundle -- ps', 'a bundle, with another command')
+    .example('$0 container run --rootfs base --layer app --net veth --name web --detach -- httpd -f', 'layers, a network, in the background')
+    .epilog('Exit code: the command\'s (128+N if signal N ended it, 137 for the OOM killer, 127 if it was not found); 1 for an error before it ran.') as unknown as Argv<ContainerRunArgs>,
+  handler: async (args: ArgumentsCamelCase<ContainerRunArgs>) => {
+    process.exitCode = args.detach ? await runDetached(args) : await runContainer(args);
+  },
+};
+
+export const containerCommand: CommandModule = {
+  command: 'container <command>',
+  describe: 'Containers: the same workloads on the host kernel (namespaces, cgroups, overlayfs)',
+  builder: (yargs: Argv) => yargs.command(runCommand).demandCommand(1, 'Say which container command to run (try `tsvmm container run --help`).'),
+  handler: () => {},
+};
+
+/** What follows `--`, word for word (yargs would turn "010" into 10). */
+function commandWords(args: ContainerRunArgs): string[] {
+  const dashes = process.argv.indexOf('--');
+  if (dashes >= 0) return process.argv.slice(dashes + 1);
+  return (args.command ?? []).map(String);
+}
+
+function toConfig(args: ContainerRunArgs, detached: boolean): ContainerConfig {
+  const env: Record<string, string> = {};
+  for (const entry of args.env) {
+    const eq = entry.indexOf('=');
+    if (eq <= 0) throw new ContainerError('BAD_CONFIG', `--env ${entry}: use NAME=value`);
+    env[entry.slice(0, eq)] = entry.slice(eq + 1);
+  }
+  if (!Number.isFinite(args.stopTimeout) || args.stopTimeout < 0) throw new ContainerError('BAD_CONFIG', `--stop-timeout ${args.stopTimeout}: must be 0 or more seconds`);
+  const command = commandWords(args);
+  return {
+    bundle: args.bundle, rootfs: args.rootfs, layers: args.layer, command: command.length ? command : undefined,
+    env, cwd: args.cwd, hostname: args.hostname, memory: args.mem, cpus: args.cpus, pids: args.pids, net: args.net,
+    name: args.name, readOnly: args.readOnly, keepUpper: args.keep,
+    stdio: detached ? 'pipe' : 'inherit', stopTimeoutMs: args.stopTimeout * 1000,
+  };
+}
+
+async function runContainer(args: ContainerRunArgs): Promise<number> {
+  const detached = process.env[DETACHED_ENV] === '1';
+  // Loaded here, so that the VM commands do not pay for the container runtime's modules.
+  const { Container, exitStatus } = await import('../container/container.js');
+  const { containerInstance, containerRecord } = await import('../container/instance.js');
+  let container: Container;
+  try {
+    container = Container.create(toConfig(args, detached));
+  } catch (error) {
+    return reportError(error);
+  }
+  const record = containerRecord(container);
+  // Registered before it starts, so that a name already taken is refused up front.
+  let control: ControlServer;
+  try {
+    control = await ControlServer.listen(record, containerInstance(container, record));
+  } catch (error) {
+    return reportError(error);
+  }
+  // The first Ctrl-C or SIGTERM stops it politely (SIGTERM, then SIGKILL after --stop-timeout);
+  // a second one does not wait.
+  let signals = 0;
+  const onSignal = () => { void container.stop(signals++ === 0 ? undefined : 0); };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const started = performance.now();
+  try {
+    container.start();
+  } catch (error) {
+    await control.close();
+    return reportError(error);
+  }
+  const outcome = await container.wait();
+  await control.close();
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  await report(container, outcome, args, (performance.now() - started) / 1000);
+  return exitStatus(outcome);
+}
+
+async function report(container: Container, outcome: ContainerOutcome, args: ContainerRunArgs, seconds: number): Promise<void> {
+  const { describeContainerOutcome, exitStatus } = await import('../container/container.js');
+  if (args.json) {
+    process.stderr.write(`${JSON.stringify({ name: container.name, outcome, exitStatus: exitStatus(outcome), seconds, cpuTimeUs: container.cpuTimeUs })}\n`);
+    return;
+  }
+  if (outcome.kind === 'error') process.stderr.write(`${errorLine(outcome.message)}\n`);
+  else if (outcome.kind === 'oom' || (outcome.kind === 'exited' && outcome.oomKills > 0)) process.stderr.write(`tsvmm: ${container.name} ${describeContainerOutcome(outcome)}\n`);
+  if (args.keep && container.upperDir) process.stderr.write(`tsvmm: kept the writable layer of ${container.name} at ${container.upperDir}\n`);
+}
+
+/**
+ * --detach: the same command again as a background process of its own session, whose stderr
+ * goes to a log in the runtime directory; the container's stdio is then its console. We wait
+ * until its control socket answers, or until it dies, in which case its error line is ours.
+ */
+async function runDetached(args: ContainerRunArgs): Promise<number> {
+  let name: string;
+  let logFile: string;
+  try {
+    toConfig(args, true); // the flags' own errors, before anything starts
+    name = checkName(args.name ?? `ctr-${randomBytes(3).toString('hex')}`);
+    if (listInstances().some((r) => r.name === name)) throw new ContainerError('BAD_CONFIG', `an instance named "${name}" is already running`);
+    logFile = path.join(ensureRuntimeDir(), `${name}.log`);
+  } catch (error) {
+    return reportError(error);
+  }
+  const argv = process.argv.slice(2);
+  const dashes = argv.indexOf('--');
+  const flags = (dashes < 0 ? argv : argv.slice(0, dashes)).filter((a) => !/^(-d|--detach(=true)?)$/.test(a));
+  const rest = dashes < 0 ? [] : argv.slice(dashes);
+  if (args.name === undefined) flags.push('--name', name);
+  const log = openSync(logFile, 'w', 0o600);
+  const child = spawn(process.execPath, [fileURLToPath(new URL('../../bin/tsvmm.js', import.meta.url)), ...flags, ...rest], {
+    detached: true, stdio: ['ignore', 'ignore', log], env: { ...process.env, [DETACHED_ENV]: '1' },
+  });
+  closeSync(log);
+  child.unref();
+  let exited = false;
+  child.once('exit', () => { exited = true; });
+  const deadline = Date.now() + DETACH_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (await answers(socketPath(name))) {
+      process.stdout.write(`${name}\n`);
+      return 0;
+    }
+    if (exited) {
+      // Either it failed, and said why, or its workload was quick and has already finished.
+      const why = readFileSync(logFile, 'utf8').split('\n').find((l) => l.startsWith('tsvmm: error:'));
+      if (!why) {
+        process.stdout.write(`${name}\n`);
+        return 0;
+      }
+      process.stderr.write(`${why}\n`);
+      return 1;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return reportError(new ContainerError('SETUP', `${name} did not come up within ${DETACH_TIMEOUT_MS / 1000} s (see ${logFile})`));
+}

@@ -1,0 +1,57 @@
+// A running Container as the control server sees it, so that `tsvmm ps`, `pause`, `resume`,
+// `stop`, `console` and `update` reach it exactly as they reach a VM.
+
+import { cpus as hostCpus, totalmem } from 'node:os';
+import type { ControlledInstance } from '../api/control-server.js';
+import type { InstanceStatus } from '../api/protocol.js';
+import { writeRecord, type InstanceRecord } from '../api/runtime-dir.js';
+import type { Container } from './container.js';
+
+/** CPUs and memory as `ps` shows them: the limits, or the host's when there is none. */
+function shown(container: Container): { cpus: number; memory: number; limits: NonNullable<InstanceStatus['limits']> } {
+  let limits: NonNullable<InstanceStatus['limits']>;
+  if (container.state === 'running' || container.state === 'paused') {
+    const now = container.limits;
+    limits = { memory: now.memory, cpus: now.cpu.quota === null ? null : now.cpu.quota / now.cpu.period, pids: now.pids };
+  } else {
+    const asked = container.config.spec.resources;
+    limits = { memory: asked.memory ?? null, cpus: asked.cpu ? asked.cpu.quota / asked.cpu.period : null, pids: asked.pids ?? null };
+  }
+  return { cpus: limits.cpus ?? hostCpus().length, memory: limits.memory ?? totalmem(), limits };
+}
+
+export function containerRecord(container: Container): InstanceRecord {
+  const { cpus, memory } = shown(container);
+  return { name: container.name, kind: 'container', pid: process.pid, startedAt: Date.now(), cpus, memory, image: container.config.image };
+}
+
+export function containerInstance(container: Container, record: InstanceRecord): ControlledInstance {
+  const status = (): InstanceStatus => {
+    const { cpus, memory, limits } = shown(container);
+    return {
+      name: container.name, kind: 'container', state: container.state, cpus, memory,
+      uptimeMs: container.uptimeMs, exits: 0, cpuTimeUs: container.cpuTimeUs, limits,
+    };
+  };
+  return {
+    status,
+    pause: () => container.pause(),
+    resume: () => container.resume(),
+    stop: () => container.stop(),
+    update: (limits) => {
+      container.update(limits);
+      // `ps` reads cpus and memory from the record; keep it true.
+      const { cpus, memory } = shown(container);
+      writeRecord({ ...record, cpus, memory });
+      return status();
+    },
+    console: {
+      backlog: () => Buffer.from(container.output),
+      subscribe: (onChunk) => {
+        container.on('output', onChunk);
+        return () => container.off('output', onChunk);
+      },
+      write: (data) => container.write(data),
+    },
+  };
+}
