@@ -2,7 +2,7 @@
 // in structs.ts. A unit test compares each with the value the C headers give.
 
 import {
-  kvm_clock_data, kvm_cpuid2_header, kvm_debugregs, kvm_fpu, kvm_ioeventfd, kvm_irq_level,
+  kvm_clock_data, kvm_cpuid2_header, kvm_debugregs, kvm_dirty_log, kvm_fpu, kvm_ioeventfd, kvm_irq_level,
   kvm_irqchip, kvm_irqfd, kvm_lapic_state, kvm_mp_state, kvm_msr_list_header, kvm_msrs_header,
   kvm_pit_config, kvm_pit_state2, kvm_regs, kvm_sregs, kvm_translation,
   kvm_userspace_memory_region, kvm_vcpu_events, kvm_xcrs, kvm_xsave,
@@ -29,6 +29,7 @@ export const KVM_GET_VCPU_MMAP_SIZE = io(0x04);
 export const KVM_GET_SUPPORTED_CPUID = iowr(0x05, kvm_cpuid2_header.size);
 
 export const KVM_CREATE_VCPU = io(0x41);
+export const KVM_GET_DIRTY_LOG = iow(0x42, kvm_dirty_log.size);
 export const KVM_SET_USER_MEMORY_REGION = iow(0x46, kvm_userspace_memory_region.size);
 export const KVM_SET_TSS_ADDR = io(0x47);
 export const KVM_SET_IDENTITY_MAP_ADDR = iow(0x48, 8);
@@ -77,7 +78,7 @@ export const KVM_GET_XSAVE2 = ior(0xcf, kvm_xsave.size);
 export const IOCTL_NAMES: ReadonlyMap<number, string> = new Map(
   Object.entries({
     KVM_GET_API_VERSION, KVM_CREATE_VM, KVM_GET_MSR_INDEX_LIST, KVM_CHECK_EXTENSION,
-    KVM_GET_VCPU_MMAP_SIZE, KVM_GET_SUPPORTED_CPUID, KVM_CREATE_VCPU, KVM_SET_USER_MEMORY_REGION,
+    KVM_GET_VCPU_MMAP_SIZE, KVM_GET_SUPPORTED_CPUID, KVM_CREATE_VCPU, KVM_GET_DIRTY_LOG, KVM_SET_USER_MEMORY_REGION,
     KVM_SET_TSS_ADDR, KVM_SET_IDENTITY_MAP_ADDR, KVM_CREATE_IRQCHIP, KVM_IRQ_LINE, KVM_IRQFD,
     KVM_CREATE_PIT2, KVM_IOEVENTFD, KVM_RUN, KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS,
     KVM_SET_SREGS, KVM_TRANSLATE, KVM_GET_MSRS, KVM_SET_MSRS, KVM_GET_FPU, KVM_SET_FPU,
@@ -113,6 +114,12 @@ export const KVM_CAP = {
   KVM_CAP_KVMCLOCK_CTRL: 76,
   KVM_CAP_CHECK_EXTENSION_VM: 105,
   KVM_CAP_XSAVE2: 208,
+} as const;
+
+/** kvm_userspace_memory_region's flags. */
+export const KVM_MEM = {
+  KVM_MEM_LOG_DIRTY_PAGES: 1 << 0,
+  KVM_MEM_READONLY: 1 << 1,
 } as const;
 
 /** struct kvm_irqchip's chip_id. */

@@ -7,7 +7,7 @@ import {
 import { TsvmmError } from '../errors.js';
 import * as ioctl from './ioctls.js';
 import {
-  kvm_clock_data, kvm_cpuid2_header, kvm_cpuid_entry2, kvm_debugregs, kvm_fpu, kvm_irq_level,
+  kvm_clock_data, kvm_cpuid2_header, kvm_cpuid_entry2, kvm_debugregs, kvm_dirty_log, kvm_fpu, kvm_irq_level,
   kvm_irqchip, kvm_irqfd, kvm_ioeventfd, kvm_lapic_state, kvm_mp_state, kvm_msr_entry,
   kvm_msr_list_header, kvm_msrs_header, kvm_pit_config, kvm_pit_state2, kvm_regs, kvm_sregs,
   kvm_translation, kvm_userspace_memory_region, kvm_vcpu_events, kvm_xcrs, kvm_xsave,
@@ -175,6 +175,15 @@ export class VmFd extends Fd {
 
   setUserMemoryRegion(region: KvmUserspaceMemoryRegion): void {
     this.ioctl(ioctl.KVM_SET_USER_MEMORY_REGION, kvm_userspace_memory_region.encode(region));
+  }
+
+  /**
+   * KVM_GET_DIRTY_LOG: copies into `bitmap` which pages of a slot registered with
+   * KVM_MEM_LOG_DIRTY_PAGES the guest (or KVM for it) wrote since the last call, and clears the
+   * log. One bit per page, LSB first in 64-bit words: `bitmap` needs ceil(pages / 64) * 8 bytes.
+   */
+  getDirtyLog(slot: number, bitmap: Uint8Array): void {
+    this.ioctl(ioctl.KVM_GET_DIRTY_LOG, kvm_dirty_log.encode({ slot, padding1: 0, dirty_bitmap: this.native.addressOf(bitmap) }));
   }
 
   setTssAddr(address: number): void {

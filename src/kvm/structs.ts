@@ -62,6 +62,12 @@ export const kvm_userspace_memory_region = struct('kvm_userspace_memory_region',
 } as const);
 export type KvmUserspaceMemoryRegion = StructValue<typeof kvm_userspace_memory_region.fields>;
 
+/** KVM_GET_DIRTY_LOG's argument: a slot, and where the kernel copies its bitmap (a pointer in a u64 union). */
+export const kvm_dirty_log = struct('kvm_dirty_log', 16, {
+  slot: [0, u32], padding1: [4, u32], dirty_bitmap: [8, u64],
+} as const);
+export type KvmDirtyLog = StructValue<typeof kvm_dirty_log.fields>;
+
 export const kvm_lapic_state = struct('kvm_lapic_state', 1024, { regs: [0, bytes(1024)] } as const);
 
 export const kvm_irq_level = struct('kvm_irq_level', 8, { irq: [0, u32], level: [4, u32] } as const);

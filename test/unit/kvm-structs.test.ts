@@ -34,7 +34,7 @@ const KVM_RUN_FIELDS: Record<string, string> = {
 };
 
 /** Named constants from ioctls.ts, each checked against the #define of the same name. */
-const CONSTANT_TABLES = ['KVM_CAP', 'KVM_EXIT', 'KVM_SYSTEM_EVENT', 'KVM_INTERNAL_ERROR', 'KVM_MP_STATE', 'KVM_IRQCHIP', 'KVM_CLOCK', 'KVM_VCPUEVENT'] as const;
+const CONSTANT_TABLES = ['KVM_CAP', 'KVM_MEM', 'KVM_EXIT', 'KVM_SYSTEM_EVENT', 'KVM_INTERNAL_ERROR', 'KVM_MP_STATE', 'KVM_IRQCHIP', 'KVM_CLOCK', 'KVM_VCPUEVENT'] as const;
 const constants = CONSTANT_TABLES.flatMap((table) => Object.entries(ioctls[table] as Record<string, number>));
 const STRUCT_CONSTANTS = { KVM_MAX_XCRS: structs.KVM_MAX_XCRS, KVM_IOAPIC_NUM_PINS: structs.KVM_IOAPIC_NUM_PINS };
 
@@ -87,7 +87,7 @@ describe('KVM and PVH structures match <linux/kvm.h> and guests/lib/pvh-abi.h', 
     }
   });
 
-  it('every constant (capabilities, exit reasons, mp states, irqchip ids, clock and vCPU event flags)', () => {
+  it('every constant (capabilities, memory slot flags, exit reasons, mp states, irqchip ids, clock and vCPU event flags)', () => {
     for (const [name, value] of [...constants, ...Object.entries(STRUCT_CONSTANTS)]) expect(value, name).toBe(c.get(name));
   });
 
