@@ -1,6 +1,10 @@
 // Guest-physical memory: host mappings that KVM uses as memory slots, and bounds-checked access
 // for the VMM. Every address a guest hands us goes through here, and a range that is not wholly
 // inside one region is refused: the VMM never reads or writes host memory on a guest's behalf.
+//
+// What the VMM writes here is also marked, page by page, in a bitmap every thread's view of a
+// region shares: KVM's dirty log sees only what vCPUs write, and a diff snapshot needs the pages
+// the device thread filled (disk reads, received bytes, used rings) too. See vmm/snapshot.ts.
 
 import {
   addon, errnoName, MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE,
@@ -20,11 +24,15 @@ export interface GuestRegionDescriptor {
   readonly start: number;
   readonly size: number;
   readonly hostAddress: bigint;
+  /** The pages of the region the VMM wrote, one bit each, shared by every thread (see dirtyBitmapBytes). */
+  readonly dirty: SharedArrayBuffer;
 }
 
 export interface GuestRegion extends GuestRegionDescriptor {
   readonly bytes: Uint8Array;
   readonly view: DataView;
+  /** `dirty` as words: page p is bit p % 32 of word p / 32, the layout of KVM's dirty log on x86-64. */
+  readonly dirtyWords: Int32Array;
 }
 
 const PAGE = 4096;
@@ -37,6 +45,11 @@ export interface MemoryExtent {
   length: number;
 }
 const hex = (n: number) => `0x${n.toString(16)}`;
+
+/** Bytes of a dirty-page bitmap for `size` bytes of memory: one bit a page, in whole 64-bit words, as KVM_GET_DIRTY_LOG fills it. */
+export function dirtyBitmapBytes(size: number): number {
+  return Math.ceil(size / PAGE / 64) * 8;
+}
 
 /** Checks a layout: page-aligned, non-empty, sorted, not overlapping, addressable as JS numbers. */
 export function validateLayout(layout: readonly { start: number; size: number }[]): void {
@@ -76,7 +89,7 @@ export class GuestMemory {
         for (const r of regions) native.munmap(r.hostAddress, r.size);
         throw new GuestMemoryError(`cannot map ${size} bytes of guest memory: ${errnoName(-address)}`);
       }
-      regions.push(wrap({ start, size, hostAddress: address }));
+      regions.push(wrap({ start, size, hostAddress: address, dirty: newBitmap(size) }));
     }
     return new GuestMemory(regions, true);
   }
@@ -116,14 +129,17 @@ export class GuestMemory {
 
   /** Wraps plain buffers: for unit tests of code that only reads and writes guest memory. */
   static fromBuffers(layout: readonly { start: number; bytes: Uint8Array }[]): GuestMemory {
-    return new GuestMemory(layout.map(({ start, bytes }) => ({
-      start, size: bytes.length, hostAddress: 0n, bytes,
-      view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength),
-    })), false);
+    return new GuestMemory(layout.map(({ start, bytes }) => {
+      const dirty = newBitmap(bytes.length);
+      return {
+        start, size: bytes.length, hostAddress: 0n, bytes, dirty, dirtyWords: new Int32Array(dirty),
+        view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+      };
+    }), false);
   }
 
   get descriptors(): GuestRegionDescriptor[] {
-    return this.regions.map(({ start, size, hostAddress }) => ({ start, size, hostAddress }));
+    return this.regions.map(({ start, size, hostAddress, dirty }) => ({ start, size, hostAddress, dirty }));
   }
 
   /** Total bytes of guest RAM. */
@@ -131,11 +147,50 @@ export class GuestMemory {
     return this.regions.reduce((sum, r) => sum + r.size, 0);
   }
 
-  /** Registers every region as a KVM memory slot, numbered from 0. */
-  registerWith(vm: VmFd): void {
+  /**
+   * Registers every region as a KVM memory slot, numbered from 0. Registering again with other
+   * flags (KVM_MEM_LOG_DIRTY_PAGES) changes only the flags; the guest's memory stays as it is.
+   */
+  registerWith(vm: VmFd, flags = 0): void {
     this.regions.forEach((r, slot) => vm.setUserMemoryRegion({
-      slot, flags: 0, guest_phys_addr: BigInt(r.start), memory_size: BigInt(r.size), userspace_addr: r.hostAddress,
+      slot, flags, guest_phys_addr: BigInt(r.start), memory_size: BigInt(r.size), userspace_addr: r.hostAddress,
     }));
+  }
+
+  /**
+   * Records that the VMM wrote [address, address+length): every writing method here calls it, and
+   * so must code that writes guest memory through a view it keeps (a virtqueue's used ring).
+   */
+  markDirty(address: number, length: number): void {
+    if (length > 0) this.#mark(this.#region(address, length), address, length);
+  }
+
+  #mark(r: GuestRegion, address: number, length: number): void {
+    const first = Math.floor((address - r.start) / PAGE);
+    const last = Math.floor((address - r.start + length - 1) / PAGE);
+    for (let page = first; page <= last; page++) Atomics.or(r.dirtyWords, page >>> 5, 1 << (page & 31));
+  }
+
+  /**
+   * The pages the VMM wrote since the last call, per region (bitmaps laid out like KVM's dirty
+   * log, dirtyBitmapBytes long), and starts over. Call it while nothing writes (a paused VM).
+   */
+  takeDirty(): Uint8Array[] {
+    return this.regions.map((r) => {
+      const out = new Int32Array(r.dirtyWords.length);
+      for (let i = 0; i < out.length; i++) if (r.dirtyWords[i] !== 0) out[i] = Atomics.exchange(r.dirtyWords, i, 0);
+      return new Uint8Array(out.buffer);
+    });
+  }
+
+  /** Marks the pages set in `bitmaps` (one per region, as takeDirty returns them): gives back what a failed diff took. */
+  markDirtyPages(bitmaps: readonly Uint8Array[]): void {
+    this.regions.forEach((r, i) => {
+      const bitmap = bitmaps[i];
+      if (!bitmap) return;
+      const words = new Int32Array(bitmap.buffer, bitmap.byteOffset, Math.min(bitmap.byteLength >> 2, r.dirtyWords.length));
+      words.forEach((w, j) => { if (w !== 0) Atomics.or(r.dirtyWords, j, w); });
+    });
   }
 
   /** The region holding [address, address+length), or undefined if the range leaves guest RAM. */
@@ -151,15 +206,26 @@ export class GuestMemory {
     return this.regionOf(address, length) !== undefined;
   }
 
-  /** A live view of guest memory (no copy). Throws if the range is not inside one region. */
+  /**
+   * A live view of guest memory (no copy) for the caller to write into: its pages count as
+   * written (markDirty). Throws if the range is not inside one region.
+   */
   slice(address: number, length: number): Uint8Array {
+    const r = this.#region(address, length);
+    if (length > 0) this.#mark(r, address, length);
+    const offset = address - r.start;
+    return r.bytes.subarray(offset, offset + length);
+  }
+
+  /** A live view of guest memory for reading only: nothing written through it reaches a diff snapshot. */
+  readView(address: number, length: number): Uint8Array {
     const r = this.#region(address, length);
     const offset = address - r.start;
     return r.bytes.subarray(offset, offset + length);
   }
 
   read(address: number, length: number): Uint8Array {
-    return this.slice(address, length).slice();
+    return this.readView(address, length).slice();
   }
 
   write(address: number, data: Uint8Array): void {
@@ -193,21 +259,25 @@ export class GuestMemory {
   writeU8(address: number, value: number): void {
     const r = this.#region(address, 1);
     r.view.setUint8(address - r.start, value);
+    this.#mark(r, address, 1);
   }
 
   writeU16(address: number, value: number): void {
     const r = this.#region(address, 2);
     r.view.setUint16(address - r.start, value, true);
+    this.#mark(r, address, 2);
   }
 
   writeU32(address: number, value: number): void {
     const r = this.#region(address, 4);
     r.view.setUint32(address - r.start, value, true);
+    this.#mark(r, address, 4);
   }
 
   writeU64(address: number, value: bigint): void {
     const r = this.#region(address, 8);
     r.view.setBigUint64(address - r.start, BigInt.asUintN(64, value), true);
+    this.#mark(r, address, 8);
   }
 
   /** A NUL-terminated string of at most `max` bytes. */
@@ -242,5 +312,9 @@ export class GuestMemory {
 
 function wrap(d: GuestRegionDescriptor): GuestRegion {
   const buffer = addon().arrayBuffer(d.hostAddress, d.size);
-  return { ...d, bytes: new Uint8Array(buffer), view: new DataView(buffer) };
+  return { ...d, bytes: new Uint8Array(buffer), view: new DataView(buffer), dirtyWords: new Int32Array(d.dirty) };
+}
+
+function newBitmap(size: number): SharedArrayBuffer {
+  return new SharedArrayBuffer(dirtyBitmapBytes(size));
 }

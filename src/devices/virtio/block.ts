@@ -118,7 +118,8 @@ export class BlockBackend implements VirtioBackend {
     }
     let position = Number(start);
     for (const s of segments) {
-      const buffer = ctx.memory.slice(s.address, s.length);
+      // A read from the disk writes guest memory (slice marks it for diff snapshots); a write only reads it.
+      const buffer = direction === 'read' ? ctx.memory.slice(s.address, s.length) : ctx.memory.readView(s.address, s.length);
       const moved = direction === 'read' ? readSync(this.fd, buffer, 0, s.length, position) : writeSync(this.fd, buffer, 0, s.length, position);
       if (moved !== s.length) throw new RangeError(`short ${direction} at byte ${position}`);
       position += s.length;

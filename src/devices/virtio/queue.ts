@@ -204,7 +204,10 @@ export class VirtQueue {
     this.#nextAvail = (this.#nextAvail + 1) & 0xffff;
     // With event index the driver notifies when it adds the entry we name here: keep it at the
     // next one while notifications are wanted, so the driver does not stop notifying.
-    if (this.config.eventIdx && this.#notify) Atomics.store(this.#used16, 2 + 4 * size, this.#nextAvail);
+    if (this.config.eventIdx && this.#notify) {
+      Atomics.store(this.#used16, 2 + 4 * size, this.#nextAvail);
+      this.#usedRingWritten();
+    }
     return this.#walk(head);
   }
 
@@ -224,6 +227,7 @@ export class VirtQueue {
     this.#nextUsed = (this.#nextUsed + 1) & 0xffff;
     // Release: the element must be visible before the index that hands it over.
     Atomics.store(this.#used16, 1, this.#nextUsed);
+    this.#usedRingWritten();
   }
 
   /**
@@ -254,6 +258,12 @@ export class VirtQueue {
     } else {
       Atomics.store(this.#used16, 0, on ? 0 : VIRTQ_USED_F_NO_NOTIFY);
     }
+    this.#usedRingWritten();
+  }
+
+  /** The used ring is written through views kept since the start, which GuestMemory does not see: tell it, for diff snapshots. */
+  #usedRingWritten(): void {
+    this.#memory.markDirty(this.config.usedRing, usedRingSize(this.#size));
   }
 
   /**
@@ -278,7 +288,7 @@ export class VirtQueue {
         continue;
       }
       const n = Math.min(segment - skip, length - done);
-      out.set(this.#memory.slice(address + skip, n), done);
+      out.set(this.#memory.readView(address + skip, n), done);
       done += n;
       skip = 0;
     }
@@ -396,7 +406,8 @@ function ringView(memory: GuestMemory, name: string, address: number, length: nu
   if (!memory.contains(address, length)) {
     throw new VirtQueueError(`${name} at ${hex(address)}+${length} is not inside guest memory`);
   }
-  const view = memory.slice(address, length);
+  // Read-only as far as GuestMemory knows: the queue marks what it writes into the used ring itself.
+  const view = memory.readView(address, length);
   // Typed-array views need the host offset aligned too; mmap'd regions are, test buffers may not be.
   if (view.byteOffset % align !== 0) {
     throw new VirtQueueError(`${name} at ${hex(address)} is not ${align}-byte aligned in host memory`);
