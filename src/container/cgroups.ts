@@ -161,6 +161,8 @@ export interface ContainerCgroup {
   killAll(): Promise<void>;
   /** Removes the directories; waits briefly for the last processes to be gone. */
   remove(): Promise<void>;
+  /** The same, synchronously and best effort, for a process that is exiting. */
+  removeNow(): void;
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -246,6 +248,23 @@ async function removeDirs(dirs: string[], killAll: () => Promise<void>): Promise
     if (attempt === 10) await killAll();
     if (attempt > 200) throw new ContainerError('CGROUP', `cannot remove cgroup ${busy}: processes are still in it`);
     await sleep(attempt < 10 ? 1 : 10);
+  }
+}
+
+function removeDirsNow(dirs: string[]): void {
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  const deadline = performance.now() + 200;
+  for (const dir of dirs) {
+    while (existsSync(dir)) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        // Its last process has been killed but is not gone yet.
+        if (performance.now() > deadline) return;
+        Atomics.wait(nap, 0, 0, 1);
+      }
+    }
+    removeParent(dir);
   }
 }
 
@@ -411,6 +430,10 @@ class V1Cgroup implements ContainerCgroup {
   async remove(): Promise<void> {
     await removeDirs(this.#dirs, () => this.killAll());
   }
+
+  removeNow(): void {
+    removeDirsNow(this.#dirs);
+  }
 }
 
 class V2Cgroup implements ContainerCgroup {
@@ -530,5 +553,9 @@ class V2Cgroup implements ContainerCgroup {
 
   async remove(): Promise<void> {
     await removeDirs([this.#dir], () => this.killAll());
+  }
+
+  removeNow(): void {
+    removeDirsNow([this.#dir]);
   }
 }

@@ -106,6 +106,10 @@ interface HelperMessage {
   exit?: { code?: number; signal?: number };
 }
 
+/** What each running container must do if this process exits under it; one 'exit' listener for all. */
+const live = new Set<() => void>();
+process.on('exit', () => { for (const onExit of live) onExit(); });
+
 /** Detected once per process (per TSVMM_CGROUP value): the hierarchies do not move under us. */
 const layouts = new Map<string, CgroupLayout>();
 
@@ -243,6 +247,7 @@ export class Container extends EventEmitter<ContainerEvents> {
     this.#helper = helper;
     this.#startedAt = performance.now();
     this.#state = 'running';
+    live.add(this.#onProcessExit);
 
     const channel = helper.stdio[3] as Duplex;
     const reader = new LineReader();
@@ -285,7 +290,25 @@ export class Container extends EventEmitter<ContainerEvents> {
     this.emit('output', chunk, stream);
   }
 
+  /**
+   * We are exiting with the container still running (process.exit, an uncaught error): the
+   * helper and the init die with us anyway (PR_SET_PDEATHSIG); what is left to us is the
+   * writable layer and the cgroups, which nobody else would remove. Synchronous, as 'exit'
+   * handlers must be.
+   */
+  readonly #onProcessExit = (): void => {
+    if (this.#pid) {
+      try {
+        process.kill(this.#pid, 'SIGKILL');
+      } catch { /* gone */ }
+    }
+    this.#root?.release();
+    this.#net?.release();
+    this.#cgroup?.removeNow();
+  };
+
   async #finish(code: number | null, signal: NodeJS.Signals | null): Promise<void> {
+    live.delete(this.#onProcessExit);
     this.#endedAt = performance.now();
     if (this.#stopping?.timer) clearTimeout(this.#stopping.timer);
     const cgroup = this.#cgroup!;

@@ -45,7 +45,8 @@ export function containerInstance(container: Container, record: InstanceRecord):
       writeRecord({ ...record, cpus, memory });
       return status();
     },
-    console: {
+    // A container in the foreground has the terminal as its stdio: there is no console to lend.
+    console: container.config.stdio === 'inherit' ? undefined : {
       backlog: () => Buffer.from(container.output),
       subscribe: (onChunk) => {
         container.on('output', onChunk);
