@@ -18,8 +18,13 @@ export interface VcpuLoopContext {
   pio: IoSpace;
   mmio: IoSpace;
   control: VcpuControl;
-  /** Called after a kick or a poke while paused: console input or an AP's device access may wait. */
+  /** Called after a kick: console input or an AP's device access may wait. */
   onKick(): void;
+  /**
+   * Called when a paused vCPU is poked: an AP's device access or a request (save the devices)
+   * may wait. Not console input: a paused VM's devices must not change under a snapshot.
+   */
+  onPausedWake(): void;
   log(message: string): void;
 }
 
@@ -143,7 +148,7 @@ export class VcpuLoop {
     if (command === VcpuCommand.Pause) {
       this.#completePendingIo();
       control.state = VcpuState.Paused;
-      control.waitWhileCommand(VcpuCommand.Pause, this.#ctx.onKick);
+      control.waitWhileCommand(VcpuCommand.Pause, this.#ctx.onPausedWake);
       control.state = VcpuState.Running;
       return control.command === VcpuCommand.Stop ? { kind: 'stopped' } : undefined;
     }

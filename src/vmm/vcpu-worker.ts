@@ -60,13 +60,13 @@ function main(data: VcpuWorkerData): void {
     const vcpu = VcpuFd.fromFd(data.vcpuFd, data.vcpuId, data.kvmRunSize);
     const run = new KvmRun(native.arrayBuffer(data.kvmRunAddress, data.kvmRunSize), data.kvmRunAddress);
     const mailbox = DeviceMailbox.attach(data.mailbox);
-    let buses: { pio: IoSpace; mmio: IoSpace; onKick(): void };
+    let buses: { pio: IoSpace; mmio: IoSpace; onKick(): void; onPausedWake(): void };
     if (data.deviceOwner) {
       const ownerRun = new KvmRun(native.arrayBuffer(data.deviceOwner.kvmRunAddress, data.kvmRunSize), data.deviceOwner.kvmRunAddress);
       const owner = VcpuControl.attach(data.deviceOwner.control);
       const wake = () => kickVcpu(ownerRun, owner);
       const abandoned = () => control.command === VcpuCommand.Stop || owner.state === VcpuState.Exited;
-      buses = { pio: new RemoteBus('pio', mailbox, wake, abandoned), mmio: new RemoteBus('mmio', mailbox, wake, abandoned), onKick: () => {} };
+      buses = { pio: new RemoteBus('pio', mailbox, wake, abandoned), mmio: new RemoteBus('mmio', mailbox, wake, abandoned), onKick: () => {}, onPausedWake: () => {} };
     } else {
       const devices = createLegacyDevices({
         irq: (line) => ({ set: (level) => vm.irqLine(line, level) }),
@@ -90,6 +90,9 @@ function main(data: VcpuWorkerData): void {
         mmio: devices.mmio,
         onKick: () => {
           devices.serial.pollInput();
+          mailbox.serve(devices.pio, devices.mmio);
+        },
+        onPausedWake: () => {
           mailbox.serve(devices.pio, devices.mmio);
           if (control.request === VcpuRequest.SaveDevices) {
             post({ type: 'devices', state: saveLegacyDevices(devices) });

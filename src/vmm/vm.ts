@@ -391,9 +391,10 @@ export class Vm extends EventEmitter<VmEvents> {
       writeSync(virtioConsole.inputReady, new BigUint64Array([1n]));
       return;
     }
-    // The boot CPU owns the UART; a kick makes it look at the input ring even while halted.
+    // The boot CPU owns the UART; a kick makes it look at the input ring even while halted. A
+    // paused (or just resumed) vCPU keeps the kick's immediate_exit flag and looks on its way out.
     const boot = this.#threads[0];
-    if (boot && boot.control.state === VcpuState.Running) kickVcpu(this.#built.vcpus[0]!.kvmRun, boot.control);
+    if (boot && boot.control.state !== VcpuState.Exited) kickVcpu(this.#built.vcpus[0]!.kvmRun, boot.control);
   }
 
   async #pumpOutput(ring: ByteRing): Promise<void> {

@@ -10,7 +10,10 @@ import { GUESTS, HELLO_ELF, kvmMissingReason } from '../helpers/kvm.js';
 describe.skipIf(kvmMissingReason)('device state of a paused VM', () => {
   it('legacy devices: the UART as the guest programmed it, the RTC, ACPI PM', async () => {
     const vm = Vm.boot({ kernel: HELLO_ELF, memory: '64M' });
-    await vm.waitForOutput(/type something.*\n> /s); // the prompt comes once interrupts are on
+    // Once the guest has echoed a line, it has set up its UART for receive interrupts.
+    await vm.waitForOutput('type something');
+    vm.write('first\r');
+    await vm.waitForOutput('you typed "first"');
     await vm.pause();
     const { legacy, virtio } = await vm.deviceState();
     expect(legacy.serial.ier & 1).toBe(1); // hello.elf takes receive interrupts
