@@ -8,6 +8,8 @@ export const VcpuState = { Starting: 0, Running: 1, Paused: 2, Exited: 3 } as co
 export type VcpuState = (typeof VcpuState)[keyof typeof VcpuState];
 
 const COMMAND = 0;
+/** How often a paused vCPU thread looks for work even without a poke. */
+const PAUSED_RECHECK_MS = 50;
 const STATE = 1;
 /** A request to a paused vCPU thread besides its command: see VcpuRequest. */
 const REQUEST = 2;
@@ -67,8 +69,9 @@ export class VcpuControl {
    */
   waitWhileCommand(command: VcpuCommand, onWake: () => void = () => {}): void {
     while (this.command === command) {
-      Atomics.wait(this.#ints, COMMAND, command);
+      // Serve first, then sleep briefly: a poke that comes between the two is not waited out.
       onWake();
+      Atomics.wait(this.#ints, COMMAND, command, PAUSED_RECHECK_MS);
     }
   }
 
