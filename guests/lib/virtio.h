@@ -203,4 +203,22 @@ static inline unsigned vq_in_flight(const struct vq *q)
 	return (uint16_t)(q->avail_idx - q->last_used);
 }
 
+/* The device's used->idx, for a driver that reads the used ring itself. */
+static inline uint16_t vq_used_idx(const struct vq *q)
+{
+	return *(volatile uint16_t *)(q->used + 2);
+}
+
+/*
+ * Asks for no interrupts: with EVENT_IDX, used_event half the index space ahead of q->last_used
+ * (call again before last_used has moved by 0x7f00), else VIRTQ_AVAIL_F_NO_INTERRUPT.
+ */
+static inline void vq_no_interrupts(struct vq *q)
+{
+	if (q->event_idx)
+		q->avail[2 + q->size] = (uint16_t)(q->last_used + 0x7fff);
+	else
+		q->avail[0] = VIRTQ_AVAIL_F_NO_INTERRUPT;
+}
+
 #endif

@@ -1,0 +1,151 @@
+// What the benchmarks share: checking that tsvmm is built, building a C helper, running a contender
+// while timestamping the lines it prints, and the statistics and tables of the reports.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const TIME = '/usr/bin/time';
+
+export function fail(message) {
+  process.stderr.write(`bench: ${message}\n`);
+  process.exit(1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Preparation
+
+/** Fails unless the guest, dist/ and the addon are there; warns when src/ is newer than dist/. */
+export function checkTsvmmBuilt(guest, log) {
+  if (!existsSync(guest)) fail(`${path.relative(ROOT, guest)} is missing: run \`make -C guests\` first`);
+  if (!existsSync(path.join(ROOT, 'dist/cli/main.js'))) fail('dist/ is missing: run `npm run build` first');
+  if (!existsSync(path.join(ROOT, 'build/Release/tsvmm.node'))) fail('the native addon is missing: run `npm install` first');
+  const stale = newestMtime(path.join(ROOT, 'src')) > statSync(path.join(ROOT, 'dist/cli/main.js')).mtimeMs;
+  if (stale) log('warning: src/ has files newer than dist/; run `npm run build` to measure the current code');
+}
+
+/** Builds a one-file C program with `gcc -O2 -Wall`. */
+export function buildC(source, binary, log) {
+  mkdirSync(path.dirname(binary), { recursive: true });
+  log(`building ${path.relative(ROOT, binary)} (gcc -O2)`);
+  const cc = spawnSync('gcc', ['-O2', '-Wall', '-o', binary, source], { encoding: 'utf8' });
+  if (cc.error || cc.status !== 0) fail(`gcc failed: ${cc.error?.message ?? cc.stderr.trim()}`);
+}
+
+function newestMtime(dir) {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+export const shellQuote = (args) => args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(' ');
+
+// ---------------------------------------------------------------------------------------------
+// One run: spawn, timestamp the lines on stdout, wait for the exit.
+
+let running; // the child being measured, killed with the benchmark on Ctrl-C
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => {
+    if (running) try { process.kill(-running.pid, 'SIGKILL'); } catch { /* already gone */ }
+    process.exit(130);
+  });
+}
+
+/**
+ * Runs argv with stdin from /dev/null. Resolves with the spawn-to-exit time, the time each
+ * awaited line appeared (ms since spawn, taken when the chunk holding its '\n' arrived), the output
+ * and the exit status. With `rssFile`, the command runs under /usr/bin/time, which writes the
+ * peak RSS (KiB) there.
+ */
+export function runOnce(argv, { lines, timeoutMs, rssFile }) {
+  const full = rssFile ? [TIME, '-f', '%M', '-o', rssFile, ...argv] : argv;
+  return new Promise((resolve) => {
+    const seen = new Map();
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    const start = performance.now();
+    // In its own process group, so that a timeout also kills a VMM that /usr/bin/time started.
+    const child = spawn(full[0], full.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT, detached: true });
+    running = child;
+    child.stdout.setEncoding('latin1');
+    child.stdout.on('data', (chunk) => {
+      const now = performance.now();
+      stdout += chunk;
+      for (const line of lines) {
+        if (!seen.has(line) && stdout.includes(`${line}\n`)) seen.set(line, now - start);
+      }
+    });
+    child.stderr.setEncoding('latin1');
+    child.stderr.on('data', (chunk) => { if (stderr.length < 4096) stderr += chunk; });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try { process.kill(-child.pid, 'SIGKILL'); } catch { /* already gone */ }
+    }, timeoutMs);
+    let exitMs;
+    child.on('exit', () => { exitMs = performance.now() - start; });
+    child.on('error', (error) => { stderr += error.message; });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      running = undefined;
+      resolve({ exitMs: exitMs ?? performance.now() - start, seen, stdout, stderr, code, signal, timedOut });
+    });
+  });
+}
+
+export function readRss(file) {
+  try {
+    const kib = Number(readFileSync(file, 'utf8').trim().split('\n').pop());
+    return Number.isFinite(kib) && kib > 0 ? kib : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Ends the benchmark with one line naming the contender and what it printed. */
+export function contenderFailed(contender, what, result) {
+  const clip = (s) => JSON.stringify(s.length > 300 ? `${s.slice(0, 300)}…` : s);
+  const how = result.timedOut ? 'timed out' : result.signal ? `died of ${result.signal}` : `exited ${result.code}`;
+  fail(`${contender.name} failed ${what}: ${how}; stdout ${clip(result.stdout)}, stderr ${clip(result.stderr.trim())}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics
+
+function quantile(sorted, q) {
+  const i = (sorted.length - 1) * q;
+  const lo = Math.floor(i);
+  const hi = Math.ceil(i);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (i - lo);
+}
+
+export function summarize(samples) {
+  const values = samples.filter((v) => v !== null && Number.isFinite(v));
+  if (values.length === 0) return null;
+  const s = [...values].sort((a, b) => a - b);
+  return { median: quantile(s, 0.5), min: s[0], max: s.at(-1), q1: quantile(s, 0.25), q3: quantile(s, 0.75), samples: values };
+}
+
+/** a/b of the medians, and the range of the per-round ratios (both measured in the same round). */
+export function ratio(a, b) {
+  if (!a || !b) return null;
+  const paired = a.samples.map((x, i) => x / b.samples[i]).filter(Number.isFinite).sort((x, y) => x - y);
+  return { ofMedians: a.median / b.median, pairedMin: paired[0], pairedMax: paired.at(-1) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+export function table(headers, rows) {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('   ');
+  return [line(headers), widths.map((w) => '-'.repeat(w)).join('   '), ...rows.map(line)].join('\n');
+}
+
+export const fmt = (v, digits) => (v === null || v === undefined ? '-' : v.toFixed(digits));
+export const fmtRatio = (r) => (r ? `${r.ofMedians.toFixed(3)} (${r.pairedMin.toFixed(3)}-${r.pairedMax.toFixed(3)})` : '-');
