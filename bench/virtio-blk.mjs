@@ -144,32 +144,31 @@ async function main() {
 
   const size = opts.mib * 1048576;
   const tmp = mkdtempSync(path.join(tmpdir(), 'tsvmm-bench-blk-'));
+  // Also when a failing contender ends the benchmark with process.exit().
+  process.on('exit', () => rmSync(tmp, { recursive: true, force: true }));
   const image = path.join(tmp, 'disk.img');
   const list = contenders(image, opts.depth);
   const samples = new Map(); // `${req} ${dir}` → { tsvmm: [], host: [] }
   for (const req of opts.req) for (const dir of DIRECTIONS) samples.set(`${req} ${dir}`, Object.fromEntries(list.map((c) => [c.id, []])));
 
-  try {
-    log(`writing a ${opts.mib} MiB image in ${tmp}`);
-    createImage(image, size);
-    const rounds = opts.warmup + opts.runs;
-    for (let round = 0; round < rounds; round++) {
-      const warm = round < opts.warmup;
-      const order = list.map((_, i) => list[(i + round) % list.length]);
-      log(`${warm ? 'warm-up' : `round ${round - opts.warmup + 1}/${opts.runs}`}: ${order.map((c) => c.name).join(', ')}`);
-      for (const req of opts.req) {
-        for (const dir of DIRECTIONS) {
-          for (const c of order) {
-            settleImage(image);
-            const mbps = await streamRun(c, dir, size, req);
-            if (!warm) samples.get(`${req} ${dir}`)[c.id].push(mbps);
-          }
+  log(`writing a ${opts.mib} MiB image in ${tmp}`);
+  createImage(image, size);
+  const rounds = opts.warmup + opts.runs;
+  for (let round = 0; round < rounds; round++) {
+    const warm = round < opts.warmup;
+    const order = list.map((_, i) => list[(i + round) % list.length]);
+    log(`${warm ? 'warm-up' : `round ${round - opts.warmup + 1}/${opts.runs}`}: ${order.map((c) => c.name).join(', ')}`);
+    for (const req of opts.req) {
+      for (const dir of DIRECTIONS) {
+        for (const c of order) {
+          settleImage(image);
+          const mbps = await streamRun(c, dir, size, req);
+          if (!warm) samples.get(`${req} ${dir}`)[c.id].push(mbps);
         }
       }
     }
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
   }
+  rmSync(tmp, { recursive: true, force: true });
 
   const rows = [...samples].map(([key, byContender]) => {
     const [req, dir] = key.split(' ');
