@@ -121,23 +121,23 @@ async function runContainer(args: ContainerRunArgs): Promise<number> {
   } catch (error) {
     return reportError(error);
   }
-  // The first Ctrl-C or SIGTERM stops it politely (SIGTERM, then SIGKILL after --stop-timeout);
-  // a second one does not wait.
+  // The first Ctrl-C, SIGTERM or hang-up stops it politely (SIGTERM, then SIGKILL after
+  // --stop-timeout); a second one does not wait. Either way we live to remove its cgroups.
   let signals = 0;
   const onSignal = () => { void container.stop(signals++ === 0 ? undefined : 0); };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stopSignals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const signal of stopSignals) process.on(signal, onSignal);
   const started = performance.now();
   try {
     container.start();
   } catch (error) {
+    for (const signal of stopSignals) process.off(signal, onSignal);
     await control.close();
     return reportError(error);
   }
   const outcome = await container.wait();
   await control.close();
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
+  for (const signal of stopSignals) process.off(signal, onSignal);
   await report(container, outcome, args, (performance.now() - started) / 1000);
   return exitStatus(outcome);
 }
