@@ -8,6 +8,7 @@ import { consoleCommand } from './console.js';
 import { containerCommand } from './container.js';
 import { updateCommand } from './update.js';
 import { restoreCommand, snapshotCommand } from './snapshot.js';
+import { compareCommand } from './compare.js';
 
 export async function main(argv: string[] = hideBin(process.argv)): Promise<void> {
   await yargs(argv)
@@ -23,6 +24,7 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
     .command(updateCommand)
     .command(snapshotCommand)
     .command(restoreCommand)
+    .command(compareCommand)
     .demandCommand(1, 'Say which command to run (try `tsvmm run`).')
     .strict()
     .recommendCommands()

@@ -1,0 +1,49 @@
+// `tsvmm compare`: the same workloads natively, in a container and in a VM, side by side (start
+// latency, host memory, CPU-bound work, exits/system calls, I/O, density, snapshots). Prints a
+// table; --json prints the report as JSON instead; --html FILE also writes a self-contained page.
+
+import { writeFileSync } from 'node:fs';
+import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import { MEASUREMENTS, runComparison, type MeasurementName } from '../compare/harness.js';
+import { renderHtml, renderJson, renderTable } from '../compare/report.js';
+
+interface CompareArgs {
+  quick: boolean;
+  runs?: number;
+  budget?: string;
+  only: string[];
+  json: boolean;
+  html?: string;
+  quiet: boolean;
+}
+
+export const compareCommand: CommandModule<object, CompareArgs> = {
+  command: 'compare',
+  describe: 'Measure the same workloads natively, in a container and in a VM, side by side',
+  builder: (yargs: Argv) => yargs
+    .option('quick', { type: 'boolean', default: false, describe: 'A short run: fewer runs, smaller sizes (about 20-40 s)' })
+    .option('runs', { type: 'number', describe: 'Runs per figure (default 7; 3 with --quick)' })
+    .option('budget', { type: 'string', describe: 'Host memory the density test may fill, e.g. 1G (default 1G; 256M with --quick)' })
+    .option('only', { type: 'string', array: true, default: [], choices: [...MEASUREMENTS], describe: 'Only these measurements' })
+    .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON on stdout instead of the table' })
+    .option('html', { type: 'string', describe: 'Also write a self-contained HTML report (charts inline) to FILE' })
+    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress lines on stderr' })
+    .example('$0 compare --quick', 'a short comparison on this machine')
+    .example('$0 compare --json > report.json --html report.html', 'the full comparison, as JSON and HTML')
+    .epilog('Containers need root; VMs need /dev/kvm. What cannot run here is reported as n/a, with the reason.') as unknown as Argv<CompareArgs>,
+  handler: async (args: ArgumentsCamelCase<CompareArgs>) => {
+    const log = args.quiet ? () => {} : (line: string) => process.stderr.write(`compare: ${line}\n`);
+    const report = await runComparison({
+      quick: args.quick,
+      ...(args.runs !== undefined ? { runs: args.runs } : {}),
+      ...(args.budget !== undefined ? { budget: args.budget } : {}),
+      only: args.only as MeasurementName[],
+      log,
+    });
+    if (args.html) {
+      writeFileSync(args.html, renderHtml(report));
+      log(`wrote ${args.html}`);
+    }
+    process.stdout.write(args.json ? renderJson(report) : renderTable(report));
+  },
+};

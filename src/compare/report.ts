@@ -1,0 +1,169 @@
+// The report of `tsvmm compare` in three forms: a table for the terminal, JSON (the report as it
+// is), and a self-contained HTML page (inline CSS and SVG charts, no external resources) with
+// every figure, its unit, its runs, median and spread, the machine and the date.
+
+import { SUBJECTS, SUBJECT_LABEL, type CompareReport, type Figure, type Measurement } from './model.js';
+
+/** A number with about three significant digits, no exponent for the sizes we meet. */
+export function fmt(v: number): string {
+  const a = Math.abs(v);
+  if (a >= 1000) return v.toFixed(0);
+  if (a >= 100) return v.toFixed(0);
+  if (a >= 10) return v.toFixed(1);
+  if (a >= 1) return v.toFixed(2);
+  if (a === 0) return '0';
+  return v.toPrecision(3);
+}
+
+export function ratio(r: number | null): string {
+  if (r === null) return '';
+  return `×${r >= 10 ? r.toFixed(0) : r >= 1 ? r.toFixed(2) : r.toPrecision(2)}`;
+}
+
+function cell(f: Figure | undefined): string {
+  if (!f) return '-';
+  if (!f.summary) return 'n/a';
+  const s = f.summary;
+  return s.n > 1 ? `${fmt(s.median)} (${fmt(s.q1)}–${fmt(s.q3)})` : fmt(s.median);
+}
+
+export function machineLine(r: CompareReport): string {
+  const m = r.machine;
+  return `${m.cpuModel}, ${m.cpus} CPUs, ${Math.round(m.memoryMiB / 1024)} GiB; ${m.kernel}; nested KVM: ${m.kvm ? (m.nestedKvm ? 'yes' : 'no') : 'no KVM'}; cgroups ${m.cgroups}; Node ${m.node}`;
+}
+
+/** The terminal table: median (interquartile range) per contender, and the ratios to native. */
+export function renderTable(r: CompareReport): string {
+  const header = ['measurement', 'unit', 'native', 'container', 'VM', 'ctr/native', 'VM/native'];
+  const rows = r.measurements.map((m) => {
+    const by = (s: string) => m.figures.find((f) => f.subject === s);
+    return [m.title, m.unit, cell(by('native')), cell(by('container')), cell(by('vm')), ratio(by('container')?.vsNative ?? null), ratio(by('vm')?.vsNative ?? null)];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cols: string[]) => cols.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  const out = [
+    `tsvmm compare, ${r.date} (${r.quick ? 'quick, ' : ''}${r.options.runs} runs each; median (q1–q3))`,
+    `machine: ${machineLine(r)}`,
+    '',
+    line(header),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.map(line),
+  ];
+  const na = r.measurements.flatMap((m) => m.figures.filter((f) => f.na).map((f) => `${m.title}, ${SUBJECT_LABEL[f.subject]}: n/a, ${f.na}`));
+  const unique = [...new Set(na.map((l) => l.replace(/^[^,]*, /, '')))];
+  if (unique.length) out.push('', ...unique.map((l) => `n/a: ${l}`));
+  const notes = r.measurements.flatMap((m) => m.notes.map((n) => `${m.title}: ${n}`));
+  if (notes.length) out.push('', ...notes);
+  return `${out.join('\n')}\n`;
+}
+
+export function renderJson(r: CompareReport): string {
+  return `${JSON.stringify(r, null, 2)}\n`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTML
+
+const esc = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+const COLOURS: Record<string, string> = { native: '#4c78a8', container: '#59a14f', vm: '#e15759' };
+
+/** A horizontal chart: per contender, the q1–q3 box, the min–max whisker, the median and every run. */
+export function chart(m: Measurement): string {
+  const figs = SUBJECTS.map((s) => m.figures.find((f) => f.subject === s)).filter((f): f is Figure => f !== undefined);
+  const values = figs.flatMap((f) => f.runs).filter((v) => v > 0);
+  const W = 640; const left = 90; const right = 20; const rowH = 34; const top = 10; const axisH = 28;
+  const H = top + figs.length * rowH + axisH;
+  if (values.length === 0) return `<svg class="chart" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(m.title)}: nothing measured"></svg>`;
+  const lo = Math.min(...values); const hi = Math.max(...values);
+  const log = hi / lo > 30;
+  const x0 = log ? Math.log10(lo) - 0.1 : 0;
+  const x1 = log ? Math.log10(hi) + 0.1 : hi * 1.08;
+  const x = (v: number) => left + ((log ? Math.log10(Math.max(v, lo)) : v) - x0) / (x1 - x0) * (W - left - right);
+  const parts: string[] = [];
+  figs.forEach((f, i) => {
+    const y = top + i * rowH; const cy = y + rowH / 2; const colour = COLOURS[f.subject]!;
+    parts.push(`<text x="${left - 8}" y="${cy + 4}" text-anchor="end">${SUBJECT_LABEL[f.subject]}</text>`);
+    if (!f.summary) {
+      parts.push(`<text x="${left + 4}" y="${cy + 4}" class="na">n/a</text>`);
+      return;
+    }
+    const s = f.summary;
+    parts.push(`<line x1="${x(s.min).toFixed(1)}" x2="${x(s.max).toFixed(1)}" y1="${cy}" y2="${cy}" stroke="${colour}" stroke-width="1.5"/>`);
+    parts.push(`<rect x="${x(s.q1).toFixed(1)}" y="${cy - 9}" width="${Math.max(1, x(s.q3) - x(s.q1)).toFixed(1)}" height="18" fill="${colour}" fill-opacity="0.35" stroke="${colour}"/>`);
+    parts.push(`<line x1="${x(s.median).toFixed(1)}" x2="${x(s.median).toFixed(1)}" y1="${cy - 11}" y2="${cy + 11}" stroke="${colour}" stroke-width="3"><title>median ${fmt(s.median)} ${esc(m.unit)}</title></line>`);
+    for (const v of f.runs) parts.push(`<circle cx="${x(v).toFixed(1)}" cy="${cy}" r="2.5" fill="#222" fill-opacity="0.6"><title>${fmt(v)} ${esc(m.unit)}</title></circle>`);
+    parts.push(`<text x="${Math.min(W - right, x(s.max) + 6).toFixed(1)}" y="${cy - 10}" class="val">${fmt(s.median)}</text>`);
+  });
+  const axisY = top + figs.length * rowH + 4;
+  parts.push(`<line x1="${left}" x2="${W - right}" y1="${axisY}" y2="${axisY}" stroke="#999"/>`);
+  const ticks = log
+    ? Array.from({ length: Math.floor(x1) - Math.ceil(x0) + 1 }, (_, k) => 10 ** (Math.ceil(x0) + k))
+    : Array.from({ length: 5 }, (_, k) => (x1 * k) / 4);
+  for (const t of ticks) {
+    parts.push(`<line x1="${x(t).toFixed(1)}" x2="${x(t).toFixed(1)}" y1="${axisY}" y2="${axisY + 4}" stroke="#999"/>`);
+    parts.push(`<text x="${x(t).toFixed(1)}" y="${axisY + 16}" text-anchor="middle" class="tick">${fmt(t)}</text>`);
+  }
+  parts.push(`<text x="${W - right}" y="${axisY + 16}" text-anchor="end" class="tick">${esc(m.unit)}${log ? ', log scale' : ''}</text>`);
+  return `<svg class="chart" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${esc(m.title)} in ${esc(m.unit)}">${parts.join('')}</svg>`;
+}
+
+function figureRow(f: Figure): string {
+  const s = f.summary;
+  const cells = s
+    ? [fmt(s.median), `${fmt(s.q1)}–${fmt(s.q3)}`, `${fmt(s.min)}–${fmt(s.max)}`, f.vsNative === null ? '' : ratio(f.vsNative), f.runs.map(fmt).join(', ')]
+    : ['n/a', '', '', '', esc(f.na ?? '')];
+  return `<tr><th scope="row">${SUBJECT_LABEL[f.subject]}</th><td class="method">${esc(f.method)}</td><td>${esc(f.unit)}</td>${cells.map((c, i) => `<td${i === 4 ? ' class="runs"' : ''}>${c}</td>`).join('')}</tr>`;
+}
+
+export function renderHtml(r: CompareReport): string {
+  const m = r.machine;
+  const sections = r.measurements.map((ms) => `
+<section id="${esc(ms.id)}">
+  <h2>${esc(ms.title)} <span class="unit">(${esc(ms.unit)})</span></h2>
+  <p>${esc(ms.description)}</p>
+  ${chart(ms)}
+  <table>
+    <thead><tr><th></th><th>what ran</th><th>unit</th><th>median</th><th>q1–q3</th><th>min–max</th><th>vs native</th><th>runs</th></tr></thead>
+    <tbody>${ms.figures.map(figureRow).join('')}</tbody>
+  </table>
+  ${ms.notes.length ? `<ul class="notes">${ms.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>` : ''}
+</section>`).join('\n');
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>tsvmm compare: VMs and containers, ${esc(r.date)}</title>
+<style>
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; padding: 0 1em; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+.unit { font-weight: normal; color: #666; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 13px; }
+th, td { border: 1px solid #ddd; padding: 3px 7px; text-align: right; vertical-align: top; }
+td.method, td.runs { text-align: left; } td.runs { font-family: ui-monospace, monospace; font-size: 12px; max-width: 22em; }
+dl { display: grid; grid-template-columns: max-content auto; gap: 2px 1em; } dt { font-weight: 600; }
+svg.chart text { font: 12px system-ui, sans-serif; fill: #222; } svg.chart .tick { fill: #666; font-size: 11px; }
+svg.chart .na { fill: #999; font-style: italic; } svg.chart .val { font-size: 11px; fill: #444; }
+.notes { color: #444; }
+</style>
+</head>
+<body>
+<h1>tsvmm compare: the same workloads natively, in a container and in a VM</h1>
+<dl>
+  <dt>date</dt><dd>${esc(r.date)} (the run took ${(r.durationMs / 1000).toFixed(1)} s)</dd>
+  <dt>machine</dt><dd>${esc(m.hostname)}: ${esc(m.cpuModel)}, ${m.cpus} CPUs, ${m.memoryMiB} MiB</dd>
+  <dt>kernel</dt><dd>${esc(m.kernel)}</dd>
+  <dt>nested KVM</dt><dd>${m.kvm ? (m.nestedKvm ? 'yes' : 'no') : 'no KVM'}: ${esc(m.kvmDetail)}</dd>
+  <dt>cgroups</dt><dd>${esc(m.cgroups)}</dd>
+  <dt>software</dt><dd>tsvmm ${esc(r.version)}, Node ${esc(m.node)}</dd>
+  <dt>options</dt><dd>${esc(Object.entries(r.options).map(([k, v]) => `${k}=${String(v)}`).join(', '))}</dd>
+</dl>
+<p>Each figure is measured over the runs listed (after one untimed warm-up run), contenders
+interleaved round by round. Charts: the box spans the first to third quartile, the thick line is
+the median, the whisker min to max, the dots are the runs. "vs native" is the median over the
+native median. A figure that could not be measured says why (n/a) and has no number.</p>
+${sections}
+</body>
+</html>
+`;
+}

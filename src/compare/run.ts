@@ -1,0 +1,161 @@
+// Running one contender once: the workload program natively (a child process) or in a container
+// (Container.run, in this process), a guest in a VM (Vm.boot, in this process) or a VM in a
+// tsvmm process of its own. Each run timestamps the lines it prints (LineClock) from t0, the
+// moment just before the spawn / Container.run / Vm.boot call.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { Container } from '../container/container.js';
+import { Vm } from '../vmm/vm.js';
+import type { VmConfig } from '../vmm/config.js';
+import { LineClock } from './clock.js';
+import type { CompareEnv } from './env.js';
+
+export interface Ran {
+  t0: number;
+  clock: LineClock;
+}
+
+function exitedBadly(what: string, detail: string, output: string): Error {
+  const tail = output.trim().split('\n').slice(-3).join(' | ');
+  return new Error(`${what} ${detail}${tail ? `: ${tail}` : ''}`);
+}
+
+/** Runs the workload program natively to its end. */
+export function runNative(env: CompareEnv, args: string[], patterns: string[], timeoutMs: number): Promise<Ran> {
+  const clock = new LineClock(patterns);
+  const what = `native compare-work ${args.join(' ')}`;
+  return new Promise((resolve, reject) => {
+    let stderr = '';
+    const t0 = performance.now();
+    const child = spawn(env.work, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${what}: timed out after ${timeoutMs} ms`)); }, timeoutMs);
+    child.stdout!.on('data', (c: Buffer) => clock.feed(c));
+    child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
+    child.on('error', (e) => { clearTimeout(timer); reject(e); });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve({ t0, clock });
+      else reject(exitedBadly(what, `exited with ${code ?? signal}`, stderr));
+    });
+  });
+}
+
+/** Runs the workload program in a container (the compare bundle) to its end. */
+export async function runContainer(env: CompareEnv, args: string[], patterns: string[], timeoutMs: number, memory?: string): Promise<Ran> {
+  const clock = new LineClock(patterns);
+  const what = `container compare-work ${args.join(' ')}`;
+  const t0 = performance.now();
+  const c = Container.run({ bundle: env.bundle, command: [env.workInContainer, ...args], ...(memory ? { memory } : {}), stopTimeoutMs: 0 });
+  c.on('output', (chunk, stream) => { if (stream === 'stdout') clock.feed(chunk); });
+  const timer = setTimeout(() => { void c.stop(0); }, timeoutMs);
+  const outcome = await c.wait();
+  clearTimeout(timer);
+  if (outcome.kind !== 'exited' || outcome.code !== 0) throw exitedBadly(what, `ended: ${JSON.stringify(outcome)}`, c.output);
+  return { t0, clock };
+}
+
+/** Boots a guest in a VM in this process and waits until it shuts down. */
+export async function runVm(config: VmConfig, patterns: string[], timeoutMs: number): Promise<Ran> {
+  const clock = new LineClock(patterns);
+  const what = `VM ${config.cmdline ?? ''}`;
+  const t0 = performance.now();
+  const vm = Vm.boot(config);
+  vm.on('output', (chunk) => clock.feed(chunk));
+  const timer = setTimeout(() => { void vm.stop(); }, timeoutMs);
+  const outcome = await vm.wait();
+  clearTimeout(timer);
+  if (outcome.kind !== 'shutdown') throw exitedBadly(what, `ended: ${JSON.stringify(outcome)}`, vm.output);
+  return { t0, clock };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Instances that stay up (memory, density): started, ready once they print a line, stopped later.
+
+export interface Held {
+  /** ms from the start call to the ready line. */
+  readyMs: number;
+  /** Host memory it holds now and at its peak, in bytes. */
+  memory(): { current: number; peak: number };
+  /** For a container: the resident set of its workload process itself, for comparison. */
+  processMemory?: () => { current: number; peak: number };
+  stop(): Promise<void>;
+}
+
+/** /proc/PID/status VmRSS and VmHWM, in bytes. */
+export function processMemory(pid: number): { current: number; peak: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (key: string) => {
+    const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status);
+    if (!m) throw new Error(`/proc/${pid}/status has no ${key}`);
+    return Number(m[1]) * 1024;
+  };
+  return { current: kib('VmRSS'), peak: kib('VmHWM') };
+}
+
+function holdProcess(argv: string[], ready: string, timeoutMs: number, what: string): Promise<Held> {
+  const clock = new LineClock([ready]);
+  return new Promise((resolve, reject) => {
+    let stderr = '';
+    const t0 = performance.now();
+    const child: ChildProcess = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<void>((r) => child.on('close', () => r()));
+    const kill = () => { try { child.kill('SIGKILL'); } catch { /* gone */ } };
+    child.stdout!.on('data', (c: Buffer) => clock.feed(c));
+    child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
+    child.on('error', reject);
+    child.on('close', (code, signal) => reject(exitedBadly(what, `exited with ${code ?? signal} before "${ready}"`, stderr)));
+    clock.wait(ready, timeoutMs, what).then((s) => resolve({
+      readyMs: s.at - t0,
+      memory: () => processMemory(child.pid!),
+      stop: async () => { kill(); await exited; },
+    }), (e: unknown) => { kill(); reject(e as Error); });
+  });
+}
+
+/** The workload program natively, holding (`compare-work hold`). */
+export function holdNative(env: CompareEnv, timeoutMs: number): Promise<Held> {
+  return holdProcess([env.work, 'hold'], 'work: holding', timeoutMs, 'native compare-work hold');
+}
+
+/** A VM in a tsvmm process of its own (`tsvmm run`), its guest halted after one line. */
+export function holdVmProcess(env: CompareEnv, memory: string, timeoutMs: number): Promise<Held> {
+  return holdProcess([process.execPath, env.cli, 'run', '-q', '--kernel', env.testElf, '--mem', memory, '--cmdline', 'mode=halt'],
+    'halt: now', timeoutMs, `tsvmm run --mem ${memory} test.elf mode=halt`);
+}
+
+/** Bytes a cgroup charges now and at its peak (v1 memory controller, or v2). */
+function cgroupMemory(paths: Readonly<Record<string, string>>): { current: number; peak: number } {
+  const read = (file: string) => Number(readFileSync(file, 'utf8').trim());
+  if (paths.memory) return { current: read(`${paths.memory}/memory.usage_in_bytes`), peak: read(`${paths.memory}/memory.max_usage_in_bytes`) };
+  if (paths.unified) {
+    const current = read(`${paths.unified}/memory.current`);
+    let peak = current;
+    try { peak = read(`${paths.unified}/memory.peak`); } catch { /* kernels before 5.19 */ }
+    return { current, peak };
+  }
+  throw new Error('the container has no memory cgroup');
+}
+
+/** The workload program holding in a container with a memory limit. */
+export async function holdContainer(env: CompareEnv, memory: string, timeoutMs: number): Promise<Held> {
+  const clock = new LineClock(['work: holding']);
+  const t0 = performance.now();
+  const c = Container.run({ bundle: env.bundle, command: [env.workInContainer, 'hold'], memory, stopTimeoutMs: 2000 });
+  c.on('output', (chunk, stream) => { if (stream === 'stdout') clock.feed(chunk); });
+  try {
+    const s = await Promise.race([
+      clock.wait('work: holding', timeoutMs, 'container compare-work hold'),
+      c.wait().then((o) => { throw exitedBadly('container compare-work hold', `ended: ${JSON.stringify(o)}`, c.output); }),
+    ]);
+    return {
+      readyMs: s.at - t0,
+      memory: () => cgroupMemory(c.cgroupPaths),
+      processMemory: () => processMemory(c.pid),
+      stop: async () => { await c.stop(); },
+    };
+  } catch (error) {
+    await c.stop(0);
+    throw error;
+  }
+}

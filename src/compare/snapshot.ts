@@ -1,0 +1,63 @@
+// Snapshot/checkpoint: the time to save a paused VM (vm.snapshot(): every vCPU's and device's state
+// and guest RAM, zero pages as holes, written to a temporary file, synced and renamed) and to
+// restore it in this process (Vm.restore(), memory mapped from the file). tsvmm has no container
+// checkpoint (that takes CRIU, which it does not use), so the container figures are "n/a".
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { Vm } from '../vmm/vm.js';
+import type { CompareEnv } from './env.js';
+import { notAvailable, withRatios, type Measurement } from './model.js';
+import { rounds, type Options } from './rounds.js';
+import { summarize } from './stats.js';
+
+const NO_CHECKPOINT = 'tsvmm has no container checkpoint/restore (no CRIU): nothing to measure';
+
+export async function measureSnapshot(env: CompareEnv, o: Options): Promise<Measurement[]> {
+  const dir = mkdtempSync(path.join(env.workDir, 'snap-'));
+  const restoreRuns: number[] = [];
+  let fileBytes = 0;
+  try {
+    const save = await rounds(env, 'snapshot', 'ms', o.runs, [{
+      subject: 'vm', method: `vm.snapshot() of a paused ${o.snapshotMemory} VM (test.elf mode=halt); then Vm.restore() of the file`, missing: env.vmMissing,
+      run: async () => {
+        const file = path.join(dir, 'vm.snap');
+        const vm = Vm.boot({ kernel: env.testElf, memory: o.snapshotMemory, cmdline: 'mode=halt' });
+        try {
+          await vm.waitForOutput('halt: now', 30_000);
+          await vm.pause();
+          const t0 = performance.now();
+          const result = await vm.snapshot(file);
+          const ms = performance.now() - t0;
+          fileBytes = result.fileSize;
+          const t1 = performance.now();
+          const clone = await Vm.restore(file, { start: false });
+          restoreRuns.push(performance.now() - t1);
+          await clone.stop();
+          return ms;
+        } finally {
+          await vm.stop();
+          rmSync(file, { force: true });
+        }
+      },
+    }]);
+    const restore = save.map((f) => (f.na ? { ...f } : { ...f, runs: restoreRuns.slice(-o.runs), summary: null }));
+    for (const f of restore) if (!f.na) f.summary = summarize(f.runs);
+    const container = (unit: string) => notAvailable('container', 'checkpoint of a running container', unit, NO_CHECKPOINT);
+    return [
+      withRatios({
+        id: 'snapshot-save', title: 'Snapshot of a paused instance', unit: 'ms', higherIsBetter: false,
+        figures: [container('ms'), ...save],
+        notes: fileBytes ? [`The VM's snapshot file: ${(fileBytes / 2 ** 20).toFixed(1)} MiB (zero pages are holes).`] : [],
+        description: 'Saving the whole state of a paused instance to a file (lower is better). Natively there is nothing to snapshot.',
+      }),
+      withRatios({
+        id: 'snapshot-restore', title: 'Restore from the snapshot', unit: 'ms', higherIsBetter: false,
+        figures: [container('ms'), ...restore], notes: [],
+        description: 'Building a VM from the snapshot file, ready to run (lower is better).',
+      }),
+    ];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,142 @@
+// The report of `tsvmm compare`: figures and ratios, the terminal table, the self-contained HTML
+// (every figure, its unit, runs, median and spread, the machine and date, no external resources),
+// the machine's KVM kind and the options of --quick.
+
+import { describe, expect, it } from 'vitest';
+import { measured, notAvailable, withRatios, type CompareReport, type Measurement } from '../../src/compare/model.js';
+import { chart, fmt, renderHtml, renderJson, renderTable } from '../../src/compare/report.js';
+import { kvmKind } from '../../src/compare/machine.js';
+import { resolveOptions } from '../../src/compare/harness.js';
+
+function sample(): CompareReport {
+  const cpu: Measurement = withRatios({
+    id: 'cpu', title: 'CPU-bound throughput', unit: 'Mops/s', higherIsBetter: true, notes: ['The result agrees.'],
+    description: 'LCG steps.',
+    figures: [
+      measured('native', 'compare-work lcg', 'Mops/s', [800, 820, 810]),
+      measured('container', 'the same in a container', 'Mops/s', [790, 805, 801]),
+      measured('vm', 'test.elf cpl3', 'Mops/s', [850, 870, 860]),
+    ],
+  });
+  const exits: Measurement = withRatios({
+    id: 'exits', title: 'Exit/syscall-heavy work', unit: 'µs/op', higherIsBetter: false, notes: [], description: 'Round trips.',
+    figures: [
+      measured('native', 'getppid', 'µs/op', [0.1, 0.12, 0.11]),
+      measured('container', 'getppid in a container', 'µs/op', [0.1, 0.1, 0.1]),
+      measured('vm', 'outb <exits>', 'µs/op', [13, 12.5, 14]),
+    ],
+  });
+  const snap: Measurement = withRatios({
+    id: 'snapshot-save', title: 'Snapshot of a paused instance', unit: 'ms', higherIsBetter: false, notes: [], description: 'Save.',
+    figures: [notAvailable('container', 'checkpoint', 'ms', 'tsvmm has no container checkpoint (no CRIU)'), measured('vm', 'vm.snapshot()', 'ms', [15, 16, 14])],
+  });
+  return {
+    tool: 'tsvmm compare', version: '0.1.0', date: '2026-11-23T03:00:00.000Z', quick: true,
+    options: { runs: 3, quick: true }, durationMs: 12_345,
+    machine: {
+      hostname: 'devbox', kernel: 'Linux 6.18.44', cpuModel: 'AMD EPYC', cpus: 2, memoryMiB: 24105, kvm: true, nestedKvm: true,
+      kvmDetail: 'nested', cgroups: 'v1', node: 'v20.20.2',
+    },
+    measurements: [cpu, exits, snap],
+  };
+}
+
+describe('figures', () => {
+  it('hold their runs, summary and ratio to native', () => {
+    const r = sample();
+    const [native, container, vm] = r.measurements[0]!.figures;
+    expect(native!.summary!.median).toBe(810);
+    expect(native!.vsNative).toBe(1);
+    expect(container!.vsNative).toBeCloseTo(801 / 810);
+    expect(vm!.vsNative).toBeCloseTo(860 / 810);
+    expect(vm!.runs).toEqual([850, 870, 860]);
+  });
+
+  it('without a number say why, and have no runs', () => {
+    const f = sample().measurements[2]!.figures[0]!;
+    expect(f).toMatchObject({ runs: [], summary: null, vsNative: null, na: expect.stringContaining('CRIU') });
+  });
+
+  it('have no ratio when there is no native figure', () => {
+    expect(sample().measurements[2]!.figures[1]!.vsNative).toBeNull();
+  });
+});
+
+describe('the terminal table', () => {
+  it('shows each measurement with its unit, median and quartiles, ratios, the machine and the n/a reasons', () => {
+    const t = renderTable(sample());
+    expect(t).toContain('nested KVM: yes');
+    expect(t).toMatch(/CPU-bound throughput\s+Mops\/s\s+810 \(805–815\)\s+801 \(796–803\)\s+860 \(855–865\)\s+×0\.99\s+×1\.06/);
+    expect(t).toMatch(/Exit\/syscall-heavy work\s+µs\/op/);
+    expect(t).toMatch(/Snapshot of a paused instance\s+ms\s+-\s+n\/a\s+15\.0 \(14\.5–15\.5\)/);
+    expect(t).toContain('n/a: container: n/a, tsvmm has no container checkpoint (no CRIU)');
+    expect(t).toContain('CPU-bound throughput: The result agrees.');
+  });
+});
+
+describe('the JSON report', () => {
+  it('is the report itself', () => {
+    const r = sample();
+    expect(JSON.parse(renderJson(r))).toEqual(JSON.parse(JSON.stringify(r)));
+  });
+});
+
+describe('the HTML report', () => {
+  const html = renderHtml(sample());
+
+  it('is self-contained: no scripts, links, images or fonts from elsewhere', () => {
+    expect(html).toMatch(/^<!DOCTYPE html>/);
+    expect(html).not.toMatch(/\b(src|href)\s*=/i);
+    expect(html).not.toMatch(/https?:\/\//);
+    expect(html).not.toMatch(/@import|url\(/);
+    expect(html).not.toContain('<script');
+  });
+
+  it('names the machine, the kernel, nested KVM and the date', () => {
+    for (const s of ['AMD EPYC', '2 CPUs', 'Linux 6.18.44', 'nested KVM</dt><dd>yes', '2026-11-23T03:00:00.000Z', 'v20.20.2']) expect(html).toContain(s);
+  });
+
+  it('has a chart and a table row for every figure, with unit, runs, median and spread', () => {
+    const r = sample();
+    for (const m of r.measurements) {
+      expect(html).toContain(`<section id="${m.id}">`);
+      expect(html).toContain(`aria-label="${m.title} in ${m.unit}"`);
+      for (const f of m.figures) {
+        if (!f.summary) {
+          expect(html).toContain(`<td>n/a</td><td></td><td></td><td></td><td class="runs">${f.na}</td>`);
+          continue;
+        }
+        expect(html).toContain(`<td>${f.unit}</td><td>${fmt(f.summary.median)}</td><td>${fmt(f.summary.q1)}–${fmt(f.summary.q3)}</td><td>${fmt(f.summary.min)}–${fmt(f.summary.max)}</td>`);
+        expect(html).toContain(f.runs.map(fmt).join(', '));
+      }
+    }
+    expect(html).toContain('outb &#60;exits&#62;'); // text is escaped
+  });
+
+  it('draws a log scale when the figures span orders of magnitude', () => {
+    expect(chart(sample().measurements[1]!)).toContain('µs/op, log scale');
+    expect(chart(sample().measurements[0]!)).not.toContain('log scale');
+  });
+});
+
+describe('the machine', () => {
+  it('calls KVM nested when the CPU shows no vmx/svm', () => {
+    expect(kvmKind('flags\t\t: fpu vme hypervisor lm\n', true).nested).toBe(true);
+    expect(kvmKind('flags\t\t: fpu vmx lm\n', true)).toMatchObject({ nested: false, detail: expect.stringContaining('bare metal') });
+    expect(kvmKind('flags\t\t: fpu svm hypervisor\n', true).nested).toBe(true);
+    expect(kvmKind('flags\t\t: fpu vmx\n', false)).toMatchObject({ nested: false, detail: 'no usable /dev/kvm' });
+  });
+});
+
+describe('options', () => {
+  it('--quick runs fewer, smaller passes', () => {
+    const q = resolveOptions({ quick: true });
+    const full = resolveOptions({});
+    expect(q.runs).toBeLessThan(full.runs);
+    expect(q.lcgLoops).toBeLessThan(full.lcgLoops);
+    expect(q.ioBytes).toBeLessThan(full.ioBytes);
+    expect(full.budgetBytes).toBe(2 ** 30);
+    expect(resolveOptions({ budget: '512M' }).budgetBytes).toBe(512 * 2 ** 20);
+    expect(() => resolveOptions({ runs: 0 })).toThrow(/--runs 0/);
+  });
+});
