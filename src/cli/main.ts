@@ -9,6 +9,7 @@ import { containerCommand } from './container.js';
 import { updateCommand } from './update.js';
 import { restoreCommand, snapshotCommand } from './snapshot.js';
 import { compareCommand } from './compare.js';
+import { dashboardCommand } from './dashboard.js';
 
 export async function main(argv: string[] = hideBin(process.argv)): Promise<void> {
   await yargs(argv)
@@ -25,6 +26,7 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
     .command(snapshotCommand)
     .command(restoreCommand)
     .command(compareCommand)
+    .command(dashboardCommand)
     .demandCommand(1, 'Say which command to run (try `tsvmm run`).')
     .strict()
     .recommendCommands()

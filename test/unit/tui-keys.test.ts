@@ -1,0 +1,85 @@
+// The dashboard's key map, as blessed reports keys (Enter comes twice: 'enter' and 'return').
+
+import { describe, expect, it } from 'vitest';
+import { ConsoleKeys, confirmKey, form, formKey, KEY_HELP, listAction, type Key } from '../../src/tui/keys.js';
+
+const ch = (c: string): Key => ({ name: /^[a-z]$/.test(c) ? c : undefined, ch: c, sequence: c, full: c });
+const named = (name: string, sequence = '', extra: Partial<Key> = {}): Key => ({ name, sequence, full: name, ...extra });
+const ctrl = (c: string): Key => ({ name: c, ctrl: true, sequence: String.fromCharCode(c.charCodeAt(0) - 96), full: `C-${c}` });
+
+describe('listAction', () => {
+  it('maps the documented keys', () => {
+    expect(['b', 'B', 'c', 'p', 's', 'r', 'x', 'd', 'v', '?', 'q', 'j', 'k'].map((c) => listAction(ch(c)))).toEqual([
+      'boot-default', 'boot-form', 'container', 'pause-resume', 'snapshot', 'restore', 'stop', 'stop', 'side-by-side', 'help', 'quit', 'down', 'up',
+    ]);
+    expect(listAction(named('up', '\x1b[A'))).toBe('up');
+    expect(listAction(named('down', '\x1b[B'))).toBe('down');
+    expect(listAction(named('space', ' ', { ch: ' ' }))).toBe('mark');
+    expect(listAction(ctrl('c'))).toBe('quit');
+  });
+
+  it('acts once per Enter: on the enter event, not on its return twin', () => {
+    expect(listAction(named('enter', '\r'))).toBe('console');
+    expect(listAction(named('return', '\r'))).toBeUndefined();
+  });
+
+  it('ignores other keys and control combinations', () => {
+    expect(listAction(ch('z'))).toBeUndefined();
+    expect(listAction(ctrl('b'))).toBeUndefined();
+  });
+
+  it('documents every action in the help', () => {
+    expect(KEY_HELP.map(([k]) => k).join(' ')).toMatch(/b.*B.*c.*p.*s.*r.*x, d.*Enter.*v.*Space.*\?.*q, Ctrl-C/);
+  });
+});
+
+describe('ConsoleKeys', () => {
+  it('forwards what the terminal sent, Enter once, arrows and Ctrl-C included', () => {
+    const keys = new ConsoleKeys();
+    expect(keys.feed(ch('h'))).toEqual({ forward: 'h' });
+    expect(keys.feed(named('enter', '\r'))).toEqual({ forward: '\r' });
+    expect(keys.feed(named('return', '\r'))).toEqual({});
+    expect(keys.feed(named('up', '\x1b[A'))).toEqual({ forward: '\x1b[A' });
+    expect(keys.feed(ctrl('c'))).toEqual({ forward: '\x03' });
+  });
+
+  it('leaves on Esc and on Ctrl-A X; Ctrl-A Ctrl-A sends one Ctrl-A; Ctrl-A then another key sends that key', () => {
+    const keys = new ConsoleKeys();
+    expect(keys.feed(named('escape', '\x1b'))).toEqual({ leave: true });
+    expect(keys.feed(ctrl('a'))).toEqual({});
+    expect(keys.feed(ch('x'))).toEqual({ leave: true });
+    expect(keys.feed(ctrl('a'))).toEqual({});
+    expect(keys.feed(ctrl('a'))).toEqual({ forward: '\x01' });
+    expect(keys.feed(ctrl('a'))).toEqual({});
+    expect(keys.feed(ch('y'))).toEqual({ forward: 'y' });
+    expect(keys.feed(ch('x'))).toEqual({ forward: 'x' });
+  });
+});
+
+describe('forms and confirmations', () => {
+  it('edits the focused field, moves with Tab and Up, submits on Enter and cancels on Esc', () => {
+    let f = form('boot', [{ label: 'kernel', value: '' }, { label: 'memory', value: '256M' }]);
+    for (const c of 'a.elf') f = formKey(f, ch(c)).form;
+    f = formKey(f, named('tab', '\t')).form;
+    f = formKey(f, named('backspace', '\x7f')).form;
+    f = formKey(f, named('backspace', '\x7f')).form;
+    f = formKey(f, ch('1')).form;
+    expect(f.fields.map((x) => x.value)).toEqual(['a.elf', '251']);
+    expect(f.focus).toBe(1);
+    f = formKey(f, ctrl('u')).form;
+    expect(f.fields[1]!.value).toBe('');
+    expect(formKey(f, named('up')).form.focus).toBe(0);
+    expect(formKey(f, named('tab', '\t', { shift: true })).form.focus).toBe(0);
+    expect(formKey(f, named('enter', '\r')).result).toBe('submit');
+    expect(formKey(f, named('return', '\r')).result).toBeUndefined();
+    expect(formKey(f, named('escape', '\x1b')).result).toBe('cancel');
+  });
+
+  it('confirms only on y', () => {
+    expect(confirmKey(ch('y'))).toBe('yes');
+    expect(confirmKey(ch('n'))).toBe('no');
+    expect(confirmKey(named('escape', '\x1b'))).toBe('no');
+    expect(confirmKey(named('enter', '\r'))).toBeUndefined();
+    expect(confirmKey(ch('x'))).toBeUndefined();
+  });
+});
