@@ -20,7 +20,7 @@ export interface IoWorkerData {
   devices: VirtioSlot[];
   /** Signalled when a transport changed state, or when the thread should look at `stop`. */
   controlFd: number;
-  /** Int32 slot 0: what the main thread asks of the I/O thread (IoCommand); BigInt64 at 8: its pthread. */
+  /** Int32 slot 0: what the main thread asks of the I/O thread (IoCommand); slot 1: pauses asked for; BigInt64 at 8: its pthread. */
   stop: SharedArrayBuffer;
   /** Per device, the I/O-side state to continue from (a restored snapshot). */
   restore?: (VirtioRunnerState | undefined)[];
@@ -86,6 +86,8 @@ class EventLoop implements FdWatcher {
 }
 
 const WAIT_MS = 1000;
+/** A paused I/O thread looks again this often even without a wake-up. */
+const PAUSED_RECHECK_MS = 50;
 const counter = new BigUint64Array(1);
 /** Reads an eventfd's counter so that it stops being readable. */
 function drain(fd: number): void {
@@ -114,11 +116,18 @@ function main(data: IoWorkerData): void {
     drain(data.controlFd);
     for (const r of runners) r.onStateChange();
   });
-  // Between batches of work every queue is consistent: that is where a pause takes effect.
+  // Between batches of work every queue is consistent: that is where a pause takes effect. Each
+  // pause asked for is answered, also one asked again (resume, pause) while we still slept.
+  const pausesAsked = new Int32Array(data.stop, 4, 1);
+  let pausesAnswered = 0;
   loop.run(() => {
-    if (Atomics.load(command, 0) === IoCommand.Pause) {
-      parentPort?.postMessage({ type: 'paused', devices: runners.map((r) => r.save()) } satisfies IoWorkerMessage);
-      while (Atomics.load(command, 0) === IoCommand.Pause) Atomics.wait(command, 0, IoCommand.Pause);
+    while (Atomics.load(command, 0) === IoCommand.Pause) {
+      const asked = Atomics.load(pausesAsked, 0);
+      if (asked !== pausesAnswered) {
+        pausesAnswered = asked;
+        parentPort?.postMessage({ type: 'paused', devices: runners.map((r) => r.save()) } satisfies IoWorkerMessage);
+      }
+      Atomics.wait(command, 0, IoCommand.Pause, PAUSED_RECHECK_MS);
     }
     return Atomics.load(command, 0) !== IoCommand.Stop;
   });

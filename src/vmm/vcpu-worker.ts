@@ -95,8 +95,9 @@ function main(data: VcpuWorkerData): void {
         onPausedWake: () => {
           mailbox.serve(devices.pio, devices.mmio);
           if (control.request === VcpuRequest.SaveDevices) {
-            post({ type: 'devices', state: saveLegacyDevices(devices) });
+            // Cleared first: once the answer is posted the main thread may ask again at once.
             control.request = VcpuRequest.None;
+            post({ type: 'devices', state: saveLegacyDevices(devices) });
           }
         },
       };

@@ -238,9 +238,12 @@ export class Vm extends EventEmitter<VmEvents> {
   async #pauseIoThread(): Promise<VirtioRunnerState[]> {
     if (!this.#io) return [];
     const paused = new Promise<VirtioRunnerState[]>((resolve) => { this.#onIoPaused = resolve; });
+    // Counted, so that a pause asked for again before the thread saw the resume in between is answered too.
+    Atomics.add(new Int32Array(this.#ioStop.buffer, 4, 1), 0, 1);
     Atomics.store(this.#ioStop, 0, IoCommand.Pause);
     writeSync(this.#built.virtio.controlFd, new BigUint64Array([1n]));
-    return paused;
+    // A VM that ends meanwhile (its guest shut down) stops the thread, which then never answers.
+    return Promise.race([paused, this.#exited.then(() => [])]);
   }
 
   #resumeIoThread(): void {
@@ -321,10 +324,14 @@ export class Vm extends EventEmitter<VmEvents> {
   async deviceState(): Promise<{ legacy: LegacyDeviceState; virtio: { registers: Uint8Array; io: VirtioRunnerState | undefined }[] }> {
     if (this.#state !== 'paused') throw new VmError('VM_STATE', `pause the VM before saving its devices (it is ${this.#state})`);
     const boot = this.#threads[0]!;
-    const legacy = await new Promise<LegacyDeviceState>((resolve) => {
-      this.#onDevices = resolve;
-      boot.control.request = VcpuRequest.SaveDevices;
-    });
+    const legacy = await Promise.race([
+      new Promise<LegacyDeviceState>((resolve) => {
+        this.#onDevices = resolve;
+        boot.control.request = VcpuRequest.SaveDevices;
+      }),
+      // A guest that shut down just as it was paused: its thread is gone and will not answer.
+      this.#exited.then((): never => { throw new VmError('VM_STATE', 'the VM ended while its devices were being saved'); }),
+    ]);
     const virtio = this.#built.virtio.slots.map((slot, i) => ({
       registers: new Uint8Array(slot.state.slice(0)),
       io: this.#ioPausedState[i],
@@ -365,11 +372,18 @@ export class Vm extends EventEmitter<VmEvents> {
     if (this.#state !== 'exited') this.#stopThreads(outcome);
   }
 
-  /** Kicks a vCPU out of KVM_RUN until `done()`; a kick can land between two KVM_RUNs, hence the retries. */
+  /**
+   * Kicks a vCPU out of KVM_RUN until `done()`; a kick can land between two KVM_RUNs, hence the
+   * retries. At least once while its thread lives: a vCPU resumed a moment ago may still show
+   * the state it had (Paused) while its thread is on its way back into KVM_RUN, and the kick's
+   * immediate_exit flag sends it straight back out to see the new command.
+   */
   async #kickUntil(thread: VcpuThread, done: () => boolean): Promise<void> {
     const run = this.#built.vcpus[this.#threads.indexOf(thread)]!.kvmRun;
-    while (!done()) {
-      kickVcpu(run, thread.control);
+    for (;;) {
+      // A thread that has ended must not be signalled: its id may be gone.
+      if (thread.control.state !== VcpuState.Exited) kickVcpu(run, thread.control);
+      if (done()) return;
       await new Promise((resolve) => setTimeout(resolve, KICK_RETRY_MS));
     }
   }
