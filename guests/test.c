@@ -230,15 +230,88 @@ static void mode_rtc(void)
  * lines (pause=N iterations, at CPL 0). A snapshot restored anywhere must continue the
  * sequence with no number missing and none repeated.
  */
-static void mode_counter(void)
+static void count(void (*step)(uint64_t n))
 {
 	uint64_t max = arg_u64("max", 0);
 	uint64_t delay = arg_u64("pause", 2000);
 	for (uint64_t n = 1; !max || n <= max; n++) {
+		if (step)
+			step(n);
 		kprintf("counter: %lu\n", n);
 		for (uint64_t i = 0; i < delay; i++)
 			__asm__ volatile("pause");
 	}
+}
+
+static void mode_counter(void)
+{
+	count(NULL);
+}
+
+/*
+ * mode=touch bytes=N: writes a tag into the first word of every page of N bytes of RAM from
+ * 16 MiB up (at CPL 3, where it runs natively), prints "touch: done N", then counts as
+ * mode=counter does. Before line n it checks the tag of page (n - 1) mod pages and that page
+ * (n - 2) mod pages holds n - 1 in its second word, then writes n into the second word of page
+ * (n - 1) mod pages: the guest keeps writing memory, and notices if a restored snapshot lost it.
+ */
+#define TOUCH_BASE 0x1000000ull
+#define TOUCH_TAG  0x746f756368000000ull /* "touch" */
+
+struct touch_area {
+	volatile uint64_t *base;
+	uint64_t pages;
+};
+static struct touch_area touched;
+
+static uint64_t touch_pages(void *arg)
+{
+	const struct touch_area *t = arg;
+
+	for (uint64_t p = 0; p < t->pages; p++)
+		t->base[p * 512] = TOUCH_TAG | p;
+	return 0;
+}
+
+static void touch_check(uint64_t page, uint64_t word, uint64_t want)
+{
+	uint64_t got = touched.base[page * 512 + word];
+
+	if (got != want) {
+		kprintf("touch: page %lu word %lu holds 0x%lx, not 0x%lx\n", page, word, got, want);
+		shutdown();
+	}
+}
+
+static void touch_step(uint64_t n)
+{
+	uint64_t page = (n - 1) % touched.pages;
+
+	touch_check(page, 0, TOUCH_TAG | page);
+	if (n >= 2)
+		touch_check((n - 2) % touched.pages, 1, n - 1);
+	touched.base[page * 512 + 1] = n;
+}
+
+static void mode_touch(void)
+{
+	uint64_t bytes = arg_u64("bytes", 0);
+	const struct hvm_memmap_table_entry *map;
+	uint32_t entries = pvh_memmap(start_info, &map);
+	bool ram = false;
+
+	for (uint32_t i = 0; i < entries; i++)
+		if (map[i].type == 1 && map[i].addr <= TOUCH_BASE && TOUCH_BASE + bytes <= map[i].addr + map[i].size)
+			ram = true;
+	if (!bytes || bytes % 4096 || !ram) {
+		kprintf("touch: bytes must be a non-zero multiple of 4096 that fits in RAM from 0x%lx\n",
+			(uint64_t)TOUCH_BASE);
+		return;
+	}
+	touched = (struct touch_area){ (volatile uint64_t *)TOUCH_BASE, bytes / 4096 };
+	run_user(touch_pages, &touched);
+	kprintf("touch: done %lu\n", bytes);
+	count(touch_step);
 }
 
 static const struct {
@@ -247,6 +320,7 @@ static const struct {
 } modes[] = {
 	{ "rtc", mode_rtc },
 	{ "counter", mode_counter },
+	{ "touch", mode_touch },
 	{ "acpi-poweroff", mode_acpi_poweroff },
 	{ "acpi-reset", mode_acpi_reset },
 	{ "exits", mode_exits },

@@ -23,7 +23,7 @@ export function vmInstance(vm: Vm): ControlledInstance {
     pause: () => vm.pause(),
     resume: () => vm.resume(),
     stop: () => vm.stop(),
-    snapshot: async (path, options) => { await vm.snapshot(path, { onProgress: options.onProgress }); },
+    snapshot: async (path, options) => { await vm.snapshot(path, { diff: options.diff, onProgress: options.onProgress }); },
     console: {
       backlog: () => Buffer.from(vm.output),
       subscribe: (onChunk) => {

@@ -1,4 +1,5 @@
-// `tsvmm snapshot NAME FILE`: save a running VM (it pauses for the save and goes on after).
+// `tsvmm snapshot NAME FILE [--diff]`: save a running VM (it pauses for the save and goes on after);
+// a diff holds only the pages written since the VM's previous snapshot.
 // `tsvmm restore FILE`: continue a saved VM in this process, on this terminal or in the background.
 
 import path from 'node:path';
@@ -12,6 +13,7 @@ import { Vm } from '../vmm/vm.js';
 interface SnapshotArgs {
   name: string;
   file: string;
+  diff: boolean;
 }
 
 export const snapshotCommand: CommandModule<object, SnapshotArgs> = {
@@ -19,16 +21,17 @@ export const snapshotCommand: CommandModule<object, SnapshotArgs> = {
   describe: 'Save a running VM to a file (written atomically; the VM pauses for the save)',
   builder: (y: Argv) => y
     .positional('name', { type: 'string', demandOption: true, describe: 'The VM, as `tsvmm ps` names it' })
-    .positional('file', { type: 'string', demandOption: true, describe: 'Snapshot file to write (replaced only once complete)' }) as Argv<SnapshotArgs>,
+    .positional('file', { type: 'string', demandOption: true, describe: 'Snapshot file to write (replaced only once complete)' })
+    .option('diff', { type: 'boolean', default: false, describe: 'Save only the pages written since the VM\'s previous snapshot, which the new file needs beside it' }) as Argv<SnapshotArgs>,
   handler: async (args: ArgumentsCamelCase<SnapshotArgs>) => {
     const bar = new ProgressBar(`saving ${args.name}`);
     const started = performance.now();
     try {
       // The VM resolves the path itself, so it must be absolute.
       const file = path.resolve(args.file);
-      await request(args.name, 'snapshot', { path: file, onProgress: (done, total) => bar.update(done, total) });
+      await request(args.name, 'snapshot', { path: file, diff: args.diff, onProgress: (done, total) => bar.update(done, total) });
       bar.done();
-      process.stderr.write(`tsvmm: ${args.name} saved to ${file} in ${((performance.now() - started) / 1000).toFixed(2)} s\n`);
+      process.stderr.write(`tsvmm: ${args.name} saved to ${file}${args.diff ? ' (a diff)' : ''} in ${((performance.now() - started) / 1000).toFixed(2)} s\n`);
     } catch (error) {
       bar.done();
       process.exitCode = reportError(error);

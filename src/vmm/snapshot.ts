@@ -2,11 +2,24 @@
 // the VM's configuration in the manifest; each vCPU's and the VM's KVM state as raw kernel
 // structures; the devices' state as JSON; guest RAM as mappable memory sections. And the way
 // back: a VM built from a snapshot in a fresh process, its memory mapped from the file.
+//
+// Diff snapshots store only the pages written since the VM's previous snapshot (or since it was
+// restored), over that snapshot as parent. Two kinds of writer change guest memory, and a page
+// either one wrote must be in the diff or the restored chain is silently wrong:
+// - the vCPUs, and KVM on their behalf (kvmclock, emulated instructions): KVM's dirty log, which
+//   the memory slots carry only from a VM's first snapshot on (KVM_MEM_LOG_DIRTY_PAGES costs a
+//   write fault per page after each read of the log), read and cleared by KVM_GET_DIRTY_LOG;
+// - the VMM's device thread (disk reads, received packets and console input, random bytes, used
+//   rings), which KVM never sees: GuestMemory marks the pages it writes in a bitmap shared by all
+//   threads (slice(), write*(), and VirtQueue for the rings it writes through its own views).
+// A diff stores the union of the two.
 
+import path from 'node:path';
 import type { Kvm, VcpuFd, VmFd } from '../kvm/kvm.js';
+import { KVM_MEM } from '../kvm/ioctls.js';
 import { restoreVcpu, saveVcpu, vcpuMsrIndices, type VcpuSnapshot } from '../kvm/vcpu-state.js';
 import { restoreVm, saveVm, type VmSnapshot } from '../kvm/vm-state.js';
-import { GuestMemory, type MemoryExtent } from '../memory/guest-memory.js';
+import { dirtyBitmapBytes, GuestMemory, type MemoryExtent } from '../memory/guest-memory.js';
 import { openSnapshot, writeSnapshot, type Snapshot, type WriteResult } from '../snapshot/index.js';
 import type { VirtioRunnerState } from '../devices/virtio/device.js';
 import { TsvmmError } from '../errors.js';
@@ -39,10 +52,93 @@ export interface SnapshotParts {
 
 export interface SnapshotOptions {
   onProgress?(done: number, total: number): void;
+  /** Write only the pages written since this VM's previous snapshot, with that one as parent. */
+  diff?: boolean;
 }
 
-/** Writes a snapshot of a paused VM (all vCPUs out of KVM_RUN, the I/O thread idle). */
-export async function writeVmSnapshot(path: string, parts: SnapshotParts, options: SnapshotOptions = {}): Promise<WriteResult> {
+/**
+ * A VM's snapshots as they follow one another: the last one written (or the one the VM was
+ * restored from), and which pages changed since. One per VM; call it while the VM is paused.
+ */
+export class SnapshotHistory {
+  #last: { path: string; id: string } | undefined;
+  /** Set once KVM logs dirty pages for this VM. */
+  #logging = false;
+
+  /** A VM restored from a snapshot may write diffs over it: log from the start. */
+  restoredFrom(source: OpenedVmSnapshot['source'], vm: VmFd, memory: GuestMemory): void {
+    this.#startOver(vm, memory);
+    this.#last = source;
+  }
+
+  /** Throws unless a snapshot with these options can be written: a diff needs an earlier snapshot. */
+  check(target: string, options: SnapshotOptions): void {
+    if (options.diff) this.#parentFor(target);
+  }
+
+  #parentFor(target: string): { path: string; id: string } {
+    if (!this.#last) {
+      throw new TsvmmError('NO_PARENT_SNAPSHOT', `cannot write a diff snapshot to ${target}: this VM has no earlier snapshot for it to build on (take a full one first)`);
+    }
+    return this.#last;
+  }
+
+  async write(target: string, parts: SnapshotParts, options: SnapshotOptions = {}): Promise<WriteResult> {
+    const { vm, memory } = parts;
+    if (!options.diff) {
+      const result = await writeVmSnapshot(target, parts, options);
+      this.#startOver(vm, memory);
+      this.#last = { path: path.resolve(target), id: result.id };
+      return result;
+    }
+    const parent = this.#parentFor(target);
+    await checkParent(parent.path, parent.id);
+    // Read and clear both logs, the vCPUs' and the VMM's; if the diff fails, they go back.
+    const kvmLog = memory.regions.map((r, slot) => {
+      const bitmap = new Uint8Array(dirtyBitmapBytes(r.size));
+      vm.getDirtyLog(slot, bitmap);
+      return bitmap;
+    });
+    const dirty = memory.takeDirty().map((ours, i) => ours.map((byte, j) => byte | kvmLog[i]![j]!));
+    try {
+      const result = await writeVmSnapshot(target, parts, options, { parent: parent.path, dirty });
+      this.#last = { path: path.resolve(target), id: result.id };
+      return result;
+    } catch (error) {
+      memory.markDirtyPages(dirty);
+      throw error;
+    }
+  }
+
+  /** After a full snapshot: every page is saved; what is written from now on goes in the next diff. */
+  #startOver(vm: VmFd, memory: GuestMemory): void {
+    if (!this.#logging) {
+      memory.registerWith(vm, KVM_MEM.KVM_MEM_LOG_DIRTY_PAGES);
+      this.#logging = true;
+    } else {
+      const scratch = memory.regions.map((r) => new Uint8Array(dirtyBitmapBytes(r.size)));
+      memory.regions.forEach((_, slot) => vm.getDirtyLog(slot, scratch[slot]!));
+    }
+    memory.takeDirty();
+  }
+}
+
+/** A diff must sit on the very snapshot the VM took: a file written over since would make the chain wrong. */
+async function checkParent(file: string, id: string): Promise<void> {
+  const parent = await openSnapshot(file);
+  try {
+    if (parent.file.id !== id) {
+      throw new TsvmmError('BAD_SNAPSHOT', `${file}: replaced since this VM saved it there, so a diff cannot build on it (take a full snapshot)`);
+    }
+  } finally {
+    await parent.close();
+  }
+}
+
+/** Writes a snapshot of a paused VM (all vCPUs out of KVM_RUN, the I/O thread idle); a diff if `diff` says over what. */
+export async function writeVmSnapshot(
+  target: string, parts: SnapshotParts, options: SnapshotOptions = {}, diff?: { parent: string; dirty: Uint8Array[] },
+): Promise<WriteResult> {
   const xsaveSize = parts.vm.xsaveSize();
   const states = new Map<string, Uint8Array>();
   const devices = new Map<string, unknown>();
@@ -59,17 +155,20 @@ export async function writeVmSnapshot(path: string, parts: SnapshotParts, option
     devices.set(`virtio${i}`, d.io ?? null);
   });
   const manifest: VmManifest = { config: parts.config, xsaveSize };
-  return writeSnapshot(path, {
+  return writeSnapshot(target, {
     vm: manifest as never,
     vcpus: parts.vcpus.length,
     states,
     devices: devices as never,
-    memory: parts.memory.regions.map((r, i) => ({ name: `ram${i}`, guestAddress: r.start, size: r.size, source: r.bytes })),
+    memory: parts.memory.regions.map((r, i) => ({ name: `ram${i}`, guestAddress: r.start, size: r.size, source: r.bytes, dirty: diff?.dirty[i] })),
+    parent: diff?.parent,
   }, { onProgress: options.onProgress && ((p) => options.onProgress!(p.bytesDone, p.bytesTotal)) });
 }
 
 /** A snapshot opened for restoring: its configuration, memory mapped in, and its state. */
 export interface OpenedVmSnapshot {
+  /** The file (its absolute path) and its id: what a diff of the restored VM names as its parent. */
+  source: { path: string; id: string };
   config: ResolvedVmConfig;
   memory: GuestMemory;
   devices: RestoredDevices;
@@ -77,12 +176,12 @@ export interface OpenedVmSnapshot {
   restoreKvm(vm: VmFd, vcpus: readonly VcpuFd[]): void;
 }
 
-export async function openVmSnapshot(path: string): Promise<OpenedVmSnapshot> {
-  const snapshot = await openSnapshot(path);
+export async function openVmSnapshot(file: string): Promise<OpenedVmSnapshot> {
+  const snapshot = await openSnapshot(file);
   try {
     const manifest = snapshot.manifest.vm as unknown as VmManifest;
     if (!manifest || typeof manifest !== 'object' || !manifest.config || typeof manifest.xsaveSize !== 'number') {
-      throw new TsvmmError('BAD_SNAPSHOT', `${path}: not a snapshot of a tsvmm VM (its manifest has no VM configuration)`);
+      throw new TsvmmError('BAD_SNAPSHOT', `${file}: not a snapshot of a tsvmm VM (its manifest has no VM configuration)`);
     }
     const config = manifest.config;
     const layout = snapshot.regions.map((r) => ({ start: r.guestAddress, size: r.size }));
@@ -106,10 +205,11 @@ export async function openVmSnapshot(path: string): Promise<OpenedVmSnapshot> {
       })),
     };
     return {
+      source: { path: path.resolve(file), id: snapshot.file.id },
       config, memory, devices,
       restoreKvm(vm, vcpus) {
         if (vm.xsaveSize() !== manifest.xsaveSize) {
-          throw new TsvmmError('BAD_SNAPSHOT', `${path}: taken on a CPU with ${manifest.xsaveSize}-byte XSAVE state, this one has ${vm.xsaveSize()}`);
+          throw new TsvmmError('BAD_SNAPSHOT', `${file}: taken on a CPU with ${manifest.xsaveSize}-byte XSAVE state, this one has ${vm.xsaveSize()}`);
         }
         vcpus.forEach((vcpu, i) => restoreVcpu(vcpu, vcpuSnapshots[i]!, { xsaveSize: manifest.xsaveSize }));
         // The interrupt controllers and PIT last, just before the vCPUs run (see vm-state.ts).

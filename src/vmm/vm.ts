@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { TsvmmError } from '../errors.js';
 import { resolveConfig, type ResolvedVmConfig, type VmConfig } from './config.js';
 import { buildRestoredVm, buildVm, type BuiltVm } from './builder.js';
-import { openVmSnapshot, writeVmSnapshot, type RestoredDevices, type SnapshotOptions } from './snapshot.js';
+import { openVmSnapshot, SnapshotHistory, type RestoredDevices, type SnapshotOptions } from './snapshot.js';
 import type { WriteResult } from '../snapshot/index.js';
 import { ByteRing } from './byte-ring.js';
 import { COUNTERS, VcpuCommand, VcpuControl, VcpuState, type Counter } from './vcpu-control.js';
@@ -76,6 +76,8 @@ export class Vm extends EventEmitter<VmEvents> {
 
   /** Device state to start from, for a VM restored from a snapshot. */
   readonly #restored: RestoredDevices | undefined;
+  /** The last snapshot and the pages written since, for diff snapshots. */
+  readonly #snapshots = new SnapshotHistory();
 
   private constructor(config: ResolvedVmConfig, built: BuiltVm, restored?: RestoredDevices) {
     super();
@@ -109,21 +111,25 @@ export class Vm extends EventEmitter<VmEvents> {
       new Uint8Array(slot.state).set(d.registers);
     });
     const vm = new Vm(config, built, opened.devices);
+    vm.#snapshots.restoredFrom(opened.source, built.vm, built.memory);
     if (options.start !== false) vm.start();
     return vm;
   }
 
   /**
    * Saves the VM to `path` (atomically: a crash leaves any previous file intact). A running VM
-   * is paused for the save and resumed after; a paused one stays paused.
+   * is paused for the save and resumed after; a paused one stays paused. With `diff`, only the
+   * pages written since the VM's previous snapshot (or the one it was restored from) are saved,
+   * and the file needs that one to be restored.
    */
   async snapshot(path: string, options: SnapshotOptions = {}): Promise<WriteResult> {
+    this.#snapshots.check(path, options);
     const wasRunning = this.#state === 'running';
     if (wasRunning) await this.pause();
     if (this.#state !== 'paused') throw new VmError('VM_STATE', `cannot snapshot a VM that is ${this.#state}`);
     try {
       const { kvm, vm, vcpus, memory } = this.#built;
-      return await writeVmSnapshot(path, { config: this.config, kvm, vm, vcpus, memory, devices: await this.deviceState() }, options);
+      return await this.#snapshots.write(path, { config: this.config, kvm, vm, vcpus, memory, devices: await this.deviceState() }, options);
     } finally {
       if (wasRunning && this.#state === 'paused') this.resume();
     }
