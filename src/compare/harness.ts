@@ -45,7 +45,7 @@ export function resolveOptions(req: CompareRequest): Options {
     ioRequest: 128 * 1024,
     instanceMemory: '32M',
     budgetBytes,
-    densityCap: quick ? 6 : 40,
+    densityCap: quick ? 6 : 100,
     densityTimeMs: quick ? 8_000 : 40_000,
     densityRuns: quick ? 1 : 3,
     snapshotMemory: quick ? '32M' : '256M',

@@ -7,8 +7,7 @@ import { SUBJECTS, SUBJECT_LABEL, type CompareReport, type Figure, type Measurem
 /** A number with about three significant digits, no exponent for the sizes we meet. */
 export function fmt(v: number): string {
   const a = Math.abs(v);
-  if (a >= 1000) return v.toFixed(0);
-  if (a >= 100) return v.toFixed(0);
+  if (Number.isInteger(v) || a >= 100) return v.toFixed(0);
   if (a >= 10) return v.toFixed(1);
   if (a >= 1) return v.toFixed(2);
   if (a === 0) return '0';

@@ -68,7 +68,7 @@ describe('the terminal table', () => {
     expect(t).toContain('nested KVM: yes');
     expect(t).toMatch(/CPU-bound throughput\s+Mops\/s\s+810 \(805–815\)\s+801 \(796–803\)\s+860 \(855–865\)\s+×0\.99\s+×1\.06/);
     expect(t).toMatch(/Exit\/syscall-heavy work\s+µs\/op/);
-    expect(t).toMatch(/Snapshot of a paused instance\s+ms\s+-\s+n\/a\s+15\.0 \(14\.5–15\.5\)/);
+    expect(t).toMatch(/Snapshot of a paused instance\s+ms\s+-\s+n\/a\s+15 \(14\.5–15\.5\)/);
     expect(t).toContain('n/a: container: n/a, tsvmm has no container checkpoint (no CRIU)');
     expect(t).toContain('CPU-bound throughput: The result agrees.');
   });
@@ -138,5 +138,11 @@ describe('options', () => {
     expect(full.budgetBytes).toBe(2 ** 30);
     expect(resolveOptions({ budget: '512M' }).budgetBytes).toBe(512 * 2 ** 20);
     expect(() => resolveOptions({ runs: 0 })).toThrow(/--runs 0/);
+  });
+});
+
+describe('numbers', () => {
+  it('keep about three significant digits, whole numbers as they are', () => {
+    expect([fmt(40), fmt(1234.5), fmt(123.4), fmt(12.34), fmt(1.234), fmt(0.1234), fmt(0)]).toEqual(['40', '1235', '123', '12.3', '1.23', '0.123', '0']);
   });
 });
