@@ -184,7 +184,7 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
   function renderOverlay(): void {
     if (mode.kind === 'help') {
       overlay.setLabel(' keys ');
-      overlay.setContent([...KEY_HELP.map(([k, what]) => `  ${k.padEnd(22)}${what}`), '', '  press any key to close'].join('\n'));
+      overlay.setContent([...KEY_HELP.map(([k, what]) => ` ${k.padEnd(21)}${what}`), '', ' press any key to close'].join('\n'));
       overlay.show();
     } else if (mode.kind === 'form') {
       const f = mode.form;

@@ -12,6 +12,12 @@ export function formatUptime(ms: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`;
 }
 
+/** Memory in a table cell: MiB below a GiB (256 MiB), GiB from there (23.5 GiB). */
+export function formatMemory(bytes: number): string {
+  if (bytes >= 2 ** 30) return `${Number((bytes / 2 ** 30).toFixed(1))} GiB`;
+  return formatSize(bytes);
+}
+
 export function formatRate(value: number | null): string {
   if (value === null) return '-';
   if (value >= 10_000) return `${(value / 1000).toFixed(0)}k`;
@@ -44,7 +50,7 @@ export function headerLine(): string {
 
 export function rowLine(row: Row, marked = false): string {
   return cells([
-    `${marked ? '*' : ''}${row.name}`, row.kind, row.state, String(row.cpus), formatSize(row.memory),
+    `${marked ? '*' : ''}${row.name}`, row.kind, row.state, String(row.cpus), formatMemory(row.memory),
     formatRate(row.cpuPercent), row.kind === 'vm' ? formatRate(row.exitsPerSecond) : '-', formatUptime(row.uptimeMs),
   ]);
 }
@@ -67,7 +73,7 @@ export function statsLines(row: Row, width: number): string[] {
   const chart = Math.max(10, Math.min(HISTORY, width - 20));
   return [
     `${row.name} (${row.kind}, ${row.state})`,
-    `vCPUs ${row.cpus}  memory ${formatSize(row.memory)}  up ${formatUptime(row.uptimeMs)}${row.exits === null ? '' : `  exits ${row.exits}`}`,
+    `vCPUs ${row.cpus}  memory ${formatMemory(row.memory)}  up ${formatUptime(row.uptimeMs)}${row.exits === null ? '' : `  exits ${row.exits}`}`,
     `CPU %   ${formatRate(row.cpuPercent).padStart(7)}  ${sparkline(row.cpuHistory, chart, Math.max(100, ...row.cpuHistory)).trimStart()}`,
     `exits/s ${(row.kind === 'vm' ? formatRate(row.exitsPerSecond) : '-').padStart(7)}  ${row.kind === 'vm' ? sparkline(row.exitsHistory, chart).trimStart() : ''}`,
   ];

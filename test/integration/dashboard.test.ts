@@ -31,7 +31,7 @@ async function waitGone(session: TmuxSession, pattern: RegExp, timeoutMs = 20_00
   }
 }
 
-const rowOf = (name: string, kind: string, state: string) => new RegExp(`${name.replace(/[.]/g, '\\.')}\\s+${kind}\\s+${state}\\s+\\d+\\s+[\\d.]+ MiB`);
+const rowOf = (name: string, kind: string, state: string) => new RegExp(`${name.replace(/[.]/g, '\\.')}\\s+${kind}\\s+${state}\\s+\\d+\\s+[\\d.]+ [MG]iB`);
 
 describe.skipIf(kvmMissingReason ?? tmuxMissingReason)('tsvmm dashboard on a terminal', () => {
   // The runtime directory vitest gives this run, so that the dashboard sees what the tests start.
@@ -86,6 +86,16 @@ describe.skipIf(kvmMissingReason ?? tmuxMissingReason)('tsvmm dashboard on a ter
     await session.waitFor('press any key to close');
     session.type(' ');
     await waitGone(session, /press any key to close/);
+  });
+
+  it('pauses and resumes the VM with p', async () => {
+    session.type('p');
+    await session.waitFor(rowOf(vm, 'vm', 'paused'));
+    await session.waitFor(`${vm}: paused`);
+    expect(running()).toEqual([expect.objectContaining({ name: vm, state: 'paused' })]);
+    session.type('p');
+    await session.waitFor(rowOf(vm, 'vm', 'running'));
+    await session.waitFor(`${vm}: running`);
   });
 
   it('snapshots the VM to a file with s, and r restores the file as a second VM', async () => {

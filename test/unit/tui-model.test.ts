@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { InstanceStatus } from '../../src/api/protocol.js';
 import type { InstanceRecord } from '../../src/api/runtime-dir.js';
 import { DashboardModel, HISTORY, rates, type InstanceSource } from '../../src/tui/model.js';
-import { ConsoleBuffer, EMPTY_MESSAGE, formatRate, formatUptime, rowLine, sparkline, statsLines } from '../../src/tui/format.js';
+import { ConsoleBuffer, EMPTY_MESSAGE, formatMemory, formatRate, formatUptime, rowLine, sparkline, statsLines } from '../../src/tui/format.js';
 
 function record(name: string, kind: 'vm' | 'container' = 'vm'): InstanceRecord {
   return { name, kind, pid: 1, startedAt: 0, cpus: 2, memory: 256 * 2 ** 20, image: 'hello.elf' };
@@ -105,6 +105,9 @@ describe('dashboard text', () => {
     expect(formatUptime(59_999)).toBe('59s');
     expect(formatUptime(61_000)).toBe('1m01s');
     expect(formatUptime(3_660_000)).toBe('1h01m');
+    expect(formatMemory(256 * 2 ** 20)).toBe('256 MiB');
+    expect(formatMemory(2 ** 30)).toBe('1 GiB');
+    expect(formatMemory(25_276_514_304)).toBe('23.5 GiB');
     expect(formatRate(null)).toBe('-');
     expect(formatRate(3.14159)).toBe('3.1');
     expect(formatRate(250.4)).toBe('250');
