@@ -9,7 +9,7 @@ import { listInstances } from '../api/runtime-dir.js';
 import { status as instanceStatus } from '../api/control-client.js';
 import * as defaultActions from './actions.js';
 import { ConsoleBuffer, EMPTY_MESSAGE, headerLine, rowLine, statsLines } from './format.js';
-import { ConsoleKeys, KEY_HELP, confirmKey, form, formKey, listAction, type Form, type Key } from './keys.js';
+import { BUTTONS, ConsoleKeys, KEY_HELP, buttonText, confirmKey, form, formKey, listAction, type Form, type Key, type ListAction } from './keys.js';
 import { DashboardModel, type InstanceSource, type Row } from './model.js';
 
 export interface DashboardOptions {
@@ -61,7 +61,16 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
   const empty = blessed.box({ parent: screen, top: 4, left: 2, width: '100%-4', height: 2, content: EMPTY_MESSAGE, tags: false });
   const chartsA = blessed.box({ parent: screen, top: 13, left: 0, width: '100%', height: 7, border: 'line', label: ' charts ', tags: false });
   const chartsB = blessed.box({ parent: screen, top: 13, left: '50%', width: '50%', height: 7, border: 'line', label: ' compare ', tags: false, hidden: true });
-  const consolePane = blessed.box({ parent: screen, top: 20, left: 0, width: '100%', height: '100%-21', border: 'line', label: ' console ', tags: false });
+  const consolePane = blessed.box({ parent: screen, top: 20, left: 0, width: '100%', height: '100%-22', border: 'line', label: ' console ', tags: false });
+  // The button row: a click does what the button's key does (keys.ts's BUTTONS).
+  const buttons = BUTTONS.map((b) => {
+    const button = blessed.box({
+      parent: screen, bottom: 1, left: 0, width: buttonText(b).length, height: 1, content: buttonText(b), mouse: true, tags: false,
+      style: { fg: 'black', bg: 'white', hover: { bg: 'cyan' } },
+    });
+    button.on('click', () => clicked(b.action));
+    return button;
+  });
   const statusLine = blessed.box({ parent: screen, bottom: 0, left: 0, width: '100%', height: 1, tags: false });
   const overlay = blessed.box({
     parent: screen, top: 'center', left: 'center', width: '80%', height: 'shrink', border: 'line', tags: false, hidden: true,
@@ -175,6 +184,16 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
     consolePane.style.border = { fg: focused ? 'green' : 'default' };
     const height = Math.max(1, ((consolePane.height as number) || 10) - 2);
     consolePane.setContent(consoleBuffer.tail(height).join('\n'));
+
+    let left = 1;
+    for (const [i, button] of buttons.entries()) {
+      const text = buttonText(BUTTONS[i]!);
+      button.left = left;
+      // What does not fit a narrow terminal is left out (its key still works).
+      if (left + text.length <= width) button.show();
+      else button.hide();
+      left += text.length + 1;
+    }
 
     statusLine.setContent(` ${message}`);
     renderOverlay();
@@ -377,6 +396,14 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
       }
     }
   });
+
+  /** A button's click: in the list, what its key does; over the help, closes it like a key. */
+  function clicked(action: ListAction): void {
+    if (mode.kind === 'help') {
+      mode = { kind: 'list' };
+      render();
+    } else if (mode.kind === 'list') doList(action);
+  }
 
   // A click on a row (setItems and select() in draw() report their own, which are not news).
   list.on('select item', (_item: unknown, index: number) => {

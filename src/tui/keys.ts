@@ -20,6 +20,7 @@ export type ListAction =
 /** The list's keys, for the help screen and the README. */
 export const KEY_HELP: ReadonlyArray<readonly [string, string]> = [
   ['Up/Down, j/k, mouse', 'select a VM or container'],
+  ['buttons (mouse)', 'the row at the bottom: a click does what its key does'],
   ['b', 'boot the demo guest (guests/build/hello.elf)'],
   ['B', 'boot from a form: kernel, initrd, memory, vCPUs'],
   ['c', 'start a container from a form: rootfs, command'],
@@ -33,6 +34,25 @@ export const KEY_HELP: ReadonlyArray<readonly [string, string]> = [
   ['?', 'this help'],
   ['q, Ctrl-C', 'quit (VMs and containers keep running)'],
 ];
+
+/**
+ * The button row under the console: a click does what the key in brackets does (the same
+ * ListAction), so the mouse and the keys cannot drift apart.
+ */
+export const BUTTONS: ReadonlyArray<{ label: string; key: string; action: ListAction }> = [
+  { label: 'boot', key: 'b', action: 'boot-default' },
+  { label: 'container', key: 'c', action: 'container' },
+  { label: 'pause/resume', key: 'p', action: 'pause-resume' },
+  { label: 'snapshot', key: 's', action: 'snapshot' },
+  { label: 'restore', key: 'r', action: 'restore' },
+  { label: 'stop', key: 'x', action: 'stop' },
+  { label: 'console', key: 'Enter', action: 'console' },
+  { label: 'side by side', key: 'v', action: 'side-by-side' },
+  { label: 'help', key: '?', action: 'help' },
+];
+
+/** A button's text, e.g. "[b boot]". */
+export const buttonText = (b: { label: string; key: string }): string => `[${b.key} ${b.label}]`;
 
 export function listAction(key: Key): ListAction | undefined {
   const name = key.name ?? '';

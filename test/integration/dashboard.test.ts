@@ -31,6 +31,20 @@ async function waitGone(session: TmuxSession, pattern: RegExp, timeoutMs = 20_00
   }
 }
 
+/**
+ * Clicks the button whose text the screen shows (e.g. "[? help]"): an SGR mouse press and release
+ * (ESC [ < 0 ; column ; row M, then m; 1-based), sent apart so that each reaches blessed on its own.
+ */
+async function click(session: TmuxSession, text: string): Promise<void> {
+  const lines = session.screen().split('\n');
+  const row = lines.findIndex((l) => l.includes(text));
+  if (row < 0) throw new Error(`no ${text} on the screen:\n${lines.join('\n')}`);
+  const column = [...lines[row]!.slice(0, lines[row]!.indexOf(text))].length + 2;
+  session.type(`\x1b[<0;${column};${row + 1}M`);
+  await new Promise((r) => setTimeout(r, 50));
+  session.type(`\x1b[<0;${column};${row + 1}m`);
+}
+
 const rowOf = (name: string, kind: string, state: string) => new RegExp(`${name.replace(/[.]/g, '\\.')}\\s+${kind}\\s+${state}\\s+\\d+\\s+[\\d.]+ [MG]iB`);
 
 describe.skipIf(kvmMissingReason ?? tmuxMissingReason)('tsvmm dashboard on a terminal', () => {
@@ -152,7 +166,7 @@ describe.skipIf(kvmMissingReason ?? tmuxMissingReason)('tsvmm dashboard on a ter
     const ctr = /(ctr-[0-9a-f]{6})\s+container\s+running/.exec(screen)![1]!;
     expect(screen).toMatch(rowOf(vm, 'vm', 'running'));
     session.type('v');
-    const side = await session.waitFor('side by side');
+    const side = await session.waitFor('─ side by side ');
     expect(side).toContain(`${vm} (vm, running)`);
     expect(side).toContain(`${ctr} (container, running)`);
     // Its console is the container's sh.
@@ -165,11 +179,43 @@ describe.skipIf(kvmMissingReason ?? tmuxMissingReason)('tsvmm dashboard on a ter
     session.keys('C-a', 'x');
     await session.waitFor(`console: ${ctr} (Enter to type)`);
     session.type('v');
-    await waitGone(session, /side by side/);
+    await waitGone(session, /─ side by side /);
     session.type('d');
     await session.waitFor(`Stop container ${ctr}? (y/n)`);
     session.type('y');
     await waitGone(session, new RegExp(`${ctr}\\s+container`), 30_000);
+  });
+
+  it('does with a mouse click on a button what the key does: help, pause/resume, side by side, boot', async () => {
+    const buttons = session.screen();
+    for (const b of ['[b boot]', '[c container]', '[p pause/resume]', '[s snapshot]', '[r restore]', '[x stop]', '[Enter console]', '[v side by side]', '[? help]']) {
+      expect(buttons).toContain(b);
+    }
+    await click(session, '[? help]');
+    await session.waitFor('press any key to close');
+    // A click over the help closes it, as a key does.
+    await click(session, '[? help]');
+    await waitGone(session, /press any key to close/);
+
+    await click(session, '[p pause/resume]');
+    await session.waitFor(rowOf(vm, 'vm', 'paused'));
+    await click(session, '[p pause/resume]');
+    await session.waitFor(rowOf(vm, 'vm', 'running'));
+
+    await click(session, '[v side by side]');
+    await session.waitFor('─ side by side ');
+    await click(session, '[v side by side]');
+    await waitGone(session, /─ side by side /);
+
+    await click(session, '[b boot]');
+    const screen = await session.waitFor(/booted (vm-[0-9a-f]{6})/, 30_000);
+    const second = /booted (vm-[0-9a-f]{6})/.exec(screen)![1]!;
+    await session.waitFor(rowOf(second, 'vm', 'running'));
+    await click(session, '[x stop]');
+    await session.waitFor(`Stop VM ${second}? (y/n)`);
+    session.type('y');
+    await waitGone(session, new RegExp(`${second}\\s+vm`), 30_000);
+    expect(running().map((r) => r.name)).toEqual([vm]);
   });
 
   it('stops the VM with x: it leaves the list and the empty message returns', async () => {

@@ -1,11 +1,22 @@
 // The dashboard's key map, as blessed reports keys (Enter comes twice: 'enter' and 'return').
 
 import { describe, expect, it } from 'vitest';
-import { ConsoleKeys, confirmKey, form, formKey, KEY_HELP, listAction, type Key } from '../../src/tui/keys.js';
+import { BUTTONS, buttonText, ConsoleKeys, confirmKey, form, formKey, KEY_HELP, listAction, type Key } from '../../src/tui/keys.js';
 
 const ch = (c: string): Key => ({ name: /^[a-z]$/.test(c) ? c : undefined, ch: c, sequence: c, full: c });
 const named = (name: string, sequence = '', extra: Partial<Key> = {}): Key => ({ name, sequence, full: name, ...extra });
 const ctrl = (c: string): Key => ({ name: c, ctrl: true, sequence: String.fromCharCode(c.charCodeAt(0) - 96), full: `C-${c}` });
+
+describe('BUTTONS', () => {
+  it('does for each button what its key does, for every action the issue lists', () => {
+    for (const b of BUTTONS) {
+      const key = b.key === 'Enter' ? named('enter', '\r') : ch(b.key);
+      expect(listAction(key), b.label).toBe(b.action);
+    }
+    expect(BUTTONS.map((b) => b.action)).toEqual(['boot-default', 'container', 'pause-resume', 'snapshot', 'restore', 'stop', 'console', 'side-by-side', 'help']);
+    expect(buttonText(BUTTONS[0]!)).toBe('[b boot]');
+  });
+});
 
 describe('listAction', () => {
   it('maps the documented keys', () => {
