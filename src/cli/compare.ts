@@ -1,10 +1,12 @@
 // `tsvmm compare`: the same workloads natively, in a container and in a VM, side by side (start
 // latency, host memory, CPU-bound work, exits/system calls, I/O, density, snapshots). Prints a
 // table; --json prints the report as JSON instead; --html FILE also writes a self-contained page.
+// Either way the report is saved as JSON where the dashboard finds it (compare/latest.ts).
 
 import { writeFileSync } from 'node:fs';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { MEASUREMENTS, runComparison, type MeasurementName } from '../compare/harness.js';
+import { latestResultsPath, saveLatestResults } from '../compare/latest.js';
 import { renderHtml, renderJson, renderTable } from '../compare/report.js';
 
 interface CompareArgs {
@@ -30,7 +32,8 @@ export const compareCommand: CommandModule<object, CompareArgs> = {
     .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'No progress lines on stderr' })
     .example('$0 compare --quick', 'a short comparison on this machine')
     .example('$0 compare --json > report.json --html report.html', 'the full comparison, as JSON and HTML')
-    .epilog('Containers need root; VMs need /dev/kvm. What cannot run here is reported as n/a, with the reason.') as unknown as Argv<CompareArgs>,
+    .epilog('Containers need root; VMs need /dev/kvm. What cannot run here is reported as n/a, with the reason. '
+      + 'The results are also saved to $TSVMM_COMPARE_RESULTS, or else $XDG_CACHE_HOME/tsvmm/compare-latest.json (~/.cache/tsvmm/), for the dashboard.') as unknown as Argv<CompareArgs>,
   handler: async (args: ArgumentsCamelCase<CompareArgs>) => {
     const log = args.quiet ? () => {} : (line: string) => process.stderr.write(`compare: ${line}\n`);
     const report = await runComparison({
@@ -43,6 +46,12 @@ export const compareCommand: CommandModule<object, CompareArgs> = {
     if (args.html) {
       writeFileSync(args.html, renderHtml(report));
       log(`wrote ${args.html}`);
+    }
+    // The latest results, for the dashboard's side-by-side view; not saving them does not fail the run.
+    try {
+      log(`saved the results to ${saveLatestResults(report)}`);
+    } catch (error) {
+      log(`could not save the results to ${latestResultsPath()}: ${(error as Error).message}`);
     }
     process.stdout.write(args.json ? renderJson(report) : renderTable(report));
   },

@@ -7,7 +7,10 @@ import blessed from 'blessed';
 import { attachConsole } from '../api/control-client.js';
 import { listInstances } from '../api/runtime-dir.js';
 import { status as instanceStatus } from '../api/control-client.js';
+import { loadLatestResults } from '../compare/latest.js';
+import type { CompareReport } from '../compare/model.js';
 import * as defaultActions from './actions.js';
+import { comparisonLines } from './compare-view.js';
 import { ConsoleBuffer, EMPTY_MESSAGE, headerLine, rowLine, statsLines } from './format.js';
 import { BUTTONS, ConsoleKeys, KEY_HELP, buttonText, confirmKey, form, formKey, listAction, type Form, type Key, type ListAction } from './keys.js';
 import { DashboardModel, type InstanceSource, type Row } from './model.js';
@@ -61,6 +64,8 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
   const empty = blessed.box({ parent: screen, top: 4, left: 2, width: '100%-4', height: 2, content: EMPTY_MESSAGE, tags: false });
   const chartsA = blessed.box({ parent: screen, top: 13, left: 0, width: '100%', height: 7, border: 'line', label: ' charts ', tags: false });
   const chartsB = blessed.box({ parent: screen, top: 13, left: '50%', width: '50%', height: 7, border: 'line', label: ' compare ', tags: false, hidden: true });
+  // Under the two side by side: the latest `tsvmm compare` for the same kinds (compare-view.ts).
+  const comparison = blessed.box({ parent: screen, top: 20, left: 0, width: '100%', height: 3, border: 'line', label: ' VM vs container on this machine ', tags: false, hidden: true });
   const consolePane = blessed.box({ parent: screen, top: 20, left: 0, width: '100%', height: '100%-22', border: 'line', label: ' console ', tags: false });
   // The button row: a click does what the button's key does (keys.ts's BUTTONS).
   const buttons = BUTTONS.map((b) => {
@@ -82,6 +87,15 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
   /** An instance just started: selected as soon as a poll lists it. */
   let wanted: string | undefined;
   let sideBySide = false;
+  let latest: { report?: CompareReport; error?: string } = {};
+  /** Reads the latest comparison again (each time the side-by-side view opens). */
+  function loadComparison(): void {
+    try {
+      latest = { report: loadLatestResults() };
+    } catch (error) {
+      latest = { error: (error as Error).message };
+    }
+  }
   const marked: string[] = [];
   let message = '';
   const consoleBuffer = new ConsoleBuffer();
@@ -169,9 +183,18 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
       chartsA.setLabel(' side by side ');
       chartsA.setContent((a ? statsLines(a, Math.floor(width / 2) - 2) : ['(no VM)']).join('\n'));
       chartsB.setContent((b ? statsLines(b, Math.floor(width / 2) - 2) : ['(no container)']).join('\n'));
+      const lines = comparisonLines(latest.report, latest.error);
+      comparison.height = lines.length + 2;
+      comparison.setContent(lines.join('\n'));
+      comparison.show();
+      consolePane.top = 20 + lines.length + 2;
+      consolePane.height = `100%-${22 + lines.length + 2}`;
     } else {
       chartsA.width = '100%';
       chartsB.hide();
+      comparison.hide();
+      consolePane.top = 20;
+      consolePane.height = '100%-22';
       chartsA.setLabel(' charts ');
       chartsA.setContent(sel ? statsLines(sel, width - 2).join('\n') : '');
     }
@@ -182,7 +205,8 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
       ? ` console: ${consoleName} ${focused ? '(typing goes to the guest; Ctrl-A X or Esc leaves)' : '(Enter to type)'} `
       : ' console ');
     consolePane.style.border = { fg: focused ? 'green' : 'default' };
-    const height = Math.max(1, ((consolePane.height as number) || 10) - 2);
+    // blessed's getter gives the computed height in rows, whatever was set.
+    const height = Math.max(1, ((consolePane.height as unknown as number) || 10) - 2);
     consolePane.setContent(consoleBuffer.tail(height).join('\n'));
 
     let left = 1;
@@ -247,7 +271,11 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
       case 'down': move(1); break;
       case 'quit': quit(); break;
       case 'help': mode = { kind: 'help' }; render(); break;
-      case 'side-by-side': sideBySide = !sideBySide; render(); break;
+      case 'side-by-side':
+        sideBySide = !sideBySide;
+        if (sideBySide) loadComparison();
+        render();
+        break;
       case 'mark':
         if (sel) {
           const at = marked.indexOf(sel.name);

@@ -3,7 +3,7 @@
 // terminal in cooked mode after q. Every step is checked on the screen a person would see.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,7 +57,10 @@ describe.skipIf(kvmMissingReason ?? tmuxMissingReason)('tsvmm dashboard on a ter
   beforeAll(() => {
     expect(runtimeDir).toBeTruthy();
     for (const r of running()) tsvmm(['stop', r.name]);
-    session = new TmuxSession(`TSVMM_RUNTIME_DIR=${runtimeDir} node bin/tsvmm.js dashboard`, process.cwd());
+    // The latest `tsvmm compare` results the side-by-side view shows: the committed example.
+    const results = path.join(work, 'compare-latest.json');
+    copyFileSync('docs/compare-example.json', results);
+    session = new TmuxSession(`TSVMM_RUNTIME_DIR=${runtimeDir} TSVMM_COMPARE_RESULTS=${results} node bin/tsvmm.js dashboard`, process.cwd());
   });
 
   afterAll(() => {
@@ -202,10 +205,19 @@ describe.skipIf(kvmMissingReason ?? tmuxMissingReason)('tsvmm dashboard on a ter
     await click(session, '[p pause/resume]');
     await session.waitFor(rowOf(vm, 'vm', 'running'));
 
+    // Side by side: the two live ones, and under them the latest comparison's medians.
     await click(session, '[v side by side]');
-    await session.waitFor('─ side by side ');
+    const side = await session.waitFor('─ side by side ');
+    expect(side).toContain('─ VM vs container on this machine ');
+    expect(side).toContain('latest tsvmm compare, 2026-11-23 on vm, 7 runs each');
+    expect(side).toMatch(/Start latency\s+ms\s+71\.1\s+×27\s+22\.8\s+×8\.67\s+2\.63/);
+    expect(side).toMatch(/Exit\/syscall-heavy work\s+µs\/op\s+9\.60\s+×54/);
+    expect(side).toMatch(/Restore from the snapshot\s+ms\s+18\.9\s+n\/a/);
+    // The console pane moves down under it and still shows the VM.
+    expect(side).toContain(`console: ${vm} (Enter to type)`);
     await click(session, '[v side by side]');
     await waitGone(session, /─ side by side /);
+    expect(session.screen()).not.toContain('VM vs container on this machine');
 
     await click(session, '[b boot]');
     const screen = await session.waitFor(/booted (vm-[0-9a-f]{6})/, 30_000);
