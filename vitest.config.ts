@@ -15,6 +15,10 @@ export default defineConfig({
     // KVM tests are CPU-bound on a 2-core machine; running files one at a time keeps timings sane.
     fileParallelism: false,
     // VMs started by the tests register here, not in the user's runtime directory.
-    env: { TSVMM_RUNTIME_DIR: mkdtempSync(path.join(tmpdir(), 'tsvmm-test-run-')) },
+    env: {
+      TSVMM_RUNTIME_DIR: mkdtempSync(path.join(tmpdir(), 'tsvmm-test-run-')),
+      // `tsvmm compare` saves its results for the dashboard; tests must not overwrite the user's.
+      TSVMM_COMPARE_RESULTS: path.join(mkdtempSync(path.join(tmpdir(), 'tsvmm-test-compare-')), 'compare-latest.json'),
+    },
   },
 });
