@@ -192,6 +192,21 @@ static bool isa_route(uint8_t irq, uint32_t *ioapic, unsigned *pin, uint16_t *fl
 
 static char ap_stacks[ACPI_MAX_CPUS][AP_STACK_SIZE] __attribute__((aligned(16)));
 static volatile unsigned aps_online;
+/* counter=1: once every CPU is online, each counts on the console (snapshot tests check the sequences). */
+static volatile bool counting;
+static uint64_t count_pause = 2000;
+
+/* "smp: cpu=ID n=1", "n=2", ... for this CPU, forever, under the console lock. */
+static void count_forever(uint32_t id)
+{
+	for (uint64_t n = 1;; n++) {
+		console_lock();
+		kprintf("smp: cpu=%u n=%lu\n", id, n);
+		console_unlock();
+		for (uint64_t i = 0; i < count_pause; i++)
+			__asm__ volatile("pause");
+	}
+}
 static uint64_t ap_arrival_tsc[ACPI_MAX_CPUS], first_sipi_tsc;
 
 static void ap_main(unsigned index)
@@ -207,6 +222,8 @@ static void ap_main(unsigned index)
 	kprintf("smp: ap apic-id=%u online\n", id);
 	__atomic_add_fetch(&aps_online, 1, __ATOMIC_RELEASE);
 	console_unlock();
+	if (counting)
+		count_forever(id);
 	for (;;)
 		x86_sti_hlt_cli();
 }
@@ -473,6 +490,8 @@ void kmain(const struct hvm_start_info *si)
 	verbose = arg_u64(cmdline, "verbose", 0) != 0;
 	uint64_t rx_timeout = arg_u64(cmdline, "rx-timeout", RX_TIMEOUT_S);
 	bool want_x2apic = arg_u64(cmdline, "x2apic", 0) != 0;
+	counting = arg_u64(cmdline, "counter", 0) != 0;
+	count_pause = arg_u64(cmdline, "pause", count_pause);
 
 	const char *source;
 	tsc_khz = tsc_khz_detect(&source);
@@ -500,6 +519,10 @@ void kmain(const struct hvm_start_info *si)
 		say("smp: bsp apic-id=%u x2apic=%u lapic=0x%lx\n", bsp_apic_id, lapic_x2apic(),
 		    lapic_base());
 	start_aps(si);
+	if (counting) {
+		stop_watchdog();
+		count_forever(bsp_apic_id);
+	}
 
 	lapic_timer();
 	pit_timer();
