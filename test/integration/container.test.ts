@@ -41,7 +41,8 @@ describe.skipIf(containerMissingReason)('containers through the library', () => 
     try {
       const { output } = await sh([
         `cat ${secret} || echo "no host file"`,
-        `ls ${path.dirname(process.cwd())} || echo "no host dir"`,
+        // A directory only the host has (a name like /tmp would exist in the rootfs too).
+        `ls ${secretDir} || echo "no host dir"`,
         'ls /',
         'echo 1 > /proc/sys/kernel/panic || echo "proc/sys is read-only"',
         'wc -c < /proc/keys', 'ls /sys/firmware | wc -l',
