@@ -3,18 +3,16 @@
 // flags. Its output and exit status are passed through; while it runs, `tsvmm ps`, `pause`,
 // `resume`, `stop`, `update` and (with --detach) `console` reach it by name, as they reach VMs.
 
-import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
-import { ControlServer, answers } from '../api/control-server.js';
-import { checkName, ensureRuntimeDir, listInstances, socketPath } from '../api/runtime-dir.js';
+import { ControlServer } from '../api/control-server.js';
+import { checkName, ensureRuntimeDir, listInstances } from '../api/runtime-dir.js';
 import type { Container, ContainerOutcome } from '../container/container.js';
 import { ContainerError } from '../container/errors.js';
 import type { ContainerConfig } from '../container/config.js';
 import { errorLine, reportError } from './output.js';
+import { DETACH_TIMEOUT_MS, isDetached, startInBackground } from './detach.js';
 
 interface ContainerRunArgs {
   bundle?: string;
@@ -36,8 +34,6 @@ interface ContainerRunArgs {
   command?: string[];
 }
 
-const DETACHED_ENV = 'TSVMM_DETACHED';
-const DETACH_TIMEOUT_MS = 30_000;
 
 const runCommand: CommandModule<object, ContainerRunArgs> = {
   command: 'run [command..]',
@@ -103,7 +99,7 @@ function toConfig(args: ContainerRunArgs, detached: boolean): ContainerConfig {
 }
 
 async function runContainer(args: ContainerRunArgs): Promise<number> {
-  const detached = process.env[DETACHED_ENV] === '1';
+  const detached = isDetached();
   // Loaded here, so that the VM commands do not pay for the container runtime's modules.
   const { Container, exitStatus } = await import('../container/container.js');
   const { containerInstance, containerRecord } = await import('../container/instance.js');
@@ -174,31 +170,19 @@ async function runDetached(args: ContainerRunArgs): Promise<number> {
   const flags = (dashes < 0 ? argv : argv.slice(0, dashes)).filter((a) => !/^(-d|--detach(=true)?)$/.test(a));
   const rest = dashes < 0 ? [] : argv.slice(dashes);
   if (args.name === undefined) flags.push('--name', name);
-  const log = openSync(logFile, 'w', 0o600);
-  const child = spawn(process.execPath, [fileURLToPath(new URL('../../bin/tsvmm.js', import.meta.url)), ...flags, ...rest], {
-    detached: true, stdio: ['ignore', 'ignore', log], env: { ...process.env, [DETACHED_ENV]: '1' },
-  });
-  closeSync(log);
-  child.unref();
-  let exited = false;
-  child.once('exit', () => { exited = true; });
-  const deadline = Date.now() + DETACH_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (await answers(socketPath(name))) {
+  const started = await startInBackground(name, [...flags, ...rest], logFile);
+  if (started.kind === 'ready') {
+    process.stdout.write(`${name}\n`);
+    return 0;
+  }
+  if (started.kind === 'ended') {
+    // Either it failed, and said why, or its workload was quick and has already finished.
+    if (!started.errorLine) {
       process.stdout.write(`${name}\n`);
       return 0;
     }
-    if (exited) {
-      // Either it failed, and said why, or its workload was quick and has already finished.
-      const why = readFileSync(logFile, 'utf8').split('\n').find((l) => l.startsWith('tsvmm: error:'));
-      if (!why) {
-        process.stdout.write(`${name}\n`);
-        return 0;
-      }
-      process.stderr.write(`${why}\n`);
-      return 1;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    process.stderr.write(`${started.errorLine}\n`);
+    return 1;
   }
   return reportError(new ContainerError('SETUP', `${name} did not come up within ${DETACH_TIMEOUT_MS / 1000} s (see ${logFile})`));
 }

@@ -9,14 +9,12 @@ import { formatSize } from '../boot/loader.js';
 import { ConsoleEscape, ESCAPE_HELP } from './console-escape.js';
 import { errorLine, reportError } from './output.js';
 import { parseDiskOption, parseNetOption } from './device-options.js';
-import { ControlServer, answers } from '../api/control-server.js';
+import { DETACH_TIMEOUT_MS, isDetached, startInBackground } from './detach.js';
+import { ControlServer } from '../api/control-server.js';
 import { vmInstance, vmRecord } from '../api/vm-instance.js';
-import { checkName, ensureRuntimeDir, listInstances, socketPath } from '../api/runtime-dir.js';
+import { checkName, ensureRuntimeDir, listInstances } from '../api/runtime-dir.js';
 import { TsvmmError } from '../errors.js';
-import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 
 interface RunArgs {
   kernel?: string;
@@ -90,7 +88,7 @@ export async function runVm(args: TerminalOptions, create: () => Promise<Vm>): P
     return reportError(error);
   }
   // In the background (run --detach), the console is reached only through the control socket.
-  const detached = process.env[DETACHED_ENV] === '1';
+  const detached = isDetached();
   const status = (line: string) => { if (!args.quiet && !args.json && !detached) process.stderr.write(`${line}\r\n`); };
   const stdin = process.stdin;
   const interactive = stdin.isTTY === true && !detached;
@@ -154,8 +152,6 @@ export async function runVm(args: TerminalOptions, create: () => Promise<Vm>): P
   return exitCode(outcome);
 }
 
-const DETACHED_ENV = 'TSVMM_DETACHED';
-const DETACH_TIMEOUT_MS = 30_000;
 
 /**
  * `run --detach`: the same command again as a background process of its own session, whose
@@ -184,30 +180,18 @@ export async function runDetached(requestedName: string | undefined, quiet: bool
   } catch (error) {
     return reportError(error);
   }
-  const argv = [...command, '--name', name];
-  const log = openSync(logFile, 'w', 0o600);
-  const child = spawn(process.execPath, [fileURLToPath(new URL('../../bin/tsvmm.js', import.meta.url)), ...argv], {
-    detached: true, stdio: ['ignore', 'ignore', log], env: { ...process.env, [DETACHED_ENV]: '1' },
-  });
-  closeSync(log);
-  child.unref();
-  let exited = false;
-  child.once('exit', () => { exited = true; });
-  const deadline = Date.now() + DETACH_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (await answers(socketPath(name))) {
+  const started = await startInBackground(name, [...command, '--name', name], logFile);
+  switch (started.kind) {
+    case 'ready':
       process.stdout.write(`${name}\n`);
       if (!quiet) process.stderr.write(`tsvmm: ${name} is running in the background; \`tsvmm console ${name}\` attaches, \`tsvmm stop ${name}\` stops it\n`);
       return 0;
-    }
-    if (exited) {
-      const why = readFileSync(logFile, 'utf8').split('\n').find((l) => l.startsWith('tsvmm: error:'));
-      process.stderr.write(`${why ?? `tsvmm: error: the background VM ended at once (see ${logFile})`}\n`);
+    case 'ended':
+      process.stderr.write(`${started.errorLine ?? `tsvmm: error: the background VM ended at once (see ${logFile})`}\n`);
       return 1;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    case 'timeout':
+      return reportError(new TsvmmError('TIMEOUT', `${name} did not come up within ${DETACH_TIMEOUT_MS / 1000} s (see ${logFile})`));
   }
-  return reportError(new TsvmmError('TIMEOUT', `${name} did not come up within ${DETACH_TIMEOUT_MS / 1000} s (see ${logFile})`));
 }
 
 export function exitCode(outcome: VmOutcome): number {

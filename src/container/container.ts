@@ -28,6 +28,7 @@ import { ContainerError } from './errors.js';
 import { attachVeth, type NetworkAttachment } from './network.js';
 import { buildPlan } from './plan.js';
 import { prepareRoot, type PreparedRoot } from './rootfs.js';
+import { waitForOutput } from '../api/wait-for-output.js';
 
 export type { ContainerConfig, ContainerLimits } from './config.js';
 export type { CgroupLimits } from './cgroups.js';
@@ -365,24 +366,9 @@ export class Container extends EventEmitter<ContainerEvents> {
 
   /** Resolves with the output once it matches `pattern`; rejects after `timeoutMs` or if the container ends first. */
   waitForOutput(pattern: string | RegExp, timeoutMs = 30_000): Promise<string> {
-    const matches = () => (typeof pattern === 'string' ? this.output.includes(pattern) : pattern.test(this.output));
-    if (matches()) return Promise.resolve(this.output);
-    return new Promise((resolve, reject) => {
-      const done = (error?: Error) => {
-        clearTimeout(timer);
-        this.off('output', onOutput);
-        this.off('exit', onExit);
-        if (error) reject(error);
-        else resolve(this.output);
-      };
-      const onOutput = () => { if (matches()) done(); };
-      const onExit = (outcome: ContainerOutcome) => {
-        if (matches()) done();
-        else done(new ContainerError('CONTAINER_STATE', `container ${this.name} ${describeContainerOutcome(outcome)} before printing ${String(pattern)}`));
-      };
-      const timer = setTimeout(() => done(new ContainerError('CONTAINER_STATE', `no ${String(pattern)} in the output of ${this.name} after ${timeoutMs} ms`)), timeoutMs);
-      this.on('output', onOutput);
-      this.on('exit', onExit);
+    return waitForOutput<ContainerOutcome>(this, pattern, timeoutMs, {
+      ended: (outcome) => new ContainerError('CONTAINER_STATE', `container ${this.name} ${describeContainerOutcome(outcome)} before printing ${String(pattern)}`),
+      timedOut: () => new ContainerError('CONTAINER_STATE', `no ${String(pattern)} in the output of ${this.name} after ${timeoutMs} ms`),
     });
   }
 

@@ -20,6 +20,7 @@ import type { LegacyDeviceState } from './legacy-devices.js';
 import type { VirtioRunnerState } from '../devices/virtio/device.js';
 import { VcpuRequest } from './vcpu-control.js';
 import { writeSync } from 'node:fs';
+import { waitForOutput } from '../api/wait-for-output.js';
 
 /**
  * Our worker threads run our code only: they must not inherit the flags a user started Node
@@ -267,24 +268,9 @@ export class Vm extends EventEmitter<VmEvents> {
 
   /** Resolves with the console output once it matches `pattern`; rejects after `timeoutMs` or if the VM ends first. */
   waitForOutput(pattern: string | RegExp, timeoutMs = 30_000): Promise<string> {
-    const matches = () => (typeof pattern === 'string' ? this.output.includes(pattern) : pattern.test(this.output));
-    if (matches()) return Promise.resolve(this.output);
-    return new Promise((resolve, reject) => {
-      const done = (error?: Error) => {
-        clearTimeout(timer);
-        this.off('output', onOutput);
-        this.off('exit', onExit);
-        if (error) reject(error);
-        else resolve(this.output);
-      };
-      const onOutput = () => { if (matches()) done(); };
-      const onExit = (outcome: VmOutcome) => {
-        if (matches()) done();
-        else done(new VmError('VM_EXITED', `VM ended (${describeOutcome(outcome)}) before printing ${String(pattern)}`));
-      };
-      const timer = setTimeout(() => done(new VmError('TIMEOUT', `no ${String(pattern)} in the console output after ${timeoutMs} ms`)), timeoutMs);
-      this.on('output', onOutput);
-      this.on('exit', onExit);
+    return waitForOutput<VmOutcome>(this, pattern, timeoutMs, {
+      ended: (outcome) => new VmError('VM_EXITED', `VM ended (${describeOutcome(outcome)}) before printing ${String(pattern)}`),
+      timedOut: () => new VmError('TIMEOUT', `no ${String(pattern)} in the console output after ${timeoutMs} ms`),
     });
   }
 
