@@ -114,19 +114,10 @@ static bool wait_spinning(volatile unsigned *counter, unsigned target, uint64_t 
 
 /* ---- command line ---- */
 
+/* Read before the APs start, so the unserialized kprintf of a bad value is safe. */
 static uint64_t arg_u64(const char *cmdline, const char *key, uint64_t fallback)
 {
-	size_t len;
-	const char *v = cmdline_get(cmdline, key, &len);
-	uint64_t n;
-
-	if (!v)
-		return fallback;
-	if (!parse_u64(v, len, &n)) {
-		say("smp: bad %s \"%.*s\"\n", key, (int)len, v);
-		shutdown();
-	}
-	return n;
+	return cmdline_u64(cmdline, "smp", key, fallback);
 }
 
 /* ---- step 1: ACPI ---- */

@@ -9,20 +9,9 @@
 static const struct hvm_start_info *start_info;
 static const char *cmdline;
 
-/* Parses key=N from the command line; bad numbers end the test rather than being guessed at. */
 static uint64_t arg_u64(const char *key, uint64_t fallback)
 {
-	size_t len;
-	const char *v = cmdline_get(cmdline, key, &len);
-	uint64_t n;
-
-	if (!v)
-		return fallback;
-	if (!parse_u64(v, len, &n)) {
-		kprintf("test: bad %s \"%.*s\"\n", key, (int)len, v);
-		shutdown();
-	}
-	return n;
+	return cmdline_u64(cmdline, "test", key, fallback);
 }
 
 static void mode_exits(void)

@@ -21,17 +21,7 @@ static const char *cmdline;
 
 static uint64_t arg_u64(const char *key, uint64_t fallback)
 {
-	size_t len;
-	const char *v = cmdline_get(cmdline, key, &len);
-	uint64_t n;
-
-	if (!v)
-		return fallback;
-	if (!parse_u64(v, len, &n)) {
-		kprintf("virtio: bad %s \"%.*s\"\n", key, (int)len, v);
-		shutdown();
-	}
-	return n;
+	return cmdline_u64(cmdline, "virtio", key, fallback);
 }
 
 static uint32_t arg_ip(const char *key, const char *fallback)

@@ -64,6 +64,11 @@ bool str_equal(const char *s, size_t n, const char *word);
 const char *cmdline_get(const char *cmdline, const char *key, size_t *len);
 /* Decimal, or hexadecimal with a 0x prefix; false if s[0..n) is not a number or overflows. */
 bool parse_u64(const char *s, size_t n, uint64_t *out);
+/*
+ * The number given as key=N on the command line, or `fallback` without one. A value that is not
+ * a number ends the guest with "WHO: bad KEY \"VALUE\"" rather than being guessed at.
+ */
+uint64_t cmdline_u64(const char *cmdline, const char *who, const char *key, uint64_t fallback);
 
 /* ---- CPU set-up, traps, CPL 3 ---- */
 

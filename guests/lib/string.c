@@ -109,3 +109,18 @@ bool parse_u64(const char *s, size_t n, uint64_t *out)
 	*out = v;
 	return true;
 }
+
+uint64_t cmdline_u64(const char *cmdline, const char *who, const char *key, uint64_t fallback)
+{
+	size_t len;
+	const char *v = cmdline_get(cmdline, key, &len);
+	uint64_t n;
+
+	if (!v)
+		return fallback;
+	if (!parse_u64(v, len, &n)) {
+		kprintf("%s: bad %s \"%.*s\"\n", who, key, (int)len, v);
+		shutdown();
+	}
+	return n;
+}
