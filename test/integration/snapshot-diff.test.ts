@@ -206,7 +206,8 @@ describe.skipIf(kvmMissingReason)('diff snapshots', () => {
     expect(statSync(file('cli-diff.snap')).size * 100).toBeLessThan(statSync(file('cli-base.snap')).size);
     const restored = tsvmm(['restore', '-q', file('cli-diff.snap')]);
     expect(restored.code, restored.stderr).toBe(0);
-    expect(restored.stdout).toMatch(/^counter: \d+\n/);
+    // The snapshot may have cut a line in two: the restored output then starts with its rest.
+    expect(restored.stdout).toMatch(/^(counter: )?\d+\ncounter: \d+\n/);
     expect(restored.stdout.endsWith('counter: 400\n')).toBe(true);
   });
 });
