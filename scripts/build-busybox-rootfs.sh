@@ -1,9 +1,8 @@
 #!/bin/sh
 # Builds .cache/busybox-bundle/: an OCI runtime bundle (config.json + rootfs/) around Debian's
 # static busybox, for the container tests and bench/container.mjs. The same bundle runs under
-# `tsvmm container run --bundle` and `runc run --bundle`. busybox comes from the cache that
-# guests/initramfs/build.sh fills (.cache/busybox-static/, `apt-get download busybox-static`,
-# unpacked without installing it); if that cache is empty, it is filled here the same way.
+# `tsvmm container run --bundle` and `runc run --bundle`. busybox comes from
+# scripts/fetch-busybox-static.sh (.cache/busybox-static/, shared with the initramfs).
 # Quiet when up to date; prints the bundle's path on stdout.
 #
 # config.json is what `runc spec` (runc 1.1) writes, except: no terminal (the process gets our
@@ -24,24 +23,7 @@ if [ -f "$stamp" ] && [ -f "$busybox" ] && [ "$stamp" -nt "$here/build-busybox-r
   exit 0
 fi
 
-if [ ! -f "$busybox" ]; then
-  command -v apt-get >/dev/null 2>&1 || { say "needs apt-get to fetch busybox-static (or put a static busybox at $busybox)"; exit 1; }
-  mkdir -p "$(dirname "$cache")"
-  work=$(mktemp -d "$cache.XXXXXX")
-  trap 'rm -rf "$work"' EXIT
-  say "downloading busybox-static"
-  if ! (cd "$work" && apt-get download -q busybox-static) >"$work/log" 2>&1; then
-    # Stale package lists name a version the mirror no longer has.
-    apt-get update -qq >/dev/null 2>&1 || true
-    (cd "$work" && apt-get download -q busybox-static) >"$work/log" 2>&1 || {
-      cat "$work/log" >&2; say "could not download busybox-static"; exit 1; }
-  fi
-  dpkg-deb -x "$work"/busybox-static_*.deb "$work/root"
-  rm -rf "$cache"
-  mv "$work/root" "$cache"
-  rm -rf "$work"
-  trap - EXIT
-fi
+sh "$here/fetch-busybox-static.sh" >/dev/null
 
 # Built beside the old bundle and swapped in at the end, so a half-built one is never used.
 staging=$(mktemp -d "$root/.cache/busybox-bundle.XXXXXX")

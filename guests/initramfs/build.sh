@@ -1,7 +1,7 @@
 #!/bin/sh
 # Builds guests/build/initramfs.cpio.gz: a busybox initramfs whose /init (guests/initramfs/init)
 # mounts proc, sys and devtmpfs and runs a shell on the console. busybox comes from Debian's
-# busybox-static, fetched with `apt-get download` and unpacked into .cache/busybox-static/, so
+# busybox-static, which scripts/fetch-busybox-static.sh unpacks into .cache/busybox-static/, so
 # nothing is installed on this machine except, if missing, cpio. Quiet when up to date; prints the
 # path of the archive on stdout.
 set -eu
@@ -31,22 +31,7 @@ if ! command -v cpio >/dev/null 2>&1; then
   }
 fi
 
-if [ ! -f "$busybox" ]; then
-  mkdir -p "$cache"
-  work=$(mktemp -d "$cache.XXXXXX")
-  trap 'rm -rf "$work"' EXIT
-  say "downloading busybox-static"
-  if ! (cd "$work" && apt-get download -q busybox-static) >"$work/log" 2>&1; then
-    # Stale package lists name a version the mirror no longer has.
-    apt-get update -qq >/dev/null 2>&1 || true
-    (cd "$work" && apt-get download -q busybox-static) >"$work/log" 2>&1 || {
-      cat "$work/log" >&2; say "could not download busybox-static"; exit 1; }
-  fi
-  dpkg-deb -x "$work"/busybox-static_*.deb "$work/root"
-  rm -rf "$cache"
-  mv "$work/root" "$cache"
-  rm -rf "$work"
-fi
+sh "$root/scripts/fetch-busybox-static.sh" >/dev/null
 
 staging=$(mktemp -d)
 trap 'rm -rf "$staging" "$staging.cpio" "$staging.nodes"' EXIT
