@@ -149,3 +149,29 @@ export function table(headers, rows) {
 
 export const fmt = (v, digits) => (v === null || v === undefined ? '-' : v.toFixed(digits));
 export const fmtRatio = (r) => (r ? `${r.ofMedians.toFixed(3)} (${r.pairedMin.toFixed(3)}-${r.pairedMax.toFixed(3)})` : '-');
+
+/**
+ * Walks a command line of `--name value`, `--name=value` and plain flags. `handle(name, read)`
+ * applies one option and returns false for a name it does not know, which ends the program with
+ * `usage`; `--help` prints `usage`. `read.raw()` takes the option's value, `read.integer(v, min)`
+ * checks one.
+ */
+export function parseOptions(argv, usage, handle) {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const [name, inline] = arg.split('=', 2);
+    if (name === '--help' || name === '-h') {
+      console.log(usage);
+      process.exit(0);
+    }
+    const read = {
+      raw: () => inline ?? argv[++i],
+      integer: (v, min) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < min) fail(`${name} wants an integer of at least ${min}, got ${JSON.stringify(v)}`);
+        return n;
+      },
+    };
+    if (!handle(name, read)) fail(`unknown argument ${JSON.stringify(arg)}\n${usage}`);
+  }
+}

@@ -13,7 +13,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, fsyncSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ROOT, checkTsvmmBuilt, fail, fmt, fmtRatio, ratio, shellQuote, summarize, table } from './lib.mjs';
+import { ROOT, checkTsvmmBuilt, fail, fmt, fmtRatio, parseOptions, ratio, shellQuote, summarize, table } from './lib.mjs';
 
 const GUEST = path.join(ROOT, 'guests/build/test.elf');
 const TSVMM = path.join(ROOT, 'bin/tsvmm.js');
@@ -33,24 +33,16 @@ const CHUNK = 4 * MiB;
 function parseArgs(argv) {
   const opts = { sizes: [256, 1024], runs: 5, warmup: 1, cold: false, dir: tmpdir(), json: false };
   const usage = 'usage: node bench/snapshot.mjs [--sizes MiB,MiB] [--runs R] [--warmup W] [--cold] [--dir DIR] [--json]';
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const [name, inline] = arg.split('=', 2);
-    const raw = () => inline ?? argv[++i];
-    const integer = (v, min) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < min) fail(`${name} wants an integer of at least ${min}, got ${JSON.stringify(v)}`);
-      return n;
-    };
+  parseOptions(argv, usage, (name, { raw, integer }) => {
     if (name === '--sizes') opts.sizes = String(raw()).split(',').map((v) => integer(v, 1));
     else if (name === '--runs') opts.runs = integer(raw(), 1);
     else if (name === '--warmup') opts.warmup = integer(raw(), 0);
     else if (name === '--cold') opts.cold = true;
     else if (name === '--dir') opts.dir = path.resolve(String(raw()));
     else if (name === '--json') opts.json = true;
-    else if (name === '--help' || name === '-h') { console.log(usage); process.exit(0); }
-    else fail(`unknown argument ${JSON.stringify(arg)}\n${usage}`);
-  }
+    else return false;
+    return true;
+  });
   return opts;
 }
 

@@ -13,7 +13,7 @@ import { closeSync, fdatasyncSync, mkdtempSync, openSync, rmSync, writeSync } fr
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
-  ROOT, buildC, checkTsvmmBuilt, contenderFailed, fail, fmt, fmtRatio, ratio, runOnce, shellQuote,
+  ROOT, buildC, checkTsvmmBuilt, contenderFailed, fail, fmt, fmtRatio, parseOptions, ratio, runOnce, shellQuote,
   summarize, table,
 } from './lib.mjs';
 
@@ -29,24 +29,16 @@ const DIRECTIONS = ['write', 'read'];
 function parseArgs(argv) {
   const opts = { runs: 5, warmup: 1, req: [4096, 131072], depth: 128, mib: 256, json: false };
   const usage = 'usage: node bench/virtio-blk.mjs [--runs R] [--warmup W] [--req BYTES,BYTES] [--depth N] [--mib M] [--json]';
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const [name, inline] = arg.split('=', 2);
-    const raw = () => inline ?? argv[++i];
-    const integer = (v, min) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < min) fail(`${name} wants an integer of at least ${min}, got ${JSON.stringify(v)}`);
-      return n;
-    };
+  parseOptions(argv, usage, (name, { raw, integer }) => {
     if (name === '--runs') opts.runs = integer(raw(), 1);
     else if (name === '--warmup') opts.warmup = integer(raw(), 0);
     else if (name === '--depth') opts.depth = integer(raw(), 1);
     else if (name === '--mib') opts.mib = integer(raw(), 1);
     else if (name === '--req') opts.req = String(raw()).split(',').map((v) => integer(v, 512));
     else if (name === '--json') opts.json = true;
-    else if (name === '--help' || name === '-h') { console.log(usage); process.exit(0); }
-    else fail(`unknown argument ${JSON.stringify(arg)}\n${usage}`);
-  }
+    else return false;
+    return true;
+  });
   for (const req of opts.req) {
     if (req % 512 !== 0 || (opts.mib * 1048576) % req !== 0) fail(`--req ${req}: a request size must be a multiple of 512 that divides the image`);
   }
