@@ -36,7 +36,7 @@ interface RunArgs {
 export const runCommand: CommandModule<object, RunArgs> = {
   command: 'run',
   describe: 'Boot a guest with its serial console on this terminal',
-  builder: (yargs: Argv) => yargs
+  builder: (yargs: Argv) => terminalOptions(yargs)
     .option('kernel', { type: 'string', describe: 'Kernel image: a Linux bzImage, an ELF with a PVH note, or a 64-bit ELF such as vmlinux (default: the demo guest)' })
     .option('initrd', { type: 'string', describe: 'Initial ramdisk, handed to the kernel as a boot module' })
     .option('cmdline', { type: 'string', describe: `Kernel command line (default: "${DEFAULT_CMDLINE}")` })
@@ -49,9 +49,6 @@ export const runCommand: CommandModule<object, RunArgs> = {
     .group(['disk', 'net', 'rng', 'console'], 'Devices:')
     .option('name', { type: 'string', describe: 'Name for `tsvmm ps`, `console`, `pause`, `stop` (default vm-PID)' })
     .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Run in the background; reach the console with `tsvmm console NAME`' })
-    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Print only the guest console' })
-    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'Also log unassigned port and MMIO accesses' })
-    .option('json', { type: 'boolean', default: false, describe: 'At exit, print a JSON summary on stderr instead of a sentence' })
     .example('$0 run', 'boot the demo guest (type `exit` in it, or Ctrl-A X)')
     .example('$0 run --kernel guests/build/test.elf --cmdline "mode=info" --mem 512M', 'boot a kernel of your own')
     .epilog('Console keys: Ctrl-A X quits, Ctrl-A H shows help. Exit code: 0 when the guest shuts down or you quit, 1 on an error.') as Argv<RunArgs>,
@@ -69,6 +66,14 @@ export interface TerminalOptions {
   quiet: boolean;
   verbose: boolean;
   json: boolean;
+}
+
+/** The options behind TerminalOptions, for every command that shows a VM on this terminal. */
+export function terminalOptions(yargs: Argv) {
+  return yargs
+    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Print only the guest console' })
+    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'Also log unassigned port and MMIO accesses' })
+    .option('json', { type: 'boolean', default: false, describe: 'At exit, print a JSON summary on stderr instead of a sentence' });
 }
 
 /** Runs a VM that `create` builds (not yet started) with its console on this terminal. */

@@ -7,7 +7,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { request } from '../api/control-client.js';
 import { ProgressBar } from './progress.js';
 import { reportError } from './output.js';
-import { runDetached, runVm } from './run.js';
+import { runDetached, runVm, terminalOptions } from './run.js';
 import { Vm } from '../vmm/vm.js';
 
 interface SnapshotArgs {
@@ -51,13 +51,10 @@ interface RestoreArgs {
 export const restoreCommand: CommandModule<object, RestoreArgs> = {
   command: 'restore <file>',
   describe: 'Continue a VM saved by `tsvmm snapshot`, here or in the background (--detach)',
-  builder: (y: Argv) => y
+  builder: (y: Argv) => terminalOptions(y)
     .positional('file', { type: 'string', demandOption: true, describe: 'Snapshot file' })
     .option('name', { type: 'string', describe: 'Name of the restored VM (default: a new one, so clones can run side by side)' })
-    .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Run in the background; `tsvmm console NAME` attaches' })
-    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'Print only the guest console' })
-    .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'Also log unassigned port and MMIO accesses' })
-    .option('json', { type: 'boolean', default: false, describe: 'At exit, print a JSON summary on stderr' }) as Argv<RestoreArgs>,
+    .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Run in the background; `tsvmm console NAME` attaches' }) as unknown as Argv<RestoreArgs>,
   handler: async (args: ArgumentsCamelCase<RestoreArgs>) => {
     const file = path.resolve(args.file);
     if (args.detach) {
