@@ -8,6 +8,7 @@ import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import { MEASUREMENTS, runComparison, type MeasurementName } from '../compare/harness.js';
 import { latestResultsPath, saveLatestResults } from '../compare/latest.js';
 import { renderHtml, renderJson, renderTable } from '../compare/report.js';
+import { numberOption } from './number-option.js';
 
 interface CompareArgs {
   quick: boolean;
@@ -24,7 +25,7 @@ export const compareCommand: CommandModule<object, CompareArgs> = {
   describe: 'Measure the same workloads natively, in a container and in a VM, side by side',
   builder: (yargs: Argv) => yargs
     .option('quick', { type: 'boolean', default: false, describe: 'A short run: fewer runs, smaller sizes (about 20-40 s)' })
-    .option('runs', { type: 'number', describe: 'Runs per figure (default 7; 3 with --quick)' })
+    .option('runs', numberOption('runs', { describe: 'Runs per figure (default 7; 3 with --quick)' }))
     .option('budget', { type: 'string', describe: 'Host memory the density test may fill, e.g. 1G (default 1G; 256M with --quick)' })
     .option('only', { type: 'string', array: true, default: [], choices: [...MEASUREMENTS], describe: 'Only these measurements' })
     .option('json', { type: 'boolean', default: false, describe: 'Print the report as JSON on stdout instead of the table' })

@@ -12,6 +12,7 @@ import type { Container, ContainerOutcome } from '../container/container.js';
 import { ContainerError } from '../container/errors.js';
 import type { ContainerConfig } from '../container/config.js';
 import { errorLine, reportError } from './output.js';
+import { numberOption } from './number-option.js';
 import { DETACH_TIMEOUT_MS, isDetached, startInBackground } from './detach.js';
 
 interface ContainerRunArgs {
@@ -47,8 +48,8 @@ const runCommand: CommandModule<object, ContainerRunArgs> = {
     .option('read-only', { type: 'boolean', default: false, describe: 'Mount the root filesystem read-only' })
     .group(['bundle', 'rootfs', 'layer', 'keep', 'read-only'], 'Root filesystem:')
     .option('mem', { type: 'string', describe: 'Memory limit, e.g. 64M, 1G (past it, the OOM killer ends the biggest process)' })
-    .option('cpus', { type: 'number', describe: 'CPU bandwidth in CPUs, e.g. 0.5 or 2' })
-    .option('pids', { type: 'number', describe: 'Most processes at once (a fork bomb stops here)' })
+    .option('cpus', numberOption('cpus', { integer: false, describe: 'CPU bandwidth in CPUs, e.g. 0.5 or 2' }))
+    .option('pids', numberOption('pids', { describe: 'Most processes at once (a fork bomb stops here)' }))
     .group(['mem', 'cpus', 'pids'], 'Limits (change them later with `tsvmm update`):')
     .option('hostname', { type: 'string', describe: 'Host name inside the container (default: its name)' })
     .option('net', { choices: ['veth', 'none'] as const, default: 'none' as const, describe: 'veth: an interface on the bridge tsvmm0 (10.88.0.0/16); none: loopback only' })
@@ -56,7 +57,7 @@ const runCommand: CommandModule<object, ContainerRunArgs> = {
     .option('cwd', { type: 'string', describe: 'Working directory inside the container' })
     .option('name', { type: 'string', describe: 'Name for `tsvmm ps`, `pause`, `stop`, `update`, `console` (default ctr-XXXXXX)' })
     .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Run in the background; reach its stdio with `tsvmm console NAME`' })
-    .option('stop-timeout', { type: 'number', default: 10, describe: 'Seconds `tsvmm stop` waits after SIGTERM before SIGKILL' })
+    .option('stop-timeout', numberOption('stop-timeout', { min: 0, default: 10, describe: 'Seconds `tsvmm stop` waits after SIGTERM before SIGKILL' }))
     .option('json', { type: 'boolean', default: false, describe: 'At exit, print a JSON summary on stderr' })
     .example('$0 container run --rootfs rootfs --mem 64M --pids 100 -- sh -c "echo hi"', 'a limited container')
     .example('$0 container run --bundle .cache/busybox-bundle -- ps', 'a bundle, with another command')

@@ -35,7 +35,13 @@ export async function main(argv: string[] = hideBin(process.argv)): Promise<void
     .version()
     .wrap(Math.min(100, process.stdout.columns || 100))
     .fail((message, error, y) => {
-      if (error) throw error;
+      // yargs reports its own usage errors, and re-throws an option's coerce error (number-option.ts)
+      // as a YError with the same message: both are the user's, one line each. Anything else is ours.
+      if (error && error.name !== 'YError') throw error;
+      if (error) {
+        process.stderr.write(`tsvmm: error: ${error.message}\n`);
+        process.exit(1);
+      }
       process.stderr.write(`${y.help() && ''}tsvmm: error: ${message}\nRun \`tsvmm --help\` for usage.\n`);
       process.exit(1);
     })

@@ -14,6 +14,7 @@ import { ControlServer } from '../api/control-server.js';
 import { vmInstance, vmRecord } from '../api/vm-instance.js';
 import { checkName, ensureRuntimeDir, listInstances } from '../api/runtime-dir.js';
 import { TsvmmError } from '../errors.js';
+import { numberOption } from './number-option.js';
 import { randomBytes } from 'node:crypto';
 
 interface RunArgs {
@@ -41,7 +42,7 @@ export const runCommand: CommandModule<object, RunArgs> = {
     .option('initrd', { type: 'string', describe: 'Initial ramdisk, handed to the kernel as a boot module' })
     .option('cmdline', { type: 'string', describe: `Kernel command line (default: "${DEFAULT_CMDLINE}")` })
     .option('mem', { type: 'string', default: '256M', describe: 'Guest RAM, e.g. 256M, 1G (a plain number means MiB)' })
-    .option('cpus', { type: 'number', default: 1, describe: 'Number of vCPUs, each on its own thread' })
+    .option('cpus', numberOption('cpus', { default: 1, describe: 'Number of vCPUs, each on its own thread' }))
     .option('disk', { type: 'string', array: true, default: [], describe: 'A virtio-blk disk on a raw image: FILE or FILE,ro (repeat for more disks)' })
     .option('net', { type: 'string', describe: 'A virtio-net NIC on a tap device: tap=NAME[,mac=52:54:00:12:34:56]' })
     .option('rng', { type: 'boolean', default: false, describe: 'A virtio-rng device fed from the host\'s random number generator' })

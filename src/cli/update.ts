@@ -7,6 +7,7 @@ import type { InstanceStatus, LimitChanges } from '../api/protocol.js';
 import { formatSize } from '../boot/format.js';
 import { TsvmmError } from '../errors.js';
 import { reportError } from './output.js';
+import { numberOption } from './number-option.js';
 
 interface UpdateArgs {
   name: string;
@@ -29,8 +30,8 @@ export const updateCommand: CommandModule<object, UpdateArgs> = {
   builder: (y: Argv) => y
     .positional('name', { type: 'string', demandOption: true, describe: 'The container, as `tsvmm ps` names it' })
     .option('mem', { type: 'string', describe: 'New memory limit, e.g. 128M, 1G' })
-    .option('cpus', { type: 'number', describe: 'New CPU bandwidth in CPUs, e.g. 0.5' })
-    .option('pids', { type: 'number', describe: 'New process limit' })
+    .option('cpus', numberOption('cpus', { integer: false, describe: 'New CPU bandwidth in CPUs, e.g. 0.5' }))
+    .option('pids', numberOption('pids', { describe: 'New process limit' }))
     .example('$0 update web --mem 256M --cpus 1.5', 'give the container "web" more room') as unknown as Argv<UpdateArgs>,
   handler: async (args: ArgumentsCamelCase<UpdateArgs>) => {
     try {

@@ -37,6 +37,13 @@ describe('tsvmm --help', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/Unknown argument: turbo/);
   });
+
+  it('reads numeric flags strictly, in one line naming the flag', () => {
+    expectOneLineError(tsvmm(['run', '--cpus', 'abc']), /--cpus "abc": not a whole number/);
+    expectOneLineError(tsvmm(['run', '--cpus', '']), /--cpus needs a value/);
+    expectOneLineError(tsvmm(['run', '--cpus', '0x2']), /--cpus "0x2": not a whole number/);
+    expectOneLineError(tsvmm(['container', 'run', '--cpus', 'abc', '--', 'true']), /--cpus "abc": not a number/);
+  });
 });
 
 describe.skipIf(kvmMissingReason)('tsvmm run', () => {
