@@ -1,6 +1,9 @@
 // An address space of device ranges (one for port I/O, one for MMIO). A device sees only reads
 // and writes at an offset inside its own range. Ranges that are empty, overflow or overlap are
-// refused when inserted; an access nobody claims is counted and answered like an empty bus.
+// refused when inserted; an access nobody claims is answered like an empty bus and reported to
+// the caller. A device model that throws does not end the VM (as in Firecracker, a failed bus
+// access is logged and the guest goes on): the bus catches it, tells the device (a virtio device
+// then shows DEVICE_NEEDS_RESET) and reports it through `onFault`.
 
 import { TsvmmError } from '../errors.js';
 
@@ -8,6 +11,19 @@ export interface BusDevice {
   /** Fills `data` (1, 2, 4 or 8 bytes) with the value at `offset` within the device's range. */
   read(offset: number, data: Uint8Array): void;
   write(offset: number, data: Uint8Array): void;
+  /**
+   * One of this device's read or write methods threw, on an access the guest made: put the
+   * device in a state the guest can see is broken. Must not throw.
+   */
+  fault?(): void;
+}
+
+/** A device method that threw on a guest access. */
+export interface DeviceFault {
+  device: string;
+  write: boolean;
+  offset: number;
+  error: unknown;
 }
 
 /** What the exit loop needs of an address space: the Bus itself, or an AP's remote view of it. */
@@ -15,8 +31,6 @@ export interface IoSpace {
   /** Fills `data` from the device at `address`; false if no device claimed it. */
   read(address: number, data: Uint8Array): boolean;
   write(address: number, data: Uint8Array): boolean;
-  /** Unclaimed accesses by address. */
-  readonly unclaimed: Map<number, number>;
 }
 
 export class BusError extends TsvmmError {
@@ -40,12 +54,14 @@ export class Bus implements IoSpace {
   readonly #limit: number;
   #ranges: Range[] = [];
   #last: Range | undefined;
-  /** Accesses no device claimed, by address: a misbehaving guest shows up here, not as a crash. */
-  readonly unclaimed = new Map<number, number>();
+  /** Device methods that threw, since the bus was made. */
+  faults = 0;
+  readonly #onFault: (fault: DeviceFault) => void;
 
-  constructor(name: string, limit: number) {
+  constructor(name: string, limit: number, onFault: (fault: DeviceFault) => void = () => {}) {
     this.name = name;
     this.#limit = limit;
+    this.#onFault = onFault;
   }
 
   insert(name: string, base: number, length: number, device: BusDevice): void {
@@ -70,11 +86,15 @@ export class Bus implements IoSpace {
   read(address: number, data: Uint8Array): boolean {
     const range = this.#find(address, data.length);
     if (range) {
-      range.device.read(address - range.base, data);
+      try {
+        range.device.read(address - range.base, data);
+      } catch (error) {
+        data.fill(0xff);
+        this.#fault(range, false, address, error);
+      }
       return true;
     }
     data.fill(0xff);
-    this.#miss(address);
     return false;
   }
 
@@ -82,15 +102,25 @@ export class Bus implements IoSpace {
   write(address: number, data: Uint8Array): boolean {
     const range = this.#find(address, data.length);
     if (range) {
-      range.device.write(address - range.base, data);
+      try {
+        range.device.write(address - range.base, data);
+      } catch (error) {
+        this.#fault(range, true, address, error);
+      }
       return true;
     }
-    this.#miss(address);
     return false;
   }
 
-  #miss(address: number): void {
-    this.unclaimed.set(address, (this.unclaimed.get(address) ?? 0) + 1);
+  /** Off the hot path: a device threw. Nothing here may throw in turn. */
+  #fault(range: Range, write: boolean, address: number, error: unknown): void {
+    this.faults++;
+    try {
+      range.device.fault?.();
+    } catch { /* a device broken twice over is still only reported */ }
+    try {
+      this.#onFault({ device: range.name, write, offset: address - range.base, error });
+    } catch { /* the report is best effort */ }
   }
 
   #find(address: number, length: number): Range | undefined {

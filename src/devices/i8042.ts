@@ -28,6 +28,12 @@ const STATUS_SYSTEM = 0x04;
 const STATUS_COMMAND = 0x08;
 
 const SELF_TEST_OK = 0x55;
+/**
+ * Bytes waiting for the guest to read port 0x60. The chip holds one; a few more let a driver's
+ * command sequence go unread for a while, and the cap keeps a guest that only ever writes
+ * commands from growing the queue without bound.
+ */
+export const I8042_OUTPUT_LIMIT = 16;
 const OUTPUT_PORT_RESET_LINE = 0x01;
 
 export interface I8042State {
@@ -65,21 +71,21 @@ export class I8042 implements BusDevice {
     this.#status |= STATUS_COMMAND;
     switch (command) {
       case CMD_READ_COMMAND_BYTE:
-        this.#output.push(this.#commandByte);
+        this.#reply(this.#commandByte);
         break;
       case CMD_WRITE_COMMAND_BYTE:
       case CMD_WRITE_OUTPUT_PORT:
         this.#pending = command;
         break;
       case CMD_SELF_TEST:
-        this.#output.push(SELF_TEST_OK);
+        this.#reply(SELF_TEST_OK);
         break;
       case CMD_TEST_KBD:
       case CMD_TEST_AUX:
-        this.#output.push(0x00);
+        this.#reply(0x00);
         break;
       case CMD_READ_OUTPUT_PORT:
-        this.#output.push(OUTPUT_PORT_RESET_LINE);
+        this.#reply(OUTPUT_PORT_RESET_LINE);
         break;
       case CMD_PULSE_RESET:
         this.onReset();
@@ -91,6 +97,10 @@ export class I8042 implements BusDevice {
       default:
         break;
     }
+  }
+
+  #reply(byte: number): void {
+    if (this.#output.length < I8042_OUTPUT_LIMIT) this.#output.push(byte);
   }
 
   #data(value: number): void {
@@ -110,6 +120,6 @@ export class I8042 implements BusDevice {
     this.#commandByte = state.commandByte & 0xff;
     this.#status = state.status & 0xff;
     this.#pending = state.pending;
-    this.#output = state.output.slice(0, 16).map((b) => b & 0xff);
+    this.#output = state.output.slice(0, I8042_OUTPUT_LIMIT).map((b) => b & 0xff);
   }
 }

@@ -92,8 +92,6 @@ export class DeviceMailbox {
 
 /** An AP's view of a bus: every access goes through the mailbox to the owner's bus. */
 export class RemoteBus implements IoSpace {
-  readonly unclaimed = new Map<number, number>();
-
   constructor(
     private readonly space: 'pio' | 'mmio',
     private readonly mailbox: DeviceMailbox,
@@ -102,15 +100,10 @@ export class RemoteBus implements IoSpace {
   ) {}
 
   read(address: number, data: Uint8Array): boolean {
-    return this.#count(address, this.mailbox.call(this.space, false, address, data, this.wake, this.abandoned));
+    return this.mailbox.call(this.space, false, address, data, this.wake, this.abandoned);
   }
 
   write(address: number, data: Uint8Array): boolean {
-    return this.#count(address, this.mailbox.call(this.space, true, address, data, this.wake, this.abandoned));
-  }
-
-  #count(address: number, claimed: boolean): boolean {
-    if (!claimed) this.unclaimed.set(address, (this.unclaimed.get(address) ?? 0) + 1);
-    return claimed;
+    return this.mailbox.call(this.space, true, address, data, this.wake, this.abandoned);
   }
 }

@@ -1,7 +1,7 @@
 // The PC devices every tsvmm VM has, on its port-I/O bus: COM1, the i8042 (reset line), the
 // CMOS RTC, the ACPI power-management registers and the POST port.
 
-import { Bus, MMIO_SPACE, PIO_SPACE } from '../devices/bus.js';
+import { Bus, MMIO_SPACE, PIO_SPACE, type DeviceFault } from '../devices/bus.js';
 import type { ByteSink, ByteSource } from '../devices/byte-stream.js';
 import { I8042, I8042_DATA_PORT, I8042_PORT_COUNT, type I8042State } from '../devices/i8042.js';
 import type { IrqLine } from '../devices/irq.js';
@@ -49,12 +49,14 @@ export interface LegacyDeviceWiring {
   /** The guest asked for a reset: i8042 reset line or the ACPI reset register. */
   onReset(source: 'i8042' | 'acpi'): void;
   onPowerOff(): void;
+  /** A device method threw on a guest access; the bus has caught it and the VM goes on. */
+  onDeviceFault(fault: DeviceFault): void;
   log(message: string): void;
 }
 
 export function createLegacyDevices(wiring: LegacyDeviceWiring): LegacyDevices {
-  const pio = new Bus('port I/O', PIO_SPACE);
-  const mmio = new Bus('MMIO', MMIO_SPACE);
+  const pio = new Bus('port I/O', PIO_SPACE, wiring.onDeviceFault);
+  const mmio = new Bus('MMIO', MMIO_SPACE, wiring.onDeviceFault);
   const serial = new Serial16550(wiring.irq(COM1.irq), wiring.consoleOut, wiring.consoleIn);
   const i8042 = new I8042(() => wiring.onReset('i8042'));
   pio.insert('serial (COM1)', COM1.port, SERIAL_PORT_COUNT, serial);

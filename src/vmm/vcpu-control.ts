@@ -20,7 +20,7 @@ export const VcpuRequest = { None: 0, SaveDevices: 1 } as const;
 export type VcpuRequest = (typeof VcpuRequest)[keyof typeof VcpuRequest];
 
 /** Counters the vCPU thread increments; readers may see them a little stale. */
-export const COUNTERS = ['exits', 'io', 'mmio', 'interrupted', 'unclaimed'] as const;
+export const COUNTERS = ['exits', 'io', 'mmio', 'interrupted', 'unclaimed', 'faults'] as const;
 export type Counter = (typeof COUNTERS)[number];
 
 export class VcpuControl {
@@ -113,5 +113,10 @@ export class VcpuControl {
 
   count(counter: Counter): number {
     return this.counters[COUNTERS.indexOf(counter)]!;
+  }
+
+  /** Off the hot path only (the exit loop indexes `counters` itself). */
+  add(counter: Counter, n = 1): void {
+    this.counters[COUNTERS.indexOf(counter)]! += n;
   }
 }

@@ -6,6 +6,7 @@ import type { VcpuFd } from '../kvm/kvm.js';
 import type { KvmRun, VcpuExit } from '../kvm/kvm-run.js';
 import { KVM_INTERNAL_ERROR, KVM_SYSTEM_EVENT } from '../kvm/ioctls.js';
 import type { IoSpace } from '../devices/bus.js';
+import { FaultLog } from '../devices/fault-log.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { COUNTERS, VcpuCommand, VcpuControl, VcpuState, type Counter } from './vcpu-control.js';
 import type { VmOutcome } from './outcome.js';
@@ -34,9 +35,12 @@ export class VcpuLoop {
   #requested: VmOutcome | undefined;
   readonly #counters: Float64Array;
   readonly #index: Record<Counter, number>;
+  /** Unassigned addresses the guest touched: the first few are logged, all are counted. */
+  readonly #unassigned: FaultLog;
 
   constructor(ctx: VcpuLoopContext) {
     this.#ctx = ctx;
+    this.#unassigned = new FaultLog('unassigned addresses', ctx.log);
     this.#counters = ctx.control.counters;
     this.#index = Object.fromEntries(COUNTERS.map((c, i) => [c, i])) as Record<Counter, number>;
   }
@@ -138,9 +142,9 @@ export class VcpuLoop {
 
   #unclaimed(space: string, address: number): void {
     this.#counters[this.#index.unclaimed]!++;
-    const bus = space === 'port' ? this.#ctx.pio : this.#ctx.mmio;
-    // Log the first access to each address only: a guest probing hardware must not flood the log.
-    if (bus.unclaimed.get(address) === 1) this.#ctx.log(`guest accessed unassigned ${space} 0x${address.toString(16)}`);
+    // A guest probing hardware must not flood the log, nor grow a map over a 2^52 address space.
+    const what = `${space} 0x${address.toString(16)}`;
+    this.#unassigned.report(what, () => `guest accessed unassigned ${what}`);
   }
 
   #obey(command: VcpuCommand): VmOutcome | undefined {

@@ -17,6 +17,7 @@ import type { IoSpace } from '../devices/bus.js';
 import type { VirtioSlot } from './virtio-slots.js';
 import { VIRTIO_MMIO_SIZE, VirtioMmioState, VirtioMmioTransport } from '../devices/virtio/mmio-transport.js';
 import { writeSync } from 'node:fs';
+import { describeError, errorKind, FaultLog } from '../devices/fault-log.js';
 
 export interface VcpuWorkerData {
   vmFd: number;
@@ -54,6 +55,7 @@ function main(data: VcpuWorkerData): void {
   control.thread = native.threadSelf();
   let outcome: VmOutcome;
   const memory = GuestMemory.attach(data.memory);
+  const deviceFaults = new FaultLog('device faults', (message) => post({ type: 'log', message }));
   try {
     // The fds belong to the main thread; these wrappers only borrow them and never close them.
     const vm = new VmFd(data.vmFd, data.kvmRunSize);
@@ -75,6 +77,11 @@ function main(data: VcpuWorkerData): void {
         // Called only from inside loop.run(), after `loop` exists.
         onReset: (source) => loop.requestStop({ kind: 'shutdown', reason: source === 'i8042' ? 'i8042-reset' : 'acpi-reset' }),
         onPowerOff: () => loop.requestStop({ kind: 'shutdown', reason: 'acpi-poweroff' }),
+        onDeviceFault: (fault) => {
+          control.add('faults');
+          deviceFaults.report(`${fault.device} ${fault.write ? 'write' : 'read'} ${errorKind(fault.error)}`, () =>
+            `${fault.device}: a guest ${fault.write ? 'write to' : 'read of'} offset 0x${fault.offset.toString(16)} failed (${describeError(fault.error)}); the VM goes on`);
+        },
         log: (message) => post({ type: 'log', message }),
       });
       if (data.deviceState) restoreLegacyDevices(devices, data.deviceState);
@@ -83,6 +90,7 @@ function main(data: VcpuWorkerData): void {
         devices.mmio.insert(slot.name, slot.base, VIRTIO_MMIO_SIZE, new VirtioMmioTransport(VirtioMmioState.attach(slot.state), slot.info, {
           onStateChange: () => signal(data.virtio.controlFd),
           onQueueNotify: (queue) => signal(slot.queueFds[queue]!),
+          onInterrupt: () => signal(slot.irqfd),
         }));
       }
       buses = {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Bus, BusError, type BusDevice } from '../../src/devices/bus.js';
+import { Bus, BusError, type BusDevice, type DeviceFault } from '../../src/devices/bus.js';
+import { FaultLog } from '../../src/devices/fault-log.js';
 
 class Recorder implements BusDevice {
   readonly writes: [number, number[]][] = [];
@@ -30,13 +31,12 @@ describe('Bus', () => {
     expect(bus.devices.map((d) => d.name)).toEqual(['a', 'adjacent']);
   });
 
-  it('answers unclaimed reads with all ones, drops unclaimed writes and counts both', () => {
+  it('answers unclaimed reads with all ones, drops unclaimed writes and reports both to the caller', () => {
     const bus = new Bus('mmio', 2 ** 52);
     const data = new Uint8Array(4);
     expect(bus.read(0xd0000000, data)).toBe(false);
     expect([...data]).toEqual([0xff, 0xff, 0xff, 0xff]);
     expect(bus.write(0xd0000000, data)).toBe(false);
-    expect(bus.unclaimed.get(0xd0000000)).toBe(2);
   });
 
   it('does not give a device an access that runs past the end of its range', () => {
@@ -54,5 +54,40 @@ describe('Bus', () => {
     for (const i of [49, 0, 25, 25, 7]) bus.write(i * 16 + 3, Uint8Array.of(i));
     expect(devices[25]!.writes).toEqual([[3, [25]], [3, [25]]]);
     expect(bus.write(16 * 10 + 9, Uint8Array.of(1))).toBe(false); // the gap after d10
+  });
+
+  it('catches a device that throws: the access counts as claimed, a read gives all ones, the device and the caller hear of it', () => {
+    const faults: DeviceFault[] = [];
+    const bus = new Bus('mmio', 2 ** 52, (f) => faults.push(f));
+    let broken = 0;
+    const device: BusDevice = {
+      read: () => { throw new RangeError('Invalid atomic access index'); },
+      write: () => { throw new TypeError('boom'); },
+      fault: () => { broken++; throw new Error('and fault() throws too'); },
+    };
+    bus.insert('bad', 0x1000, 0x100, device);
+    const data = new Uint8Array(4);
+    expect(bus.read(0x1010, data)).toBe(true);
+    expect([...data]).toEqual([0xff, 0xff, 0xff, 0xff]);
+    expect(bus.write(0x1020, data)).toBe(true);
+    expect(broken).toBe(2);
+    expect(bus.faults).toBe(2);
+    expect(faults.map((f) => [f.device, f.write, f.offset, (f.error as Error).name])).toEqual([
+      ['bad', false, 0x10, 'RangeError'], ['bad', true, 0x20, 'TypeError'],
+    ]);
+  });
+});
+
+describe('FaultLog', () => {
+  it('logs the first fault of each kind, counts all, and stops remembering kinds past its limit', () => {
+    const lines: string[] = [];
+    const log = new FaultLog('unassigned addresses', (m) => lines.push(m), 4);
+    for (let i = 0; i < 100_000; i++) log.report(`port 0x${(i % 1000).toString(16)}`, () => `port ${i % 1000}`);
+    expect(log.total).toBe(100_000);
+    expect(lines).toEqual([
+      'port 0 (logged once; repeats are counted)', 'port 1 (logged once; repeats are counted)',
+      'port 2 (logged once; repeats are counted)', 'port 3 (logged once; repeats are counted)',
+      'more than 4 kinds of unassigned addresses: further ones are counted, not logged',
+    ]);
   });
 });

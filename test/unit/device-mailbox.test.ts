@@ -38,13 +38,12 @@ describe('device mailbox (an AP reaching the boot CPU’s devices)', () => {
     expect(s.seen).toEqual([['pio', 0, [0x41]], ['mmio', 4, [9, 9]]]);
   });
 
-  it('reports unclaimed accesses and counts them on the AP side', () => {
+  it('reports unclaimed accesses on the AP side', () => {
     const s = setup();
     const remote = new RemoteBus('pio', s.mailbox, s.wake, () => false);
     const data = new Uint8Array(1);
     expect(remote.read(0x1234, data)).toBe(false);
     expect(data[0]).toBe(0xff);
-    expect(remote.unclaimed.get(0x1234)).toBe(1);
   });
 
   it('gives up instead of hanging when the VM is stopping and the owner does not answer', () => {

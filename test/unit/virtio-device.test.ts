@@ -15,7 +15,7 @@ function setup() {
   const driver = new MockDriver({ size: 16 });
   const info = rngInfo();
   const state = VirtioMmioState.create(info);
-  const transport = new VirtioMmioTransport(state, info, { onStateChange: () => {}, onQueueNotify: () => {} });
+  const transport = new VirtioMmioTransport(state, info, { onStateChange: () => {}, onQueueNotify: () => {}, onInterrupt: () => {} });
   const irqfd = addon().eventfd(0, EFD_NONBLOCK);
   const logs: string[] = [];
   const watcher: FdWatcher = { watch: () => {}, unwatch: () => {} };

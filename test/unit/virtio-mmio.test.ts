@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  REG, STATUS, VIRTIO_F_VERSION_1, VirtioMmioState, VirtioMmioTransport, type VirtioDeviceInfo,
+  INTERRUPT, REG, STATUS, VIRTIO_F_VERSION_1, VirtioMmioState, VirtioMmioTransport, type VirtioDeviceInfo,
 } from '../../src/devices/virtio/mmio-transport.js';
 
 const info: VirtioDeviceInfo = {
@@ -16,6 +16,7 @@ function device() {
   const transport = new VirtioMmioTransport(state, info, {
     onStateChange: () => events.push('state'),
     onQueueNotify: (q) => events.push(`notify ${q}`),
+    onInterrupt: () => events.push('interrupt'),
   });
   const read = (offset: number) => {
     const d = new Uint8Array(4);
@@ -130,5 +131,50 @@ describe('virtio-mmio transport (version 2)', () => {
     const odd = new Uint8Array(2);
     d.transport.read(REG.MagicValue, odd);
     expect([...odd]).toEqual([0, 0]);
+  });
+});
+
+describe('virtio-mmio transport under a hostile driver', () => {
+  const registers = Object.values(REG).filter((offset) => offset < REG.Config);
+  const wild = [0, 1, 2, 7, 8, 0x7fffffff, 0x80000000, 0x80000001, 0xfffffffe, 0xffffffff];
+
+  it('takes QueueSel = 0x80000000 (and every other selector value ≥ 2^31) as no queue, then survives every register', () => {
+    for (const selector of [0x80000000, 0xffffffff, 0x80000001]) {
+      const d = device();
+      d.write(REG.QueueSel, selector);
+      for (const offset of registers) expect(() => d.read(offset)).not.toThrow();
+      for (const offset of registers) {
+        if (offset === REG.QueueSel || offset === REG.Status) continue;
+        for (const value of wild) {
+          d.write(REG.QueueSel, selector);
+          expect(() => d.write(offset, value)).not.toThrow();
+          for (const read of registers) expect(() => d.read(read)).not.toThrow();
+        }
+      }
+      // No queue is selected, so nothing a queue holds changed.
+      d.write(REG.QueueSel, 0);
+      expect(d.read(REG.QueueNum)).toBe(256);
+      expect(d.read(REG.QueueDescLow)).toBe(0);
+    }
+  });
+
+  it('reads feature selectors ≥ 2^31 as beyond the two feature words', () => {
+    const d = device();
+    d.write(REG.DeviceFeaturesSel, 0x80000000);
+    expect(d.read(REG.DeviceFeatures)).toBe(0);
+    d.write(REG.DriverFeaturesSel, 0xffffffff);
+    d.write(REG.DriverFeatures, 0xffffffff);
+    expect(d.state.driverFeatures).toBe(0n);
+  });
+
+  it('a fault puts the device in DEVICE_NEEDS_RESET with a config-change interrupt, until the driver resets it', () => {
+    const d = device();
+    d.write(REG.Status, STATUS.ACKNOWLEDGE);
+    d.transport.fault();
+    expect(d.read(REG.Status)).toBe(STATUS.ACKNOWLEDGE | STATUS.DEVICE_NEEDS_RESET);
+    expect(d.read(REG.InterruptStatus) & INTERRUPT.CONFIG_CHANGE).toBe(INTERRUPT.CONFIG_CHANGE);
+    expect(d.events).toContain('interrupt');
+    d.write(REG.Status, 0);
+    expect(d.read(REG.Status)).toBe(0);
   });
 });

@@ -1,11 +1,13 @@
 // The I/O-thread side of a virtio device: it watches the transport's state, builds the queues
 // when the driver says DRIVER_OK, hands notifications to the backend, and interrupts the driver
-// through the irqfd. A queue the guest has corrupted puts the device into DEVICE_NEEDS_RESET with
-// one log line; nothing a guest writes into a ring can throw out of here.
+// through the irqfd. A queue the guest has corrupted, or any other exception from the device's
+// work, puts the device into DEVICE_NEEDS_RESET with one log line per kind of fault (counted in a
+// FaultLog); nothing a guest writes into a ring or a register can throw out of here.
 
 import { writeSync } from 'node:fs';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import { VirtQueue, VirtQueueError, type DescriptorChain, type QueueState } from './queue.js';
+import { describeError, errorKind, FaultLog } from '../fault-log.js';
 import {
   INTERRUPT, STATUS, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
   type VirtioDeviceInfo, type VirtioMmioState,
@@ -77,6 +79,8 @@ export class VirtioDeviceRunner {
     private readonly irqfd: number,
     private readonly watcher: FdWatcher,
     private readonly log: (message: string) => void,
+    /** Where faults are counted; the I/O thread shares one among its devices. */
+    readonly faults: FaultLog = new FaultLog('device faults', log),
   ) {}
 
   /** The transport's status or a queue's readiness changed (maybe several times since last call). */
@@ -107,8 +111,7 @@ export class VirtioDeviceRunner {
     try {
       work();
     } catch (error) {
-      if (!(error instanceof VirtQueueError)) throw error;
-      this.#needsReset(error.message);
+      this.#needsReset(error);
     }
   }
 
@@ -143,13 +146,12 @@ export class VirtioDeviceRunner {
         queues.set(index, saved ? VirtQueue.restore(this.memory, config, saved) : new VirtQueue(this.memory, config));
       });
     } catch (error) {
-      if (!(error instanceof VirtQueueError)) throw error;
-      this.#needsReset(error.message);
+      this.#needsReset(error);
       return;
     }
     this.#active = true;
     this.#queues = queues;
-    this.backend.activate({
+    this.#guard(() => this.backend.activate({
       memory: this.memory,
       queues,
       features,
@@ -164,7 +166,7 @@ export class VirtioDeviceRunner {
         if (this.#watched.delete(fd)) this.watcher.unwatch(fd);
       },
       log: (message) => this.log(`${this.name}: ${message}`),
-    });
+    }));
     // Buffers the driver posted (and notified) before we saw DRIVER_OK are served now.
     for (const index of queues.keys()) this.#guard(() => this.backend.process(index));
   }
@@ -176,18 +178,30 @@ export class VirtioDeviceRunner {
     this.backend.reset();
   }
 
-  #needsReset(reason: string): void {
-    this.#active = false;
-    this.#broken = true;
-    this.#stop();
-    this.log(`${this.name}: the guest's virtqueue is unusable (${reason}); device needs reset`);
-    this.state.orStatus(STATUS.DEVICE_NEEDS_RESET);
-    this.state.bumpConfigGeneration();
-    this.#interrupt(INTERRUPT.CONFIG_CHANGE);
+  /** Whatever went wrong, the device stops and waits for the driver to reset it; the VM goes on. */
+  #needsReset(error: unknown): void {
+    if (!this.#broken) {
+      this.#active = false;
+      this.#broken = true;
+      try {
+        this.#stop();
+      } catch { /* a backend that fails to reset is reset again by the driver's reset */ }
+    }
+    this.faults.report(`${this.name}: ${errorKind(error)}`, () => (error instanceof VirtQueueError
+      ? `${this.name}: the guest's virtqueue is unusable (${error.message}); device needs reset`
+      : `${this.name}: the device failed (${describeError(error)}); device needs reset`));
+    this.state.markNeedsReset();
+    this.#signal();
   }
 
   #interrupt(reason: number): void {
     this.state.raiseInterrupt(reason);
-    writeSync(this.irqfd, ONE);
+    this.#signal();
+  }
+
+  #signal(): void {
+    try {
+      writeSync(this.irqfd, ONE);
+    } catch { /* EAGAIN: the counter is full, so an interrupt is pending anyway */ }
   }
 }

@@ -155,6 +155,16 @@ export class VirtioMmioState {
   get interruptStatus(): number { return Atomics.load(this.#i, S_INTERRUPT_STATUS); }
   acknowledgeInterrupt(bits: number): void { Atomics.and(this.#i, S_INTERRUPT_STATUS, ~bits); }
 
+  /**
+   * The device cannot go on until the driver resets it (virtio 1.x §2.1.2): DEVICE_NEEDS_RESET,
+   * and a configuration-change interrupt reason; the caller then signals the irqfd.
+   */
+  markNeedsReset(): void {
+    this.orStatus(STATUS.DEVICE_NEEDS_RESET);
+    this.bumpConfigGeneration();
+    this.raiseInterrupt(INTERRUPT.CONFIG_CHANGE);
+  }
+
   /** Device-side config change: bump the generation so the driver rereads consistently. */
   bumpConfigGeneration(): void { Atomics.add(this.#i, S_CONFIG_GENERATION, 1); }
 
@@ -181,6 +191,8 @@ export interface TransportEvents {
   onStateChange(): void;
   /** A QueueNotify write that no ioeventfd caught (KVM without ioeventfd, or a write of another size). */
   onQueueNotify(queue: number): void;
+  /** An interrupt reason was raised on the vCPU side (DEVICE_NEEDS_RESET): signal the irqfd. */
+  onInterrupt(): void;
 }
 
 /** The vCPU side: register reads and writes at offsets within the device's 4 KiB window. */
@@ -212,18 +224,27 @@ export class VirtioMmioTransport implements BusDevice {
     this.#writeRegister(offset, new DataView(data.buffer, data.byteOffset, 4).getUint32(0, true));
   }
 
+  /**
+   * The selected queue's first slot, or -1 when QueueSel names no queue. The selector registers
+   * hold whatever 32-bit value the guest wrote; read as signed, 0x80000000 and up would pass a
+   * `< length` test as negative indexes, so they are read unsigned.
+   */
+  #selectedQueue(): { queue: number; q: number } {
+    const queue = this.state.ints[S_QUEUE_SEL]! >>> 0;
+    return queue < this.info.queueSizes.length ? { queue, q: S_HEADER + queue * Q_SLOTS } : { queue, q: -1 };
+  }
+
   #readRegister(offset: number): number {
     const i = this.state.ints;
-    const queue = i[S_QUEUE_SEL]!;
-    const q = S_HEADER + queue * Q_SLOTS;
-    const validQueue = queue < this.info.queueSizes.length;
+    const { queue, q } = this.#selectedQueue();
+    const validQueue = q >= 0;
     switch (offset) {
       case REG.MagicValue: return MAGIC_VALUE;
       case REG.Version: return VERSION;
       case REG.DeviceID: return this.info.deviceId;
       case REG.VendorID: return VENDOR_ID;
       case REG.DeviceFeatures: {
-        const sel = i[S_DEVICE_FEATURES_SEL]!;
+        const sel = i[S_DEVICE_FEATURES_SEL]! >>> 0;
         return sel > 1 ? 0 : Number((this.info.features >> BigInt(32 * sel)) & 0xffffffffn);
       }
       case REG.QueueNumMax: return validQueue ? this.info.queueSizes[queue]! : 0;
@@ -245,15 +266,14 @@ export class VirtioMmioTransport implements BusDevice {
 
   #writeRegister(offset: number, value: number): void {
     const i = this.state.ints;
-    const queue = i[S_QUEUE_SEL]!;
-    const q = S_HEADER + queue * Q_SLOTS;
+    const { queue, q } = this.#selectedQueue();
     // Queue registers may change only while the queue is not live (spec §4.2.2.3).
-    const queueWritable = queue < this.info.queueSizes.length && Atomics.load(i, q + Q_READY) === 0;
+    const queueWritable = q >= 0 && Atomics.load(i, q + Q_READY) === 0;
     switch (offset) {
       case REG.DeviceFeaturesSel: i[S_DEVICE_FEATURES_SEL] = value; break;
       case REG.DriverFeaturesSel: i[S_DRIVER_FEATURES_SEL] = value; break;
       case REG.DriverFeatures: {
-        const sel = i[S_DRIVER_FEATURES_SEL]!;
+        const sel = i[S_DRIVER_FEATURES_SEL]! >>> 0;
         if (sel <= 1 && !(this.state.status & STATUS.FEATURES_OK)) i[sel === 0 ? S_DRIVER_FEATURES_LO : S_DRIVER_FEATURES_HI] = value | 0;
         break;
       }
@@ -262,7 +282,7 @@ export class VirtioMmioTransport implements BusDevice {
         if (queueWritable && value > 0 && value <= this.info.queueSizes[queue]! && (value & (value - 1)) === 0) i[q + Q_NUM] = value;
         break;
       case REG.QueueReady:
-        if (queue < this.info.queueSizes.length) {
+        if (q >= 0) {
           Atomics.store(i, q + Q_READY, value === 1 ? 1 : 0);
           this.events.onStateChange();
         }
@@ -280,6 +300,12 @@ export class VirtioMmioTransport implements BusDevice {
       case REG.Status: this.#writeStatus(value); break;
       default: break; // read-only or unknown registers ignore writes
     }
+  }
+
+  /** A register access threw (a bug the guest found): the device is broken until reset. */
+  fault(): void {
+    this.state.markNeedsReset();
+    this.events.onInterrupt();
   }
 
   #writeStatus(value: number): void {
