@@ -14,6 +14,12 @@
 // The init process is cloned straight into its new namespaces and waits on a pipe until we
 // have put it in its cgroups, so the workload never runs outside its limits. Its setup errors
 // come back on a close-on-exec pipe: end-of-file there means execve succeeded.
+//
+// The init always starts a session of its own (setsid), so no terminal of the caller is its
+// controlling terminal. With "terminal" in the plan it opens a pty from the container's own
+// /dev/pts, makes the slave its controlling terminal and stdio, and hands the master to us over
+// a socket (SCM_RIGHTS), as runc does; we relay it to our stdin and stdout, which are pipes from
+// tsvmm, and set its window size when tsvmm sends {"resize":{"rows":R,"cols":C}} on fd 3.
 
 #define _GNU_SOURCE
 #include <errno.h>
@@ -32,6 +38,12 @@
 #include <linux/close_range.h>
 #include <linux/keyctl.h>
 #include <linux/openat2.h>
+#include <net/if.h>
+#include <poll.h>
+#include <pwd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <termios.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -359,7 +371,8 @@ typedef struct {
   device_node *devices;
   size_t n_devices;
   char **symlink_targets, **symlink_paths;
-  const char *console;
+  int terminal, rows, cols;
+  int loopback_up, set_home;
   char **readonly_after;
   unsigned long root_remount_flags;
   const char *hostname, *domainname;
@@ -450,7 +463,14 @@ static void read_plan(const jval *root, plan_t *plan) {
     plan->symlink_paths[i] = (char *)jstr(&sl->items[i], "path");
   }
 
-  plan->console = jstr_or(root, "console", NULL);
+  const jval *terminal = jget(root, "terminal");
+  if (terminal && terminal->type == J_OBJ) {
+    plan->terminal = 1;
+    plan->rows = (int)jnum(terminal, "rows");
+    plan->cols = (int)jnum(terminal, "cols");
+  }
+  plan->loopback_up = jbool(root, "loopbackUp");
+  plan->set_home = jbool(root, "setHome");
   plan->readonly_after = jstrv(root, "readonlyAfter");
   plan->root_remount_flags = (unsigned long)jnum(root, "rootRemountFlags");
   plan->hostname = jstr_or(root, "hostname", NULL);
@@ -696,10 +716,6 @@ static void setup_rootfs(const plan_t *plan) {
   for (size_t i = 0; i < plan->n_mounts; i++) do_mount(rootfd, &plan->mounts[i]);
   for (size_t i = 0; i < plan->n_devices; i++) make_device(rootfd, &plan->devices[i]);
   for (size_t i = 0; plan->symlink_paths[i]; i++) make_symlink(rootfd, plan->symlink_targets[i], plan->symlink_paths[i]);
-  if (plan->console) {
-    mount_step console = { .source = plan->console, .target = "/dev/console", .type = "", .data = "", .flags = MS_BIND, .is_file = 1 };
-    do_mount(rootfd, &console);
-  }
 
   pivot_into(rootfd, plan->rootfs);
   close(rootfd);
@@ -762,6 +778,112 @@ static void set_capabilities(const plan_t *plan, int last_cap) {
   }
 }
 
+// runc brings up lo in every network namespace it makes; without it even 127.0.0.1 is
+// unreachable.
+static void loopback_up(void) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) fail(errno, "socket for lo");
+  struct ifreq ifr = {0};
+  snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) fail(errno, "read the flags of lo");
+  ifr.ifr_flags |= IFF_UP;
+  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) fail(errno, "bring lo up");
+  close(s);
+}
+
+// HOME as runc sets it when the environment has none: the user's entry in the container's
+// /etc/passwd, else "/". Parsed by hand: getpwuid would load NSS modules from the container.
+static void set_home(const plan_t *plan) {
+  for (char **e = plan->env; *e; e++) {
+    if (!strncmp(*e, "HOME=", 5)) return;
+  }
+  static char home[PATH_MAX + 6];
+  snprintf(home, sizeof home, "HOME=/");
+  int fd = open("/etc/passwd", O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    static char text[1 << 20];
+    ssize_t n, got = 0;
+    while (got < (ssize_t)sizeof text - 1 && (n = read(fd, text + got, sizeof text - 1 - (size_t)got)) > 0) got += n;
+    text[got] = 0;
+    // name:password:uid:gid:gecos:home:shell
+    for (char *line = text, *next; line && *line; line = next) {
+      next = strchr(line, '\n');
+      if (next) *next++ = 0;
+      char *field[7] = {0};
+      int k = 0;
+      for (char *p = line; k < 7; k++) {
+        field[k] = p;
+        p = strchr(p, ':');
+        if (!p) { k++; break; }
+        *p++ = 0;
+      }
+      if (k < 6 || !field[2][0]) continue;
+      char *end;
+      unsigned long uid = strtoul(field[2], &end, 10);
+      if (*end || uid != plan->uid || field[5][0] != '/') continue;
+      snprintf(home, sizeof home, "HOME=%s", field[5]);
+      break;
+    }
+  }
+  if (fd >= 0) close(fd);
+  size_t n = 0;
+  while (plan->env[n]) n++;
+  char **env = calloc(n + 2, sizeof *env);
+  if (!env) fail(ENOMEM, "environment");
+  memcpy(env, plan->env, n * sizeof *env);
+  env[n] = home;
+  ((plan_t *)plan)->env = env;
+}
+
+// Sends (or receives) one file descriptor over a unix socket.
+static int send_fd(int sock, int fd) {
+  char byte = 0;
+  struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+  union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+  memset(&u, 0, sizeof u);
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  ssize_t n;
+  do n = sendmsg(sock, &msg, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+  return n == 1 ? 0 : -1;
+}
+
+static int recv_fd(int sock) {
+  char byte;
+  struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+  union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(int))]; } u;
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof u.buf };
+  ssize_t n;
+  do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); while (n < 0 && errno == EINTR);
+  if (n != 1) return -1;
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))) return -1;
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return fd;
+}
+
+// A pty from the container's own devpts (so /dev/pts inside shows it), its master sent to the
+// supervisor; returns the slave, which becomes the controlling terminal and stdio.
+static int open_terminal(const plan_t *plan, int sock) {
+  int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) fail(errno, "open /dev/ptmx in the container for its terminal (it needs /dev/pts)");
+  int unlock = 0;
+  if (ioctl(master, TIOCSPTLCK, &unlock) < 0) fail(errno, "unlock the terminal");
+  struct winsize ws = { .ws_row = (unsigned short)plan->rows, .ws_col = (unsigned short)plan->cols };
+  if (ioctl(master, TIOCSWINSZ, &ws) < 0) fail(errno, "set the terminal size");
+  int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+  if (slave < 0) fail(errno, "open the terminal's slave");
+  if (send_fd(sock, master) < 0) fail(errno, "hand the terminal to the supervisor");
+  close(master);
+  return slave;
+}
+
 // execvp, but searching the container's PATH rather than ours.
 static void exec_workload(const plan_t *plan) {
   const char *file = plan->args[0];
@@ -793,7 +915,7 @@ static void exec_workload(const plan_t *plan) {
 
 typedef struct {
   const plan_t *plan;
-  int go_fd, go_write_fd, err_fd, err_read_fd;
+  int go_fd, go_write_fd, err_fd, err_read_fd, tty_fd, tty_parent_fd;
 } child_args;
 
 static int child_main(void *arg) {
@@ -803,6 +925,7 @@ static int child_main(void *arg) {
   // Only the supervisor may hold these ends, or our read below would never see it die.
   close(ca->go_write_fd);
   close(ca->err_read_fd);
+  if (ca->tty_parent_fd >= 0) close(ca->tty_parent_fd);
   // If the supervisor dies, so does the container (and with it, as pid 1, everything in it).
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   char go;
@@ -810,6 +933,9 @@ static int child_main(void *arg) {
   do n = read(ca->go_fd, &go, 1); while (n < 0 && errno == EINTR);
   if (n != 1) _exit(125); // the supervisor gave up before letting us start
   close(ca->go_fd);
+  // A session of our own: whatever terminal the caller has is no controlling terminal of ours,
+  // so TIOCSTI and the terminal's signals cannot reach across.
+  if (setsid() < 0) fail(errno, "setsid");
 
   // Now inside its cgroups: a cgroup namespace made here is rooted at the container's cgroup.
   if (plan->unshare_flags && unshare((int)plan->unshare_flags) < 0) fail(errno, "unshare");
@@ -821,12 +947,22 @@ static int child_main(void *arg) {
   }
   int last_cap = cap_last();
 
+  if (plan->loopback_up) loopback_up();
   setup_rootfs(plan);
   if (plan->hostname && sethostname(plan->hostname, strlen(plan->hostname)) < 0) fail(errno, "sethostname %s", plan->hostname);
   if (plan->domainname && setdomainname(plan->domainname, strlen(plan->domainname)) < 0) fail(errno, "setdomainname %s", plan->domainname);
   for (size_t i = 0; plan->readonly_paths[i]; i++) readonly_path(plan->readonly_paths[i]);
   for (size_t i = 0; plan->masked_paths[i]; i++) mask_path(plan->masked_paths[i]);
   make_cwd(plan->cwd);
+  if (plan->set_home) set_home(plan);
+  if (plan->terminal) {
+    int slave = open_terminal(plan, ca->tty_fd);
+    if (ioctl(slave, TIOCSCTTY, 0) < 0) fail(errno, "make the pty the controlling terminal");
+    for (int fd = 0; fd < 3; fd++) {
+      if (dup2(slave, fd) < 0) fail(errno, "dup2 the terminal to %d", fd);
+    }
+    if (slave > 2) close(slave);
+  }
   umask(plan->umask);
   if (plan->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(errno, "set no_new_privs");
   set_capabilities(plan, last_cap);
@@ -872,6 +1008,118 @@ static char *read_line(int fd, size_t limit) {
   }
 }
 
+// ------------------------------------------------------------------------------------------
+// The terminal relay: our stdin → the pty master → our stdout, resize requests from fd 3,
+// until the init ends.
+
+static int write_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+// One line from tsvmm on fd 3 while the workload runs: {"resize":{"rows":R,"cols":C}}.
+static void channel_command(int master, char *line) {
+  jp = line;
+  jend = line + strlen(line);
+  jval v;
+  if (jparse(&v, 0) < 0 || v.type != J_OBJ) return;
+  const jval *resize = jget(&v, "resize");
+  if (!resize || resize->type != J_OBJ) return;
+  const jval *rows = jget(resize, "rows"), *cols = jget(resize, "cols");
+  if (!rows || !cols || rows->type != J_NUM || cols->type != J_NUM) return;
+  if (rows->num < 1 || rows->num > 65535 || cols->num < 1 || cols->num > 65535) return;
+  struct winsize ws = { .ws_row = (unsigned short)rows->num, .ws_col = (unsigned short)cols->num };
+  ioctl(master, TIOCSWINSZ, &ws); // the kernel sends SIGWINCH to the foreground group
+}
+
+static void relay_terminal(int master, pid_t pid) {
+  int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+  if (pidfd < 0) parent_fail("terminal", errno, "pidfd_open");
+  fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+  // Input waits here while the pty's input queue is full, so that we keep reading its output
+  // (a container that writes without reading would otherwise stall us both).
+  static char in[4096], out[16384], cmd[4096];
+  size_t in_len = 0, in_off = 0, cmd_len = 0;
+  int stdin_open = 1, master_open = 1, channel_open = 1;
+  for (;;) {
+    struct pollfd p[4] = {
+      { .fd = pidfd, .events = POLLIN },
+      { .fd = master_open ? master : -1, .events = (short)(POLLIN | (in_len ? POLLOUT : 0)) },
+      { .fd = stdin_open && !in_len ? STDIN_FILENO : -1, .events = POLLIN },
+      { .fd = channel_open ? CHANNEL_FD : -1, .events = POLLIN },
+    };
+    if (poll(p, 4, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+      ssize_t n = read(master, out, sizeof out);
+      if (n > 0) {
+        if (write_all(STDOUT_FILENO, out, (size_t)n) < 0) { /* nobody listens; keep draining */ }
+      } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        master_open = 0; // EIO: every slave is closed
+      }
+    }
+    if (in_len && (p[1].revents & POLLOUT)) {
+      ssize_t n = write(master, in + in_off, in_len);
+      if (n > 0) { in_off += (size_t)n; in_len -= (size_t)n; }
+      else if (n < 0 && errno != EAGAIN && errno != EINTR) in_len = 0;
+    }
+    if (p[2].revents & (POLLIN | POLLHUP | POLLERR)) {
+      ssize_t n = read(STDIN_FILENO, in, sizeof in);
+      if (n > 0) {
+        in_off = 0;
+        in_len = (size_t)n;
+      } else if (n == 0 || errno != EINTR) {
+        // End of input: what a terminal sends for it (Ctrl-D), so that the workload reads EOF.
+        stdin_open = 0;
+        struct termios t;
+        if (tcgetattr(master, &t) == 0 && (t.c_lflag & ICANON)) {
+          in[0] = (char)t.c_cc[VEOF];
+          in_off = 0;
+          in_len = 1;
+        }
+      }
+    }
+    if (p[3].revents & (POLLIN | POLLHUP | POLLERR)) {
+      ssize_t n = read(CHANNEL_FD, cmd + cmd_len, sizeof cmd - 1 - cmd_len);
+      if (n <= 0 && !(n < 0 && errno == EINTR)) {
+        channel_open = 0;
+      } else if (n > 0) {
+        cmd_len += (size_t)n;
+        cmd[cmd_len] = 0;
+        char *nl;
+        while ((nl = memchr(cmd, '\n', cmd_len))) {
+          *nl = 0;
+          channel_command(master, cmd);
+          cmd_len -= (size_t)(nl + 1 - cmd);
+          memmove(cmd, nl + 1, cmd_len);
+          cmd[cmd_len] = 0;
+        }
+        if (cmd_len == sizeof cmd - 1) cmd_len = 0; // no line is that long
+      }
+    }
+    if (p[0].revents & POLLIN) {
+      // The init has ended (and with it its pid namespace): pass on what it wrote last.
+      ssize_t n;
+      while (master_open && (n = read(master, out, sizeof out)) > 0) {
+        if (write_all(STDOUT_FILENO, out, (size_t)n) < 0) break;
+      }
+      break;
+    }
+  }
+  close(pidfd);
+  close(master);
+  close(STDIN_FILENO);
+  close(STDOUT_FILENO);
+}
+
 int main(void) {
   if (fcntl(CHANNEL_FD, F_SETFD, FD_CLOEXEC) < 0) {
     fprintf(stderr, "container-init: run by tsvmm only (fd 3 must be its channel)\n");
@@ -891,16 +1139,18 @@ int main(void) {
   const jval *supervisor = jget(&root, "supervisor");
   if (supervisor && supervisor->type == J_NUM && getppid() != (pid_t)supervisor->num) _exit(125);
 
-  int go[2], errp[2];
+  int go[2], errp[2], tty[2] = { -1, -1 };
   if (pipe2(go, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) parent_fail("pipe", errno, "pipe");
+  if (plan.terminal && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tty) < 0) parent_fail("pipe", errno, "socketpair for the terminal");
   char *stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) parent_fail("clone", errno, "allocating the init's stack");
-  child_args ca = { .plan = &plan, .go_fd = go[0], .go_write_fd = go[1], .err_fd = errp[1], .err_read_fd = errp[0] };
+  child_args ca = { .plan = &plan, .go_fd = go[0], .go_write_fd = go[1], .err_fd = errp[1], .err_read_fd = errp[0], .tty_fd = tty[1], .tty_parent_fd = tty[0] };
   pid_t pid = clone(child_main, stack + STACK_SIZE, (int)plan.clone_flags | SIGCHLD, &ca);
   if (pid < 0) parent_fail("clone", errno, "creating the namespaces");
   child_pid = pid;
   close(go[0]);
   close(errp[1]);
+  if (tty[1] >= 0) close(tty[1]);
 
   for (char **p = plan.cgroup_procs; *p; p++) {
     int fd = open(*p, O_WRONLY | O_CLOEXEC);
@@ -935,8 +1185,14 @@ int main(void) {
   signal(SIGINT, SIG_IGN);
   signal(SIGQUIT, SIG_IGN);
 
+  // Our stdout is a pipe to tsvmm: if it goes away, writing must fail, not kill us.
+  signal(SIGPIPE, SIG_IGN);
+
   if (write(go[1], "1", 1) != 1) parent_fail("start", errno, "releasing the init process");
   close(go[1]);
+  // End-of-file instead of a pty: the init failed before making one (its error follows).
+  int master = plan.terminal ? recv_fd(tty[0]) : -1;
+  if (tty[0] >= 0) close(tty[0]);
 
   char err[2048];
   ssize_t n, got = 0;
@@ -956,9 +1212,13 @@ int main(void) {
     _exit(125);
   }
   channel_write("{\"running\":true}\n", 17);
-  // The workload holds the stdio now; our copies would only keep pipes open.
-  close(STDIN_FILENO);
-  close(STDOUT_FILENO);
+  if (master >= 0) {
+    relay_terminal(master, pid);
+  } else {
+    // The workload holds the stdio now; our copies would only keep pipes open.
+    close(STDIN_FILENO);
+    close(STDOUT_FILENO);
+  }
 
   pid_t w;
   do w = waitpid(pid, &status, 0); while (w < 0 && errno == EINTR);

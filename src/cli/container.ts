@@ -11,6 +11,8 @@ import { checkName, ensureRuntimeDir, listInstances } from '../api/runtime-dir.j
 import type { Container, ContainerOutcome } from '../container/container.js';
 import { ContainerError } from '../container/errors.js';
 import type { ContainerConfig } from '../container/config.js';
+import type { TerminalSize } from '../container/plan.js';
+import { ConsoleEscape, type EscapeResult } from './console-escape.js';
 import { errorLine, reportError } from './output.js';
 import { numberOption } from './number-option.js';
 import { DETACH_TIMEOUT_MS, isDetached, startInBackground } from './detach.js';
@@ -22,6 +24,7 @@ interface ContainerRunArgs {
   mem?: string;
   cpus?: number;
   pids?: number;
+  tty?: boolean;
   hostname?: string;
   net: 'veth' | 'none';
   env: string[];
@@ -56,6 +59,7 @@ const runCommand: CommandModule<object, ContainerRunArgs> = {
     .option('env', { alias: 'e', type: 'string', array: true, default: [], describe: 'NAME=value added to the environment (repeat)' })
     .option('cwd', { type: 'string', describe: 'Working directory inside the container' })
     .option('name', { type: 'string', describe: 'Name for `tsvmm ps`, `pause`, `stop`, `update`, `console` (default ctr-XXXXXX)' })
+    .option('tty', { alias: 't', type: 'boolean', describe: 'Give the container a pty of its own (default: when stdin is a terminal); --no-tty: pipes' })
     .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Run in the background; reach its stdio with `tsvmm console NAME`' })
     .option('stop-timeout', numberOption('stop-timeout', { min: 0, default: 10, describe: 'Seconds `tsvmm stop` waits after SIGTERM before SIGKILL' }))
     .option('json', { type: 'boolean', default: false, describe: 'At exit, print a JSON summary on stderr' })
@@ -91,12 +95,24 @@ function toConfig(args: ContainerRunArgs, detached: boolean): ContainerConfig {
   }
   if (!Number.isFinite(args.stopTimeout) || args.stopTimeout < 0) throw new ContainerError('BAD_CONFIG', `--stop-timeout ${args.stopTimeout}: must be 0 or more seconds`);
   const command = commandWords(args);
+  const terminal = wantsTerminal(args, detached) ? (detached ? true : terminalSize()) : undefined;
   return {
     bundle: args.bundle, rootfs: args.rootfs, layers: args.layer, command: command.length ? command : undefined,
     env, cwd: args.cwd, hostname: args.hostname, memory: args.mem, cpus: args.cpus, pids: args.pids, net: args.net,
     name: args.name, readOnly: args.readOnly, keepUpper: args.keep,
-    stdio: detached ? 'pipe' : 'inherit', stopTimeoutMs: args.stopTimeout * 1000,
+    stdio: detached || terminal ? 'pipe' : 'inherit', terminal, stopTimeoutMs: args.stopTimeout * 1000,
   };
+}
+
+/** Whether the container gets a pty: --tty / --no-tty, else whether our stdin is a terminal (in the foreground). */
+function wantsTerminal(args: ContainerRunArgs, detached: boolean): boolean {
+  return args.tty ?? (!detached && process.stdin.isTTY === true);
+}
+
+/** The caller's terminal size, for the container's pty. */
+function terminalSize(): TerminalSize {
+  const out = [process.stdout, process.stderr].find((s) => s.isTTY);
+  return { rows: out?.rows || 24, cols: out?.columns || 80 };
 }
 
 async function runContainer(args: ContainerRunArgs): Promise<number> {
@@ -120,23 +136,61 @@ async function runContainer(args: ContainerRunArgs): Promise<number> {
   }
   // The first Ctrl-C, SIGTERM or hang-up stops it politely (SIGTERM, then SIGKILL after
   // --stop-timeout); a second one does not wait. Either way we live to remove its cgroups.
+  // With a terminal, Ctrl-C is the container's (its pty makes it SIGINT) and Ctrl-A X stops it.
   let signals = 0;
   const onSignal = () => { void container.stop(signals++ === 0 ? undefined : 0); };
   const stopSignals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   for (const signal of stopSignals) process.on(signal, onSignal);
   const started = performance.now();
+  let unrelay = () => {};
   try {
     container.start();
+    if (container.config.terminal && !detached) unrelay = relayTerminal(container, onSignal);
   } catch (error) {
     for (const signal of stopSignals) process.off(signal, onSignal);
     await control.close();
     return reportError(error);
   }
   const outcome = await container.wait();
+  unrelay();
   await control.close();
   for (const signal of stopSignals) process.off(signal, onSignal);
   await report(container, outcome, args, (performance.now() - started) / 1000);
   return exitStatus(outcome);
+}
+
+/**
+ * The container's pty on our terminal: ours in raw mode, so that every key (Ctrl-C included)
+ * reaches the container's line discipline; its output to ours; our size changes to it.
+ * Ctrl-A X stops it (`onQuit`). Returns the function that gives the terminal back.
+ */
+function relayTerminal(container: Container, onQuit: () => void): () => void {
+  const stdin = process.stdin;
+  const raw = stdin.isTTY === true;
+  const restore = () => { if (raw && stdin.isRaw) stdin.setRawMode(false); };
+  if (raw) stdin.setRawMode(true);
+  process.on('exit', restore);
+  const escape = new ConsoleEscape();
+  const onInput = (data: Buffer) => {
+    const { forward, commands }: EscapeResult = raw ? escape.feed(data) : { forward: data, commands: [] };
+    if (forward.length) container.write(forward);
+    if (commands.includes('quit')) onQuit();
+    if (commands.includes('help')) process.stderr.write('\r\ntsvmm: Ctrl-A X stops the container; Ctrl-A Ctrl-A types Ctrl-A\r\n');
+  };
+  const onEnd = () => container.endInput();
+  const onOutput = (chunk: Buffer) => process.stdout.write(chunk);
+  const outputs = [process.stdout, process.stderr].filter((s) => s.isTTY);
+  const onResize = () => container.resize(terminalSize());
+  stdin.on('data', onInput).once('end', onEnd).resume();
+  container.on('output', onOutput);
+  for (const s of outputs) s.on('resize', onResize);
+  return () => {
+    stdin.off('data', onInput).off('end', onEnd).pause();
+    container.off('output', onOutput);
+    for (const s of outputs) s.off('resize', onResize);
+    restore();
+    process.off('exit', restore);
+  };
 }
 
 async function report(container: Container, outcome: ContainerOutcome, args: ContainerRunArgs, seconds: number): Promise<void> {

@@ -10,6 +10,7 @@ import { isTsvmmError } from '../errors.js';
 import { ContainerError } from './errors.js';
 import { loadBundle } from './oci.js';
 import { checkDirectory } from './rootfs.js';
+import type { TerminalSize } from './plan.js';
 import { DEFAULT_CPU_PERIOD, defaultSpec, type ContainerSpec, type ResourceLimits } from './spec.js';
 
 export interface ContainerConfig {
@@ -46,6 +47,14 @@ export interface ContainerConfig {
    * `write()`. "inherit": the container uses this process's stdin, stdout and stderr.
    */
   stdio?: 'pipe' | 'inherit';
+  /**
+   * Give the container a pty of its own (true: 24 rows, 80 columns): its controlling terminal
+   * and stdio, in a session of its own, with echo, line editing and Ctrl-C as SIGINT done inside.
+   * What it writes arrives as 'output' (stdout), write() types into it, resize() changes its
+   * size. Needs stdio "pipe". Without one, the container's stdio are pipes or the files this
+   * process has; never a terminal of ours.
+   */
+  terminal?: boolean | TerminalSize;
   /** How long stop() waits after SIGTERM before SIGKILL. Default 10 s. */
   stopTimeoutMs?: number;
 }
@@ -56,6 +65,7 @@ export interface ResolvedContainerConfig {
   net: 'none' | 'veth';
   keepUpper: boolean;
   stdio: 'pipe' | 'inherit';
+  terminal: TerminalSize | undefined;
   stopTimeoutMs: number;
   /** What `tsvmm ps` shows as the image: the command line. */
   image: string;
@@ -104,6 +114,19 @@ export function resolveLimits(limits: ContainerLimits): ResourceLimits {
   return out;
 }
 
+/** A terminal size as the kernel's struct winsize holds it: 1 to 65535 rows and columns. */
+export function checkTerminalSize(size: TerminalSize): TerminalSize {
+  const ok = (n: unknown) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 65535;
+  if (!ok(size.rows) || !ok(size.cols)) fail(`terminal size ${String(size.cols)}x${String(size.rows)}: columns and rows must be whole numbers from 1 to 65535`);
+  return { rows: size.rows, cols: size.cols };
+}
+
+function resolveTerminal(terminal: ContainerConfig['terminal']): TerminalSize | undefined {
+  if (terminal === undefined || terminal === false) return undefined;
+  if (terminal === true) return { rows: 24, cols: 80 };
+  return checkTerminalSize(terminal);
+}
+
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 export function resolveContainerConfig(config: ContainerConfig): ResolvedContainerConfig {
@@ -147,11 +170,13 @@ export function resolveContainerConfig(config: ContainerConfig): ResolvedContain
 
   const stdio = config.stdio ?? 'pipe';
   if (stdio !== 'pipe' && stdio !== 'inherit') fail(`stdio ${String(stdio)}: must be pipe or inherit`);
+  const terminal = resolveTerminal(config.terminal);
+  if (terminal && stdio !== 'pipe') fail('a container with a terminal needs stdio "pipe": its pty is relayed through output events and write()');
   const stopTimeoutMs = config.stopTimeoutMs ?? 10_000;
   if (!Number.isFinite(stopTimeoutMs) || stopTimeoutMs < 0) fail(`stop timeout ${stopTimeoutMs}: must be 0 or more milliseconds`);
 
   return {
-    name, spec, net, stdio, stopTimeoutMs,
+    name, spec, net, stdio, terminal, stopTimeoutMs,
     keepUpper: config.keepUpper === true,
     image: spec.process.args.join(' '),
   };

@@ -18,15 +18,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { accessSync, constants, readlinkSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
+import { isatty } from 'node:tty';
 import { constants as osConstants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { LineReader } from '../api/protocol.js';
 import { checkLimits, createCgroup, detectCgroups, type CgroupLayout, type CgroupLimits, type ContainerCgroup } from './cgroups.js';
-import { resolveContainerConfig, resolveLimits, type ContainerConfig, type ContainerLimits, type ResolvedContainerConfig } from './config.js';
+import { checkTerminalSize, resolveContainerConfig, resolveLimits, type ContainerConfig, type ContainerLimits, type ResolvedContainerConfig } from './config.js';
 import { ContainerError } from './errors.js';
 import { attachVeth, type NetworkAttachment } from './network.js';
-import { buildPlan } from './plan.js';
+import { buildPlan, type TerminalSize } from './plan.js';
 import { prepareRoot, type PreparedRoot } from './rootfs.js';
 import { waitForOutput } from '../api/wait-for-output.js';
 
@@ -128,7 +129,8 @@ export class Container extends EventEmitter<ContainerEvents> {
   #startedAt = 0;
   #endedAt = 0;
   #lastCpuTimeUs = 0;
-  #stopping: { timer?: NodeJS.Timeout } | undefined;
+  #stopping: { timer?: NodeJS.Timeout; deadline: number } | undefined;
+  #unrelay: (() => void) | undefined;
   #setupError: { message: string; errno: number } | undefined;
   #exit: { code?: number; signal?: number } | undefined;
   #outcome: ContainerOutcome | undefined;
@@ -229,16 +231,15 @@ export class Container extends EventEmitter<ContainerEvents> {
     let helper: ChildProcess;
     try {
       this.#root = prepareRoot(spec.root, this.name, this.config.keepUpper);
-      const inherit = this.config.stdio === 'inherit';
       const plan = buildPlan(spec, {
         supervisor: process.pid,
         cgroups: this.#cgroup.plan,
         rootfs: this.#root.rootfs,
         prepare: this.#root.prepare,
-        console: inherit && process.stdout.isTTY ? readlinkSync('/proc/self/fd/1') : undefined,
+        terminal: this.config.terminal,
         waitForHost: this.config.net === 'veth',
       });
-      helper = spawn(CONTAINER_INIT, [], { stdio: inherit ? ['inherit', 'inherit', 'inherit', 'pipe'] : ['pipe', 'pipe', 'pipe', 'pipe'] });
+      helper = spawn(CONTAINER_INIT, [], { stdio: [...this.#stdio, 'pipe'] });
       (helper.stdio[3] as Duplex).write(`${JSON.stringify(plan)}\n`);
     } catch (error) {
       this.#root?.release();
@@ -254,13 +255,41 @@ export class Container extends EventEmitter<ContainerEvents> {
     const reader = new LineReader();
     channel.on('data', (chunk: Buffer) => reader.push(chunk, (line) => this.#onMessage(JSON.parse(line) as HelperMessage)));
     channel.on('error', () => { /* the helper's end closed; 'close' below finishes */ });
-    helper.stdout?.on('data', (chunk: Buffer) => this.#record(chunk, 'stdout'));
-    helper.stderr?.on('data', (chunk: Buffer) => this.#record(chunk, 'stderr'));
+    if (this.config.stdio === 'pipe') {
+      helper.stdout?.on('data', (chunk: Buffer) => this.#record(chunk, 'stdout'));
+      helper.stderr?.on('data', (chunk: Buffer) => this.#record(chunk, 'stderr'));
+    } else {
+      this.#relayTerminals(helper);
+    }
     helper.stdin?.on('error', () => { /* the workload stopped reading */ });
     helper.on('error', (error) => {
       this.#setupError ??= { message: `cannot run the container helper: ${error.message}`, errno: 0 };
     });
     helper.on('close', (code, signal) => void this.#finish(code, signal));
+  }
+
+  /**
+   * The helper's stdio. "pipe" (and any terminal: the helper relays the pty over these pipes):
+   * pipes. "inherit": our files and pipes as they are, but a terminal of ours becomes a pipe
+   * that we relay, so that nothing in the container holds the caller's terminal.
+   */
+  get #stdio(): ('pipe' | 'inherit')[] {
+    if (this.config.stdio === 'pipe') return ['pipe', 'pipe', 'pipe'];
+    return [0, 1, 2].map((fd) => (isatty(fd) ? 'pipe' : 'inherit'));
+  }
+
+  /** stdio "inherit": copies between our terminals and the pipes #stdio put in their place. */
+  #relayTerminals(helper: ChildProcess): void {
+    helper.stdout?.on('data', (chunk: Buffer) => process.stdout.write(chunk));
+    helper.stderr?.on('data', (chunk: Buffer) => process.stderr.write(chunk));
+    const input = helper.stdin;
+    if (!input) return;
+    const onData = (chunk: Buffer) => input.write(chunk);
+    const onEnd = () => input.end();
+    process.stdin.on('data', onData).once('end', onEnd).resume();
+    this.#unrelay = () => {
+      process.stdin.off('data', onData).off('end', onEnd).pause();
+    };
   }
 
   #onMessage(message: HelperMessage): void {
@@ -310,6 +339,7 @@ export class Container extends EventEmitter<ContainerEvents> {
 
   async #finish(code: number | null, signal: NodeJS.Signals | null): Promise<void> {
     live.delete(this.#onProcessExit);
+    this.#unrelay?.();
     this.#endedAt = performance.now();
     if (this.#stopping?.timer) clearTimeout(this.#stopping.timer);
     const cgroup = this.#cgroup!;
@@ -359,6 +389,15 @@ export class Container extends EventEmitter<ContainerEvents> {
     this.#helper.stdin.write(input);
   }
 
+  /** With a terminal: changes its size (the kernel sends SIGWINCH to its foreground processes). */
+  resize(size: TerminalSize): void {
+    if (!this.config.terminal) throw new ContainerError('CONTAINER_STATE', `container ${this.name} has no terminal to resize`);
+    const { rows, cols } = checkTerminalSize(size);
+    this.config.terminal = { rows, cols };
+    if (this.#state === 'exited') return;
+    (this.#helper?.stdio[3] as Duplex | undefined)?.write(`${JSON.stringify({ resize: { rows, cols } })}\n`);
+  }
+
   /** Closes its stdin: the workload reads end-of-file. */
   endInput(): void {
     this.#helper?.stdin?.end();
@@ -383,29 +422,41 @@ export class Container extends EventEmitter<ContainerEvents> {
       this.#resolveExited(this.#outcome);
       return this.#outcome;
     }
-    if (this.#state === 'exited' || this.#stopping) return this.#exited;
-    this.#stopping = {};
+    if (this.#state === 'exited') return this.#exited;
+    const deadline = performance.now() + timeoutMs;
+    if (this.#stopping) {
+      // Stop requests compose: the one that ends soonest wins.
+      if (deadline < this.#stopping.deadline) {
+        this.#stopping.deadline = deadline;
+        clearTimeout(this.#stopping.timer);
+        this.#stopping.timer = setTimeout(this.#kill, Math.max(0, timeoutMs));
+      }
+      return this.#exited;
+    }
+    this.#stopping = { deadline };
     // Frozen tasks act on no signal until thawed.
     if (this.#state === 'paused') await this.resume().catch(() => {});
-    const kill = () => {
-      if (this.#pid) {
-        try {
-          process.kill(this.#pid, 'SIGKILL');
-        } catch { /* gone */ }
-      }
-      // The init dies with the helper (PR_SET_PDEATHSIG) if it has no pid yet.
-      this.#helper?.kill('SIGKILL');
-    };
     if (this.#pid && timeoutMs > 0) {
       try {
         process.kill(this.#pid, 'SIGTERM');
       } catch { /* already gone */ }
-      this.#stopping.timer = setTimeout(kill, timeoutMs);
+      // A shorter stop may have come while we were thawing.
+      if (!this.#stopping.timer) this.#stopping.timer = setTimeout(this.#kill, Math.max(0, this.#stopping.deadline - performance.now()));
     } else {
-      kill();
+      this.#kill();
     }
     return this.#exited;
   }
+
+  readonly #kill = (): void => {
+    if (this.#pid) {
+      try {
+        process.kill(this.#pid, 'SIGKILL');
+      } catch { /* gone */ }
+    }
+    // The init dies with the helper (PR_SET_PDEATHSIG) if it has no pid yet.
+    this.#helper?.kill('SIGKILL');
+  };
 
   /** Freezes every process in the container (the freezer cgroup). */
   async pause(): Promise<void> {

@@ -32,6 +32,12 @@ const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
 const S_IFIFO = 0o010000;
 
+/** A terminal's size in character cells. */
+export interface TerminalSize {
+  rows: number;
+  cols: number;
+}
+
 export interface MountStep {
   source: string;
   /** Inside the container (for `mounts`) or on the host (for `prepare`). */
@@ -63,7 +69,12 @@ export interface InitPlan {
   mounts: MountStep[];
   devices: { path: string; mode: number; major: number; minor: number; uid: number; gid: number }[];
   symlinks: { target: string; path: string }[];
-  console?: string;
+  /** A pty for the workload, made in its /dev/pts: its controlling terminal and stdio. */
+  terminal?: TerminalSize;
+  /** Bring lo up (in a network namespace of its own). */
+  loopbackUp: boolean;
+  /** Set HOME from the container's /etc/passwd (else "/"), as runc does when the environment has none. */
+  setHome: boolean;
   readonlyAfter: string[];
   rootRemountFlags: number;
   hostname?: string;
@@ -96,8 +107,8 @@ export interface PlanContext {
   rootfs: string;
   /** Host-side mounts made in the new mount namespace before the root is bound: the overlay. */
   prepare: MountStep[];
-  /** A terminal to show as /dev/console (the container's stdio is this terminal). */
-  console?: string;
+  /** Give the workload a pty of this size (otherwise its stdio is whatever the helper has: pipes or files). */
+  terminal?: TerminalSize;
   /** The host has work to do (the network) between the init's birth and its start. */
   waitForHost: boolean;
 }
@@ -147,7 +158,6 @@ export function buildPlan(spec: ContainerSpec, context: PlanContext): InitPlan {
 
   const devices: InitPlan['devices'] = [];
   const symlinks: InitPlan['symlinks'] = [];
-  let console: string | undefined;
   if (devTmpfs) {
     const byPath = new Map<string, DeviceSpec>();
     for (const d of [...defaultDevices(), ...spec.devices]) byPath.set(d.path, d);
@@ -162,10 +172,9 @@ export function buildPlan(spec: ContainerSpec, context: PlanContext): InitPlan {
       { target: '/proc/self/fd/2', path: '/dev/stderr' },
     );
     if (devPts) symlinks.push({ target: 'pts/ptmx', path: '/dev/ptmx' });
-    // The container's console is its terminal when it has one; otherwise whatever its init
-    // writes to, never the host's /dev/console.
-    if (context.console) console = context.console;
-    else symlinks.push({ target: '/proc/1/fd/1', path: '/dev/console' });
+    // The container's console is whatever its init writes to (its pty when it has one), never
+    // the host's /dev/console nor the caller's terminal.
+    symlinks.push({ target: '/proc/1/fd/1', path: '/dev/console' });
   }
 
   let cloneFlags = 0;
@@ -220,7 +229,9 @@ export function buildPlan(spec: ContainerSpec, context: PlanContext): InitPlan {
     mounts,
     devices,
     symlinks,
-    console,
+    terminal: context.terminal,
+    loopbackUp: (cloneFlags & CLONE_NEWNET) !== 0,
+    setHome: !spec.process.env.some((e) => e.startsWith('HOME=')),
     readonlyAfter,
     rootRemountFlags,
     hostname: spec.hostname,

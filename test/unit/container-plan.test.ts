@@ -127,9 +127,18 @@ describe('the helper\'s plan', () => {
     expect(plan.devices.map((d) => d.path)).toEqual(['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty']);
     expect(plan.devices[0]).toEqual({ path: '/dev/null', mode: 0o020666, major: 1, minor: 3, uid: 0, gid: 0 });
     expect(plan.symlinks).toContainEqual({ target: 'pts/ptmx', path: '/dev/ptmx' });
-    // Without a terminal, /dev/console is whatever the init writes to, never the host's console.
+    // /dev/console is whatever the init writes to (its own pty, if any), never the host's
+    // console nor the caller's terminal.
     expect(plan.symlinks).toContainEqual({ target: '/proc/1/fd/1', path: '/dev/console' });
-    expect(buildPlan(defaultSpec('/r', ['true']), context({ console: '/dev/pts/3' })).console).toBe('/dev/pts/3');
+    const withTerminal = buildPlan(defaultSpec('/r', ['true']), context({ terminal: { rows: 30, cols: 100 } }));
+    expect(withTerminal.terminal).toEqual({ rows: 30, cols: 100 });
+    expect(withTerminal.symlinks).toContainEqual({ target: '/proc/1/fd/1', path: '/dev/console' });
+    // A network namespace of its own gets lo up; HOME comes from /etc/passwd unless the environment has it.
+    expect(plan).toMatchObject({ loopbackUp: true, setHome: true });
+    const shared = defaultSpec('/r', ['true']);
+    shared.namespaces = shared.namespaces.filter((n) => n !== 'network');
+    shared.process.env.push('HOME=/home/x');
+    expect(buildPlan(shared, context())).toMatchObject({ loopbackUp: false, setHome: false });
   });
 
   it('binds host paths with their options applied by a remount, and refuses options it does not implement', () => {
