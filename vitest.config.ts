@@ -5,8 +5,8 @@ import path from 'node:path';
 
 export default defineConfig({
   resolve: {
-    // Integration tests use the package as users do: the built library, whose vCPU workers are plain JS.
-    alias: { tsvmm: path.resolve(__dirname, 'dist/index.js') },
+    // Integration tests use the package as users do: the built library (the bundle, scripts/bundle.mjs), whose vCPU workers are plain JS.
+    alias: { tsvmm: path.resolve(__dirname, 'dist/bundle/index.js') },
   },
   test: {
     include: ['test/**/*.test.ts'],

@@ -51,7 +51,7 @@ function fail(message) {
 /** The busybox bundle, runc, and a copy of the bundle's config whose command is /bin/true. */
 function prepare(log) {
   if (process.getuid?.() !== 0) fail('containers need root');
-  if (!existsSync(path.join(ROOT, 'dist/index.js'))) fail('dist/ is missing: run `npm run build` first');
+  if (!existsSync(path.join(ROOT, 'dist/bundle/index.js'))) fail('dist/ is missing: run `npm run build` first');
   if (!existsSync(path.join(ROOT, 'build/Release/container-init'))) fail('build/Release/container-init is missing: run `npm install` first');
   const built = spawnSync('sh', [BUNDLE_SCRIPT], { encoding: 'utf8' });
   if (built.status !== 0) fail(`could not build the busybox bundle:\n${built.stderr}`);
@@ -108,7 +108,7 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const log = (m) => { if (!opts.json || process.stderr.isTTY) process.stderr.write(`bench: ${m}\n`); };
   const { bundle, runcVersion } = prepare(log);
-  const { Container } = await import(path.join(ROOT, 'dist/index.js'));
+  const { Container } = await import(path.join(ROOT, 'dist/bundle/index.js'));
   let serial = 0;
   const id = (prefix) => `${prefix}-${process.pid}-${serial++}`;
 

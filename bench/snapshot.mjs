@@ -181,7 +181,7 @@ async function main() {
   const opts = parseArgs(process.argv.slice(2));
   const log = (m) => process.stderr.write(`bench: ${m}\n`);
   checkTsvmmBuilt(GUEST, log);
-  const { Vm } = await import(path.join(ROOT, 'dist/index.js'));
+  const { Vm } = await import(path.join(ROOT, 'dist/bundle/index.js'));
   const { openVmSnapshot } = await import(path.join(ROOT, 'dist/vmm/snapshot.js'));
 
   const tmp = mkdtempSync(path.join(opts.dir, 'tsvmm-bench-snap-'));

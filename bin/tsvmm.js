@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-import { main } from '../dist/cli/main.js';
-import { reportError } from '../dist/cli/output.js';
+import { main, reportError } from '../dist/bundle/cli.js';
 
 main().catch((error) => {
   process.exitCode = reportError(error);

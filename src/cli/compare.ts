@@ -4,7 +4,8 @@
 // Either way the report is saved as JSON where the dashboard finds it (compare/latest.ts).
 
 import { writeFileSync } from 'node:fs';
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
+import type { CommandBody } from './commands.js';
 import { MEASUREMENTS, runComparison, type MeasurementName } from '../compare/harness.js';
 import { latestResultsPath, saveLatestResults } from '../compare/latest.js';
 import { renderHtml, renderJson, renderTable } from '../compare/report.js';
@@ -20,9 +21,7 @@ interface CompareArgs {
   quiet: boolean;
 }
 
-export const compareCommand: CommandModule<object, CompareArgs> = {
-  command: 'compare',
-  describe: 'Measure the same workloads natively, in a container and in a VM, side by side',
+export const compareCommand: CommandBody<CompareArgs> = {
   builder: (yargs: Argv) => yargs
     .option('quick', { type: 'boolean', default: false, describe: 'A short run: fewer runs, smaller sizes (about 20-40 s)' })
     .option('runs', numberOption('runs', { describe: 'Runs per figure (default 7; 3 with --quick)' }))

@@ -1,14 +1,13 @@
 // `tsvmm console NAME`: this terminal becomes the console of a VM running in the background.
 // Ctrl-A X detaches (the VM goes on running); it does not stop the VM, unlike in `tsvmm run`.
 
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
+import type { CommandBody } from './commands.js';
 import { attachConsole } from '../api/control-client.js';
 import { ConsoleEscape } from './console-escape.js';
 import { reportError } from './output.js';
 
-export const consoleCommand: CommandModule<object, { name: string }> = {
-  command: 'console <name>',
-  describe: 'Attach this terminal to the console of a VM started with --detach (Ctrl-A X detaches)',
+export const consoleCommand: CommandBody<{ name: string }> = {
   builder: (y: Argv) => y.positional('name', { type: 'string', demandOption: true }) as Argv<{ name: string }>,
   handler: async (args: ArgumentsCamelCase<{ name: string }>) => {
     let socket;

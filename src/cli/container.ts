@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { CommandBody } from './commands.js';
 import { ControlServer } from '../api/control-server.js';
 import { checkName, ensureRuntimeDir, listInstances } from '../api/runtime-dir.js';
 import type { Container, ContainerOutcome } from '../container/container.js';
@@ -72,9 +73,7 @@ const runCommand: CommandModule<object, ContainerRunArgs> = {
   },
 };
 
-export const containerCommand: CommandModule = {
-  command: 'container <command>',
-  describe: 'Containers: the same workloads on the host kernel (namespaces, cgroups, overlayfs)',
+export const containerCommand: CommandBody = {
   builder: (yargs: Argv) => yargs.command(runCommand).demandCommand(1, 'Say which container command to run (try `tsvmm container run --help`).'),
   handler: () => {},
 };

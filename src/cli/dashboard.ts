@@ -1,11 +1,9 @@
 // `tsvmm dashboard`: a terminal view of every VM and container, with keys to boot, pause, resume,
 // snapshot, restore and stop them and a console pane. What it starts runs on after it quits.
 
-import type { CommandModule } from 'yargs';
+import type { CommandBody } from './commands.js';
 
-export const dashboardCommand: CommandModule = {
-  command: 'dashboard',
-  describe: 'A terminal dashboard: watch, boot, snapshot and stop VMs and containers (? shows the keys)',
+export const dashboardCommand: CommandBody = {
   handler: async () => {
     if (!process.stdin.isTTY || !process.stdout.isTTY) {
       process.stderr.write('tsvmm: error: the dashboard needs a terminal (try `tsvmm ps` in scripts)\n');

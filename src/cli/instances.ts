@@ -1,6 +1,7 @@
 // `tsvmm ps`, `pause`, `resume` and `stop`: the lifecycle of running VMs (and containers) by name.
 
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
+import type { CommandBody } from './commands.js';
 import { listInstances } from '../api/runtime-dir.js';
 import { request, status } from '../api/control-client.js';
 import type { InstanceStatus } from '../api/protocol.js';
@@ -14,9 +15,7 @@ function formatUptime(ms: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`;
 }
 
-export const psCommand: CommandModule<object, { json: boolean }> = {
-  command: 'ps',
-  describe: 'List running VMs and containers',
+export const psCommand: CommandBody<{ json: boolean }> = {
   builder: (y: Argv) => y.option('json', { type: 'boolean', default: false, describe: 'Print JSON for scripts' }) as Argv<{ json: boolean }>,
   handler: async (args: ArgumentsCamelCase<{ json: boolean }>) => {
     const rows = await Promise.all(listInstances().map(async (record) => {
@@ -38,10 +37,8 @@ export const psCommand: CommandModule<object, { json: boolean }> = {
   },
 };
 
-function lifecycleCommand(op: 'pause' | 'resume' | 'stop', describe: string): CommandModule<object, { name: string }> {
+function lifecycleCommand(op: 'pause' | 'resume' | 'stop'): CommandBody<{ name: string }> {
   return {
-    command: `${op} <name>`,
-    describe,
     builder: (y: Argv) => y.positional('name', { type: 'string', demandOption: true, describe: 'The VM or container, as `tsvmm ps` names it' }) as Argv<{ name: string }>,
     handler: async (args: ArgumentsCamelCase<{ name: string }>) => {
       try {
@@ -55,6 +52,6 @@ function lifecycleCommand(op: 'pause' | 'resume' | 'stop', describe: string): Co
   };
 }
 
-export const pauseCommand = lifecycleCommand('pause', 'Pause a running VM (all vCPUs) or container (freezer)');
-export const resumeCommand = lifecycleCommand('resume', 'Resume a paused VM or container');
-export const stopCommand = lifecycleCommand('stop', 'Stop a VM or container');
+export const pauseCommand = lifecycleCommand('pause');
+export const resumeCommand = lifecycleCommand('resume');
+export const stopCommand = lifecycleCommand('stop');

@@ -1,7 +1,8 @@
 // `tsvmm run`: boot a guest with its serial console on this terminal.
 
 import path from 'node:path';
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
+import type { CommandBody } from './commands.js';
 import { Vm } from '../vmm/vm.js';
 import { DEFAULT_CMDLINE } from '../vmm/config.js';
 import { describeOutcome, type VmOutcome } from '../vmm/outcome.js';
@@ -34,9 +35,7 @@ interface RunArgs {
   json: boolean;
 }
 
-export const runCommand: CommandModule<object, RunArgs> = {
-  command: 'run',
-  describe: 'Boot a guest with its serial console on this terminal',
+export const runCommand: CommandBody<RunArgs> = {
   builder: (yargs: Argv) => terminalOptions(yargs)
     .option('kernel', { type: 'string', describe: 'Kernel image: a Linux bzImage, an ELF with a PVH note, or a 64-bit ELF such as vmlinux (default: the demo guest)' })
     .option('initrd', { type: 'string', describe: 'Initial ramdisk, handed to the kernel as a boot module' })

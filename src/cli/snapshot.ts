@@ -3,7 +3,8 @@
 // `tsvmm restore FILE`: continue a saved VM in this process, on this terminal or in the background.
 
 import path from 'node:path';
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
+import type { CommandBody } from './commands.js';
 import { request } from '../api/control-client.js';
 import { ProgressBar } from './progress.js';
 import { reportError } from './output.js';
@@ -16,9 +17,7 @@ interface SnapshotArgs {
   diff: boolean;
 }
 
-export const snapshotCommand: CommandModule<object, SnapshotArgs> = {
-  command: 'snapshot <name> <file>',
-  describe: 'Save a running VM to a file (written atomically; the VM pauses for the save)',
+export const snapshotCommand: CommandBody<SnapshotArgs> = {
   builder: (y: Argv) => y
     .positional('name', { type: 'string', demandOption: true, describe: 'The VM, as `tsvmm ps` names it' })
     .positional('file', { type: 'string', demandOption: true, describe: 'Snapshot file to write (replaced only once complete)' })
@@ -48,9 +47,7 @@ interface RestoreArgs {
   json: boolean;
 }
 
-export const restoreCommand: CommandModule<object, RestoreArgs> = {
-  command: 'restore <file>',
-  describe: 'Continue a VM saved by `tsvmm snapshot`, here or in the background (--detach)',
+export const restoreCommand: CommandBody<RestoreArgs> = {
   builder: (y: Argv) => terminalOptions(y)
     .positional('file', { type: 'string', demandOption: true, describe: 'Snapshot file' })
     .option('name', { type: 'string', describe: 'Name of the restored VM (default: a new one, so clones can run side by side)' })

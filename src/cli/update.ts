@@ -1,7 +1,8 @@
 // `tsvmm update NAME --mem SIZE --cpus N --pids N`: changes a running container's limits in
 // place, as `docker update` does, through its control socket; prints the limits now in force.
 
-import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
+import type { ArgumentsCamelCase, Argv } from 'yargs';
+import type { CommandBody } from './commands.js';
 import { request } from '../api/control-client.js';
 import type { InstanceStatus, LimitChanges } from '../api/protocol.js';
 import { formatSize } from '../boot/format.js';
@@ -24,9 +25,7 @@ export function describeLimits(limits: NonNullable<InstanceStatus['limits']>): s
   ].join(', ');
 }
 
-export const updateCommand: CommandModule<object, UpdateArgs> = {
-  command: 'update <name>',
-  describe: 'Change a running container\'s memory, CPU and process limits in place',
+export const updateCommand: CommandBody<UpdateArgs> = {
   builder: (y: Argv) => y
     .positional('name', { type: 'string', demandOption: true, describe: 'The container, as `tsvmm ps` names it' })
     .option('mem', { type: 'string', describe: 'New memory limit, e.g. 128M, 1G' })

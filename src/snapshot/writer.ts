@@ -8,10 +8,9 @@
 // written: they stay holes in a sparse file, cost no disk space, and read back as zeros.
 
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { open, readdir, realpath, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageVersion } from '../meta/package.js';
 import { crc32, crc32Zeros } from './crc32.js';
 import {
   alignUp, checkManifest, checkSectionName, checksumToHex, countPages, DEFAULT_LIMITS, encodeName, ENTRY_SIZE,
@@ -298,22 +297,6 @@ function jsonText(value: unknown, what: string): string {
 function entries<T>(values: Readonly<Record<string, T>> | ReadonlyMap<string, T> | undefined): [string, T][] {
   if (values === undefined) return [];
   return values instanceof Map ? [...(values as ReadonlyMap<string, T>).entries()] : Object.entries(values);
-}
-
-let cachedVersion: string | undefined;
-
-function packageVersion(): string {
-  if (cachedVersion === undefined) {
-    try {
-      // src/snapshot/ and dist/snapshot/ are both two levels below the package root.
-      const file = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../package.json');
-      const version = (JSON.parse(readFileSync(file, 'utf8')) as { version?: unknown }).version;
-      cachedVersion = typeof version === 'string' ? version : 'unknown';
-    } catch {
-      cachedVersion = 'unknown';
-    }
-  }
-  return cachedVersion;
 }
 
 // --- Memory --------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ describe.skipIf(kvmMissingReason)('a process that dies with VMs running', () => 
     writeFileSync(disk, '');
     truncateSync(disk, 1 << 20);
     const script = `
-      import { Vm } from ${JSON.stringify(path.resolve('dist/index.js'))};
+      import { Vm } from ${JSON.stringify(path.resolve('dist/bundle/index.js'))};
       const vm = Vm.boot({ kernel: ${JSON.stringify(TEST_ELF)}, cmdline: 'mode=halt', memory: '32M', cpus: 2, rng: true, disks: [{ path: ${JSON.stringify(disk)} }] });
       await vm.waitForOutput('halt: now');
       setTimeout(() => { throw new Error('a bug in the script'); }, 50);`;

@@ -13,7 +13,7 @@ import { openSnapshot } from '../../src/snapshot/index.js';
 import type { WriteResult } from '../../src/snapshot/index.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'tsvmm-diff-'));
-const LIBRARY = path.resolve('dist/index.js');
+const LIBRARY = path.resolve('dist/bundle/index.js');
 const VIRTIO = path.join(GUESTS, 'virtio.elf');
 const file = (name: string) => path.join(dir, name);
 

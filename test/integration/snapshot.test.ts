@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { GUESTS, kvmMissingReason, TEST_ELF } from '../helpers/kvm.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'tsvmm-snap-'));
-const LIBRARY = path.resolve('dist/index.js');
+const LIBRARY = path.resolve('dist/bundle/index.js');
 
 /** Runs an ES module script in a fresh Node process; a script may end itself with SIGKILL. */
 function script(source: string, timeout = 60_000) {

@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+// Bundles what runs: one minified ES module per entry point in dist/bundle/, built by `npm run
+// build` (so at `npm install`, through `prepare`). Node then reads a few files instead of a
+// hundred and more (its ESM loader resolves, reads and compiles each one), which is most of what
+// tsvmm's start-up cost beyond Node's own.
+//
+//   cli.js          the command line (bin/tsvmm.js). Split: each command's module (src/cli/
+//                   commands.ts imports them dynamically) and what only it needs is a chunk of
+//                   its own, so a command loads its code and no other command's.
+//   index.js        the library (package.json "exports"), one file.
+//   vcpu-worker.js  a vCPU thread, one file: a worker starts a new isolate that loads its own.
+//   io-worker.js    the device I/O thread, one file.
+//
+// All of them sit in one folder, two below the package root like every source module, so that
+// `new URL('./vcpu-worker.js', import.meta.url)` and the `../..` paths to the package's files hold
+// (src/meta/package.ts). blessed stays an import of node_modules: it loads its widgets and
+// terminfo with computed require() paths, and only the dashboard's chunk imports it.
+//
+//   node scripts/bundle.mjs [--metafile]   (--metafile: also write dist/bundle/meta.json)
+
+import { build } from 'esbuild';
+import { rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const OUT = path.join(ROOT, 'dist/bundle');
+
+const common = {
+  absWorkingDir: ROOT,
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  outdir: OUT,
+  minify: true,
+  // Stack traces of internal errors (tsvmm prints them for bugs) map back with --enable-source-maps.
+  sourcemap: 'linked',
+  external: ['blessed'],
+  metafile: true,
+  logLevel: 'warning',
+};
+
+const builds = [
+  { ...common, entryPoints: { cli: 'src/cli/main.ts' }, splitting: true, chunkNames: 'chunk-[hash]' },
+  { ...common, entryPoints: { index: 'src/index.ts' } },
+  { ...common, entryPoints: { 'vcpu-worker': 'src/vmm/vcpu-worker.ts' } },
+  { ...common, entryPoints: { 'io-worker': 'src/vmm/io-worker.ts' } },
+];
+
+rmSync(OUT, { recursive: true, force: true });
+const results = await Promise.all(builds.map((options) => build(options)));
+if (process.argv.includes('--metafile')) {
+  const merged = { inputs: {}, outputs: {} };
+  for (const { metafile } of results) {
+    Object.assign(merged.inputs, metafile.inputs);
+    Object.assign(merged.outputs, metafile.outputs);
+  }
+  writeFileSync(path.join(OUT, 'meta.json'), JSON.stringify(merged));
+}
