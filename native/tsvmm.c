@@ -204,17 +204,6 @@ static napi_value js_munmap(napi_env env, napi_callback_info info) {
   return make_result(env, munmap((void *)(uintptr_t)addr, length));
 }
 
-// madvise(address, length, advice): 0 | -errno
-static napi_value js_madvise(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  if (!get_args(env, info, 3, argv)) return NULL;
-  uint64_t addr, length;
-  int32_t advice;
-  if (!get_u64(env, argv[0], &addr) || !get_u64(env, argv[1], &length)) return NULL;
-  CHECK(napi_get_value_int32(env, argv[2], &advice));
-  return make_result(env, madvise((void *)(uintptr_t)addr, length, advice));
-}
-
 // arrayBuffer(address, length): an ArrayBuffer over memory mapped with mmap(), without a copy.
 // It has no finalizer: the mapping belongs to whoever called mmap(), and several threads may
 // wrap the same mapping.
@@ -349,7 +338,6 @@ NAPI_MODULE_INIT() {
       {"ioctlNoArg", js_ioctl_no_arg},
       {"mmap", js_mmap},
       {"munmap", js_munmap},
-      {"madvise", js_madvise},
       {"arrayBuffer", js_array_buffer},
       {"addressOf", js_address_of},
       {"eventfd", js_eventfd},

@@ -15,7 +15,6 @@ export interface NativeAddon {
   ioctlNoArg(fd: number, request: number): number;
   mmap(length: number | bigint, prot: number, flags: number, fd: number, offset: number, address?: bigint): bigint | number;
   munmap(address: bigint, length: number | bigint): number;
-  madvise(address: bigint, length: number | bigint, advice: number): number;
   arrayBuffer(address: bigint, length: number | bigint): ArrayBuffer;
   addressOf(view: ArrayBufferView): bigint;
   eventfd(initval: number, flags: number): number;

@@ -13,7 +13,7 @@ import { KVM_MP_STATE, KVM_VCPUEVENT } from './ioctls.js';
 import type { Kvm, VcpuFd } from './kvm.js';
 import {
   kvm_cpuid_entry2, kvm_debugregs, kvm_lapic_state, kvm_msr_entry, kvm_regs, kvm_sregs,
-  kvm_vcpu_events, kvm_xcrs, kvm_xsave, type KvmCpuidEntry2, type KvmMsrEntry, type KvmRegs,
+  kvm_vcpu_events, kvm_xcrs, kvm_xsave, type KvmMsrEntry, type KvmRegs,
   type KvmSregs,
 } from './structs.js';
 
@@ -297,10 +297,6 @@ export function snapshotSregs(snapshot: VcpuSnapshot): KvmSregs {
 
 export function snapshotMsrs(snapshot: VcpuSnapshot): KvmMsrEntry[] {
   return decodeArray(kvm_msr_entry, snapshot.msrs);
-}
-
-export function snapshotCpuid(snapshot: VcpuSnapshot): KvmCpuidEntry2[] {
-  return decodeArray(kvm_cpuid_entry2, snapshot.cpuid);
 }
 
 /** "runnable", "halted", ... for a status display. */

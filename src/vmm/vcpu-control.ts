@@ -90,19 +90,6 @@ export class VcpuControl {
     Atomics.notify(this.#ints, COMMAND);
   }
 
-  /** Resolves when the vCPU reports `state`, or after `timeoutMs`; says which. */
-  async waitForState(state: VcpuState, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const now = this.state;
-      if (now === state) return true;
-      const left = deadline - Date.now();
-      if (left <= 0) return false;
-      const result = Atomics.waitAsync(this.#ints, STATE, now, Math.min(left, 20));
-      if (result.async) await result.value;
-    }
-  }
-
   get thread(): bigint {
     return Atomics.load(this.#thread, 0);
   }
