@@ -2,7 +2,6 @@
 // queue's ioeventfd, a control eventfd and whatever the backends watch (a tap, console input),
 // and does the device work there: vCPU threads never wait for a disk or a network.
 
-import { readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { addon, EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLLIN } from '../kvm/addon.js';
 import { GuestMemory, type GuestRegionDescriptor } from '../memory/guest-memory.js';
@@ -13,6 +12,9 @@ import { NetBackend } from '../devices/virtio/net.js';
 import { RngBackend } from '../devices/virtio/rng.js';
 import { ConsoleBackend } from '../devices/virtio/console.js';
 import { ByteRing } from './byte-ring.js';
+import { EventFd } from '../kvm/event-fd.js';
+import { describeError, errorKind, FaultLog } from '../devices/fault-log.js';
+import { IoCommand, IoControl } from './io-control.js';
 import type { VirtioBackendConfig, VirtioSlot } from './virtio-slots.js';
 
 export interface IoWorkerData {
@@ -20,13 +22,11 @@ export interface IoWorkerData {
   devices: VirtioSlot[];
   /** Signalled when a transport changed state, or when the thread should look at `stop`. */
   controlFd: number;
-  /** Int32 slot 0: what the main thread asks of the I/O thread (IoCommand); slot 1: pauses asked for; BigInt64 at 8: its pthread. */
-  stop: SharedArrayBuffer;
+  /** The IoControl shared with the main thread. */
+  control: SharedArrayBuffer;
   /** Per device, the I/O-side state to continue from (a restored snapshot). */
   restore?: (VirtioRunnerState | undefined)[];
 }
-
-export const IoCommand = { Run: 0, Stop: 1, Pause: 2 } as const;
 
 export type IoWorkerMessage =
   | { type: 'log'; message: string }
@@ -74,13 +74,21 @@ class EventLoop implements FdWatcher {
 
   /**
    * Waits for events and runs their callbacks; `between` runs after each batch and may end the
-   * loop. The wait is bounded so that a missed wake-up can delay a stop, never prevent it.
+   * loop. The wait is bounded so that a missed wake-up can delay a stop, never prevent it. A
+   * callback that throws goes to `onError` and the loop goes on: devices guard their own work
+   * (VirtioDeviceRunner), so this is the last line, not the first.
    */
-  run(between: () => boolean): void {
+  run(between: () => boolean, onError: (error: unknown) => void): void {
     const events = new Uint32Array(2 * 32);
     while (between()) {
       const n = this.#native.epollWait(this.#epoll, events, WAIT_MS);
-      for (let i = 0; i < n; i++) this.#callbacks.get(events[2 * i + 1]!)?.();
+      for (let i = 0; i < n; i++) {
+        try {
+          this.#callbacks.get(events[2 * i + 1]!)?.();
+        } catch (error) {
+          onError(error);
+        }
+      }
     }
   }
 }
@@ -88,49 +96,49 @@ class EventLoop implements FdWatcher {
 const WAIT_MS = 1000;
 /** A paused I/O thread looks again this often even without a wake-up. */
 const PAUSED_RECHECK_MS = 50;
-const counter = new BigUint64Array(1);
-/** Reads an eventfd's counter so that it stops being readable. */
-function drain(fd: number): void {
-  try { readSync(fd, counter); } catch { /* EAGAIN: already drained */ }
-}
-
 function main(data: IoWorkerData): void {
   const log = (message: string) => parentPort?.postMessage({ type: 'log', message } satisfies IoWorkerMessage);
   const memory = GuestMemory.attach(data.memory);
-  const command = new Int32Array(data.stop, 0, 1);
+  const control = IoControl.attach(data.control);
   // The main thread kicks us out of epoll_wait with a signal if its process is ending.
-  Atomics.store(new BigInt64Array(data.stop, 8, 1), 0, addon().threadSelf());
+  control.thread = addon().threadSelf();
+  const faults = new FaultLog('device faults', log);
+  const countFault = () => { control.faults = faults.total; };
   const loop = new EventLoop();
   const runners = data.devices.map((slot, index) => {
     const runner = new VirtioDeviceRunner(slot.name, VirtioMmioState.attach(slot.state), slot.info,
-      createBackend(slot.backend), memory, slot.irqfd, loop, log);
-    slot.queueFds.forEach((fd, queue) => loop.watch(fd, () => {
-      drain(fd);
-      runner.onQueueNotify(queue);
-    }));
+      createBackend(slot.backend), memory, slot.irqfd, loop, log, faults);
+    slot.queueFds.forEach((fd, queue) => {
+      const notified = new EventFd(fd);
+      loop.watch(fd, () => {
+        notified.drain();
+        runner.onQueueNotify(queue);
+      });
+    });
     const saved = data.restore?.[index];
     if (saved) runner.restore(saved);
     return runner;
   });
+  const stateChanged = new EventFd(data.controlFd);
   loop.watch(data.controlFd, () => {
-    drain(data.controlFd);
+    stateChanged.drain();
     for (const r of runners) r.onStateChange();
   });
   // Between batches of work every queue is consistent: that is where a pause takes effect. Each
   // pause asked for is answered, also one asked again (resume, pause) while we still slept.
-  const pausesAsked = new Int32Array(data.stop, 4, 1);
   let pausesAnswered = 0;
   loop.run(() => {
-    while (Atomics.load(command, 0) === IoCommand.Pause) {
-      const asked = Atomics.load(pausesAsked, 0);
+    countFault();
+    while (control.command === IoCommand.Pause) {
+      const asked = control.pausesAsked;
       if (asked !== pausesAnswered) {
         pausesAnswered = asked;
         parentPort?.postMessage({ type: 'paused', devices: runners.map((r) => r.save()) } satisfies IoWorkerMessage);
       }
-      Atomics.wait(command, 0, IoCommand.Pause, PAUSED_RECHECK_MS);
+      control.waitWhilePaused(PAUSED_RECHECK_MS);
     }
-    return Atomics.load(command, 0) !== IoCommand.Stop;
-  });
+    return control.command !== IoCommand.Stop;
+  }, (error) => faults.report(`event loop: ${errorKind(error)}`, () => `device I/O thread: ${describeError(error)}; it goes on`));
 }
 
 try {

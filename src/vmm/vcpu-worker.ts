@@ -16,7 +16,7 @@ import { kickVcpu } from './kick.js';
 import type { IoSpace } from '../devices/bus.js';
 import type { VirtioSlot } from './virtio-slots.js';
 import { VIRTIO_MMIO_SIZE, VirtioMmioState, VirtioMmioTransport } from '../devices/virtio/mmio-transport.js';
-import { writeSync } from 'node:fs';
+import { EventFd } from '../kvm/event-fd.js';
 import { describeError, errorKind, FaultLog } from '../devices/fault-log.js';
 
 export interface VcpuWorkerData {
@@ -42,8 +42,6 @@ export type VcpuWorkerMessage =
   | { type: 'exit'; outcome: VmOutcome }
   | { type: 'devices'; state: LegacyDeviceState }
   | { type: 'log'; message: string };
-
-const ONE = new BigUint64Array([1n]);
 
 function post(message: VcpuWorkerMessage): void {
   parentPort?.postMessage(message);
@@ -85,12 +83,14 @@ function main(data: VcpuWorkerData): void {
         log: (message) => post({ type: 'log', message }),
       });
       if (data.deviceState) restoreLegacyDevices(devices, data.deviceState);
-      const signal = (fd: number) => writeSync(fd, ONE);
+      const stateChanged = new EventFd(data.virtio.controlFd);
       for (const slot of data.virtio.slots) {
+        const queues = slot.queueFds.map((fd) => new EventFd(fd));
+        const irq = new EventFd(slot.irqfd);
         devices.mmio.insert(slot.name, slot.base, VIRTIO_MMIO_SIZE, new VirtioMmioTransport(VirtioMmioState.attach(slot.state), slot.info, {
-          onStateChange: () => signal(data.virtio.controlFd),
-          onQueueNotify: (queue) => signal(slot.queueFds[queue]!),
-          onInterrupt: () => signal(slot.irqfd),
+          onStateChange: () => stateChanged.signal(),
+          onQueueNotify: (queue) => queues[queue]?.signal(),
+          onInterrupt: () => irq.signal(),
         }));
       }
       buses = {

@@ -6,7 +6,8 @@
 import { closeSync, constants as fsConstants, fstatSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { addon, EFD_NONBLOCK, errnoName } from '../kvm/addon.js';
+import { addon, errnoName } from '../kvm/addon.js';
+import { EventFd } from '../kvm/event-fd.js';
 import type { VmFd } from '../kvm/kvm.js';
 import { TsvmmError } from '../errors.js';
 import { REG, VIRTIO_MMIO_SIZE, VirtioMmioState, type VirtioDeviceInfo } from '../devices/virtio/mmio-transport.js';
@@ -67,7 +68,6 @@ export class VirtioSetupError extends TsvmmError {
 
 /** Opens the devices' files and makes their eventfds; nothing here needs KVM (see attachVirtio). */
 export function openVirtio(config: VirtioConfig): VirtioSetup {
-  const native = addon();
   const fds: number[] = [];
   const release = () => {
     for (const fd of fds.splice(0)) {
@@ -75,8 +75,7 @@ export function openVirtio(config: VirtioConfig): VirtioSetup {
     }
   };
   const eventfd = () => {
-    const fd = native.eventfd(0, EFD_NONBLOCK);
-    if (fd < 0) throw new VirtioSetupError('VMM_ERROR', `eventfd failed: ${errnoName(-fd)}`);
+    const { fd } = EventFd.create();
     fds.push(fd);
     return fd;
   };

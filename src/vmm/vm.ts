@@ -15,11 +15,12 @@ import { describeOutcome, type VmOutcome } from './outcome.js';
 import type { VcpuWorkerData, VcpuWorkerMessage } from './vcpu-worker.js';
 import { DeviceMailbox } from './device-mailbox.js';
 import { installKickHandler, kickThread, kickVcpu } from './kick.js';
-import { IoCommand, type IoWorkerData, type IoWorkerMessage } from './io-worker.js';
+import type { IoWorkerData, IoWorkerMessage } from './io-worker.js';
+import { IoCommand, IoControl } from './io-control.js';
+import { EventFd } from '../kvm/event-fd.js';
 import type { LegacyDeviceState } from './legacy-devices.js';
 import type { VirtioRunnerState } from '../devices/virtio/device.js';
 import { VcpuRequest } from './vcpu-control.js';
-import { writeSync } from 'node:fs';
 import { waitForOutput } from '../api/wait-for-output.js';
 
 /**
@@ -57,14 +58,14 @@ export class Vm extends EventEmitter<VmEvents> {
   readonly #consoleIn = ByteRing.create(4096);
   readonly #consoleOut = ByteRing.create(64 * 1024);
   readonly #mailbox = DeviceMailbox.create();
-  /** The device I/O thread, when the VM has virtio devices; slot 0 of `#ioStop` asks it to end. */
+  /** The device I/O thread, when the VM has virtio devices; `#ioControl` tells it what to do. */
   #io: { worker: Worker; ended: Promise<void> } | undefined;
   /** One-shot waiters for the threads' answers to a snapshot's questions. */
   #onDevices: ((state: LegacyDeviceState) => void) | undefined;
   #onIoPaused: ((devices: VirtioRunnerState[]) => void) | undefined;
   /** Where the virtio devices' queues stood when the I/O thread last paused. */
   #ioPausedState: VirtioRunnerState[] = [];
-  readonly #ioStop = new Int32Array(new SharedArrayBuffer(16), 0, 1);
+  readonly #ioControl = IoControl.create();
   #threads: VcpuThread[] = [];
   #state: VmState = 'created';
   #output: Buffer[] = [];
@@ -165,6 +166,7 @@ export class Vm extends EventEmitter<VmEvents> {
   get stats(): Record<Counter, number> {
     const totals = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<Counter, number>;
     for (const t of this.#threads) for (const c of COUNTERS) totals[c] += t.control.count(c);
+    totals.faults += this.#ioControl.faults;
     return totals;
   }
 
@@ -216,7 +218,7 @@ export class Vm extends EventEmitter<VmEvents> {
     const { virtio, memory } = this.#built;
     if (virtio.slots.length === 0) return;
     const data: IoWorkerData = {
-      memory: memory.descriptors, devices: virtio.slots, controlFd: virtio.controlFd, stop: this.#ioStop.buffer as SharedArrayBuffer,
+      memory: memory.descriptors, devices: virtio.slots, controlFd: virtio.controlFd, control: this.#ioControl.buffer,
       restore: this.#restored?.virtio.map((d) => d.io),
     };
     const worker = new Worker(new URL('./io-worker.js', import.meta.url), { workerData: data, execArgv: WORKER_EXEC_ARGV });
@@ -235,9 +237,8 @@ export class Vm extends EventEmitter<VmEvents> {
   /** Asks the I/O thread to end and waits until it has: its fds must outlive it. */
   async #stopIoThread(): Promise<void> {
     if (!this.#io) return;
-    Atomics.store(this.#ioStop, 0, IoCommand.Stop);
-    Atomics.notify(this.#ioStop, 0);
-    writeSync(this.#built.virtio.controlFd, new BigUint64Array([1n]));
+    this.#ioControl.command = IoCommand.Stop;
+    new EventFd(this.#built.virtio.controlFd).signal();
     await this.#io.ended;
   }
 
@@ -245,18 +246,15 @@ export class Vm extends EventEmitter<VmEvents> {
   async #pauseIoThread(): Promise<VirtioRunnerState[]> {
     if (!this.#io) return [];
     const paused = new Promise<VirtioRunnerState[]>((resolve) => { this.#onIoPaused = resolve; });
-    // Counted, so that a pause asked for again before the thread saw the resume in between is answered too.
-    Atomics.add(new Int32Array(this.#ioStop.buffer, 4, 1), 0, 1);
-    Atomics.store(this.#ioStop, 0, IoCommand.Pause);
-    writeSync(this.#built.virtio.controlFd, new BigUint64Array([1n]));
+    this.#ioControl.requestPause();
+    new EventFd(this.#built.virtio.controlFd).signal();
     // A VM that ends meanwhile (its guest shut down) stops the thread, which then never answers.
     return Promise.race([paused, this.#exited.then(() => [])]);
   }
 
   #resumeIoThread(): void {
     if (!this.#io) return;
-    Atomics.store(this.#ioStop, 0, IoCommand.Run);
-    Atomics.notify(this.#ioStop, 0);
+    this.#ioControl.command = IoCommand.Run;
   }
 
   /** Sends bytes to the guest's serial console, as if typed. */
@@ -394,7 +392,7 @@ export class Vm extends EventEmitter<VmEvents> {
       this.#pendingInput.shift();
     }
     if (virtioConsole) {
-      writeSync(virtioConsole.inputReady, new BigUint64Array([1n]));
+      new EventFd(virtioConsole.inputReady).signal();
       return;
     }
     // The boot CPU owns the UART; a kick makes it look at the input ring even while halted. A
@@ -434,9 +432,8 @@ export class Vm extends EventEmitter<VmEvents> {
         t.control.command = VcpuCommand.Stop;
         kickVcpu(vm.#built.vcpus[i]!.kvmRun, t.control);
       });
-      Atomics.store(vm.#ioStop, 0, IoCommand.Stop);
-      Atomics.notify(vm.#ioStop, 0);
-      const io = Atomics.load(new BigInt64Array(vm.#ioStop.buffer, 8, 1), 0);
+      vm.#ioControl.command = IoCommand.Stop;
+      const io = vm.#ioControl.thread;
       if (io !== 0n) kickThread(io);
     }
   }

@@ -1,7 +1,7 @@
 // virtio-console (device id 3), one port: what the driver puts in the transmit queue goes to
 // the console output; typed input fills the buffers it posts in the receive queue.
 
-import { readSync } from 'node:fs';
+import { EventFd } from '../../kvm/event-fd.js';
 import type { ByteSink, ByteSource } from '../byte-stream.js';
 import { serveQueue, type VirtioBackend, type VirtioBackendContext } from './device.js';
 import { VIRTIO_F_VERSION_1, type VirtioDeviceInfo } from './mmio-transport.js';
@@ -17,15 +17,18 @@ export function consoleInfo(): VirtioDeviceInfo {
 
 export class ConsoleBackend implements VirtioBackend {
   #ctx: VirtioBackendContext | undefined;
-  readonly #drain = new BigUint64Array(1);
 
   /** `inputReady` is an eventfd the main thread signals after queueing input in `input`. */
-  constructor(private readonly output: ByteSink, private readonly input: ByteSource & { readonly available: number }, private readonly inputReady: number) {}
+  readonly #inputReady: EventFd;
+
+  constructor(private readonly output: ByteSink, private readonly input: ByteSource & { readonly available: number }, private readonly inputReady: number) {
+    this.#inputReady = new EventFd(inputReady);
+  }
 
   activate(context: VirtioBackendContext): void {
     this.#ctx = context;
     context.watch(this.inputReady, () => {
-      try { readSync(this.inputReady, this.#drain); } catch { /* already drained */ }
+      this.#inputReady.drain();
       this.#receive();
     });
     this.#receive();

@@ -4,7 +4,7 @@
 // work, puts the device into DEVICE_NEEDS_RESET with one log line per kind of fault (counted in a
 // FaultLog); nothing a guest writes into a ring or a register can throw out of here.
 
-import { writeSync } from 'node:fs';
+import { EventFd } from '../../kvm/event-fd.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import { VirtQueue, VirtQueueError, type DescriptorChain, type QueueState } from './queue.js';
 import { describeError, errorKind, FaultLog } from '../fault-log.js';
@@ -61,14 +61,13 @@ export interface VirtioRunnerState {
   queues: [index: number, state: QueueState][];
 }
 
-const ONE = new BigUint64Array([1n]);
-
 export class VirtioDeviceRunner {
   #active = false;
   #broken = false;
   #resetsSeen = 0;
   #queues = new Map<number, VirtQueue>();
   readonly #watched = new Set<number>();
+  readonly #irqfd: EventFd;
 
   constructor(
     readonly name: string,
@@ -76,12 +75,14 @@ export class VirtioDeviceRunner {
     private readonly info: VirtioDeviceInfo,
     private readonly backend: VirtioBackend,
     private readonly memory: GuestMemory,
-    private readonly irqfd: number,
+    irqfd: number,
     private readonly watcher: FdWatcher,
     private readonly log: (message: string) => void,
     /** Where faults are counted; the I/O thread shares one among its devices. */
     readonly faults: FaultLog = new FaultLog('device faults', log),
-  ) {}
+  ) {
+    this.#irqfd = new EventFd(irqfd);
+  }
 
   /** The transport's status or a queue's readiness changed (maybe several times since last call). */
   onStateChange(): void {
@@ -200,8 +201,6 @@ export class VirtioDeviceRunner {
   }
 
   #signal(): void {
-    try {
-      writeSync(this.irqfd, ONE);
-    } catch { /* EAGAIN: the counter is full, so an interrupt is pending anyway */ }
+    this.#irqfd.signal();
   }
 }
