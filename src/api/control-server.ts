@@ -32,6 +32,12 @@ export class ControlServer {
   readonly #server: net.Server;
   readonly #name: string;
   readonly #connections = new Set<net.Socket>();
+  /**
+   * pause, resume, snapshot and update run one at a time, in the order they arrived, whichever
+   * client asked: each answer (a status, a snapshot's path) is taken before the next operation
+   * starts, so it is still true when the client reads it. status and stop do not wait their turn.
+   */
+  #queue: Promise<void> = Promise.resolve();
 
   private constructor(server: net.Server, path: string, name: string) {
     this.#server = server;
@@ -60,7 +66,9 @@ export class ControlServer {
     return control;
   }
 
+  /** Answers the operations already asked for (they fail at once on an ended instance), then closes. */
   async close(): Promise<void> {
+    await this.#queue;
     for (const s of this.#connections) s.destroy();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
     removeInstance(this.#name);
@@ -87,7 +95,7 @@ export class ControlServer {
         this.#attachConsole(socket, instance, id, send, Buffer.from(reader.takeRest()));
         return;
       }
-      this.#handle(request, instance, (progress) => send({ id, progress }))
+      this.#inTurn(request, () => this.#handle(request, instance, (progress) => send({ id, progress })))
         .then((result) => send({ id, ok: true, result: result ?? null }))
         .catch((error: unknown) => send({
           id, ok: false,
@@ -95,6 +103,13 @@ export class ControlServer {
         }));
     });
     socket.on('data', onData);
+  }
+
+  #inTurn<T>(request: ControlRequest, op: () => Promise<T>): Promise<T> {
+    if (request.op === 'status' || request.op === 'stop') return op();
+    const result = this.#queue.then(op);
+    this.#queue = result.then(() => undefined, () => undefined);
+    return result;
   }
 
   async #handle(request: ControlRequest, instance: ControlledInstance, progress: (p: { done: number; total: number }) => void): Promise<unknown> {

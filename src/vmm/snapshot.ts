@@ -54,6 +54,8 @@ export interface SnapshotOptions {
   onProgress?(done: number, total: number): void;
   /** Write only the pages written since this VM's previous snapshot, with that one as parent. */
   diff?: boolean;
+  /** Abandons the snapshot between chunks of memory (SNAPSHOT_ABORTED); the target is left as it was. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -162,7 +164,7 @@ export async function writeVmSnapshot(
     devices: devices as never,
     memory: parts.memory.regions.map((r, i) => ({ name: `ram${i}`, guestAddress: r.start, size: r.size, source: r.bytes, dirty: diff?.dirty[i] })),
     parent: diff?.parent,
-  }, { onProgress: options.onProgress && ((p) => options.onProgress!(p.bytesDone, p.bytesTotal)) });
+  }, { onProgress: options.onProgress && ((p) => options.onProgress!(p.bytesDone, p.bytesTotal)), signal: options.signal });
 }
 
 /** A snapshot opened for restoring: its configuration, memory mapped in, and its state. */

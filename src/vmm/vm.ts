@@ -52,6 +52,12 @@ export class VmError extends TsvmmError {
   }
 }
 
+// Doors into a Vm for this package's own code and tests, set by the class's static block: not
+// part of the library (index.ts does not export them, and package.json allows no deep imports).
+let emergencyStopAll: () => void;
+/** The devices' state of a paused VM, as a snapshot stores it. */
+export let deviceStateOf: (vm: Vm) => Promise<RestoredDevices>;
+
 export class Vm extends EventEmitter<VmEvents> {
   readonly config: ResolvedVmConfig;
   readonly #built: BuiltVm;
@@ -74,6 +80,19 @@ export class Vm extends EventEmitter<VmEvents> {
   #outcome: VmOutcome | undefined;
   #exited: Promise<VmOutcome>;
   #resolveExited!: (outcome: VmOutcome) => void;
+  /** Resolves as soon as the VM starts to stop: waits for a thread's answer give up then. */
+  readonly #ending: Promise<void>;
+  #resolveEnding!: () => void;
+  #stopping = false;
+  /**
+   * Control operations (pause, snapshot) run one at a time, in the order asked: each waits for
+   * the one before to settle. `#queue` is the last one asked for, `#busy` counts those not done.
+   * The memory they read stays mapped until all have settled (see #stopThreads).
+   */
+  #queue: Promise<void> = Promise.resolve();
+  #busy = 0;
+  /** Aborts the snapshot being written, when the VM is stopped meanwhile. */
+  #snapshotAbort: AbortController | undefined;
   #startedAt = 0;
 
   /** Device state to start from, for a VM restored from a snapshot. */
@@ -87,6 +106,21 @@ export class Vm extends EventEmitter<VmEvents> {
     this.#built = built;
     this.#restored = restored;
     this.#exited = new Promise((resolve) => { this.#resolveExited = resolve; });
+    this.#ending = new Promise((resolve) => { this.#resolveEnding = resolve; });
+  }
+
+  /** Runs `op` once every control operation asked for before it has settled. */
+  #exclusive<T>(op: () => Promise<T>): Promise<T> {
+    this.#busy++;
+    const result = this.#queue.then(async () => {
+      try {
+        return await op();
+      } finally {
+        this.#busy--;
+      }
+    });
+    this.#queue = result.then(() => undefined, () => undefined);
+    return result;
   }
 
   /** Builds the VM (memory, kernel, vCPUs) without running it. Throws TsvmmError on bad input. */
@@ -126,15 +160,33 @@ export class Vm extends EventEmitter<VmEvents> {
    */
   async snapshot(path: string, options: SnapshotOptions = {}): Promise<WriteResult> {
     this.#snapshots.check(path, options);
-    const wasRunning = this.#state === 'running';
-    if (wasRunning) await this.pause();
-    if (this.#state !== 'paused') throw new VmError('VM_STATE', `cannot snapshot a VM that is ${this.#state}`);
-    try {
-      const { kvm, vm, vcpus, memory } = this.#built;
-      return await this.#snapshots.write(path, { config: this.config, kvm, vm, vcpus, memory, devices: await this.deviceState() }, options);
-    } finally {
-      if (wasRunning && this.#state === 'paused') this.resume();
-    }
+    return this.#exclusive(async () => {
+      const wasRunning = this.#state === 'running';
+      const abort = new AbortController();
+      this.#snapshotAbort = abort;
+      try {
+        this.#checkState('snapshot', 'running', 'paused');
+        if (wasRunning) await this.#pause();
+        this.#checkState('snapshot', 'paused');
+        const { kvm, vm, vcpus, memory } = this.#built;
+        const devices = await this.#deviceState();
+        return await this.#snapshots.write(path, { config: this.config, kvm, vm, vcpus, memory, devices }, {
+          ...options, signal: options.signal ? AbortSignal.any([options.signal, abort.signal]) : abort.signal,
+        });
+      } catch (error) {
+        if (this.#stopping) throw new VmError('VM_STOPPED', `snapshot to ${path} abandoned: the VM was stopped while it was being saved (the file was not written)`);
+        throw error;
+      } finally {
+        this.#snapshotAbort = undefined;
+        if (wasRunning && this.#state === 'paused' && !this.#stopping) this.#resume();
+      }
+    });
+  }
+
+  /** Throws VM_STATE unless the VM is in one of `states` and not stopping. */
+  #checkState(what: string, ...states: VmState[]): void {
+    if (this.#stopping && this.#state !== 'exited') throw new VmError('VM_STATE', `cannot ${what} a VM that is stopping`);
+    if (!states.includes(this.#state)) throw new VmError('VM_STATE', `cannot ${what} a VM that is ${this.#state}`);
   }
 
   /** Builds and starts a VM. */
@@ -249,7 +301,7 @@ export class Vm extends EventEmitter<VmEvents> {
     this.#ioControl.requestPause();
     new EventFd(this.#built.virtio.controlFd).signal();
     // A VM that ends meanwhile (its guest shut down) stops the thread, which then never answers.
-    return Promise.race([paused, this.#exited.then(() => [])]);
+    return Promise.race([paused, this.#ending.then(() => [])]);
   }
 
   #resumeIoThread(): void {
@@ -277,7 +329,11 @@ export class Vm extends EventEmitter<VmEvents> {
     return this.#exited;
   }
 
-  /** Stops every vCPU (at once, even inside KVM_RUN) and resolves when the VM is gone. */
+  /**
+   * Stops every vCPU (at once, even inside KVM_RUN) and resolves when the VM is gone. A snapshot
+   * being written is abandoned (its target is left as it was); guest memory stays mapped until
+   * its writer has let go of it.
+   */
   async stop(): Promise<VmOutcome> {
     if (this.#state === 'created') {
       this.#state = 'exited';
@@ -290,18 +346,33 @@ export class Vm extends EventEmitter<VmEvents> {
     return this.#exited;
   }
 
-  /** Pauses every vCPU; resolves when all of them are out of KVM_RUN and waiting. */
-  async pause(): Promise<void> {
-    if (this.#state !== 'running') throw new VmError('VM_STATE', `cannot pause a VM that is ${this.#state}`);
+  /**
+   * Pauses every vCPU; resolves when all of them are out of KVM_RUN and waiting. Waits for a
+   * snapshot or pause asked for earlier to finish first.
+   */
+  pause(): Promise<void> {
+    return this.#exclusive(() => this.#pause());
+  }
+
+  async #pause(): Promise<void> {
+    this.#checkState('pause', 'running');
     for (const t of this.#threads) t.control.command = VcpuCommand.Pause;
     await Promise.all(this.#threads.map((t) => this.#kickUntil(t, () => t.control.state === VcpuState.Paused || t.control.state === VcpuState.Exited)));
     // With the vCPUs still, no new requests arrive; the I/O thread finishes what it holds.
     this.#ioPausedState = await this.#pauseIoThread();
-    if (this.#state === 'running') this.#state = 'paused';
+    if (this.#state === 'running' && !this.#stopping) this.#state = 'paused';
   }
 
+  /** Lets a paused VM run again; refused (VM_BUSY) while a pause or snapshot is under way. */
   resume(): void {
-    if (this.#state !== 'paused') throw new VmError('VM_STATE', `cannot resume a VM that is ${this.#state}`);
+    if (this.#busy > 0) {
+      throw new VmError('VM_BUSY', 'cannot resume while a pause or snapshot of this VM is under way; resume once it has finished');
+    }
+    this.#resume();
+  }
+
+  #resume(): void {
+    this.#checkState('resume', 'paused');
     this.#resumeIoThread();
     for (const t of this.#threads) t.control.command = VcpuCommand.Run;
     this.#state = 'running';
@@ -311,7 +382,7 @@ export class Vm extends EventEmitter<VmEvents> {
    * The devices' state, for a snapshot of a paused VM: the legacy devices from the boot CPU's
    * thread, and for each virtio device its register file and where its queues stand.
    */
-  async deviceState(): Promise<{ legacy: LegacyDeviceState; virtio: { registers: Uint8Array; io: VirtioRunnerState | undefined }[] }> {
+  async #deviceState(): Promise<RestoredDevices> {
     if (this.#state !== 'paused') throw new VmError('VM_STATE', `pause the VM before saving its devices (it is ${this.#state})`);
     const boot = this.#threads[0]!;
     const legacy = await Promise.race([
@@ -320,7 +391,7 @@ export class Vm extends EventEmitter<VmEvents> {
         boot.control.request = VcpuRequest.SaveDevices;
       }),
       // A guest that shut down just as it was paused: its thread is gone and will not answer.
-      this.#exited.then((): never => { throw new VmError('VM_STATE', 'the VM ended while its devices were being saved'); }),
+      this.#ending.then((): never => { throw new VmError('VM_STATE', 'the VM ended while its devices were being saved'); }),
     ]);
     const virtio = this.#built.virtio.slots.map((slot, i) => ({
       registers: new Uint8Array(slot.state.slice(0)),
@@ -351,11 +422,18 @@ export class Vm extends EventEmitter<VmEvents> {
   /** The first outcome wins: the others are consequences of stopping. */
   #stopThreads(outcome: VmOutcome): void {
     this.#outcome ??= outcome;
+    if (!this.#stopping) {
+      this.#stopping = true;
+      this.#resolveEnding();
+      this.#snapshotAbort?.abort();
+    }
     for (const t of this.#threads) {
       t.control.command = VcpuCommand.Stop;
       void this.#kickUntil(t, () => t.control.state === VcpuState.Exited);
     }
-    void Promise.all(this.#threads.map((t) => t.ended)).then(() => this.#stopIoThread()).then(() => this.#release());
+    // Memory is unmapped only once no operation reads it (a snapshot writer, which the abort
+    // above makes quick); the operations wait on #ending, never on #exited, so this ends.
+    void Promise.all(this.#threads.map((t) => t.ended)).then(() => this.#stopIoThread()).then(() => this.#queue).then(() => this.#release());
   }
 
   #finish(outcome: VmOutcome): void {
@@ -426,16 +504,21 @@ export class Vm extends EventEmitter<VmEvents> {
    * joins every worker thread, and one blocked in KVM_RUN or epoll_wait never returns on its own:
    * get them all out of their system calls, synchronously, so the process can end.
    */
-  static emergencyStop(): void {
-    for (const vm of Vm.#live) {
-      vm.#threads.forEach((t, i) => {
-        t.control.command = VcpuCommand.Stop;
-        kickVcpu(vm.#built.vcpus[i]!.kvmRun, t.control);
-      });
-      vm.#ioControl.command = IoCommand.Stop;
-      const io = vm.#ioControl.thread;
-      if (io !== 0n) kickThread(io);
-    }
+  static {
+    emergencyStopAll = () => {
+      for (const vm of Vm.#live) vm.#emergencyStop();
+    };
+    deviceStateOf = (vm) => vm.#deviceState();
+  }
+
+  #emergencyStop(): void {
+    this.#threads.forEach((t, i) => {
+      t.control.command = VcpuCommand.Stop;
+      kickVcpu(this.#built.vcpus[i]!.kvmRun, t.control);
+    });
+    this.#ioControl.command = IoCommand.Stop;
+    const io = this.#ioControl.thread;
+    if (io !== 0n) kickThread(io);
   }
 
   #release(): void {
@@ -455,5 +538,5 @@ let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on('exit', () => Vm.emergencyStop());
+  process.on('exit', () => emergencyStopAll());
 }

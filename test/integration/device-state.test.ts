@@ -4,7 +4,8 @@ import { mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Vm } from 'tsvmm';
+// deviceStateOf is not part of the library: the unbundled build of the module behind it has it.
+import { deviceStateOf, Vm } from '../../dist/vmm/vm.js';
 import { GUESTS, HELLO_ELF, kvmMissingReason } from '../helpers/kvm.js';
 
 describe.skipIf(kvmMissingReason)('device state of a paused VM', () => {
@@ -15,7 +16,7 @@ describe.skipIf(kvmMissingReason)('device state of a paused VM', () => {
     vm.write('first\r');
     await vm.waitForOutput('you typed "first"');
     await vm.pause();
-    const { legacy, virtio } = await vm.deviceState();
+    const { legacy, virtio } = await deviceStateOf(vm);
     expect(legacy.serial.ier & 1).toBe(1); // hello.elf takes receive interrupts
     expect(legacy.serial.mcr & 0x08).toBe(0x08); // OUT2, as a PC driver sets it
     expect(legacy.rtc.ram).toHaveLength(128);
@@ -34,7 +35,7 @@ describe.skipIf(kvmMissingReason)('device state of a paused VM', () => {
     const vm = Vm.boot({ kernel: path.join(GUESTS, 'virtio.elf'), memory: '64M', cmdline: 'mode=blk op=write seed=5 start=0 sectors=200', disks: [{ path: disk }] });
     await vm.waitForOutput('blk: capacity=');
     await vm.pause();
-    const { virtio } = await vm.deviceState();
+    const { virtio } = await deviceStateOf(vm);
     expect(virtio).toHaveLength(1);
     expect(virtio[0]!.registers.length).toBeGreaterThan(64);
     expect(virtio[0]!.io).toMatchObject({ active: true, broken: false });

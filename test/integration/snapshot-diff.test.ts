@@ -14,12 +14,18 @@ import type { WriteResult } from '../../src/snapshot/index.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'tsvmm-diff-'));
 const LIBRARY = path.resolve('dist/bundle/index.js');
+/**
+ * Not part of the library: the VM's device state, for checking where a queue stands. Reached in
+ * the unbundled build, whose Vm is then the one the script uses.
+ */
+const INTERNALS = path.resolve('dist/vmm/vm.js');
 const VIRTIO = path.join(GUESTS, 'virtio.elf');
 const file = (name: string) => path.join(dir, name);
 
 /** Runs an ES module script in a fresh Node process; a script may end itself with SIGKILL. */
 function script(source: string, timeout = 90_000) {
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', `import { Vm } from ${JSON.stringify(LIBRARY)};
+const { Vm: UnbundledVm, deviceStateOf } = await import(${JSON.stringify(INTERNALS)});
 const fs = await import('node:fs');
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 ${source}`], { encoding: 'utf8', timeout });
@@ -148,11 +154,11 @@ describe.skipIf(kvmMissingReason)('diff snapshots', () => {
     // The base before the driver has even set up its queue; then the guest runs in steps of about a
     // millisecond, with a diff after each, until the disk's answers to its reads are in guest memory.
     const saver = script(`
-      const vm = Vm.boot({ kernel: ${JSON.stringify(VIRTIO)}, cmdline: 'mode=blk op=verify ${cmdline}', memory: '64M', disks: [{ path: ${JSON.stringify(disk)} }] });
+      const vm = UnbundledVm.boot({ kernel: ${JSON.stringify(VIRTIO)}, cmdline: 'mode=blk op=verify ${cmdline}', memory: '64M', disks: [{ path: ${JSON.stringify(disk)} }] });
       await vm.waitForOutput('virtio: found blk');
       await vm.pause();
       const base = await vm.snapshot(${JSON.stringify(file('blk-base.snap'))});
-      const answered = async () => (await vm.deviceState()).virtio[0].io?.queues.find(([q]) => q === 0)?.[1].nextUsed ?? 0;
+      const answered = async () => (await deviceStateOf(vm)).virtio[0].io?.queues.find(([q]) => q === 0)?.[1].nextUsed ?? 0;
       const baseAnswered = await answered();
       const diffs = [];
       while (await answered() === baseAnswered && diffs.length < 500) {
