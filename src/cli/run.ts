@@ -28,6 +28,7 @@ interface RunArgs {
   net?: string;
   rng: boolean;
   console: 'serial' | 'virtio';
+  virtioCmdline?: boolean;
   name?: string;
   detach: boolean;
   quiet: boolean;
@@ -46,7 +47,8 @@ export const runCommand: CommandBody<RunArgs> = {
     .option('net', { type: 'string', describe: 'A virtio-net NIC on a tap device: tap=NAME[,mac=52:54:00:12:34:56]' })
     .option('rng', { type: 'boolean', default: false, describe: 'A virtio-rng device fed from the host\'s random number generator' })
     .option('console', { choices: ['serial', 'virtio'] as const, default: 'serial' as const, describe: 'Where typed input goes: the 16550 UART (ttyS0) or a virtio console (hvc0)' })
-    .group(['disk', 'net', 'rng', 'console'], 'Devices:')
+    .option('virtio-cmdline', { type: 'boolean', describe: 'Also announce virtio devices as virtio_mmio.device= on the kernel command line (they are always in the ACPI DSDT; default: for ELF kernels only, not for a bzImage)' })
+    .group(['disk', 'net', 'rng', 'console', 'virtio-cmdline'], 'Devices:')
     .option('name', { type: 'string', describe: 'Name for `tsvmm ps`, `console`, `pause`, `stop` (default vm-PID)' })
     .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Run in the background; reach the console with `tsvmm console NAME`' })
     .example('$0 run', 'boot the demo guest (type `exit` in it, or Ctrl-A X)')
@@ -56,7 +58,7 @@ export const runCommand: CommandBody<RunArgs> = {
     process.exitCode = args.detach ? await runDetached(args.name, args.quiet, runArgv(args)) : await runVm(args, async () => Vm.create({
       kernel: args.kernel, initrd: args.initrd, cmdline: args.cmdline, memory: args.mem, cpus: args.cpus,
       disks: args.disk.map(parseDiskOption), net: args.net === undefined ? undefined : parseNetOption(args.net),
-      rng: args.rng, console: args.console, name: args.name,
+      rng: args.rng, console: args.console, virtioCmdline: args.virtioCmdline, name: args.name,
     }));
   },
 };
@@ -172,6 +174,7 @@ function runArgv(args: RunArgs): string[] {
   for (const disk of args.disk) argv.push('--disk', disk);
   if (args.net) argv.push('--net', args.net);
   if (args.rng) argv.push('--rng');
+  if (args.virtioCmdline !== undefined) argv.push(args.virtioCmdline ? '--virtio-cmdline' : '--no-virtio-cmdline');
   return argv;
 }
 

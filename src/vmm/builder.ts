@@ -11,6 +11,8 @@ import { vcpuCpuid } from '../arch/x86/cpuid.js';
 import { bootMsrs } from '../arch/x86/msrs.js';
 import { bootLapic, setupBootCpu } from '../arch/x86/boot-cpu.js';
 import { loadKernel, readUserFile, type LoadedKernel } from '../boot/loader.js';
+import { isBzImage } from '../boot/bzimage.js';
+import { VIRTIO_MMIO_SIZE } from '../devices/virtio/mmio-transport.js';
 import { writeAcpiTables } from '../arch/x86/acpi.js';
 import { TsvmmError } from '../errors.js';
 import type { ResolvedVmConfig } from './config.js';
@@ -61,17 +63,22 @@ export function buildVm(config: ResolvedVmConfig): BuiltVm {
     // or command line is refused before /dev/kvm is opened.
     const memory = resources.add(GuestMemory.allocate(ramLayout(config.memory)), (m) => m.close());
     const virtio = resources.add(openVirtio(config.virtio), (v) => v.release());
-    const acpiRsdp = writeAcpiTables(memory, config.cpus);
+    const acpiRsdp = writeAcpiTables(memory, config.cpus, virtio.slots.map(({ base, irq }) => ({ base, size: VIRTIO_MMIO_SIZE, irq })));
+    // The DSDT always describes the virtio devices; the command-line form is for kernels that read
+    // no ACPI (tsvmm's test guests, Firecracker-style vmlinux). A distribution bzImage that also
+    // has CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES would probe each device twice, so it gets the DSDT only.
+    const virtioOnCmdline = config.virtio.cmdline ?? !isBzImage(kernelImage);
     const kernel = loadKernel(memory, {
       acpiRsdp,
       kernelPath: config.kernel, kernel: kernelImage,
       initrdPath: config.initrd, initrd: initrdImage,
-      cmdline: [config.cmdline, virtio.cmdline].filter(Boolean).join(' '),
+      cmdline: [config.cmdline, virtioOnCmdline ? virtio.cmdline : ''].filter(Boolean).join(' '),
     });
     const { kvm, vm, vcpus } = createKvmVm(config, memory, virtio, resources);
     const supported = kvm.supportedCpuid();
+    const tscDeadline = kvm.checkExtension(KVM_CAP.KVM_CAP_TSC_DEADLINE_TIMER) > 0;
     for (const vcpu of vcpus) {
-      vcpu.setCpuid2(vcpuCpuid(supported, { apicId: vcpu.id, cpuCount: config.cpus }));
+      vcpu.setCpuid2(vcpuCpuid(supported, { apicId: vcpu.id, cpuCount: config.cpus, tscDeadline }));
       vcpu.setMsrs(bootMsrs());
       bootLapic(vcpu);
     }

@@ -26,6 +26,11 @@ export interface VmConfig {
   rng?: boolean;
   /** Where typed input goes: the 16550 UART (default) or a virtio console. */
   console?: 'serial' | 'virtio';
+  /**
+   * Announce virtio devices on the kernel command line (`virtio_mmio.device=`) as well as in the
+   * ACPI DSDT. Default: yes for ELF kernels, no for bzImage (a stock kernel finds them in ACPI).
+   */
+  virtioCmdline?: boolean;
 }
 
 export interface ResolvedVmConfig {
@@ -104,6 +109,7 @@ export function resolveConfig(config: VmConfig, limits: { hostMemory?: number } 
       net: config.net,
       rng: config.rng ?? false,
       virtioConsole: config.console === 'virtio',
+      cmdline: config.virtioCmdline,
     },
   };
 }

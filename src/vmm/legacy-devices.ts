@@ -1,9 +1,9 @@
-// The PC devices every tsvmm VM has, on its port-I/O bus: COM1, the i8042 (reset line), the
+// The PC devices every tsvmm VM has, on its port-I/O bus: COM1, the i8042 (PS/2 ports, reset line), the
 // CMOS RTC, the ACPI power-management registers and the POST port.
 
 import { Bus, MMIO_SPACE, PIO_SPACE, type DeviceFault } from '../devices/bus.js';
 import type { ByteSink, ByteSource } from '../devices/byte-stream.js';
-import { I8042, I8042_DATA_PORT, I8042_PORT_COUNT, type I8042State } from '../devices/i8042.js';
+import { I8042, I8042_AUX_IRQ, I8042_DATA_PORT, I8042_KBD_IRQ, I8042_PORT_COUNT, type I8042State } from '../devices/i8042.js';
 import type { IrqLine } from '../devices/irq.js';
 import { POST_PORT, PostPort } from '../devices/post-port.js';
 import { RTC_PORT, RTC_PORT_COUNT, RtcCmos, type RtcCmosState } from '../devices/rtc-cmos.js';
@@ -58,7 +58,7 @@ export function createLegacyDevices(wiring: LegacyDeviceWiring): LegacyDevices {
   const pio = new Bus('port I/O', PIO_SPACE, wiring.onDeviceFault);
   const mmio = new Bus('MMIO', MMIO_SPACE, wiring.onDeviceFault);
   const serial = new Serial16550(wiring.irq(COM1.irq), wiring.consoleOut, wiring.consoleIn);
-  const i8042 = new I8042(() => wiring.onReset('i8042'));
+  const i8042 = new I8042({ onReset: () => wiring.onReset('i8042'), kbdIrq: wiring.irq(I8042_KBD_IRQ), auxIrq: wiring.irq(I8042_AUX_IRQ) });
   pio.insert('serial (COM1)', COM1.port, SERIAL_PORT_COUNT, serial);
   const post = new PostPort();
   const rtc = new RtcCmos();

@@ -1,7 +1,8 @@
 // Builds the VM's virtio devices on the main thread: opens disk images and the tap (failing
 // with one clear line), places each device in the MMIO window and on an interrupt line, wires
-// KVM's ioeventfd (QueueNotify writes) and irqfd (interrupts) to eventfds, and says how Linux
-// finds the devices: `virtio_mmio.device=4K@0xc0000000:5` on the command line.
+// KVM's ioeventfd (QueueNotify writes) and irqfd (interrupts) to eventfds, and says how a kernel
+// without ACPI finds the devices: `virtio_mmio.device=4K@0xc0000000:5` on the command line
+// (arch/x86/acpi.ts describes them in the DSDT for the others).
 
 import { closeSync, constants as fsConstants, fstatSync, openSync } from 'node:fs';
 import path from 'node:path';
@@ -41,13 +42,18 @@ export interface VirtioConfig {
   rng: boolean;
   /** A virtio console, which then takes the typed input instead of the UART. */
   virtioConsole: boolean;
+  /**
+   * Also announce the devices as `virtio_mmio.device=` on the kernel command line (they are always
+   * in the DSDT). Undefined: only for ELF kernels, which are tsvmm's guests or Firecracker-style.
+   */
+  cmdline?: boolean;
 }
 
 export interface VirtioSetup {
   slots: VirtioSlot[];
   /** Signalled by the vCPU thread when a transport changes state. */
   controlFd: number;
-  /** Appended to the kernel command line. */
+  /** The devices in command-line form, for a kernel that reads no ACPI. */
   cmdline: string;
   console: { input: ByteRing; inputReady: number; output: ByteRing } | undefined;
   release(): void;

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ACPI_PM, dsdt, fadt, madt, writeAcpiTables, xsdt } from '../../src/arch/x86/acpi.js';
+import { eisaId, integer, irqNoFlags, pkgLength } from '../../src/arch/x86/aml.js';
 import { GuestMemory } from '../../src/memory/guest-memory.js';
 
 const sum = (bytes: Uint8Array) => bytes.reduce((a, b) => (a + b) & 0xff, 0);
@@ -64,8 +65,48 @@ describe('ACPI tables in guest memory', () => {
     expect(entries.find((e) => e[0] === 4)).toEqual([4, 6, 0xff, 0, 0, 1]);
   });
 
-  it('DSDT: the AML of Name (_S5, Package (4) { 5, 5, 0, 0 })', () => {
-    expect([...dsdt().subarray(36)]).toEqual([0x08, 0x5f, 0x53, 0x35, 0x5f, 0x12, 0x08, 0x04, 0x0a, 5, 0x0a, 5, 0, 0]);
+  it('DSDT: begins with the AML of Name (_S5, Package (4) { 5, 5, 0, 0 })', () => {
+    expect([...dsdt().subarray(36, 36 + 14)]).toEqual([0x08, 0x5f, 0x53, 0x35, 0x5f, 0x12, 0x08, 0x04, 0x0a, 5, 0x0a, 5, 0, 0]);
+  });
+
+  it('DSDT: one LNRO0005 device per virtio transport, in guest memory through the FADT', () => {
+    const mem = GuestMemory.fromBuffers([{ start: 0, bytes: new Uint8Array(0x100000) }]);
+    const at = writeAcpiTables(mem, 1, [{ base: 0xc0000000, size: 0x1000, irq: 5 }, { base: 0xc0001000, size: 0x1000, irq: 6 }]);
+    const x = mem.read(Number(mem.readU64(at + 24)), 52);
+    const f = mem.read(Number(view(x).getBigUint64(36, true)), 276);
+    const d = mem.read(view(f).getUint32(40, true), mem.readU32(view(f).getUint32(40, true) + 4));
+    expect(sum(d)).toBe(0);
+    expect(Buffer.from(d).toString('latin1').split('LNRO0005').length - 1).toBe(2);
+  });
+});
+
+describe('AML encoding', () => {
+  it('PkgLength: one byte below 64, then a lead byte with the count of extra bytes', () => {
+    expect(pkgLength(0)).toEqual([1]);
+    expect(pkgLength(62)).toEqual([63]);
+    // 63 bytes of content + 2 of PkgLength = 65 = 0x41: lead 0x40 | 0x1, then 0x41 >> 4
+    expect(pkgLength(63)).toEqual([0x41, 0x04]);
+    // 5000 + 3 = 5003 = 0x138b needs more than 12 bits: lead 0x80 | 0xb, then 0x38, 0x01
+    expect(pkgLength(5000)).toEqual([0x8b, 0x38, 0x01]);
+    expect(pkgLength(4094)).toEqual([0x81, 0x00, 0x01]); // 4094 + 2 = 4096 does not fit 12 bits: 4094 + 3 = 0x1001
+  });
+
+  it('integers take their shortest form', () => {
+    expect(integer(0)).toEqual([0]);
+    expect(integer(1)).toEqual([1]);
+    expect(integer(0xab)).toEqual([0x0a, 0xab]);
+    expect(integer(0x1234)).toEqual([0x0b, 0x34, 0x12]);
+    expect(integer(0xc0001000)).toEqual([0x0c, 0x00, 0x10, 0x00, 0xc0]);
+  });
+
+  it('EisaId("PNP0303") is the compressed id 0x0303D041', () => {
+    expect(eisaId('PNP0303')).toEqual([0x0c, 0x41, 0xd0, 0x03, 0x03]);
+  });
+
+  it('refuses what it cannot encode', () => {
+    expect(() => eisaId('pnp0303')).toThrow(RangeError);
+    expect(() => irqNoFlags(16)).toThrow(RangeError);
+    expect(() => integer(-1)).toThrow(RangeError);
   });
 });
 
@@ -88,5 +129,23 @@ describe.skipIf(iaslMissing)('ACPI tables as ACPICA decodes them (iasl -d)', () 
     expect(decode('apic', madt(2))).toMatch(/Local Apic Address : FEE00000/);
     expect(decode('dsdt', dsdt())).toMatch(/Name \(_S5, Package \(0x04\)/);
     expect(decode('xsdt', xsdt([0xe0100]))).toMatch(/ACPI Table Address {3}0 : 00000000000E0100/);
+  });
+
+  it('decodes the DSDT\'s PS/2 and virtio-mmio devices with their resources', () => {
+    const virtio = Array.from({ length: 17 }, (_, i) => ({ base: 0xc0000000 + i * 0x1000, size: 0x1000, irq: 5 + i }));
+    const asl = decode('dsdt-devices', dsdt(virtio)).replace(/\/\*[^]*?\*\/|\/\/.*$/gm, '').replace(/\s+/g, ' ').replace(/ \)/g, ')');
+    expect(asl).toContain('Device (PS2K) { Name (_HID, EisaId ("PNP0303"))');
+    expect(asl).toMatch(/IO \(Decode16, 0x0060, 0x0060, 0x01, 0x01,\)/);
+    expect(asl).toMatch(/IO \(Decode16, 0x0064, 0x0064, 0x01, 0x01,\)/);
+    expect(asl).toMatch(/IRQNoFlags \(\) \{1\}/);
+    expect(asl).toContain('Device (PS2M) { Name (_HID, EisaId ("PNP0F13"))');
+    expect(asl).toMatch(/IRQNoFlags \(\) \{12\}/);
+    for (const [i, v] of virtio.entries()) {
+      const name = `VR${i.toString(16).toUpperCase().padStart(2, '0')}`;
+      const block = new RegExp(`Device \\(${name}\\) \\{ Name \\(_HID, "LNRO0005"\\) Name \\(_UID, (0x${i.toString(16).toUpperCase().padStart(2, '0')}|Zero|One)\\) ` +
+        `Name \\(_CRS, ResourceTemplate \\(\\) \\{ Memory32Fixed \\(ReadWrite, 0x${v.base.toString(16).toUpperCase()}, 0x00001000,\\) ` +
+        `Interrupt \\(ResourceConsumer, Edge, ActiveHigh, Exclusive, ,,\\) \\{ 0x${v.irq.toString(16).toUpperCase().padStart(8, '0')}, \\}`);
+      expect(asl, name).toMatch(block);
+    }
   });
 });

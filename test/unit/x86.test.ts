@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { CODE64, DATA, gdtEntry, segmentFromGdt, TSS64 } from '../../src/arch/x86/gdt.js';
 import { writeIdentityPageTables } from '../../src/arch/x86/page-tables.js';
-import { vcpuCpuid } from '../../src/arch/x86/cpuid.js';
+import { DEFAULT_BRAND, vcpuCpuid } from '../../src/arch/x86/cpuid.js';
 import { bootSregs, bootRegs } from '../../src/arch/x86/boot-cpu.js';
 import { kvm_sregs, type KvmCpuidEntry2 } from '../../src/kvm/structs.js';
 import { GuestMemory } from '../../src/memory/guest-memory.js';
@@ -103,5 +103,28 @@ describe('CPUID per vCPU', () => {
     expect(sub(0xb, 0)).toMatchObject({ eax: 0, ebx: 1, ecx: 0x100, edx: 2 }); // SMT: 1 thread
     expect(sub(0xb, 1)).toMatchObject({ eax: 2, ebx: 3, ecx: 0x201, edx: 2 }); // core: 3 cores, 2 id bits
     expect(sub(0xb, 2)).toMatchObject({ eax: 0, ebx: 0, ecx: 2, edx: 2 }); // the end of the list
+  });
+
+  const brandOf = (cpuid: KvmCpuidEntry2[]) => Buffer.from(new Uint32Array([0x80000002, 0x80000003, 0x80000004]
+    .flatMap((fn) => { const e = cpuid.find((x) => x.function === fn)!; return [e.eax, e.ebx, e.ecx, e.edx]; })).buffer).toString('latin1').replace(/\0+$/, '');
+
+  it('offers TSC-deadline mode when KVM_CAP_TSC_DEADLINE_TIMER says the LAPIC emulates it', () => {
+    const bit = (cpuid: KvmCpuidEntry2[]) => (cpuid.find((e) => e.function === 1)!.ecx >>> 24) & 1;
+    expect(bit(vcpuCpuid(supported, { apicId: 0, cpuCount: 1 }))).toBe(0);
+    expect(bit(vcpuCpuid(supported, { apicId: 0, cpuCount: 1, tscDeadline: true }))).toBe(1);
+  });
+
+  it('fills in a brand string when the host has none, raising the extended leaf range to reach it', () => {
+    const cpuid = vcpuCpuid([...supported, entry(0x80000000, { eax: 0x80000001 }), entry(0x80000001)], { apicId: 0, cpuCount: 1 });
+    expect(cpuid.find((e) => e.function === 0x80000000)!.eax).toBe(0x80000004);
+    expect(brandOf(cpuid)).toBe(DEFAULT_BRAND);
+  });
+
+  it("keeps the host's brand string", () => {
+    const text = Buffer.alloc(48);
+    text.write('AMD EPYC 7B13 64-Core Processor', 'latin1');
+    const leaves = [0, 1, 2].map((i) => entry(0x80000002 + i, { eax: text.readUInt32LE(i * 16), ebx: text.readUInt32LE(i * 16 + 4), ecx: text.readUInt32LE(i * 16 + 8), edx: text.readUInt32LE(i * 16 + 12) }));
+    const cpuid = vcpuCpuid([...supported, entry(0x80000000, { eax: 0x80000008 }), ...leaves], { apicId: 0, cpuCount: 1 });
+    expect(brandOf(cpuid)).toBe('AMD EPYC 7B13 64-Core Processor');
   });
 });

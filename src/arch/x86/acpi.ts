@@ -1,9 +1,13 @@
 // The ACPI tables a guest needs to find its CPUs and to power off or reset (ACPI 6.x): RSDP →
 // XSDT → FADT (→ DSDT) and MADT, placed in the BIOS area at 0xE0000, where an operating system
 // also finds them by scanning. The power-management registers the FADT names are ports of
-// devices/acpi-pm.ts; the DSDT holds only the \_S5 object that gives the S5 sleep type.
+// devices/acpi-pm.ts. The DSDT gives the S5 sleep type and describes the devices a kernel cannot
+// find by itself: the PS/2 controller (PNP0303/PNP0F13, as PC firmware does) and every
+// virtio-mmio transport (LNRO0005 with its MMIO window and interrupt, as QEMU's microvm does).
 
 import type { GuestMemory } from '../../memory/guest-memory.js';
+import { I8042_COMMAND_PORT, I8042_DATA_PORT, I8042_KBD_IRQ, I8042_AUX_IRQ } from '../../devices/i8042.js';
+import { device, edgeInterrupt, eisaId, integer, ioPort, irqNoFlags, memory32Fixed, name, packageOf, resourceTemplate, scope, string } from './aml.js';
 import { APIC_START, IOAPIC_START } from './layout.js';
 
 export const ACPI_TABLES_START = 0xe0000;
@@ -129,16 +133,37 @@ export function fadt(dsdtAddress: number): Uint8Array {
   return sdt('FACP', 6, b.done());
 }
 
-/** AML for `Name (_S5, Package (4) { 5, 5, 0, 0 })`: SLP_TYP for soft-off in PM1a and PM1b. */
-export function dsdt(): Uint8Array {
-  const NAME_OP = 0x08;
-  const PACKAGE_OP = 0x12;
-  const BYTE_PREFIX = 0x0a;
-  const ZERO_OP = 0x00;
+/** A virtio-mmio transport as the DSDT describes it. */
+export interface AcpiVirtioDevice {
+  base: number;
+  size: number;
+  /** Its GSI: an IOAPIC pin, signalled as an edge (KVM irqfd). */
+  irq: number;
+}
+
+/** The identifier Linux's virtio_mmio driver matches in ACPI (drivers/virtio/virtio_mmio.c). */
+export const VIRTIO_MMIO_HID = 'LNRO0005';
+
+/**
+ * Name (_S5, Package (4) { 5, 5, 0, 0 }): SLP_TYP for soft-off in PM1a and PM1b; then, in \_SB,
+ * the PS/2 keyboard and mouse ports of the i8042 and one device per virtio-mmio transport.
+ */
+export function dsdt(virtio: readonly AcpiVirtioDevice[] = []): Uint8Array {
   const s5 = ACPI_PM.sleepTypeS5;
-  const elements = [BYTE_PREFIX, s5, BYTE_PREFIX, s5, ZERO_OP, ZERO_OP];
-  const packageLength = 1 + 1 + elements.length; // the length byte, NumElements, elements
-  const aml = [NAME_OP, ...Buffer.from('_S5_'), PACKAGE_OP, packageLength, 4, ...elements];
+  const aml = [
+    ...name('_S5', packageOf(integer(s5), integer(s5), integer(0), integer(0))),
+    ...scope('\\_SB',
+      device('PS2K',
+        name('_HID', eisaId('PNP0303')),
+        name('_CRS', resourceTemplate(ioPort(I8042_DATA_PORT, 1), ioPort(I8042_COMMAND_PORT, 1), irqNoFlags(I8042_KBD_IRQ)))),
+      device('PS2M',
+        name('_HID', eisaId('PNP0F13')),
+        name('_CRS', resourceTemplate(irqNoFlags(I8042_AUX_IRQ)))),
+      ...virtio.map((v, i) => device(`VR${i.toString(16).toUpperCase().padStart(2, '0')}`,
+        name('_HID', string(VIRTIO_MMIO_HID)),
+        name('_UID', integer(i)),
+        name('_CRS', resourceTemplate(memory32Fixed(v.base, v.size), edgeInterrupt(v.irq)))))),
+  ];
   return sdt('DSDT', 2, Uint8Array.from(aml));
 }
 
@@ -162,7 +187,7 @@ export function madt(cpus: number): Uint8Array {
 }
 
 /** Writes all tables into guest memory; returns the RSDP's address. */
-export function writeAcpiTables(memory: GuestMemory, cpus: number): number {
+export function writeAcpiTables(memory: GuestMemory, cpus: number, virtio: readonly AcpiVirtioDevice[] = []): number {
   let next = ACPI_TABLES_START;
   const place = (table: Uint8Array) => {
     const at = next;
@@ -172,7 +197,7 @@ export function writeAcpiTables(memory: GuestMemory, cpus: number): number {
     return at;
   };
   const rsdpAddress = place(new Uint8Array(36)); // reserved first: scanners look at 0xE0000
-  const dsdtAddress = place(dsdt());
+  const dsdtAddress = place(dsdt(virtio));
   const fadtAddress = place(fadt(dsdtAddress));
   const madtAddress = place(madt(cpus));
   const xsdtAddress = place(xsdt([fadtAddress, madtAddress]));
