@@ -310,6 +310,29 @@ static napi_value js_thread_kill(napi_env env, napi_callback_info info) {
   return make_int(env, -rc);
 }
 
+// ofdLock(fd, test, type, start, length): an open-file-description lock on a byte range
+// (fcntl F_OFD_SETLK, or F_OFD_GETLK when test is true). Set: 0 | -errno (EAGAIN: held by
+// another). Test: the type of a lock that would conflict with `type`, F_UNLCK if none, | -errno.
+static napi_value js_ofd_lock(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  int32_t fd, type;
+  bool test;
+  int64_t start, length;
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  CHECK(napi_get_value_bool(env, argv[1], &test));
+  CHECK(napi_get_value_int32(env, argv[2], &type));
+  if (!get_i64(env, argv[3], &start) || !get_i64(env, argv[4], &length)) return NULL;
+  struct flock fl;
+  memset(&fl, 0, sizeof fl);
+  fl.l_type = (short)type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = start;
+  fl.l_len = length;
+  if (fcntl(fd, test ? F_OFD_GETLK : F_OFD_SETLK, &fl) < 0) return make_int(env, -errno);
+  return make_int(env, test ? fl.l_type : 0);
+}
+
 static void empty_handler(int sig) { (void)sig; }
 
 // installEmptySignalHandler(signal): 0 | -errno. A handler that does nothing, installed without
@@ -347,6 +370,7 @@ NAPI_MODULE_INIT() {
       {"threadSelf", js_thread_self},
       {"threadKill", js_thread_kill},
       {"installEmptySignalHandler", js_install_empty_signal_handler},
+      {"ofdLock", js_ofd_lock},
   };
   for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
     napi_value fn;

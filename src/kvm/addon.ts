@@ -25,6 +25,8 @@ export interface NativeAddon {
   threadSelf(): bigint;
   threadKill(thread: bigint, signal: number): number;
   installEmptySignalHandler(signal: number): number;
+  /** fcntl(F_OFD_SETLK), or F_OFD_GETLK with `test` (then: the conflicting lock's type, F_UNLCK if none). */
+  ofdLock(fd: number, test: boolean, type: number, start: number, length: number): number;
 }
 
 const ADDON_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../build/Release/tsvmm.node');

@@ -17,6 +17,7 @@ import { netInfo } from '../devices/virtio/net.js';
 import { rngInfo } from '../devices/virtio/rng.js';
 import { consoleInfo } from '../devices/virtio/console.js';
 import { ByteRing } from './byte-ring.js';
+import { lockDisk } from './disk-lock.js';
 import type { VirtioBackendConfig, VirtioSlot } from './virtio-slots.js';
 
 /** Virtio devices start at the bottom of the 32-bit PCI hole, 4 KiB apart. */
@@ -136,6 +137,7 @@ function openDisk(disk: DiskConfig, index: number, fds: number[]) {
     throw new VirtioSetupError('DISK_UNUSABLE', `disk ${disk.path}: ${reason}`);
   }
   fds.push(fd);
+  lockDisk(fd, `disk ${disk.path}`, readOnly);
   const stat = fstatSync(fd);
   if (!stat.isFile() && !stat.isBlockDevice()) throw new VirtioSetupError('DISK_UNUSABLE', `disk ${disk.path}: not a file`);
   const size = Math.floor(stat.size / SECTOR_SIZE) * SECTOR_SIZE;
