@@ -24,7 +24,9 @@ export function parseNumberOption(flag: string, value: unknown, rule: NumberRule
   const integer = rule.integer ?? true;
   const min = rule.min ?? (integer ? 1 : 0);
   const kind = integer ? 'a whole number' : 'a number';
-  const bad = (why: string) => new TsvmmError('BAD_CONFIG', `${flag} ${JSON.stringify(value)}: ${why}`);
+  // Quoted only where the value would not read as one word.
+  const shown = typeof value === 'string' && /^\S+$/.test(value) ? value : JSON.stringify(value);
+  const bad = (why: string) => new TsvmmError('BAD_CONFIG', `${flag} ${shown}: ${why}`);
   if (Array.isArray(value)) throw new TsvmmError('BAD_CONFIG', `${flag} is given ${value.length} times; give it once`);
   let n: number;
   if (typeof value === 'number') {

@@ -10,6 +10,7 @@ import { ProgressBar } from './progress.js';
 import { reportError } from './output.js';
 import { runDetached, runVm, terminalOptions } from './run.js';
 import { Vm } from '../vmm/vm.js';
+import { TsvmmError } from '../errors.js';
 
 interface SnapshotArgs {
   name: string;
@@ -41,6 +42,7 @@ export const snapshotCommand: CommandBody<SnapshotArgs> = {
 interface RestoreArgs {
   file: string;
   name?: string;
+  diskPath: string[];
   detach: boolean;
   quiet: boolean;
   verbose: boolean;
@@ -51,14 +53,34 @@ export const restoreCommand: CommandBody<RestoreArgs> = {
   builder: (y: Argv) => terminalOptions(y)
     .positional('file', { type: 'string', demandOption: true, describe: 'Snapshot file' })
     .option('name', { type: 'string', describe: 'Name of the restored VM (default: a new one, so clones can run side by side)' })
-    .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Run in the background; `tsvmm console NAME` attaches' }) as unknown as Argv<RestoreArgs>,
+    .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Run in the background; `tsvmm console NAME` attaches' })
+    .option('disk-path', { type: 'string', array: true, default: [], describe: 'OLD=NEW: the snapshot\'s disk OLD is now at NEW (moved or copied; repeat for more disks)' }) as unknown as Argv<RestoreArgs>,
   handler: async (args: ArgumentsCamelCase<RestoreArgs>) => {
     const file = path.resolve(args.file);
+    let diskPaths: Record<string, string>;
+    try {
+      diskPaths = parseDiskPaths(args.diskPath);
+    } catch (error) {
+      process.exitCode = reportError(error);
+      return;
+    }
     if (args.detach) {
-      process.exitCode = await runDetached(args.name, args.quiet, ['restore', file]);
+      const moves = Object.entries(diskPaths).flatMap(([from, to]) => ['--disk-path', `${from}=${to}`]);
+      process.exitCode = await runDetached(args.name, args.quiet, ['restore', file, ...moves]);
       return;
     }
     const name = args.name ?? `vm-${process.pid}`;
-    process.exitCode = await runVm(args, () => Vm.restore(file, { name, start: false }));
+    process.exitCode = await runVm(args, () => Vm.restore(file, { name, start: false, diskPaths }));
   },
 };
+
+/** `--disk-path OLD=NEW`, repeated: both made absolute here, where the user typed them. */
+function parseDiskPaths(values: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const value of values) {
+    const eq = value.indexOf('=');
+    if (eq <= 0 || eq === value.length - 1) throw new TsvmmError('BAD_CONFIG', `--disk-path ${value}: use OLD=NEW (the disk's path in the snapshot, then where it is now)`);
+    out[path.resolve(value.slice(0, eq))] = path.resolve(value.slice(eq + 1));
+  }
+  return out;
+}

@@ -105,7 +105,8 @@ export function resolveConfig(config: VmConfig, limits: { hostMemory?: number } 
     cpus,
     name: config.name ?? `vm-${process.pid}`,
     virtio: {
-      disks: config.disks ?? [],
+      // Absolute, so that a snapshot finds its disks again from any directory.
+      disks: (config.disks ?? []).map((d) => ({ ...d, path: path.resolve(d.path) })),
       net: config.net,
       rng: config.rng ?? false,
       virtioConsole: config.console === 'virtio',

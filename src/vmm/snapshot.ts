@@ -14,6 +14,7 @@
 //   threads (slice(), write*(), and VirtQueue for the rings it writes through its own views).
 // A diff stores the union of the two.
 
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import path from 'node:path';
 import type { Kvm, VcpuFd, VmFd } from '../kvm/kvm.js';
 import { KVM_MEM } from '../kvm/ioctls.js';
@@ -25,6 +26,8 @@ import type { VirtioRunnerState } from '../devices/virtio/device.js';
 import { TsvmmError } from '../errors.js';
 import type { LegacyDeviceState } from './legacy-devices.js';
 import type { ResolvedVmConfig } from './config.js';
+import type { VirtioSlot } from './virtio-slots.js';
+import { diskSize } from './virtio-setup.js';
 
 /** The device state a restored VM starts from. */
 export interface RestoredDevices {
@@ -36,6 +39,82 @@ export interface RestoredDevices {
 interface VmManifest {
   config: ResolvedVmConfig;
   xsaveSize: number;
+  /** One per disk, in the order of config.virtio.disks (snapshots of tsvmm before 0.2 lack it). */
+  disks?: DiskIdentity[];
+}
+
+/**
+ * What a snapshot records of each disk, to find it again and to refuse another file in its
+ * place: the guest's view of a disk is in the snapshot (its caches, its queue positions), the
+ * disk's bytes are not. The path is absolute; device and inode say "the same file", which a copy
+ * is not; the size, which even a copy must keep.
+ */
+export interface DiskIdentity {
+  path: string;
+  size: number;
+  dev: number;
+  ino: number;
+}
+
+/** The identity of each disk of a running VM, from the files it has open. */
+export function diskIdentities(config: ResolvedVmConfig, slots: readonly VirtioSlot[]): DiskIdentity[] {
+  const blocks = slots.flatMap((s) => (s.backend.kind === 'block' ? [s.backend] : []));
+  return config.virtio.disks.map((disk, i) => {
+    const { fd, size } = blocks[i]!;
+    const st = fstatSync(fd);
+    return { path: path.resolve(disk.path), size, dev: st.dev, ino: st.ino };
+  });
+}
+
+/** Where a snapshot's disks are now: `diskPaths` maps a recorded path to where that disk lives. */
+export interface RestoreOptions {
+  diskPaths?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The snapshot's disks, each at its recorded path or where `diskPaths` says it moved, checked to be
+ * the very file (same device and inode) or, when moved, a file of the same size. Throws
+ * DISK_MISMATCH naming the disk and what to do.
+ */
+function relocateDisks(file: string, config: ResolvedVmConfig, recorded: readonly DiskIdentity[] | undefined, options: RestoreOptions): ResolvedVmConfig {
+  const moves = new Map(Object.entries(options.diskPaths ?? {}).map(([from, to]) => [path.resolve(from), path.resolve(to)]));
+  const known = config.virtio.disks.map((d) => path.resolve(d.path));
+  for (const from of moves.keys()) {
+    if (!known.includes(from)) {
+      throw new TsvmmError('BAD_CONFIG', `disk path ${from}: ${file} has no such disk (its disks: ${known.join(', ') || 'none'})`);
+    }
+  }
+  const disks = config.virtio.disks.map((disk, i) => {
+    const was = known[i]!;
+    const now = moves.get(was);
+    const where = now ?? was;
+    const identity = recorded?.[i];
+    const mismatch = (why: string, hint: string) => new TsvmmError('DISK_MISMATCH', `disk ${where}${now ? ` (for ${was})` : ''}: ${why}; ${hint}`);
+    const moveHint = `if the disk moved, say where it is now (restore --disk-path ${was}=NEW)`;
+    let st: { dev: number; ino: number; size: number };
+    let fd: number | undefined;
+    try {
+      fd = openSync(where, 'r');
+      st = { ...fstatSync(fd), size: diskSize(fd, `disk ${where}`) };
+    } catch (error) {
+      if (error instanceof TsvmmError) throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      throw mismatch(code === 'ENOENT' ? 'no such file' : `cannot be read (${code})`, now ? 'check the path given with --disk-path' : moveHint);
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
+    if (identity) {
+      if (st.size !== identity.size) {
+        throw mismatch(`is ${st.size} bytes, the snapshot's disk was ${identity.size}`, `this is not the disk the snapshot was taken with${now ? '' : `; ${moveHint}`}`);
+      }
+      if (!now && (st.dev !== identity.dev || st.ino !== identity.ino)) {
+        throw mismatch('is another file than the one the snapshot was taken with (it was replaced or copied)',
+          `if it is a faithful copy, say so with restore --disk-path ${was}=${was}`);
+      }
+    }
+    return { ...disk, path: where };
+  });
+  return { ...config, virtio: { ...config.virtio, disks } };
 }
 
 const VCPU_BLOBS = ['cpuid', 'regs', 'sregs', 'xsave', 'xcrs', 'debugregs', 'lapic', 'msrs', 'vcpuEvents'] as const;
@@ -48,6 +127,7 @@ export interface SnapshotParts {
   vcpus: readonly VcpuFd[];
   memory: GuestMemory;
   devices: RestoredDevices;
+  disks: DiskIdentity[];
 }
 
 export interface SnapshotOptions {
@@ -156,7 +236,7 @@ export async function writeVmSnapshot(
     states.set(`virtio${i}/registers`, d.registers);
     devices.set(`virtio${i}`, d.io ?? null);
   });
-  const manifest: VmManifest = { config: parts.config, xsaveSize };
+  const manifest: VmManifest = { config: parts.config, xsaveSize, disks: parts.disks };
   return writeSnapshot(target, {
     vm: manifest as never,
     vcpus: parts.vcpus.length,
@@ -178,14 +258,14 @@ export interface OpenedVmSnapshot {
   restoreKvm(vm: VmFd, vcpus: readonly VcpuFd[]): void;
 }
 
-export async function openVmSnapshot(file: string): Promise<OpenedVmSnapshot> {
+export async function openVmSnapshot(file: string, options: RestoreOptions = {}): Promise<OpenedVmSnapshot> {
   const snapshot = await openSnapshot(file);
   try {
     const manifest = snapshot.manifest.vm as unknown as VmManifest;
     if (!manifest || typeof manifest !== 'object' || !manifest.config || typeof manifest.xsaveSize !== 'number') {
       throw new TsvmmError('BAD_SNAPSHOT', `${file}: not a snapshot of a tsvmm VM (its manifest has no VM configuration)`);
     }
-    const config = manifest.config;
+    const config = relocateDisks(file, manifest.config, manifest.disks, options);
     const layout = snapshot.regions.map((r) => ({ start: r.guestAddress, size: r.size }));
     const extents: MemoryExtent[] = snapshot.regions.flatMap((r) => snapshot.memoryExtents(r.name).map((e) => ({
       fd: e.fd, fileOffset: e.fileOffset, guestAddress: r.guestAddress + e.guestOffset, length: e.length,

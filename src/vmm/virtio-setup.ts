@@ -138,9 +138,7 @@ function openDisk(disk: DiskConfig, index: number, fds: number[]) {
   }
   fds.push(fd);
   lockDisk(fd, `disk ${disk.path}`, readOnly);
-  const stat = fstatSync(fd);
-  if (!stat.isFile() && !stat.isBlockDevice()) throw new VirtioSetupError('DISK_UNUSABLE', `disk ${disk.path}: not a file`);
-  const size = Math.floor(stat.size / SECTOR_SIZE) * SECTOR_SIZE;
+  const size = diskSize(fd, `disk ${disk.path}`);
   if (size === 0) throw new VirtioSetupError('DISK_UNUSABLE', `disk ${disk.path}: smaller than one ${SECTOR_SIZE}-byte sector`);
   const id = path.basename(disk.path).slice(0, 20);
   return {
@@ -148,6 +146,24 @@ function openDisk(disk: DiskConfig, index: number, fds: number[]) {
     info: blockInfo({ size, readOnly, id }),
     backend: { kind: 'block' as const, fd, size, readOnly, id },
   };
+}
+
+/** BLKGETSIZE64 = _IOR(0x12, 114, size_t): a block device's size in bytes (fstat says 0). */
+const BLKGETSIZE64 = 0x80081272;
+
+/** What the guest sees of a disk image or block device open as `fd`: its size in whole sectors. */
+export function diskSize(fd: number, what: string): number {
+  const stat = fstatSync(fd);
+  let bytes = stat.size;
+  if (stat.isBlockDevice()) {
+    const out = new BigUint64Array(1);
+    const rc = addon().ioctl(fd, BLKGETSIZE64, out);
+    if (rc < 0) throw new VirtioSetupError('DISK_UNUSABLE', `${what}: cannot read the block device's size (BLKGETSIZE64: ${errnoName(-rc)})`);
+    bytes = Number(out[0]);
+  } else if (!stat.isFile()) {
+    throw new VirtioSetupError('DISK_UNUSABLE', `${what}: not a file or a block device`);
+  }
+  return Math.floor(bytes / SECTOR_SIZE) * SECTOR_SIZE;
 }
 
 function openTap(net: NetConfig, fds: number[]) {

@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { TsvmmError } from '../errors.js';
 import { resolveConfig, type ResolvedVmConfig, type VmConfig } from './config.js';
 import { buildRestoredVm, buildVm, type BuiltVm } from './builder.js';
-import { openVmSnapshot, SnapshotHistory, type RestoredDevices, type SnapshotOptions } from './snapshot.js';
+import { diskIdentities, openVmSnapshot, SnapshotHistory, type RestoredDevices, type RestoreOptions, type SnapshotOptions } from './snapshot.js';
 import type { WriteResult } from '../snapshot/index.js';
 import { ByteRing } from './byte-ring.js';
 import { COUNTERS, VcpuCommand, VcpuControl, VcpuState, type Counter } from './vcpu-control.js';
@@ -134,8 +134,8 @@ export class Vm extends EventEmitter<VmEvents> {
    * file (pages load when the guest touches them), so restoring is quick whatever the RAM size,
    * and the same file can be restored many times at once. Started unless `start` is false.
    */
-  static async restore(path: string, options: { name?: string; start?: boolean } = {}): Promise<Vm> {
-    const opened = await openVmSnapshot(path);
+  static async restore(path: string, options: RestoreOptions & { name?: string; start?: boolean } = {}): Promise<Vm> {
+    const opened = await openVmSnapshot(path, { diskPaths: options.diskPaths });
     const config: ResolvedVmConfig = { ...opened.config, name: options.name ?? opened.config.name };
     const built = buildRestoredVm(config, opened.memory, (_kvm, vm, vcpus) => opened.restoreKvm(vm, vcpus));
     opened.devices.virtio.forEach((d, i) => {
@@ -170,7 +170,8 @@ export class Vm extends EventEmitter<VmEvents> {
         this.#checkState('snapshot', 'paused');
         const { kvm, vm, vcpus, memory } = this.#built;
         const devices = await this.#deviceState();
-        return await this.#snapshots.write(path, { config: this.config, kvm, vm, vcpus, memory, devices }, {
+        const disks = diskIdentities(this.config, this.#built.virtio.slots);
+        return await this.#snapshots.write(path, { config: this.config, kvm, vm, vcpus, memory, devices, disks }, {
           ...options, signal: options.signal ? AbortSignal.any([options.signal, abort.signal]) : abort.signal,
         });
       } catch (error) {

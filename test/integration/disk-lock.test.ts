@@ -1,12 +1,12 @@
 // One disk image, several VMs: the real CLI refuses a second writer in one line, whether it is a
 // second `run`, a restore while the original runs, or a second clone of one snapshot.
 
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { kvmMissingReason, TEST_ELF } from '../helpers/kvm.js';
+import { expectOneLineError, tsvmm } from '../helpers/cli.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'tsvmm-disklock-'));
 const image = path.join(dir, 'same.img');
@@ -14,19 +14,9 @@ writeFileSync(image, '');
 truncateSync(image, 1 << 20);
 const tag = `${process.pid}`;
 
-function tsvmm(args: string[]) {
-  const r = spawnSync(process.execPath, ['bin/tsvmm.js', ...args], { encoding: 'utf8', timeout: 60_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 const guest = ['--kernel', TEST_ELF, '--cmdline', 'mode=halt', '--mem', '32M'];
 
-function expectRefused(r: ReturnType<typeof tsvmm>, message: RegExp) {
-  expect(r.code, r.stderr).toBe(1);
-  const lines = r.stderr.trim().split('\n');
-  expect(lines, r.stderr).toHaveLength(1);
-  expect(lines[0]).toMatch(message);
-}
 
 describe.skipIf(kvmMissingReason)('one disk image, several VMs', () => {
   const names: string[] = [];
@@ -45,12 +35,12 @@ describe.skipIf(kvmMissingReason)('one disk image, several VMs', () => {
 
   it('two `run --disk same.img`: the second is refused; readers share', async () => {
     background(`lock-a-${tag}`, ['run', ...guest, '--disk', image]);
-    expectRefused(tsvmm(['run', ...guest, '--disk', image]), /disk .*same\.img: another VM is using it \(the image is locked\)/);
-    expectRefused(tsvmm(['run', ...guest, '--disk', `${image},ro`]), /disk .*same\.img: another VM is writing it/);
+    expectOneLineError(tsvmm(['run', ...guest, '--disk', image]), /disk .*same\.img: another VM is using it \(the image is locked\)/);
+    expectOneLineError(tsvmm(['run', ...guest, '--disk', `${image},ro`]), /disk .*same\.img: another VM is writing it/);
     await stop(`lock-a-${tag}`);
     background(`lock-r1-${tag}`, ['run', ...guest, '--disk', `${image},ro`]);
     background(`lock-r2-${tag}`, ['run', ...guest, '--disk', `${image},ro`]);
-    expectRefused(tsvmm(['run', ...guest, '--disk', image]), /another VM is using it/);
+    expectOneLineError(tsvmm(['run', ...guest, '--disk', image]), /another VM is using it/);
     await stop(`lock-r1-${tag}`);
     await stop(`lock-r2-${tag}`);
   });
@@ -61,11 +51,11 @@ describe.skipIf(kvmMissingReason)('one disk image, several VMs', () => {
     const snap = path.join(dir, 'with-disk.snap');
     const saved = tsvmm(['snapshot', original, snap]);
     expect(saved.code, saved.stderr).toBe(0);
-    expectRefused(tsvmm(['restore', snap]), /another VM is using it/);
+    expectOneLineError(tsvmm(['restore', snap]), /another VM is using it/);
     await stop(original);
     const clone = `lock-c-${tag}`;
     background(clone, ['restore', snap]);
-    expectRefused(tsvmm(['restore', snap]), /another VM is using it/);
+    expectOneLineError(tsvmm(['restore', snap]), /another VM is using it/);
     await stop(clone);
   });
 });

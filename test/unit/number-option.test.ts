@@ -9,12 +9,12 @@ describe('CLI number options', () => {
   });
 
   it('refuses what yargs\' number type lets through, naming the flag', () => {
-    expect(() => parseNumberOption('--cpus', 'abc')).toThrow('--cpus "abc": not a whole number');
+    expect(() => parseNumberOption('--cpus', 'abc')).toThrow('--cpus abc: not a whole number');
     expect(() => parseNumberOption('--cpus', '')).toThrow('--cpus needs a value (a whole number)');
     for (const value of ['0x2', '1e3', ' 2', '2 ', '+2', '-1', '1.5', 'Infinity', '2abc']) {
-      expect(() => parseNumberOption('--cpus', value), value).toThrow(/^--cpus "/);
+      expect(() => parseNumberOption('--cpus', value), value).toThrow(/^--cpus \S+: not a whole number|^--cpus " 2"|^--cpus "2 "/);
     }
-    expect(() => parseNumberOption('--cpus', '0')).toThrow('--cpus "0": must be at least 1');
+    expect(() => parseNumberOption('--cpus', '0')).toThrow('--cpus 0: must be at least 1');
     expect(() => parseNumberOption('--cpus', ['1', '2'])).toThrow('--cpus is given 2 times; give it once');
     expect(() => parseNumberOption('--pids', '99999999999999999999')).toThrow(/not a whole number/);
   });
