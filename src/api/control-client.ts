@@ -2,13 +2,14 @@
 
 import net from 'node:net';
 import { TsvmmError } from '../errors.js';
-import { LineReader, type ControlOp, type ControlRequest, type ControlResponse, type InstanceStatus, type LimitChanges } from './protocol.js';
+import { LineReader, type ControlOp, type ControlRequest, type ControlResponse, type InstanceStatus, type LimitChanges, type TerminalSize } from './protocol.js';
 import { findInstance, socketPath } from './runtime-dir.js';
 
 export interface RequestOptions {
   path?: string;
   diff?: boolean;
   limits?: LimitChanges;
+  size?: TerminalSize;
   onProgress?(done: number, total: number): void;
   timeoutMs?: number;
 }
@@ -48,7 +49,7 @@ export async function request<T = unknown>(name: string, op: Exclude<ControlOp, 
       }
     }));
     socket.on('close', () => reject(new TsvmmError('NOT_RESPONDING', `"${name}" closed the connection before answering ${op}`)));
-    const message: ControlRequest = { id, op, path: options.path, diff: options.diff, limits: options.limits };
+    const message: ControlRequest = { id, op, path: options.path, diff: options.diff, limits: options.limits, size: options.size };
     socket.write(`${JSON.stringify(message)}\n`);
   });
 }
@@ -57,8 +58,24 @@ export function status(name: string, timeoutMs = 2000): Promise<InstanceStatus> 
   return request<InstanceStatus>(name, 'status', { timeoutMs });
 }
 
-/** Attaches to an instance's console: resolves with a socket that carries its bytes both ways. */
-export async function attachConsole(name: string): Promise<net.Socket> {
+/** An attached console: its bytes both ways on `socket`. */
+export interface ConsoleStream {
+  socket: net.Socket;
+  /**
+   * The console is a terminal (a container's pty): send keys as they are (Enter as \r, Backspace
+   * as DEL, Ctrl-C as \x03); it echoes, edits lines and turns Ctrl-C into SIGINT itself.
+   * Otherwise a pipe or a serial line: whatever is on the other side decides.
+   */
+  terminal: boolean;
+  /** Tells a terminal console its new size (a no-op for other consoles). */
+  resize(size: TerminalSize): Promise<void>;
+}
+
+/**
+ * Attaches to an instance's console, telling a terminal console `size` (the rows and columns
+ * that show it). Several consoles may attach at once: each sees the output, all type into it.
+ */
+export async function openConsole(name: string, size?: TerminalSize): Promise<ConsoleStream> {
   const socket = await connect(name);
   return new Promise((resolve, reject) => {
     // The acknowledgement is one JSON line; what follows it is console bytes, kept as bytes.
@@ -71,7 +88,11 @@ export async function attachConsole(name: string): Promise<net.Socket> {
       const response = JSON.parse(pending.subarray(0, nl).toString('utf8')) as ControlResponse;
       const rest = pending.subarray(nl + 1);
       if ('ok' in response && response.ok) {
-        resolve(socket);
+        const terminal = (response.result as { terminal?: boolean } | null)?.terminal === true;
+        resolve({
+          socket, terminal,
+          resize: async (to) => { if (terminal) await request(name, 'resize', { size: to, timeoutMs: 5000 }); },
+        });
         if (rest.length) setImmediate(() => socket.emit('data', rest));
       } else {
         socket.destroy();
@@ -79,6 +100,11 @@ export async function attachConsole(name: string): Promise<net.Socket> {
       }
     };
     socket.on('data', onData);
-    socket.write(`${JSON.stringify({ id: 1, op: 'console' } satisfies ControlRequest)}\n`);
+    socket.write(`${JSON.stringify({ id: 1, op: 'console', size } satisfies ControlRequest)}\n`);
   });
+}
+
+/** Attaches to an instance's console: resolves with a socket that carries its bytes both ways. */
+export async function attachConsole(name: string): Promise<net.Socket> {
+  return (await openConsole(name)).socket;
 }

@@ -3,8 +3,8 @@
 
 import { chmodSync, rmSync } from 'node:fs';
 import net from 'node:net';
-import { isTsvmmError } from '../errors.js';
-import { LineReader, type ControlRequest, type ControlResponse, type InstanceStatus, type LimitChanges } from './protocol.js';
+import { isTsvmmError, TsvmmError } from '../errors.js';
+import { LineReader, type ControlRequest, type ControlResponse, type InstanceStatus, type LimitChanges, type TerminalSize } from './protocol.js';
 import { ensureRuntimeDir, removeInstance, socketPath, writeRecord, type InstanceRecord } from './runtime-dir.js';
 
 /** What the server needs of a VM or a container. */
@@ -22,6 +22,14 @@ export interface ControlledInstance {
     /** Calls `onChunk` with new output until the returned function is called. */
     subscribe(onChunk: (chunk: Buffer) => void): () => void;
     write(data: Buffer): void;
+    /**
+     * Whether the console is a terminal (a container's pty): echo, line editing and Ctrl-C as
+     * SIGINT happen inside, so a client sends keys as they are. Otherwise it is a pipe (a
+     * container without a pty) or a serial line (a VM: the guest decides).
+     */
+    terminal?: boolean;
+    /** Tells the console's terminal its new size (the workload gets SIGWINCH). */
+    resize?(size: TerminalSize): void;
   };
 }
 
@@ -92,7 +100,7 @@ export class ControlServer {
       const id = Number.isInteger(request.id) ? request.id : 0;
       if (request.op === 'console') {
         socket.off('data', onData);
-        this.#attachConsole(socket, instance, id, send, Buffer.from(reader.takeRest()));
+        this.#attachConsole(socket, instance, request, id, send, Buffer.from(reader.takeRest()));
         return;
       }
       this.#inTurn(request, () => this.#handle(request, instance, (progress) => send({ id, progress })))
@@ -136,6 +144,10 @@ export class ControlServer {
         if (!instance.update) throw new TsvmmError('UNSUPPORTED', 'only containers can be updated; a VM keeps the memory and vCPUs it booted with');
         if (typeof request.limits !== 'object' || request.limits === null) throw new TsvmmError('BAD_REQUEST', 'update needs limits');
         return instance.update(request.limits);
+      case 'resize':
+        if (!instance.console?.resize) throw new TsvmmError('UNSUPPORTED', 'this instance has no terminal to resize');
+        instance.console.resize(checkSize(request.size));
+        return { size: request.size };
       case 'console':
         return undefined; // handled by the caller
       default:
@@ -143,13 +155,21 @@ export class ControlServer {
     }
   }
 
-  #attachConsole(socket: net.Socket, instance: ControlledInstance, id: number, send: (r: ControlResponse) => void, early: Buffer): void {
+  #attachConsole(socket: net.Socket, instance: ControlledInstance, request: ControlRequest, id: number, send: (r: ControlResponse) => void, early: Buffer): void {
     const console = instance.console;
     if (!console) {
       send({ id, ok: false, error: { code: 'UNSUPPORTED', message: 'this instance has no console' } });
       return;
     }
-    send({ id, ok: true, result: { attached: true } });
+    if (request.size !== undefined && console.resize) {
+      try {
+        console.resize(checkSize(request.size));
+      } catch (error) {
+        send({ id, ok: false, error: { code: 'BAD_REQUEST', message: (error as Error).message } });
+        return;
+      }
+    }
+    send({ id, ok: true, result: { attached: true, terminal: console.terminal === true } });
     const backlog = console.backlog();
     socket.write(backlog.subarray(Math.max(0, backlog.length - BACKLOG)));
     const unsubscribe = console.subscribe((chunk) => { if (!socket.destroyed) socket.write(chunk); });
@@ -157,6 +177,14 @@ export class ControlServer {
     socket.on('data', (data: Buffer) => console.write(data));
     socket.on('close', unsubscribe);
   }
+}
+
+/** A terminal size from a request: whole numbers of rows and columns, 1 to 65535. */
+function checkSize(size: unknown): TerminalSize {
+  const { rows, cols } = (typeof size === 'object' && size !== null ? size : {}) as Record<string, unknown>;
+  const ok = (n: unknown): n is number => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 65535;
+  if (!ok(rows) || !ok(cols)) throw new TsvmmError('BAD_REQUEST', 'a terminal size is {"rows": R, "cols": C}, each a whole number from 1 to 65535');
+  return { rows, cols };
 }
 
 /** Whether something is listening on the socket at `path`. */

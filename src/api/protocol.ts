@@ -3,7 +3,13 @@
 // operations send progress lines first. `console` turns the connection into the raw console.
 // `update` changes a container's limits in place.
 
-export type ControlOp = 'status' | 'pause' | 'resume' | 'stop' | 'snapshot' | 'console' | 'update';
+export type ControlOp = 'status' | 'pause' | 'resume' | 'stop' | 'snapshot' | 'console' | 'update' | 'resize';
+
+/** A terminal's size in character cells (struct winsize). */
+export interface TerminalSize {
+  rows: number;
+  cols: number;
+}
 
 /** update: the limits to change; those left out stay as they are. */
 export interface LimitChanges {
@@ -22,6 +28,8 @@ export interface ControlRequest {
   diff?: boolean;
   /** update: what to change. */
   limits?: LimitChanges;
+  /** console, resize: the size of the terminal showing the console (for an instance with a pty). */
+  size?: TerminalSize;
 }
 
 export interface InstanceStatus {

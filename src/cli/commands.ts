@@ -20,7 +20,7 @@ export interface CommandEntry {
 export const COMMANDS: readonly CommandEntry[] = [
   { command: 'run', describe: 'Boot a guest with its serial console on this terminal', load: async () => (await import('./run.js')).runCommand },
   { command: 'ps', describe: 'List running VMs and containers', load: async () => (await import('./instances.js')).psCommand },
-  { command: 'console <name>', describe: 'Attach this terminal to the console of a VM started with --detach (Ctrl-A X detaches)', load: async () => (await import('./console.js')).consoleCommand },
+  { command: 'console <name>', describe: 'Attach this terminal to the console of a VM or container started with --detach (Ctrl-A X detaches)', load: async () => (await import('./console.js')).consoleCommand },
   { command: 'pause <name>', describe: 'Pause a running VM (all vCPUs) or container (freezer)', load: async () => (await import('./instances.js')).pauseCommand },
   { command: 'resume <name>', describe: 'Resume a paused VM or container', load: async () => (await import('./instances.js')).resumeCommand },
   { command: 'stop <name>', describe: 'Stop a VM or container', load: async () => (await import('./instances.js')).stopCommand },

@@ -12,7 +12,7 @@ import { checkName, ensureRuntimeDir, listInstances } from '../api/runtime-dir.j
 import type { Container, ContainerOutcome } from '../container/container.js';
 import { ContainerError } from '../container/errors.js';
 import type { ContainerConfig } from '../container/config.js';
-import type { TerminalSize } from '../container/plan.js';
+import type { TerminalSize } from '../api/protocol.js';
 import { ConsoleEscape, type EscapeResult } from './console-escape.js';
 import { errorLine, reportError } from './output.js';
 import { numberOption } from './number-option.js';
@@ -224,6 +224,8 @@ async function runDetached(args: ContainerRunArgs): Promise<number> {
   const flags = (dashes < 0 ? argv : argv.slice(0, dashes)).filter((a) => !/^(-d|--detach(=true)?)$/.test(a));
   const rest = dashes < 0 ? [] : argv.slice(dashes);
   if (args.name === undefined) flags.push('--name', name);
+  // The background process has no terminal of ours: whether it makes a pty is decided here.
+  if (args.tty === undefined) flags.push(process.stdin.isTTY ? '--tty' : '--no-tty');
   const started = await startInBackground(name, [...flags, ...rest], logFile);
   if (started.kind === 'ready') {
     process.stdout.write(`${name}\n`);

@@ -10,7 +10,7 @@ import { isTsvmmError } from '../errors.js';
 import { ContainerError } from './errors.js';
 import { loadBundle } from './oci.js';
 import { checkDirectory } from './rootfs.js';
-import type { TerminalSize } from './plan.js';
+import type { TerminalSize } from '../api/protocol.js';
 import { DEFAULT_CPU_PERIOD, defaultSpec, type ContainerSpec, type ResourceLimits } from './spec.js';
 
 export interface ContainerConfig {

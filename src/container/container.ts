@@ -27,7 +27,8 @@ import { checkLimits, createCgroup, detectCgroups, type CgroupLayout, type Cgrou
 import { checkTerminalSize, resolveContainerConfig, resolveLimits, type ContainerConfig, type ContainerLimits, type ResolvedContainerConfig } from './config.js';
 import { ContainerError } from './errors.js';
 import { attachVeth, type NetworkAttachment } from './network.js';
-import { buildPlan, type TerminalSize } from './plan.js';
+import { buildPlan } from './plan.js';
+import type { TerminalSize } from '../api/protocol.js';
 import { prepareRoot, type PreparedRoot } from './rootfs.js';
 import { waitForOutput } from '../api/wait-for-output.js';
 

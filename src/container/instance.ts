@@ -45,7 +45,7 @@ export function containerInstance(container: Container, record: InstanceRecord):
       writeRecord({ ...record, cpus, memory });
       return status();
     },
-    // A container in the foreground has the terminal as its stdio: there is no console to lend.
+    // A container in the foreground with stdio "inherit" uses our files: there is no console to lend.
     console: container.config.stdio === 'inherit' ? undefined : {
       backlog: () => Buffer.from(container.output),
       subscribe: (onChunk) => {
@@ -53,6 +53,8 @@ export function containerInstance(container: Container, record: InstanceRecord):
         return () => container.off('output', onChunk);
       },
       write: (data) => container.write(data),
+      terminal: container.config.terminal !== undefined,
+      resize: container.config.terminal ? (size) => container.resize(size) : undefined,
     },
   };
 }

@@ -4,6 +4,7 @@
 // capabilities, where the cgroups are. The helper knows no OCI and makes no choices.
 
 import { statSync } from 'node:fs';
+import type { TerminalSize } from '../api/protocol.js';
 import { capabilityBit, capabilityMask } from './capabilities.js';
 import { ContainerError } from './errors.js';
 import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT, PROPAGATION, parseMountOptions } from './mount-options.js';
@@ -31,12 +32,6 @@ export const RLIMITS: Record<string, number> = {
 const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
 const S_IFIFO = 0o010000;
-
-/** A terminal's size in character cells. */
-export interface TerminalSize {
-  rows: number;
-  cols: number;
-}
 
 export interface MountStep {
   source: string;

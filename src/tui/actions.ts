@@ -52,7 +52,8 @@ export function bootArgs(options: BootOptions): string[] {
 
 export function containerArgs(rootfs: string, command: string): string[] {
   const words = command.trim().split(/\s+/).filter(Boolean);
-  return ['container', 'run', '--rootfs', path.resolve(rootfs.trim()), '--detach', '--', ...(words.length ? words : ['sh'])];
+  // --tty: a pty for its console, so that typing there behaves as on a terminal.
+  return ['container', 'run', '--rootfs', path.resolve(rootfs.trim()), '--detach', '--tty', '--', ...(words.length ? words : ['sh'])];
 }
 
 export const boot = (options: BootOptions): Promise<string> => tsvmm(bootArgs(options));

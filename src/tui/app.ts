@@ -4,7 +4,8 @@
 
 import type net from 'node:net';
 import blessed from 'blessed';
-import { attachConsole } from '../api/control-client.js';
+import { openConsole, type ConsoleStream } from '../api/control-client.js';
+import type { TerminalSize } from '../api/protocol.js';
 import { listInstances } from '../api/runtime-dir.js';
 import { status as instanceStatus } from '../api/control-client.js';
 import { loadLatestResults } from '../compare/latest.js';
@@ -20,7 +21,8 @@ export interface DashboardOptions {
   output?: NodeJS.WritableStream;
   source?: InstanceSource;
   actions?: typeof defaultActions;
-  attach?: (name: string) => Promise<net.Socket>;
+  /** Attaches to a console (default: the control socket's openConsole), telling a pty the pane's size. */
+  attach?: (name: string, size?: TerminalSize) => Promise<ConsoleStream>;
   intervalMs?: number;
 }
 
@@ -42,7 +44,7 @@ function progressBar(done: number, total: number): string {
 /** Runs the dashboard until the user quits; resolves once the terminal is restored. */
 export function runDashboard(options: DashboardOptions = {}): Promise<void> {
   const actions = options.actions ?? defaultActions;
-  const attach = options.attach ?? attachConsole;
+  const attach = options.attach ?? openConsole;
   const model = new DashboardModel(options.source ?? liveSource);
   const screen = blessed.screen({
     input: (options.input ?? process.stdin) as never, output: (options.output ?? process.stdout) as never,
@@ -102,6 +104,9 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
   const consoleKeys = new ConsoleKeys();
   let consoleName: string | undefined;
   let consoleSocket: net.Socket | undefined;
+  let consoleStream: ConsoleStream | undefined;
+  /** The console pane's inside, for a container's pty. */
+  const paneSize = (): TerminalSize => ({ rows: Math.max(1, Number(consolePane.height) - 2), cols: Math.max(1, Number(consolePane.width) - 2) });
   let finished: () => void = () => {};
   const done = new Promise<void>((resolve) => { finished = resolve; });
 
@@ -114,21 +119,26 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
     if (consoleName === selected) return;
     consoleSocket?.destroy();
     consoleSocket = undefined;
+    consoleStream = undefined;
     consoleBuffer.clear();
     consoleName = selected;
     if (!selected) return;
     const name = selected;
-    attach(name).then((socket) => {
+    attach(name, paneSize()).then((stream) => {
+      const { socket } = stream;
       if (consoleName !== name) {
         socket.destroy();
         return;
       }
       consoleSocket = socket;
+      consoleStream = stream;
+      render();
       socket.on('data', (chunk: Buffer) => { consoleBuffer.push(chunk); render(); });
       socket.on('error', () => {});
       socket.on('close', () => {
         if (consoleSocket !== socket) return;
         consoleSocket = undefined;
+        consoleStream = undefined;
         consoleName = undefined;
         if (mode.kind === 'console') mode = { kind: 'list' };
         render();
@@ -202,7 +212,7 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
     connectConsole();
     const focused = mode.kind === 'console';
     consolePane.setLabel(consoleName
-      ? ` console: ${consoleName} ${focused ? '(typing goes to the guest; Ctrl-A X or Esc leaves)' : '(Enter to type)'} `
+      ? ` console: ${consoleName} ${focused ? '(typing goes to the guest; Ctrl-A X or Esc leaves)' : consoleSocket ? '(Enter to type)' : '(connecting...)'} `
       : ' console ');
     consolePane.style.border = { fg: focused ? 'green' : 'default' };
     // blessed's getter gives the computed height in rows, whatever was set.
@@ -411,9 +421,9 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
           mode = { kind: 'list' };
           render();
         } else if (forward && consoleSocket) {
-          if (current()?.kind === 'container') {
-            // A container's console is a pipe, not a terminal: nothing turns Enter into a newline
-            // or echoes what is typed, so we do both.
+          if (current()?.kind === 'container' && !consoleStream?.terminal) {
+            // A container without a pty has a pipe for a console: nothing turns Enter into a
+            // newline or echoes what is typed, so we do both. (A pty does that itself.)
             const line = forward.replace(/\r/g, '\n');
             consoleBuffer.push(line);
             consoleSocket.write(line);
@@ -442,7 +452,10 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
       render();
     }
   });
-  screen.on('resize', () => render());
+  screen.on('resize', () => {
+    render();
+    consoleStream?.resize(paneSize()).catch(() => {});
+  });
 
   let quitting = false;
   function quit(): void {

@@ -23,6 +23,11 @@ export class TmuxSession {
     execFileSync('tmux', ['send-keys', '-t', this.name, '-l', text]);
   }
 
+  /** Resizes the terminal, as a person dragging the window would (the program gets SIGWINCH). */
+  resize(width: number, height: number): void {
+    execFileSync('tmux', ['resize-window', '-t', this.name, '-x', String(width), '-y', String(height)]);
+  }
+
   screen(): string {
     return execFileSync('tmux', ['capture-pane', '-p', '-t', this.name], { encoding: 'utf8' });
   }

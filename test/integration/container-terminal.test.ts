@@ -4,6 +4,7 @@
 // then run), on each of its stdio descriptors and on /dev/tty. Driven through tmux, on a real
 // terminal, with a real shell waiting to run whatever reaches it.
 
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -132,4 +133,70 @@ describe.skipIf(reason)('a container and the caller\'s terminal', () => {
     expect(screen).toMatch(/probe: \/dev\/tty: No such device or address/);
     expect(screen).not.toContain('succeeded');
   });
+});
+
+function tsvmm(args: string[]) {
+  const r = spawnSync(process.execPath, ['bin/tsvmm.js', ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe.skipIf(reason)('a detached container with a pty, through tsvmm console', () => {
+  const name = `ctr-tty-${process.pid}`;
+  let session: TmuxSession | undefined;
+  afterAll(() => {
+    session?.kill();
+    tsvmm(['stop', name]);
+  });
+
+  it('echoes, edits lines, makes Ctrl-C a SIGINT and follows the window size; Ctrl-A X detaches', async () => {
+    const started = tsvmm(['container', 'run', '--rootfs', ROOTFS, '--name', name, '--detach', '--tty', '--', 'sh']);
+    expect(started.code, started.stderr).toBe(0);
+    session = new TmuxSession(`node bin/tsvmm.js console ${name}`, process.cwd(), { width: 100, height: 30 });
+    await session.waitFor(`attached to ${name}`);
+    // Echo and Backspace come from the pty's line discipline; Enter is a newline there.
+    session.type('echo hel-XY');
+    session.keys('BSpace', 'BSpace', 'BSpace');
+    session.type('lo-$((2*3))');
+    session.keys('Enter');
+    await session.waitFor(/^hello-6\s*$/m);
+    expect(session.screen()).not.toMatch(/not found|\^\?/);
+    // The size of the terminal that attached, then each change of it.
+    session.type('stty size');
+    session.keys('Enter');
+    await session.waitFor(/^30 100\s*$/m);
+    session.resize(90, 20);
+    await new Promise((r) => setTimeout(r, 500));
+    session.type('stty size');
+    session.keys('Enter');
+    await session.waitFor(/^20 90\s*$/m);
+    // Ctrl-C interrupts the foreground job inside; the shell answers long before 60 s.
+    session.type('sleep 60');
+    session.keys('Enter');
+    await new Promise((r) => setTimeout(r, 500));
+    session.keys('C-c');
+    session.type('echo after-$((1+1))');
+    session.keys('Enter');
+    await session.waitFor(/^after-2\s*$/m, 10_000);
+    session.keys('C-a', 'x');
+    await session.waitFor('[exit=0]');
+    // Detaching left it running.
+    expect(JSON.parse(tsvmm(['ps', '--json']).stdout).find((r: { name: string }) => r.name === name)).toMatchObject({ state: 'running' });
+  });
+});
+
+describe.skipIf(containerMissingReason)('stopping a container in the foreground', () => {
+  it('a second Ctrl-C does not wait for the first one\'s timeout', async () => {
+    // pid 1 of a namespace ignores SIGTERM unless it handles it: the first stop waits 60 s.
+    const child = spawn(process.execPath, ['bin/tsvmm.js', 'container', 'run', '--rootfs', ROOTFS, '--stop-timeout', '60', '--',
+      'sh', '-c', 'echo ready; while :; do sleep 1; done'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    await new Promise<void>((resolve) => child.stdout.on('data', (d: Buffer) => { if (d.toString().includes('ready')) resolve(); }));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const start = performance.now();
+    child.kill('SIGINT');
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill('SIGINT');
+    const code = await exited;
+    expect(performance.now() - start).toBeLessThan(15_000);
+    expect(code).toBe(137); // SIGKILL
+  }, 70_000);
 });

@@ -71,6 +71,16 @@ describe.skipIf(containerMissingReason)('containers through the library', () => 
     expect(hostname()).not.toBe('inside');
   });
 
+  it('has lo up in its network namespace and HOME from its /etc/passwd, as runc gives them', async () => {
+    const { outcome, output } = await sh('ip -o link show lo | grep -o "state [A-Z]*\\|LOOPBACK,UP"; ping -c 1 -W 2 127.0.0.1 >/dev/null && echo "127.0.0.1 answers"; echo "HOME=$HOME"');
+    expect(outcome).toMatchObject({ kind: 'exited', code: 0 });
+    expect(output).toContain('LOOPBACK,UP');
+    expect(output).toContain('127.0.0.1 answers');
+    expect(output).toContain('HOME=/root\n');
+    // A HOME given by the caller stays.
+    expect((await sh('echo "HOME=$HOME"', { env: { HOME: '/srv' } })).output).toBe('HOME=/srv\n');
+  });
+
   it('reads its stdin from write()', async () => {
     const c = run(['sh', '-c', 'read line; echo "got $line"; cat; echo "end of input"']);
     c.write('first line\n');

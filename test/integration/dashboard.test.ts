@@ -176,9 +176,19 @@ describe.skipIf(kvmMissingReason ?? tmuxMissingReason)('tsvmm dashboard on a ter
     await session.waitFor(`console: ${ctr} (Enter to type)`);
     session.keys('Enter');
     await session.waitFor('Ctrl-A X or Esc leaves');
-    session.type('echo from-the-$((6*7))-container');
+    // It has a pty: the line discipline inside echoes, Backspace erases, Enter ends the line.
+    session.type('echo from-the-$((6*7))-containerXY');
+    session.keys('BSpace', 'BSpace', 'Enter');
+    await session.waitFor(/│from-the-42-container\s*│/);
+    expect(session.screen()).not.toMatch(/-containerX[^Y]|\^\?/);
+    // Ctrl-C is SIGINT for the foreground job, not a byte: the shell is back long before 60 s.
+    session.type('sleep 60');
     session.keys('Enter');
-    await session.waitFor('from-the-42-container');
+    await new Promise((r) => setTimeout(r, 500));
+    session.keys('C-c');
+    session.type('echo after-$((1+1))-interrupt');
+    session.keys('Enter');
+    await session.waitFor('after-2-interrupt', 10_000);
     session.keys('C-a', 'x');
     await session.waitFor(`console: ${ctr} (Enter to type)`);
     session.type('v');
