@@ -127,6 +127,17 @@ function resolveTerminal(terminal: ContainerConfig['terminal']): TerminalSize | 
   return checkTerminalSize(terminal);
 }
 
+/**
+ * What config.json may ask that only tsvmm-runc carries out (an engine's runtime runs the hooks
+ * and hands the terminal to the engine); `tsvmm container run` refuses it rather than ignore it.
+ */
+function refuseRuntimeOnly(spec: ContainerSpec): void {
+  const hooks = Object.entries(spec.hooks ?? {}).filter(([, list]) => list.length > 0).map(([kind]) => kind);
+  if (hooks.length) throw new ContainerError('UNSUPPORTED', `config.json: hooks (${hooks.join(', ')}) are run by tsvmm-runc, the OCI runtime, not by tsvmm container run`);
+  if (spec.process.terminal) throw new ContainerError('UNSUPPORTED', 'config.json: process.terminal is true; tsvmm gives the container its own stdio, so set it to false');
+  if (spec.namespaces.includes('user')) throw new ContainerError('UNSUPPORTED', 'config.json: linux.namespaces: a user namespace is not supported by tsvmm container run');
+}
+
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 export function resolveContainerConfig(config: ContainerConfig): ResolvedContainerConfig {
@@ -138,6 +149,7 @@ export function resolveContainerConfig(config: ContainerConfig): ResolvedContain
   let spec: ContainerSpec;
   if (config.bundle !== undefined) {
     spec = loadBundle(config.bundle);
+    refuseRuntimeOnly(spec);
     if (command.length) spec.process.args = command;
   } else {
     const rootfs = checkDirectory(config.rootfs!, '--rootfs');

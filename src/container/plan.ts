@@ -8,7 +8,8 @@ import type { TerminalSize } from '../api/protocol.js';
 import { capabilityBit, capabilityMask } from './capabilities.js';
 import { ContainerError } from './errors.js';
 import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT, PROPAGATION, parseMountOptions } from './mount-options.js';
-import { defaultDevices, type ContainerSpec, type DeviceSpec, type NamespaceKind } from './spec.js';
+import { seccompPlan, type SeccompPlan } from './seccomp.js';
+import { defaultDevices, type ContainerSpec, type DeviceSpec, type IdMapping, type NamespaceKind } from './spec.js';
 
 // <linux/sched.h>
 export const CLONE_NEWNS = 0x00020000;
@@ -17,9 +18,15 @@ export const CLONE_NEWUTS = 0x04000000;
 export const CLONE_NEWIPC = 0x08000000;
 export const CLONE_NEWPID = 0x20000000;
 export const CLONE_NEWNET = 0x40000000;
+export const CLONE_NEWUSER = 0x10000000;
 
-const CLONE_FLAGS: Record<Exclude<NamespaceKind, 'cgroup'>, number> = {
-  pid: CLONE_NEWPID, mount: CLONE_NEWNS, uts: CLONE_NEWUTS, ipc: CLONE_NEWIPC, network: CLONE_NEWNET,
+export const CLONE_FLAGS: Record<NamespaceKind, number> = {
+  pid: CLONE_NEWPID, mount: CLONE_NEWNS, uts: CLONE_NEWUTS, ipc: CLONE_NEWIPC, network: CLONE_NEWNET, user: CLONE_NEWUSER, cgroup: CLONE_NEWCGROUP,
+};
+
+/** The names of /proc/PID/ns entries. */
+export const NS_FILES: Record<NamespaceKind, string> = {
+  pid: 'pid', mount: 'mnt', uts: 'uts', ipc: 'ipc', network: 'net', user: 'user', cgroup: 'cgroup',
 };
 
 // <asm-generic/resource.h>
@@ -83,6 +90,48 @@ export interface InitPlan {
   capabilities: { bounding: number; effective: number; permitted: number; inheritable: number; ambient: number };
   args: string[];
   env: string[];
+  /** Existing namespaces to enter (setns) instead of making new ones: the pid one before the clone, the others in the init. */
+  joinNamespaces: { flag: number; path: string }[];
+  /** uid_map and gid_map contents, written by the helper for a new user namespace before the init goes on. */
+  idMaps?: { uid: string; gid: string };
+  oomScoreAdj?: number;
+  /** Written inside the container once /proc is mounted: /proc/sys/… path → value. */
+  sysctl: { path: string; value: string }[];
+  seccomp?: SeccompPlan;
+  /** The runc process model (bin/tsvmm-runc); absent for tsvmm's own containers. */
+  runtime?: RuntimePlan;
+}
+
+/** How an OCI runtime's init behaves: set up, wait on exec.fifo until `start`, then exec. */
+export interface RuntimePlan {
+  /** The exec.fifo, opened by the helper; the init blocks opening it for writing until `start` reads it. "" = no waiting (`run`). */
+  fifo: string;
+  /** A unix socket the engine listens on; the pty master goes there (process.terminal). */
+  consoleSocket?: string;
+  /** The helper exits once the init waits (create); otherwise it stays and reports the exit (run). */
+  detach: boolean;
+}
+
+/** What the helper needs to start one more process in a running container (`exec`). */
+export interface ExecPlan {
+  version: 1;
+  exec: true;
+  /** The container's namespaces, /proc/INIT/ns/*, joined in this order (user first). */
+  joinNamespaces: { flag: number; path: string }[];
+  cgroupProcs: string[];
+  rlimits: { resource: number; soft: number; hard: number }[];
+  cwd: string;
+  umask: number;
+  noNewPrivileges: boolean;
+  user: { uid: number; gid: number; additionalGids: number[] };
+  capabilities: InitPlan['capabilities'];
+  args: string[];
+  env: string[];
+  seccomp?: SeccompPlan;
+  oomScoreAdj?: number;
+  terminal?: { rows: number; cols: number };
+  consoleSocket?: string;
+  detach: boolean;
 }
 
 /** What the plan needs of the container's cgroups (cgroups.ts). */
@@ -104,8 +153,9 @@ export interface PlanContext {
   prepare: MountStep[];
   /** Give the workload a pty of this size (otherwise its stdio is whatever the helper has: pipes or files). */
   terminal?: TerminalSize;
-  /** The host has work to do (the network) between the init's birth and its start. */
+  /** The host has work to do (the network, hooks) between the init's birth and its start. */
   waitForHost: boolean;
+  runtime?: RuntimePlan;
 }
 
 export function buildPlan(spec: ContainerSpec, context: PlanContext): InitPlan {
@@ -174,34 +224,18 @@ export function buildPlan(spec: ContainerSpec, context: PlanContext): InitPlan {
 
   let cloneFlags = 0;
   let unshareFlags = 0;
+  const joinNamespaces: InitPlan['joinNamespaces'] = [];
   for (const ns of spec.namespaces) {
-    if (ns === 'cgroup') unshareFlags |= CLONE_NEWCGROUP;
+    const joined = spec.namespacePaths?.[ns];
+    if (joined) joinNamespaces.push({ flag: CLONE_FLAGS[ns], path: joined });
+    else if (ns === 'cgroup') unshareFlags |= CLONE_NEWCGROUP;
     else cloneFlags |= CLONE_FLAGS[ns];
   }
 
-  const caps = spec.process.capabilities;
-  const sets = {
-    bounding: capabilityMask(caps.bounding, 'process.capabilities.bounding'),
-    effective: capabilityMask(caps.effective, 'process.capabilities.effective'),
-    permitted: capabilityMask(caps.permitted, 'process.capabilities.permitted'),
-    inheritable: capabilityMask(caps.inheritable, 'process.capabilities.inheritable'),
-    ambient: capabilityMask(caps.ambient, 'process.capabilities.ambient'),
-  };
-  // The kernel raises an ambient capability only if it is permitted and inheritable; runc
-  // skips the others (with a warning), and so do we, or `runc spec`'s bundle would not start.
-  sets.ambient &= sets.permitted & sets.inheritable;
+  const capabilities = capabilitySets(spec, context.cgroups.devicesEnforced);
   let rootRemountFlags = spec.root.readonly ? MS_RDONLY : 0;
-  if (!context.cgroups.devicesEnforced) {
-    // Without a devices cgroup nothing stops a node made or found in the image from opening a
-    // host disk: no making nodes, and none on the root filesystem count.
-    for (const key of Object.keys(sets) as (keyof typeof sets)[]) sets[key] &= ~capabilityBit('CAP_MKNOD');
-    rootRemountFlags |= MS_NODEV;
-  }
-  // Capabilities go up to bit 40: exact as JSON numbers.
-  const capabilities = {
-    bounding: Number(sets.bounding), effective: Number(sets.effective), permitted: Number(sets.permitted),
-    inheritable: Number(sets.inheritable), ambient: Number(sets.ambient),
-  };
+  // Without a devices cgroup nothing stops a node found in the image from opening a host disk.
+  if (!context.cgroups.devicesEnforced) rootRemountFlags |= MS_NODEV;
 
   const propagation = PROPAGATION[spec.rootPropagation];
   if (propagation === undefined) throw new ContainerError('UNSUPPORTED', `root propagation "${spec.rootPropagation}" is not supported`);
@@ -213,11 +247,7 @@ export function buildPlan(spec: ContainerSpec, context: PlanContext): InitPlan {
     unshareFlags,
     cgroupProcs: context.cgroups.procsFiles,
     waitForHost: context.waitForHost,
-    rlimits: spec.process.rlimits.map((r) => {
-      const resource = RLIMITS[r.type];
-      if (resource === undefined) throw new ContainerError('BAD_CONFIG', `${r.type} is not a Linux rlimit`);
-      return { resource, soft: r.soft, hard: r.hard };
-    }),
+    rlimits: rlimitSteps(spec),
     rootPropagation: propagation,
     rootfs: context.rootfs,
     prepare: context.prepare,
@@ -240,6 +270,72 @@ export function buildPlan(spec: ContainerSpec, context: PlanContext): InitPlan {
     capabilities,
     args: spec.process.args,
     env: spec.process.env,
+    joinNamespaces,
+    idMaps: spec.uidMappings && spec.gidMappings ? { uid: idMap(spec.uidMappings), gid: idMap(spec.gidMappings) } : undefined,
+    oomScoreAdj: spec.process.oomScoreAdj,
+    sysctl: Object.entries(spec.sysctl ?? {}).map(([key, value]) => ({ path: `/proc/sys/${key.replace(/\./g, '/')}`, value })),
+    seccomp: spec.seccomp ? seccompPlan(spec.seccomp) : undefined,
+    runtime: context.runtime,
+  };
+}
+
+function idMap(mappings: IdMapping[]): string {
+  return mappings.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
+}
+
+function rlimitSteps(spec: ContainerSpec): InitPlan['rlimits'] {
+  return spec.process.rlimits.map((r) => {
+    const resource = RLIMITS[r.type];
+    if (resource === undefined) throw new ContainerError('BAD_CONFIG', `${r.type} is not a Linux rlimit`);
+    return { resource, soft: r.soft, hard: r.hard };
+  });
+}
+
+/** The capability sets as the helper sets them (bit masks; capabilities go up to bit 40, exact as JSON numbers). */
+export function capabilitySets(spec: ContainerSpec, devicesEnforced: boolean): InitPlan['capabilities'] {
+  const caps = spec.process.capabilities;
+  const sets = {
+    bounding: capabilityMask(caps.bounding, 'process.capabilities.bounding'),
+    effective: capabilityMask(caps.effective, 'process.capabilities.effective'),
+    permitted: capabilityMask(caps.permitted, 'process.capabilities.permitted'),
+    inheritable: capabilityMask(caps.inheritable, 'process.capabilities.inheritable'),
+    ambient: capabilityMask(caps.ambient, 'process.capabilities.ambient'),
+  };
+  // The kernel raises an ambient capability only if it is permitted and inheritable; runc
+  // skips the others (with a warning), and so do we, or `runc spec`'s bundle would not start.
+  sets.ambient &= sets.permitted & sets.inheritable;
+  if (!devicesEnforced) {
+    // Without a devices cgroup, making nodes is the way to a host disk.
+    for (const key of Object.keys(sets) as (keyof typeof sets)[]) sets[key] &= ~capabilityBit('CAP_MKNOD');
+  }
+  return {
+    bounding: Number(sets.bounding), effective: Number(sets.effective), permitted: Number(sets.permitted),
+    inheritable: Number(sets.inheritable), ambient: Number(sets.ambient),
+  };
+}
+
+/** The plan of `exec`: one more process, in the namespaces and cgroups of the container whose init is `pid`. */
+export function buildExecPlan(spec: ContainerSpec, pid: number, cgroups: PlanCgroups, options: { consoleSocket?: string; detach: boolean }): ExecPlan {
+  // The user namespace first: the others belong to it, and entering them needs its capabilities.
+  const order: NamespaceKind[] = ['user', 'ipc', 'uts', 'network', 'pid', 'cgroup', 'mount'];
+  return {
+    version: 1,
+    exec: true,
+    joinNamespaces: order.filter((ns) => spec.namespaces.includes(ns)).map((ns) => ({ flag: CLONE_FLAGS[ns], path: `/proc/${pid}/ns/${NS_FILES[ns]}` })),
+    cgroupProcs: cgroups.procsFiles,
+    rlimits: rlimitSteps(spec),
+    cwd: spec.process.cwd,
+    umask: spec.process.umask ?? 0o022,
+    noNewPrivileges: spec.process.noNewPrivileges,
+    user: spec.process.user,
+    capabilities: capabilitySets(spec, cgroups.devicesEnforced),
+    args: spec.process.args,
+    env: spec.process.env,
+    seccomp: spec.seccomp ? seccompPlan(spec.seccomp) : undefined,
+    oomScoreAdj: spec.process.oomScoreAdj,
+    terminal: spec.process.terminal ? { rows: spec.process.consoleSize?.height ?? 24, cols: spec.process.consoleSize?.width ?? 80 } : undefined,
+    consoleSocket: options.consoleSocket,
+    detach: options.detach,
   };
 }
 

@@ -6,7 +6,41 @@
 import type { CapabilitySets } from './capabilities.js';
 import { defaultCapabilitySets } from './capabilities.js';
 
-export type NamespaceKind = 'pid' | 'network' | 'ipc' | 'uts' | 'mount' | 'cgroup';
+export type NamespaceKind = 'pid' | 'network' | 'ipc' | 'uts' | 'mount' | 'cgroup' | 'user';
+
+/** OCI hooks: programs the runtime runs at points of the container's life, with its state on stdin. */
+export interface Hook {
+  path: string;
+  args: string[];
+  env: string[];
+  /** Seconds; undefined waits as long as it takes (as runc does). */
+  timeout?: number;
+}
+
+export const HOOK_KINDS = ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'] as const;
+export type HookKind = (typeof HOOK_KINDS)[number];
+export type Hooks = Record<HookKind, Hook[]>;
+
+/** One uid or gid range of a user namespace. */
+export interface IdMapping {
+  containerID: number;
+  hostID: number;
+  size: number;
+}
+
+/** A seccomp filter as config.json gives it (names kept; the helper resolves them with libseccomp). */
+export interface SeccompSpec {
+  defaultAction: string;
+  defaultErrnoRet?: number;
+  architectures: string[];
+  flags: string[];
+  syscalls: {
+    names: string[];
+    action: string;
+    errnoRet?: number;
+    args: { index: number; value: number; valueTwo: number; op: string }[];
+  }[];
+}
 
 export interface MountSpec {
   /** Inside the container, absolute. */
@@ -52,6 +86,19 @@ export interface ResourceLimits {
   /** CPU bandwidth: `quota` µs of CPU time per `period` µs, so quota/period CPUs. */
   cpu?: { quota: number; period: number };
   pids?: number;
+  /** Relative CPU weight (cgroup v1 cpu.shares; v2 cpu.weight is derived from it as runc does). */
+  cpuShares?: number;
+  /** CPUs and memory nodes (cpuset), in the kernel's list format ("0-1", "0"). */
+  cpusetCpus?: string;
+  cpusetMems?: string;
+  /** Memory plus swap, bytes; -1: unlimited. Undefined: the same as the memory limit (no swap past it). */
+  memorySwap?: number;
+  /** Soft limit, bytes. */
+  memoryReservation?: number;
+  swappiness?: number;
+  disableOOMKiller?: boolean;
+  /** blkio.weight / io.weight, where the host has it. */
+  blockIOWeight?: number;
 }
 
 export interface ContainerSpec {
@@ -64,6 +111,10 @@ export interface ContainerSpec {
     rlimits: Rlimit[];
     noNewPrivileges: boolean;
     umask?: number;
+    /** A pseudo-terminal for the process (handed to the engine through --console-socket). */
+    terminal?: boolean;
+    consoleSize?: { height: number; width: number };
+    oomScoreAdj?: number;
   };
   root: {
     /** The lowest layer: an absolute host directory. */
@@ -76,6 +127,15 @@ export interface ContainerSpec {
   domainname?: string;
   mounts: MountSpec[];
   namespaces: NamespaceKind[];
+  /** Namespaces joined rather than made: kind → a path such as /proc/PID/ns/net. */
+  namespacePaths?: Partial<Record<NamespaceKind, string>>;
+  uidMappings?: IdMapping[];
+  gidMappings?: IdMapping[];
+  /** Namespaced kernel parameters, written under /proc/sys inside the container. */
+  sysctl?: Record<string, string>;
+  seccomp?: SeccompSpec;
+  hooks?: Hooks;
+  annotations?: Record<string, string>;
   resources: ResourceLimits;
   devices: DeviceSpec[];
   deviceRules: DeviceRule[];
