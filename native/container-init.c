@@ -22,6 +22,7 @@
 // tsvmm, and set its window size when tsvmm sends {"resize":{"rows":R,"cols":C}} on fd 3.
 
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -43,6 +44,7 @@
 #include <pwd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <termios.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -359,6 +361,12 @@ typedef struct {
 } rlimit_step;
 
 typedef struct {
+  int flag;
+  const char *path;
+  int fd;
+} ns_join;
+
+typedef struct {
   long long clone_flags, unshare_flags;
   char **cgroup_procs;
   int wait_for_host;
@@ -386,6 +394,17 @@ typedef struct {
   size_t n_groups;
   uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
   char **args, **env;
+  // The OCI runtime's additions (bin/tsvmm-runc); see "The runc process model" below.
+  ns_join *joins;
+  size_t n_joins;
+  const char *uid_map, *gid_map;
+  int has_oom_score_adj, oom_score_adj;
+  char **sysctl_paths, **sysctl_values;
+  const jval *seccomp;
+  int runtime;             // the runc model: wait on the fifo, console socket, detach
+  const char *fifo;        // "" or absent: no waiting
+  const char *console_socket;
+  int detach;
 } plan_t;
 
 static mount_step *read_mounts(const jval *root, const char *key, size_t *count) {
@@ -417,13 +436,8 @@ static mount_step *read_mounts(const jval *root, const char *key, size_t *count)
 
 static rlim_t rlim_value(long long v) { return v < 0 ? RLIM_INFINITY : (rlim_t)v; }
 
-static void read_plan(const jval *root, plan_t *plan) {
-  if (jnum(root, "version") != 1) parent_fail("plan", 0, "plan version %lld is not 1 (tsvmm and container-init do not match)", jnum(root, "version"));
-  plan->clone_flags = jnum(root, "cloneFlags");
-  plan->unshare_flags = jnum(root, "unshareFlags");
-  plan->cgroup_procs = jstrv(root, "cgroupProcs");
-  plan->wait_for_host = jbool(root, "waitForHost");
-
+// What both an init and an exec'd process are: user, capabilities, limits, terminal, command.
+static void read_process(const jval *root, plan_t *plan) {
   const jval *rl = jneed(root, "rlimits", J_ARR);
   plan->rlimits = calloc(rl->n ? rl->n : 1, sizeof *plan->rlimits);
   if (!plan->rlimits) parent_fail("plan", ENOMEM, "reading rlimits");
@@ -433,6 +447,90 @@ static void read_plan(const jval *root, plan_t *plan) {
     plan->rlimits[i].hard = rlim_value(jnum(&rl->items[i], "hard"));
   }
   plan->n_rlimits = rl->n;
+  const jval *terminal = jget(root, "terminal");
+  if (terminal && terminal->type == J_OBJ) {
+    plan->terminal = 1;
+    plan->rows = (int)jnum(terminal, "rows");
+    plan->cols = (int)jnum(terminal, "cols");
+  }
+  plan->cwd = jstr(root, "cwd");
+  plan->umask = (mode_t)jnum(root, "umask");
+  plan->no_new_privileges = jbool(root, "noNewPrivileges");
+
+  const jval *user = jneed(root, "user", J_OBJ);
+  plan->uid = (uid_t)jnum(user, "uid");
+  plan->gid = (gid_t)jnum(user, "gid");
+  const jval *groups = jneed(user, "additionalGids", J_ARR);
+  plan->groups = calloc(groups->n ? groups->n : 1, sizeof *plan->groups);
+  if (!plan->groups) parent_fail("plan", ENOMEM, "reading groups");
+  for (size_t i = 0; i < groups->n; i++) plan->groups[i] = (gid_t)groups->items[i].num;
+  plan->n_groups = groups->n;
+
+  const jval *caps = jneed(root, "capabilities", J_OBJ);
+  plan->cap_bounding = (uint64_t)jnum(caps, "bounding");
+  plan->cap_effective = (uint64_t)jnum(caps, "effective");
+  plan->cap_permitted = (uint64_t)jnum(caps, "permitted");
+  plan->cap_inheritable = (uint64_t)jnum(caps, "inheritable");
+  plan->cap_ambient = (uint64_t)jnum(caps, "ambient");
+
+  plan->args = jstrv(root, "args");
+  if (!plan->args[0]) parent_fail("plan", 0, "the plan has no command");
+  plan->env = jstrv(root, "env");
+}
+
+static char **jstrv_of(const jval *a, const char *key, const char *what) {
+  char **v = calloc(a->n + 1, sizeof *v);
+  if (!v) parent_fail("plan", ENOMEM, "reading %s", what);
+  for (size_t i = 0; i < a->n; i++) v[i] = (char *)jstr(&a->items[i], key);
+  return v;
+}
+
+// The fields of the OCI runtime (src/container/plan.ts: joinNamespaces ... runtime); all optional.
+static void read_runtime(const jval *root, plan_t *plan) {
+  const jval *joins = jget(root, "joinNamespaces");
+  if (joins && joins->type == J_ARR) {
+    plan->joins = calloc(joins->n ? joins->n : 1, sizeof *plan->joins);
+    if (!plan->joins) parent_fail("plan", ENOMEM, "reading joinNamespaces");
+    for (size_t i = 0; i < joins->n; i++) {
+      plan->joins[i].flag = (int)jnum(&joins->items[i], "flag");
+      plan->joins[i].path = jstr(&joins->items[i], "path");
+      plan->joins[i].fd = -1;
+    }
+    plan->n_joins = joins->n;
+  }
+  const jval *maps = jget(root, "idMaps");
+  if (maps && maps->type == J_OBJ) {
+    plan->uid_map = jstr(maps, "uid");
+    plan->gid_map = jstr(maps, "gid");
+  }
+  const jval *oom = jget(root, "oomScoreAdj");
+  if (oom && oom->type == J_NUM) {
+    plan->has_oom_score_adj = 1;
+    plan->oom_score_adj = (int)oom->num;
+  }
+  const jval *sysctl = jget(root, "sysctl");
+  if (sysctl && sysctl->type == J_ARR) {
+    plan->sysctl_paths = jstrv_of(sysctl, "path", "sysctl");
+    plan->sysctl_values = jstrv_of(sysctl, "value", "sysctl");
+  }
+  const jval *seccomp = jget(root, "seccomp");
+  if (seccomp && seccomp->type == J_OBJ) plan->seccomp = seccomp;
+  const jval *runtime = jget(root, "runtime");
+  if (runtime && runtime->type == J_OBJ) {
+    plan->runtime = 1;
+    plan->fifo = jstr(runtime, "fifo");
+    plan->console_socket = jstr_or(runtime, "consoleSocket", NULL);
+    plan->detach = jbool(runtime, "detach");
+  }
+}
+
+static void read_plan(const jval *root, plan_t *plan) {
+  if (jnum(root, "version") != 1) parent_fail("plan", 0, "plan version %lld is not 1 (tsvmm and container-init do not match)", jnum(root, "version"));
+  plan->clone_flags = jnum(root, "cloneFlags");
+  plan->unshare_flags = jnum(root, "unshareFlags");
+  plan->cgroup_procs = jstrv(root, "cgroupProcs");
+  plan->wait_for_host = jbool(root, "waitForHost");
+
 
   plan->root_propagation = jnum(root, "rootPropagation");
   plan->rootfs = jstr(root, "rootfs");
@@ -463,12 +561,6 @@ static void read_plan(const jval *root, plan_t *plan) {
     plan->symlink_paths[i] = (char *)jstr(&sl->items[i], "path");
   }
 
-  const jval *terminal = jget(root, "terminal");
-  if (terminal && terminal->type == J_OBJ) {
-    plan->terminal = 1;
-    plan->rows = (int)jnum(terminal, "rows");
-    plan->cols = (int)jnum(terminal, "cols");
-  }
   plan->loopback_up = jbool(root, "loopbackUp");
   plan->set_home = jbool(root, "setHome");
   plan->readonly_after = jstrv(root, "readonlyAfter");
@@ -477,29 +569,8 @@ static void read_plan(const jval *root, plan_t *plan) {
   plan->domainname = jstr_or(root, "domainname", NULL);
   plan->readonly_paths = jstrv(root, "readonlyPaths");
   plan->masked_paths = jstrv(root, "maskedPaths");
-  plan->cwd = jstr(root, "cwd");
-  plan->umask = (mode_t)jnum(root, "umask");
-  plan->no_new_privileges = jbool(root, "noNewPrivileges");
-
-  const jval *user = jneed(root, "user", J_OBJ);
-  plan->uid = (uid_t)jnum(user, "uid");
-  plan->gid = (gid_t)jnum(user, "gid");
-  const jval *groups = jneed(user, "additionalGids", J_ARR);
-  plan->groups = calloc(groups->n ? groups->n : 1, sizeof *plan->groups);
-  if (!plan->groups) parent_fail("plan", ENOMEM, "reading groups");
-  for (size_t i = 0; i < groups->n; i++) plan->groups[i] = (gid_t)groups->items[i].num;
-  plan->n_groups = groups->n;
-
-  const jval *caps = jneed(root, "capabilities", J_OBJ);
-  plan->cap_bounding = (uint64_t)jnum(caps, "bounding");
-  plan->cap_effective = (uint64_t)jnum(caps, "effective");
-  plan->cap_permitted = (uint64_t)jnum(caps, "permitted");
-  plan->cap_inheritable = (uint64_t)jnum(caps, "inheritable");
-  plan->cap_ambient = (uint64_t)jnum(caps, "ambient");
-
-  plan->args = jstrv(root, "args");
-  if (!plan->args[0]) parent_fail("plan", 0, "the plan has no command");
-  plan->env = jstrv(root, "env");
+  read_process(root, plan);
+  read_runtime(root, plan);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -881,30 +952,41 @@ static int open_terminal(const plan_t *plan, int sock) {
   if (slave < 0) fail(errno, "open the terminal's slave");
   if (send_fd(sock, master) < 0) fail(errno, "hand the terminal to the supervisor");
   close(master);
+  close(sock);
   return slave;
 }
 
-// execvp, but searching the container's PATH rather than ours.
-static void exec_workload(const plan_t *plan) {
+// The pty's slave as our controlling terminal and stdio (we lead a session of our own by now).
+static void become_terminal(int slave) {
+  if (ioctl(slave, TIOCSCTTY, 0) < 0) fail(errno, "make the pty the controlling terminal");
+  for (int fd = 0; fd < 3; fd++) {
+    if (dup2(slave, fd) < 0) fail(errno, "dup2 the terminal to %d", fd);
+  }
+  if (slave > 2) close(slave);
+}
+
+// execvp's search, but in the container's PATH rather than ours; done before the init reports
+// that it is ready, so that `create` (not `start`) says when the command is not there, as runc does.
+static const char *find_executable(const plan_t *plan) {
+  static char candidate[PATH_MAX];
   const char *file = plan->args[0];
+  struct stat st;
   if (strchr(file, '/')) {
-    execve(file, plan->args, plan->env);
-    fail(errno, "exec %s", file);
+    if (stat(file, &st) < 0) fail(errno == ENOENT ? -ENOENT : errno, "exec %s%s", file, errno == ENOENT ? ": no such file in the container" : "");
+    return file;
   }
   const char *search = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   for (char **e = plan->env; *e; e++) {
     if (!strncmp(*e, "PATH=", 5)) search = *e + 5;
   }
   int saved = ENOENT;
-  char candidate[PATH_MAX];
   for (const char *p = search;; p++) {
     const char *colon = strchrnul(p, ':');
     int dirlen = (int)(colon - p);
     snprintf(candidate, sizeof candidate, "%.*s%s%s", dirlen, p, dirlen ? "/" : "", file);
-    struct stat st;
     if (stat(candidate, &st) == 0 && S_ISREG(st.st_mode)) {
-      execve(candidate, plan->args, plan->env);
-      if (errno != ENOENT) saved = errno; // keep looking, but remember why this one failed
+      if (st.st_mode & 0111) return candidate;
+      saved = EACCES; // keep looking, but remember why this one would fail
     }
     if (!*colon) break;
     p = colon;
@@ -913,9 +995,151 @@ static void exec_workload(const plan_t *plan) {
   fail(saved, "exec %s", file);
 }
 
+static void exec_workload(const plan_t *plan, const char *path) {
+  execve(path, plan->args, plan->env);
+  fail(errno, "exec %s", plan->args[0]);
+}
+
+// ------------------------------------------------------------------------------------------
+// The runc process model (bin/tsvmm-runc): namespaces joined by path, sysctls, seccomp through
+// the host's libseccomp, a pty handed to the engine's console socket, and an init that waits on
+// exec.fifo until `start` opens its other end.
+
+static int write_file(const char *path, const char *value) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t len = strlen(value);
+  ssize_t w = write(fd, value, len);
+  int err = errno;
+  close(fd);
+  if (w != (ssize_t)len) {
+    errno = w < 0 ? err : EIO;
+    return -1;
+  }
+  return 0;
+}
+
+// libseccomp, loaded from the host before the root changes (dlopen: a build needs no -dev package).
+struct scmp_arg_cmp { unsigned int arg; int op; uint64_t datum_a, datum_b; };
+static struct {
+  void *(*init)(uint32_t);
+  int (*arch_add)(void *, uint32_t);
+  int (*attr_set)(void *, int, uint32_t);
+  int (*resolve_name)(const char *);
+  int (*rule_add_array)(void *, uint32_t, int, unsigned int, const struct scmp_arg_cmp *);
+  int (*load)(void *);
+} scmp;
+#define SCMP_FLTATR_CTL_NNP 3
+
+static void load_libseccomp(void) {
+  void *lib = dlopen("libseccomp.so.2", RTLD_NOW | RTLD_LOCAL);
+  if (!lib) parent_fail("seccomp", 0, "the container has a seccomp profile, and libseccomp.so.2 cannot be loaded (Debian: apt-get install libseccomp2): %s", dlerror());
+  *(void **)&scmp.init = dlsym(lib, "seccomp_init");
+  *(void **)&scmp.arch_add = dlsym(lib, "seccomp_arch_add");
+  *(void **)&scmp.attr_set = dlsym(lib, "seccomp_attr_set");
+  *(void **)&scmp.resolve_name = dlsym(lib, "seccomp_syscall_resolve_name");
+  *(void **)&scmp.rule_add_array = dlsym(lib, "seccomp_rule_add_array");
+  *(void **)&scmp.load = dlsym(lib, "seccomp_load");
+  if (!scmp.init || !scmp.arch_add || !scmp.attr_set || !scmp.resolve_name || !scmp.rule_add_array || !scmp.load) {
+    parent_fail("seccomp", 0, "libseccomp.so.2 lacks a function tsvmm needs");
+  }
+}
+
+// The filter of the plan (src/container/seccomp.ts); syscalls this libseccomp does not know
+// are skipped, as runc skips them.
+static void apply_seccomp(const jval *s) {
+  uint32_t def = (uint32_t)jnum(s, "defaultAction");
+  void *ctx = scmp.init(def);
+  if (!ctx) fail(EINVAL, "seccomp_init");
+  // no_new_privs is the plan's business, not libseccomp's.
+  if (scmp.attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0) < 0) fail(EINVAL, "seccomp: leave no_new_privs alone");
+  const jval *arches = jneed(s, "architectures", J_ARR);
+  for (size_t i = 0; i < arches->n; i++) {
+    int r = scmp.arch_add(ctx, (uint32_t)arches->items[i].num);
+    if (r < 0 && r != -EEXIST) fail(-r, "seccomp: add architecture %#llx", arches->items[i].num);
+  }
+  const jval *rules = jneed(s, "rules", J_ARR);
+  for (size_t i = 0; i < rules->n; i++) {
+    const jval *rule = &rules->items[i];
+    uint32_t action = (uint32_t)jnum(rule, "action");
+    if (action == def) continue; // libseccomp refuses a rule that changes nothing
+    const jval *names = jneed(rule, "names", J_ARR), *args = jneed(rule, "args", J_ARR);
+    struct scmp_arg_cmp cmp[6];
+    size_t n = 0;
+    int repeated = 0;
+    for (size_t k = 0; k < args->n && n < 6; k++, n++) {
+      cmp[n] = (struct scmp_arg_cmp){ (unsigned)jnum(&args->items[k], "index"), (int)jnum(&args->items[k], "op"),
+        (uint64_t)jnum(&args->items[k], "value"), (uint64_t)jnum(&args->items[k], "valueTwo") };
+      for (size_t m = 0; m < n; m++) repeated |= cmp[m].arg == cmp[n].arg;
+    }
+    for (size_t k = 0; k < names->n; k++) {
+      if (names->items[k].type != J_STR) continue;
+      int nr = scmp.resolve_name(names->items[k].str);
+      if (nr == -1) continue; // __NR_SCMP_ERROR: unknown here
+      // libseccomp takes one comparison per argument in a rule; runc adds one rule per comparison then.
+      int r = 0;
+      if (repeated) {
+        for (size_t m = 0; m < n && r >= 0; m++) r = scmp.rule_add_array(ctx, action, nr, 1, &cmp[m]);
+      } else {
+        r = scmp.rule_add_array(ctx, action, nr, (unsigned)n, cmp);
+      }
+      if (r < 0 && nr >= 0) fail(-r, "seccomp: rule for %s", names->items[k].str);
+    }
+  }
+  int r = scmp.load(ctx);
+  if (r < 0) fail(-r, "seccomp: load the filter");
+}
+
+static int connect_socket(const char *path) {
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  if (strlen(path) >= sizeof addr.sun_path) { errno = ENAMETOOLONG; return -1; }
+  strcpy(addr.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+    int err = errno;
+    close(fd);
+    errno = err;
+    return -1;
+  }
+  return fd;
+}
+
+// Blocks until `start` opens exec.fifo for reading (runc's create/start split), then says so.
+static void wait_for_start(int fifo_fd) {
+  char path[64];
+  fd_path(path, sizeof path, fifo_fd);
+  int fd;
+  do fd = open(path, O_WRONLY | O_CLOEXEC); while (fd < 0 && errno == EINTR);
+  if (fd < 0) fail(errno, "open exec.fifo to wait for start");
+  if (write(fd, "0", 1) != 1) fail(errno, "write exec.fifo");
+  close(fd);
+  close(fifo_fd);
+}
+
+static void open_joins(plan_t *plan) {
+  for (size_t i = 0; i < plan->n_joins; i++) {
+    plan->joins[i].fd = open(plan->joins[i].path, O_RDONLY | O_CLOEXEC);
+    if (plan->joins[i].fd < 0) parent_fail("namespace", errno, "open the namespace %s", plan->joins[i].path);
+  }
+}
+
+// Enters the namespaces of the plan whose flag is in `which` (setns; order as the plan gives it).
+static void enter_joins(const plan_t *plan, int which, int in_parent) {
+  for (size_t i = 0; i < plan->n_joins; i++) {
+    const ns_join *j = &plan->joins[i];
+    if (!(j->flag & which)) continue;
+    if (setns(j->fd, j->flag) < 0) {
+      if (in_parent) parent_fail("namespace", errno, "join the namespace %s", j->path);
+      fail(errno, "join the namespace %s", j->path);
+    }
+  }
+}
+
 typedef struct {
   const plan_t *plan;
   int go_fd, go_write_fd, err_fd, err_read_fd, tty_fd, tty_parent_fd;
+  int ready_fd, ready_read_fd, fifo_fd;
 } child_args;
 
 static int child_main(void *arg) {
@@ -926,6 +1150,9 @@ static int child_main(void *arg) {
   close(ca->go_write_fd);
   close(ca->err_read_fd);
   if (ca->tty_parent_fd >= 0) close(ca->tty_parent_fd);
+  if (ca->ready_read_fd >= 0) close(ca->ready_read_fd);
+  // The channel is the supervisor's; an init that outlives it (create) must not hold it open.
+  close(CHANNEL_FD);
   // If the supervisor dies, so does the container (and with it, as pid 1, everything in it).
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
   char go;
@@ -933,6 +1160,12 @@ static int child_main(void *arg) {
   do n = read(ca->go_fd, &go, 1); while (n < 0 && errno == EINTR);
   if (n != 1) _exit(125); // the supervisor gave up before letting us start
   close(ca->go_fd);
+  // The namespaces we join rather than make (the pid one was entered by the supervisor).
+  enter_joins(plan, ~(CLONE_NEWPID | CLONE_NEWUSER), 0);
+  if (plan->uid_map) {
+    // Root of the new user namespace, as mapped by the supervisor.
+    if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) fail(errno, "become root of the user namespace");
+  }
   // A session of our own: whatever terminal the caller has is no controlling terminal of ours,
   // so TIOCSTI and the terminal's signals cannot reach across.
   if (setsid() < 0) fail(errno, "setsid");
@@ -951,27 +1184,35 @@ static int child_main(void *arg) {
   setup_rootfs(plan);
   if (plan->hostname && sethostname(plan->hostname, strlen(plan->hostname)) < 0) fail(errno, "sethostname %s", plan->hostname);
   if (plan->domainname && setdomainname(plan->domainname, strlen(plan->domainname)) < 0) fail(errno, "setdomainname %s", plan->domainname);
+  for (size_t i = 0; plan->sysctl_paths && plan->sysctl_paths[i]; i++) {
+    if (write_file(plan->sysctl_paths[i], plan->sysctl_values[i]) < 0) fail(errno, "sysctl %s = %s", plan->sysctl_paths[i], plan->sysctl_values[i]);
+  }
   for (size_t i = 0; plan->readonly_paths[i]; i++) readonly_path(plan->readonly_paths[i]);
   for (size_t i = 0; plan->masked_paths[i]; i++) mask_path(plan->masked_paths[i]);
   make_cwd(plan->cwd);
   if (plan->set_home) set_home(plan);
-  if (plan->terminal) {
-    int slave = open_terminal(plan, ca->tty_fd);
-    if (ioctl(slave, TIOCSCTTY, 0) < 0) fail(errno, "make the pty the controlling terminal");
-    for (int fd = 0; fd < 3; fd++) {
-      if (dup2(slave, fd) < 0) fail(errno, "dup2 the terminal to %d", fd);
-    }
-    if (slave > 2) close(slave);
-  }
+  if (plan->terminal) become_terminal(open_terminal(plan, ca->tty_fd));
   umask(plan->umask);
+  // Without no_new_privs only a process with CAP_SYS_ADMIN may load a filter: before the drop.
+  if (plan->seccomp && !plan->no_new_privileges) apply_seccomp(plan->seccomp);
   if (plan->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(errno, "set no_new_privs");
   set_capabilities(plan, last_cap);
+  const char *executable = find_executable(plan);
 
   // Nothing of ours may leak into the workload; the error pipe closes on exec by itself.
   if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
     for (int fd = 3; fd < 4096; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
-  exec_workload(plan);
+  if (ca->fifo_fd >= 0) {
+    // Ready: the supervisor may go (create returns), and we live on without it.
+    if (plan->detach) prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    if (write(ca->ready_fd, "R", 1) != 1) _exit(125);
+    close(ca->ready_fd);
+    wait_for_start(ca->fifo_fd);
+  }
+  // As late as can be, so that the filter need allow nothing of ours.
+  if (plan->seccomp && plan->no_new_privileges) apply_seccomp(plan->seccomp);
+  exec_workload(plan, executable);
   return 125;
 }
 
@@ -1120,6 +1361,120 @@ static void relay_terminal(int master, pid_t pid) {
   close(STDOUT_FILENO);
 }
 
+// Waits until the process `pid` has exec'd its command (the close-on-exec error pipe ends
+// empty) or reports why it could not, and ends.
+static void await_exec(int errfd, pid_t pid) {
+  char err[2048];
+  ssize_t n, got = 0;
+  while ((n = read(errfd, err + got, sizeof err - 1 - (size_t)got)) != 0) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    got += n;
+    if ((size_t)got >= sizeof err - 1) break;
+  }
+  close(errfd);
+  if (got > 0) {
+    err[got] = 0;
+    char *tab = strchr(err, '\t');
+    int status;
+    waitpid(pid, &status, 0);
+    report_error("setup", atoi(err), tab ? tab + 1 : err);
+    _exit(125);
+  }
+}
+
+// Waits for `pid` and passes its end on: a line on the channel, and as our own exit status.
+static int report_exit(pid_t pid) {
+  char msg[128];
+  int status;
+  pid_t w;
+  do w = waitpid(pid, &status, 0); while (w < 0 && errno == EINTR);
+  if (w < 0) parent_fail("wait", errno, "waiting for the container");
+  if (WIFSIGNALED(status)) {
+    snprintf(msg, sizeof msg, "{\"exit\":{\"signal\":%d}}\n", WTERMSIG(status));
+    channel_write(msg, strlen(msg));
+    return 128 + WTERMSIG(status);
+  }
+  snprintf(msg, sizeof msg, "{\"exit\":{\"code\":%d}}\n", WEXITSTATUS(status));
+  channel_write(msg, strlen(msg));
+  return WEXITSTATUS(status);
+}
+
+// `exec`: one more process in a running container (src/container/plan.ts ExecPlan). We join its
+// cgroups and namespaces ourselves and fork, since a pid namespace takes only new children.
+static int exec_main(const jval *root) {
+  plan_t plan = {0};
+  read_process(root, &plan);
+  read_runtime(root, &plan);
+  plan.cgroup_procs = jstrv(root, "cgroupProcs");
+  plan.detach = jbool(root, "detach");
+  const char *console_socket = jstr_or(root, "consoleSocket", NULL);
+
+  // Everything named by a host path first: after the mount namespace, those paths are gone.
+  open_joins(&plan);
+  if (plan.seccomp) load_libseccomp();
+  int console_fd = -1;
+  if (plan.terminal) {
+    if (!console_socket) parent_fail("console", 0, "a terminal needs --console-socket");
+    console_fd = connect_socket(console_socket);
+    if (console_fd < 0) parent_fail("console", errno, "connect to the console socket %s", console_socket);
+  }
+  char self[16];
+  snprintf(self, sizeof self, "%d", getpid());
+  for (char **p = plan.cgroup_procs; *p; p++) {
+    if (write_file(*p, self) < 0) parent_fail("cgroup", errno, "joining %s", *p);
+  }
+  if (plan.has_oom_score_adj) {
+    char value[16];
+    snprintf(value, sizeof value, "%d", plan.oom_score_adj);
+    if (write_file("/proc/self/oom_score_adj", value) < 0) parent_fail("oom_score_adj", errno, "write /proc/self/oom_score_adj");
+  }
+  enter_joins(&plan, ~0, 1);
+
+  int errp[2];
+  if (pipe2(errp, O_CLOEXEC) < 0) parent_fail("pipe", errno, "pipe");
+  pid_t pid = fork();
+  if (pid < 0) parent_fail("fork", errno, "fork into the container");
+  if (pid == 0) {
+    close(errp[0]);
+    err_fd = errp[1];
+    if (!plan.detach) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (setsid() < 0) fail(errno, "setsid");
+    for (size_t i = 0; i < plan.n_rlimits; i++) {
+      struct rlimit rl = { plan.rlimits[i].soft, plan.rlimits[i].hard };
+      if (setrlimit(plan.rlimits[i].resource, &rl) < 0) fail(errno, "setrlimit %d", plan.rlimits[i].resource);
+    }
+    if (chdir(plan.cwd) < 0) fail(errno, "chdir to the working directory %s", plan.cwd);
+    if (console_fd >= 0) become_terminal(open_terminal(&plan, console_fd));
+    umask(plan.umask);
+    if (plan.seccomp && !plan.no_new_privileges) apply_seccomp(plan.seccomp);
+    if (plan.no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(errno, "set no_new_privs");
+    set_capabilities(&plan, cap_last());
+    const char *executable = find_executable(&plan);
+    if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+      for (int fd = 3; fd < 4096; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    if (plan.seccomp && plan.no_new_privileges) apply_seccomp(plan.seccomp);
+    exec_workload(&plan, executable);
+  }
+  close(errp[1]);
+  if (console_fd >= 0) close(console_fd);
+  child_pid = pid;
+  char msg[64];
+  snprintf(msg, sizeof msg, "{\"pid\":%d}\n", pid);
+  channel_write(msg, strlen(msg));
+  await_exec(errp[0], pid);
+  channel_write("{\"running\":true}\n", 17);
+  if (plan.detach) return 0;
+  struct sigaction sa = { .sa_handler = forward_signal };
+  sigemptyset(&sa.sa_mask);
+  int forwarded[] = { SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGINT, SIGQUIT };
+  for (size_t i = 0; i < sizeof forwarded / sizeof *forwarded; i++) sigaction(forwarded[i], &sa, NULL);
+  close(STDIN_FILENO);
+  close(STDOUT_FILENO);
+  return report_exit(pid);
+}
+
 int main(void) {
   if (fcntl(CHANNEL_FD, F_SETFD, FD_CLOEXEC) < 0) {
     fprintf(stderr, "container-init: run by tsvmm only (fd 3 must be its channel)\n");
@@ -1134,23 +1489,62 @@ int main(void) {
   jend = line + strlen(line);
   jval root;
   if (jparse(&root, 0) < 0 || root.type != J_OBJ) parent_fail("plan", 0, "the plan is not valid JSON (%s)", jerr ? jerr : "not an object");
+  const jval *exec = jget(&root, "exec");
+  if (exec && exec->type == J_BOOL && exec->num) return exec_main(&root);
   plan_t plan = {0};
   read_plan(&root, &plan);
   const jval *supervisor = jget(&root, "supervisor");
   if (supervisor && supervisor->type == J_NUM && getppid() != (pid_t)supervisor->num) _exit(125);
 
+  // What must be opened on the host's side before the init changes its root.
+  open_joins(&plan);
+  if (plan.seccomp) load_libseccomp();
+  int fifo_fd = -1, ready[2] = { -1, -1 };
+  if (plan.runtime && plan.fifo[0]) {
+    // Writable by anyone, as runc's: the init may have become another user by the time it opens it.
+    if (mkfifo(plan.fifo, 0622) < 0 || chmod(plan.fifo, 0622) < 0) parent_fail("fifo", errno, "mkfifo %s", plan.fifo);
+    fifo_fd = open(plan.fifo, O_PATH | O_CLOEXEC);
+    if (fifo_fd < 0) parent_fail("fifo", errno, "open %s", plan.fifo);
+    if (pipe2(ready, O_CLOEXEC) < 0) parent_fail("pipe", errno, "pipe");
+  }
   int go[2], errp[2], tty[2] = { -1, -1 };
   if (pipe2(go, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) parent_fail("pipe", errno, "pipe");
-  if (plan.terminal && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tty) < 0) parent_fail("pipe", errno, "socketpair for the terminal");
+  if (plan.terminal && plan.console_socket) {
+    // The engine's console socket takes the pty's master (runc's --console-socket), not us.
+    tty[1] = connect_socket(plan.console_socket);
+    if (tty[1] < 0) parent_fail("console", errno, "connect to the console socket %s", plan.console_socket);
+  } else if (plan.terminal && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tty) < 0) {
+    parent_fail("pipe", errno, "socketpair for the terminal");
+  }
+  // A pid namespace is entered for our children only: the init is born in it.
+  enter_joins(&plan, CLONE_NEWPID, 1);
   char *stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) parent_fail("clone", errno, "allocating the init's stack");
-  child_args ca = { .plan = &plan, .go_fd = go[0], .go_write_fd = go[1], .err_fd = errp[1], .err_read_fd = errp[0], .tty_fd = tty[1], .tty_parent_fd = tty[0] };
+  child_args ca = { .plan = &plan, .go_fd = go[0], .go_write_fd = go[1], .err_fd = errp[1], .err_read_fd = errp[0], .tty_fd = tty[1], .tty_parent_fd = tty[0],
+                    .ready_fd = ready[1], .ready_read_fd = ready[0], .fifo_fd = fifo_fd };
   pid_t pid = clone(child_main, stack + STACK_SIZE, (int)plan.clone_flags | SIGCHLD, &ca);
   if (pid < 0) parent_fail("clone", errno, "creating the namespaces");
   child_pid = pid;
   close(go[0]);
   close(errp[1]);
   if (tty[1] >= 0) close(tty[1]);
+  if (ready[1] >= 0) close(ready[1]);
+  if (fifo_fd >= 0) close(fifo_fd);
+  for (size_t i = 0; i < plan.n_joins; i++) close(plan.joins[i].fd);
+
+  char proc_file[64];
+  if (plan.uid_map) {
+    snprintf(proc_file, sizeof proc_file, "/proc/%d/uid_map", pid);
+    if (write_file(proc_file, plan.uid_map) < 0) { int err = errno; kill(pid, SIGKILL); parent_fail("user namespace", err, "write %s", proc_file); }
+    snprintf(proc_file, sizeof proc_file, "/proc/%d/gid_map", pid);
+    if (write_file(proc_file, plan.gid_map) < 0) { int err = errno; kill(pid, SIGKILL); parent_fail("user namespace", err, "write %s", proc_file); }
+  }
+  if (plan.has_oom_score_adj) {
+    char value[16];
+    snprintf(proc_file, sizeof proc_file, "/proc/%d/oom_score_adj", pid);
+    snprintf(value, sizeof value, "%d", plan.oom_score_adj);
+    if (write_file(proc_file, value) < 0) { int err = errno; kill(pid, SIGKILL); parent_fail("oom_score_adj", err, "write %s", proc_file); }
+  }
 
   for (char **p = plan.cgroup_procs; *p; p++) {
     int fd = open(*p, O_WRONLY | O_CLOEXEC);
@@ -1191,26 +1585,22 @@ int main(void) {
   if (write(go[1], "1", 1) != 1) parent_fail("start", errno, "releasing the init process");
   close(go[1]);
   // End-of-file instead of a pty: the init failed before making one (its error follows).
-  int master = plan.terminal ? recv_fd(tty[0]) : -1;
+  int master = tty[0] >= 0 ? recv_fd(tty[0]) : -1;
   if (tty[0] >= 0) close(tty[0]);
 
-  char err[2048];
-  ssize_t n, got = 0;
-  while ((n = read(errp[0], err + got, sizeof err - 1 - (size_t)got)) != 0) {
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    got += n;
-    if ((size_t)got >= sizeof err - 1) break;
+  if (ready[0] >= 0) {
+    // The runc model: the init has set everything up and waits on exec.fifo for `start`.
+    char byte;
+    ssize_t r;
+    do r = read(ready[0], &byte, 1); while (r < 0 && errno == EINTR);
+    close(ready[0]);
+    if (r == 1) {
+      channel_write("{\"ready\":true}\n", 15);
+      if (plan.detach) _exit(0);
+    }
+    // End-of-file: it failed, and the error pipe says why.
   }
-  close(errp[0]);
-  int status;
-  if (got > 0) {
-    err[got] = 0;
-    char *tab = strchr(err, '\t');
-    waitpid(pid, &status, 0);
-    report_error("setup", atoi(err), tab ? tab + 1 : err);
-    _exit(125);
-  }
+  await_exec(errp[0], pid);
   channel_write("{\"running\":true}\n", 17);
   if (master >= 0) {
     relay_terminal(master, pid);
@@ -1220,15 +1610,5 @@ int main(void) {
     close(STDOUT_FILENO);
   }
 
-  pid_t w;
-  do w = waitpid(pid, &status, 0); while (w < 0 && errno == EINTR);
-  if (w < 0) parent_fail("wait", errno, "waiting for the container");
-  if (WIFSIGNALED(status)) {
-    snprintf(msg, sizeof msg, "{\"exit\":{\"signal\":%d}}\n", WTERMSIG(status));
-    channel_write(msg, strlen(msg));
-    return 128 + WTERMSIG(status);
-  }
-  snprintf(msg, sizeof msg, "{\"exit\":{\"code\":%d}}\n", WEXITSTATUS(status));
-  channel_write(msg, strlen(msg));
-  return WEXITSTATUS(status);
+  return report_exit(pid);
 }

@@ -152,6 +152,8 @@ export interface ContainerCgroup {
   read(): CgroupLimits;
   freeze(): Promise<void>;
   thaw(): Promise<void>;
+  /** Frozen (or freezing) now. */
+  frozen(): boolean;
   /** CPU time used by everything in the container so far, µs. */
   cpuTimeUs(): number;
   /** Processes the OOM killer ended in this cgroup. */
@@ -296,6 +298,11 @@ export function createCgroup(layout: CgroupLayout, request: CgroupRequest): Cont
   return cgroup;
 }
 
+/** The cgroups of a container made earlier (by another process: tsvmm-runc's create), to pause, kill or remove. */
+export function openCgroup(layout: CgroupLayout, request: CgroupRequest): ContainerCgroup {
+  return layout.version === 'v1' ? new V1Cgroup(layout.hierarchies, request) : new V2Cgroup(layout.mountPoint, layout.controllers, request);
+}
+
 const UNLIMITED_V1 = 2 ** 62; // memory.limit_in_bytes reads PAGE_COUNTER_MAX pages when unlimited
 
 class V1Cgroup implements ContainerCgroup {
@@ -307,6 +314,19 @@ class V1Cgroup implements ContainerCgroup {
     for (const controller of [...V1_REQUIRED, ...V1_OPTIONAL]) {
       const hierarchy = hierarchies.get(controller);
       if (!hierarchy) continue;
+      const dir = containerDir(hierarchy.dir, hierarchy.mountPoint, request.name, request.cgroupsPath);
+      this.paths[controller] = dir;
+      if (!this.#dirs.includes(dir)) this.#dirs.push(dir);
+    }
+    // Joined only when asked for: a cpuset cgroup starts empty and must be filled before use.
+    const { resources } = request;
+    const wanted = [
+      ['cpuset', resources.cpusetCpus !== undefined || resources.cpusetMems !== undefined],
+      ['blkio', resources.blockIOWeight !== undefined],
+    ] as const;
+    for (const [controller, asked] of wanted) {
+      const hierarchy = hierarchies.get(controller);
+      if (!asked || !hierarchy) continue;
       const dir = containerDir(hierarchy.dir, hierarchy.mountPoint, request.name, request.cgroupsPath);
       this.paths[controller] = dir;
       if (!this.#dirs.includes(dir)) this.#dirs.push(dir);
@@ -324,6 +344,13 @@ class V1Cgroup implements ContainerCgroup {
 
   setUp(request: CgroupRequest): void {
     for (const dir of this.#dirs) makeDir(dir, request.name);
+    const cpuset = this.paths.cpuset;
+    if (cpuset) {
+      // A new cpuset cgroup has no CPUs and no memory nodes; runc fills it from its parent.
+      for (const file of ['cpuset.cpus', 'cpuset.mems']) {
+        if (!read(path.join(cpuset, file)).trim()) write(path.join(cpuset, file), read(path.join(path.dirname(cpuset), file)).trim(), file);
+      }
+    }
     const devices = this.paths.devices;
     if (devices) {
       // Deny all, then the bundle's rules, then what every container needs (as runc does).
@@ -340,24 +367,33 @@ class V1Cgroup implements ContainerCgroup {
   }
 
   apply(limits: ResourceLimits): void {
-    if (limits.memory !== undefined) {
-      const limit = String(limits.memory);
+    if (limits.memory !== undefined || limits.memorySwap !== undefined) {
       const memsw = this.#file('memory', 'memory.memsw.limit_in_bytes');
       const mem = this.#file('memory', 'memory.limit_in_bytes');
-      // With swap accounting, memory+swap gets the same limit (no swapping past it); it must
-      // never be below the memory limit, so the order of the two writes depends on the direction.
-      if (existsSync(memsw)) {
-        const current = Number(read(mem));
-        if (limits.memory > current) {
-          write(memsw, limit, 'the memory+swap limit');
-          write(mem, limit, 'the memory limit');
-        } else {
-          write(mem, limit, 'the memory limit');
-          write(memsw, limit, 'the memory+swap limit');
-        }
+      // With swap accounting, memory+swap gets the limit asked, else the memory limit (no
+      // swapping past it); it must never be below the memory limit, so the order of the two
+      // writes depends on the direction. Without swap accounting there is no swap to limit.
+      const memory = limits.memory === undefined ? undefined : String(limits.memory);
+      const swap = limits.memorySwap !== undefined ? String(limits.memorySwap) : memory;
+      const writeMem = () => { if (memory !== undefined) write(mem, memory, 'the memory limit'); };
+      const writeSwap = () => { if (swap !== undefined && existsSync(memsw)) write(memsw, swap, 'the memory+swap limit'); };
+      if (limits.memory !== undefined && limits.memory > Number(read(mem))) {
+        writeSwap();
+        writeMem();
       } else {
-        write(mem, limit, 'the memory limit');
+        writeMem();
+        writeSwap();
       }
+    }
+    if (limits.memoryReservation !== undefined) write(this.#file('memory', 'memory.soft_limit_in_bytes'), String(limits.memoryReservation), 'the memory reservation');
+    if (limits.swappiness !== undefined) write(this.#file('memory', 'memory.swappiness'), String(limits.swappiness), 'the swappiness');
+    if (limits.disableOOMKiller) write(this.#file('memory', 'memory.oom_control'), '1', 'the OOM killer switch');
+    if (limits.cpuShares !== undefined) write(this.#file('cpu', 'cpu.shares'), String(limits.cpuShares), 'the CPU shares');
+    if (limits.cpusetCpus !== undefined && this.paths.cpuset) write(this.#file('cpuset', 'cpuset.cpus'), limits.cpusetCpus, 'the CPUs (cpuset)');
+    if (limits.cpusetMems !== undefined && this.paths.cpuset) write(this.#file('cpuset', 'cpuset.mems'), limits.cpusetMems, 'the memory nodes (cpuset)');
+    // A host without the blkio controller (or CFQ/BFQ weights) gets none, as with runc where the file is missing.
+    if (limits.blockIOWeight !== undefined && this.paths.blkio && existsSync(this.#file('blkio', 'blkio.weight'))) {
+      write(this.#file('blkio', 'blkio.weight'), String(limits.blockIOWeight), 'the block I/O weight');
     }
     if (limits.cpu !== undefined) {
       write(this.#file('cpu', 'cpu.cfs_period_us'), String(limits.cpu.period), 'the CPU period');
@@ -387,6 +423,14 @@ class V1Cgroup implements ContainerCgroup {
     }
     write(state, 'THAWED', 'the freezer');
     throw new ContainerError('CGROUP', `the container did not freeze within 10 s (${state} stayed FREEZING)`);
+  }
+
+  frozen(): boolean {
+    try {
+      return read(this.#file('freezer', 'freezer.state')).trim() !== 'THAWED';
+    } catch {
+      return false;
+    }
   }
 
   async thaw(): Promise<void> {
@@ -483,7 +527,20 @@ class V2Cgroup implements ContainerCgroup {
     this.#need(limits);
     if (limits.memory !== undefined) {
       write(this.#file('memory.max'), String(limits.memory), 'the memory limit');
-      if (existsSync(this.#file('memory.swap.max'))) write(this.#file('memory.swap.max'), '0', 'the swap limit');
+      if (existsSync(this.#file('memory.swap.max'))) {
+        // OCI's swap counts memory plus swap; v2's swap.max is the swap alone (runc converts the same way).
+        const swap = limits.memorySwap === undefined ? '0' : limits.memorySwap === -1 ? 'max' : String(Math.max(0, limits.memorySwap - limits.memory));
+        write(this.#file('memory.swap.max'), swap, 'the swap limit');
+      }
+    }
+    if (limits.memoryReservation !== undefined) write(this.#file('memory.low'), String(limits.memoryReservation), 'the memory reservation');
+    if (limits.cpuShares !== undefined && this.#controllers.has('cpu')) {
+      write(this.#file('cpu.weight'), String(1 + Math.floor(((limits.cpuShares - 2) * 9999) / 262142)), 'the CPU weight');
+    }
+    if (limits.cpusetCpus !== undefined && existsSync(this.#file('cpuset.cpus'))) write(this.#file('cpuset.cpus'), limits.cpusetCpus, 'the CPUs (cpuset)');
+    if (limits.cpusetMems !== undefined && existsSync(this.#file('cpuset.mems'))) write(this.#file('cpuset.mems'), limits.cpusetMems, 'the memory nodes (cpuset)');
+    if (limits.blockIOWeight !== undefined && existsSync(this.#file('io.weight'))) {
+      write(this.#file('io.weight'), `default ${1 + Math.floor(((limits.blockIOWeight - 10) * 9999) / 990)}`, 'the I/O weight');
     }
     if (limits.cpu !== undefined) write(this.#file('cpu.max'), `${limits.cpu.quota} ${limits.cpu.period}`, 'the CPU quota');
     if (limits.pids !== undefined) write(this.#file('pids.max'), String(limits.pids), 'the process limit');
@@ -514,6 +571,14 @@ class V2Cgroup implements ContainerCgroup {
     }
     write(this.#file('cgroup.freeze'), '0', 'cgroup.freeze');
     throw new ContainerError('CGROUP', 'the container did not freeze within 10 s');
+  }
+
+  frozen(): boolean {
+    try {
+      return read(this.#file('cgroup.freeze')).trim() === '1';
+    } catch {
+      return false;
+    }
   }
 
   async thaw(): Promise<void> {

@@ -21,7 +21,6 @@ import type { Duplex } from 'node:stream';
 import { accessSync, constants } from 'node:fs';
 import { isatty } from 'node:tty';
 import { constants as osConstants } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { LineReader } from '../api/protocol.js';
 import { checkLimits, createCgroup, detectCgroups, type CgroupLayout, type CgroupLimits, type ContainerCgroup } from './cgroups.js';
 import { checkTerminalSize, resolveContainerConfig, resolveLimits, type ContainerConfig, type ContainerLimits, type ResolvedContainerConfig } from './config.js';
@@ -57,9 +56,9 @@ export interface ContainerEvents {
 
 const OUTPUT_LIMIT = 16 * 1024 * 1024;
 
-/** Where `npm install` builds the helper (binding.gyp's second target). */
-export const CONTAINER_INIT = process.env.TSVMM_CONTAINER_INIT
-  ?? fileURLToPath(new URL('../../build/Release/container-init', import.meta.url));
+import { CONTAINER_INIT } from './helper-path.js';
+
+export { CONTAINER_INIT };
 
 function signalName(signal: number): string {
   return Object.entries(osConstants.signals).find(([, n]) => n === signal)?.[0] ?? `signal ${signal}`;

@@ -98,43 +98,7 @@ export function specFromConfig(json: Json, bundle: string, file = path.join(bund
   if (!/^1\.\d+\.\d+/.test(version)) f.unsupported('ociVersion', `${JSON.stringify(version)} is not a 1.x runtime spec`);
 
   if (config.process === undefined) f.fail('process', 'is missing: there is nothing to run');
-  const process = f.object(config.process, 'process');
-  const terminal = process.terminal === undefined ? false : f.boolean(process.terminal, 'process.terminal');
-  let consoleSize: { height: number; width: number } | undefined;
-  if (process.consoleSize !== undefined) {
-    const size = f.object(process.consoleSize, 'process.consoleSize');
-    consoleSize = { height: f.integer(size.height, 'process.consoleSize.height'), width: f.integer(size.width, 'process.consoleSize.width') };
-  }
-  const oomScoreAdj = f.optionalInteger(process.oomScoreAdj, 'process.oomScoreAdj');
-  if (oomScoreAdj !== undefined && (oomScoreAdj < -1000 || oomScoreAdj > 1000)) f.fail('process.oomScoreAdj', `${oomScoreAdj} is not between -1000 and 1000`);
-  const args = f.strings(process.args, 'process.args');
-  if (args.length === 0) f.fail('process.args', 'is empty: there is nothing to run');
-  const env = process.env === undefined || process.env === null ? [] : f.strings(process.env, 'process.env');
-  for (const entry of env) if (!entry.includes('=')) f.fail('process.env', `entry ${JSON.stringify(entry)} is not NAME=value`);
-  const cwd = f.string(process.cwd, 'process.cwd');
-  if (!cwd.startsWith('/')) f.fail('process.cwd', `${JSON.stringify(cwd)} must be an absolute path`);
-  // Confinement the host must provide; runc refuses a profile it cannot apply, and so do we.
-  if (Fields.given(process.apparmorProfile)) f.unsupported('process.apparmorProfile', `${JSON.stringify(process.apparmorProfile)}: AppArmor profiles are not applied by tsvmm`);
-  if (Fields.given(process.selinuxLabel)) f.unsupported('process.selinuxLabel', 'is not applied by tsvmm (SELinux)');
-
-  const user = process.user === undefined ? {} : f.object(process.user, 'process.user');
-  const uid = user.uid === undefined ? 0 : f.integer(user.uid, 'process.user.uid');
-  const gid = user.gid === undefined ? 0 : f.integer(user.gid, 'process.user.gid');
-  const additionalGids = user.additionalGids === undefined || user.additionalGids === null ? [] : f.array(user.additionalGids, 'process.user.additionalGids').map((g) => f.integer(g, 'process.user.additionalGids'));
-  const umask = f.optionalInteger(user.umask, 'process.user.umask');
-  if (Fields.given(user.username)) f.unsupported('process.user.username', '(a Windows user name) is not a Linux field');
-
-  const caps = process.capabilities === undefined || process.capabilities === null ? {} : f.object(process.capabilities, 'process.capabilities');
-  const capSet = (key: string) => (caps[key] === undefined || caps[key] === null ? [] : f.strings(caps[key], `process.capabilities.${key}`));
-
-  const rlimits: Rlimit[] = (process.rlimits === undefined || process.rlimits === null ? [] : f.array(process.rlimits, 'process.rlimits')).map((value, i) => {
-    const r = f.object(value, `process.rlimits[${i}]`);
-    const type = f.string(r.type, `process.rlimits[${i}].type`);
-    if (!(type in RLIMITS)) f.fail(`process.rlimits[${i}].type`, `${JSON.stringify(type)} is not a Linux rlimit`);
-    const soft = f.integer(r.soft, `process.rlimits[${i}].soft`);
-    const hard = f.integer(r.hard, `process.rlimits[${i}].hard`);
-    return { type, soft: soft >= UNLIMITED ? -1 : soft, hard: hard >= UNLIMITED ? -1 : hard };
-  });
+  const process = readProcess(f, config.process);
 
   if (config.root === undefined) f.fail('root', 'is missing: which directory is the root filesystem?');
   const root = f.object(config.root, 'root');
@@ -231,11 +195,7 @@ export function specFromConfig(json: Json, bundle: string, file = path.join(bund
   }
 
   return {
-    process: {
-      args, env, cwd, user: { uid, gid, additionalGids }, rlimits, umask, terminal, consoleSize, oomScoreAdj,
-      capabilities: { bounding: capSet('bounding'), effective: capSet('effective'), permitted: capSet('permitted'), inheritable: capSet('inheritable'), ambient: capSet('ambient') },
-      noNewPrivileges: process.noNewPrivileges === undefined ? false : f.boolean(process.noNewPrivileges, 'process.noNewPrivileges'),
-    },
+    process,
     root: { path: rootPath, layers: [], readonly },
     hostname, domainname, mounts, namespaces, namespacePaths, uidMappings, gidMappings, sysctl, seccomp, hooks, annotations,
     resources, devices, deviceRules,
@@ -244,6 +204,58 @@ export function specFromConfig(json: Json, bundle: string, file = path.join(bund
     rootPropagation: propagation,
     cgroupsPath: linux.cgroupsPath === undefined || linux.cgroupsPath === '' ? undefined : f.string(linux.cgroupsPath, 'linux.cgroupsPath'),
   };
+}
+
+/** config.json's `process`, or the file `exec --process` reads: what to run, as whom, with what. */
+function readProcess(f: Fields, value: Json): ContainerSpec['process'] {
+  const process = f.object(value, 'process');
+  const terminal = process.terminal === undefined ? false : f.boolean(process.terminal, 'process.terminal');
+  let consoleSize: { height: number; width: number } | undefined;
+  if (process.consoleSize !== undefined) {
+    const size = f.object(process.consoleSize, 'process.consoleSize');
+    consoleSize = { height: f.integer(size.height, 'process.consoleSize.height'), width: f.integer(size.width, 'process.consoleSize.width') };
+  }
+  const oomScoreAdj = f.optionalInteger(process.oomScoreAdj, 'process.oomScoreAdj');
+  if (oomScoreAdj !== undefined && (oomScoreAdj < -1000 || oomScoreAdj > 1000)) f.fail('process.oomScoreAdj', `${oomScoreAdj} is not between -1000 and 1000`);
+  const args = f.strings(process.args, 'process.args');
+  if (args.length === 0) f.fail('process.args', 'is empty: there is nothing to run');
+  const env = process.env === undefined || process.env === null ? [] : f.strings(process.env, 'process.env');
+  for (const entry of env) if (!entry.includes('=')) f.fail('process.env', `entry ${JSON.stringify(entry)} is not NAME=value`);
+  const cwd = f.string(process.cwd, 'process.cwd');
+  if (!cwd.startsWith('/')) f.fail('process.cwd', `${JSON.stringify(cwd)} must be an absolute path`);
+  // Confinement the host must provide; runc refuses a profile it cannot apply, and so do we.
+  if (Fields.given(process.apparmorProfile)) f.unsupported('process.apparmorProfile', `${JSON.stringify(process.apparmorProfile)}: AppArmor profiles are not applied by tsvmm`);
+  if (Fields.given(process.selinuxLabel)) f.unsupported('process.selinuxLabel', 'is not applied by tsvmm (SELinux)');
+
+  const user = process.user === undefined ? {} : f.object(process.user, 'process.user');
+  const uid = user.uid === undefined ? 0 : f.integer(user.uid, 'process.user.uid');
+  const gid = user.gid === undefined ? 0 : f.integer(user.gid, 'process.user.gid');
+  const additionalGids = user.additionalGids === undefined || user.additionalGids === null ? [] : f.array(user.additionalGids, 'process.user.additionalGids').map((g) => f.integer(g, 'process.user.additionalGids'));
+  const umask = f.optionalInteger(user.umask, 'process.user.umask');
+  if (Fields.given(user.username)) f.unsupported('process.user.username', '(a Windows user name) is not a Linux field');
+
+  const caps = process.capabilities === undefined || process.capabilities === null ? {} : f.object(process.capabilities, 'process.capabilities');
+  const capSet = (key: string) => (caps[key] === undefined || caps[key] === null ? [] : f.strings(caps[key], `process.capabilities.${key}`));
+
+  const rlimits: Rlimit[] = (process.rlimits === undefined || process.rlimits === null ? [] : f.array(process.rlimits, 'process.rlimits')).map((value, i) => {
+    const r = f.object(value, `process.rlimits[${i}]`);
+    const type = f.string(r.type, `process.rlimits[${i}].type`);
+    if (!(type in RLIMITS)) f.fail(`process.rlimits[${i}].type`, `${JSON.stringify(type)} is not a Linux rlimit`);
+    const soft = f.integer(r.soft, `process.rlimits[${i}].soft`);
+    const hard = f.integer(r.hard, `process.rlimits[${i}].hard`);
+    return { type, soft: soft >= UNLIMITED ? -1 : soft, hard: hard >= UNLIMITED ? -1 : hard };
+  });
+
+  return {
+    args, env, cwd, user: { uid, gid, additionalGids }, rlimits, umask, terminal, consoleSize, oomScoreAdj,
+    capabilities: { bounding: capSet('bounding'), effective: capSet('effective'), permitted: capSet('permitted'), inheritable: capSet('inheritable'), ambient: capSet('ambient') },
+    noNewPrivileges: process.noNewPrivileges === undefined ? false : f.boolean(process.noNewPrivileges, 'process.noNewPrivileges'),
+  };
+}
+
+/** Reads the process JSON of `exec --process FILE` (a config.json `process` object). */
+export function processFromJson(json: Json, file: string): ContainerSpec['process'] {
+  return readProcess(new Fields(file), json);
 }
 
 /**

@@ -129,7 +129,7 @@ export interface ExecPlan {
   env: string[];
   seccomp?: SeccompPlan;
   oomScoreAdj?: number;
-  terminal?: { rows: number; cols: number };
+  terminal?: TerminalSize;
   consoleSocket?: string;
   detach: boolean;
 }
@@ -314,6 +314,11 @@ export function capabilitySets(spec: ContainerSpec, devicesEnforced: boolean): I
   };
 }
 
+/** The pty of process.terminal, sized by consoleSize (0×0, as runc leaves it, when none is given: the engine sizes it). */
+export function specTerminal(spec: ContainerSpec): TerminalSize | undefined {
+  return spec.process.terminal ? { rows: spec.process.consoleSize?.height ?? 0, cols: spec.process.consoleSize?.width ?? 0 } : undefined;
+}
+
 /** The plan of `exec`: one more process, in the namespaces and cgroups of the container whose init is `pid`. */
 export function buildExecPlan(spec: ContainerSpec, pid: number, cgroups: PlanCgroups, options: { consoleSocket?: string; detach: boolean }): ExecPlan {
   // The user namespace first: the others belong to it, and entering them needs its capabilities.
@@ -333,7 +338,7 @@ export function buildExecPlan(spec: ContainerSpec, pid: number, cgroups: PlanCgr
     env: spec.process.env,
     seccomp: spec.seccomp ? seccompPlan(spec.seccomp) : undefined,
     oomScoreAdj: spec.process.oomScoreAdj,
-    terminal: spec.process.terminal ? { rows: spec.process.consoleSize?.height ?? 24, cols: spec.process.consoleSize?.width ?? 80 } : undefined,
+    terminal: specTerminal(spec),
     consoleSocket: options.consoleSocket,
     detach: options.detach,
   };

@@ -1,0 +1,208 @@
+// tsvmm-runc's command line: runc's, as containerd, Docker, podman and CRI-O call it:
+//   tsvmm-runc [--root DIR] [--log FILE] [--log-format text|json] [--debug] [--systemd-cgroup] COMMAND [OPTIONS] ID [ARGS]
+// Options come before the id (as urfave/cli reads them); for exec, everything after the id is
+// the command. Errors are one line and exit status 1; run and exec pass the process's status on.
+// Kept free of yargs and of the VMM: every verb is a process start of its own.
+
+import { existsSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { isTsvmmError } from '../errors.js';
+import { RuntimeError } from './errors.js';
+import { Log, type LogFormat } from './log.js';
+import { Runtime } from './runtime.js';
+import { DEFAULT_ROOT, OCI_VERSION } from './state.js';
+import { runcSpec } from './spec-template.js';
+
+const VERSION = '0.1.0';
+
+interface FlagTable {
+  /** long name → short alias */
+  values: Record<string, string | undefined>;
+  booleans: Record<string, string | undefined>;
+  /** value flags that may repeat */
+  repeated?: string[];
+}
+
+const GLOBAL: FlagTable = {
+  values: { root: undefined, log: undefined, 'log-format': undefined, criu: undefined, rootless: undefined },
+  booleans: { debug: undefined, 'systemd-cgroup': undefined, help: 'h', version: 'v' },
+};
+
+const CREATE_FLAGS = {
+  values: { bundle: 'b', 'pid-file': undefined, 'console-socket': undefined, 'preserve-fds': undefined, 'pidfd-socket': undefined },
+  booleans: { 'no-pivot': undefined, 'no-new-keyring': undefined },
+};
+
+const COMMANDS: Record<string, FlagTable & { usage: string }> = {
+  create: { ...CREATE_FLAGS, usage: 'create [--bundle DIR] [--pid-file FILE] [--console-socket SOCKET] <container-id>' },
+  run: { values: CREATE_FLAGS.values, booleans: { ...CREATE_FLAGS.booleans, detach: 'd', keep: undefined }, usage: 'run [--bundle DIR] [--detach] [--pid-file FILE] <container-id>' },
+  start: { values: {}, booleans: {}, usage: 'start <container-id>' },
+  state: { values: {}, booleans: {}, usage: 'state <container-id>' },
+  kill: { values: {}, booleans: { all: 'a' }, usage: 'kill [--all] <container-id> [SIGNAL]' },
+  delete: { values: {}, booleans: { force: 'f' }, usage: 'delete [--force] <container-id>' },
+  pause: { values: {}, booleans: {}, usage: 'pause <container-id>' },
+  resume: { values: {}, booleans: {}, usage: 'resume <container-id>' },
+  ps: { values: { format: 'f' }, booleans: {}, usage: 'ps [--format table|json] <container-id>' },
+  list: { values: { format: 'f' }, booleans: { quiet: 'q' }, usage: 'list [--format table|json] [--quiet]' },
+  exec: {
+    values: { process: 'p', 'pid-file': undefined, 'console-socket': undefined, cwd: undefined, env: 'e', user: 'u', 'preserve-fds': undefined, 'process-label': undefined, apparmor: undefined, cap: 'c', 'additional-gids': 'g', 'pidfd-socket': undefined },
+    booleans: { detach: 'd', tty: 't', 'no-new-privs': undefined, 'ignore-paused': undefined },
+    repeated: ['env', 'cap', 'additional-gids'],
+    usage: 'exec [--process FILE | <command> [args]] [--detach] [--pid-file FILE] [--tty] [--console-socket SOCKET] [--cwd DIR] [--env K=V] [--user UID[:GID]] <container-id> ...',
+  },
+  spec: { values: { bundle: 'b' }, booleans: { rootless: undefined }, usage: 'spec [--bundle DIR]' },
+};
+
+interface Parsed {
+  values: Record<string, string>;
+  lists: Record<string, string[]>;
+  flags: Set<string>;
+  rest: string[];
+}
+
+/** Go-flag style: --name value, --name=value, -name, -n; stops at the first argument that is not a flag. */
+export function parseFlags(argv: string[], table: FlagTable, stopAtPositional = true): Parsed {
+  const out: Parsed = { values: {}, lists: {}, flags: new Set(), rest: [] };
+  const byShort = new Map<string, string>();
+  for (const [name, short] of [...Object.entries(table.values), ...Object.entries(table.booleans)]) if (short) byShort.set(short, name);
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      i++;
+      break;
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      if (stopAtPositional) break;
+      out.rest.push(arg);
+      continue;
+    }
+    const body = arg.replace(/^--?/, '');
+    const eq = body.indexOf('=');
+    let name = eq >= 0 ? body.slice(0, eq) : body;
+    name = byShort.get(name) ?? name;
+    if (name in table.booleans) {
+      if (eq >= 0 && !['true', 'false'].includes(body.slice(eq + 1))) throw new RuntimeError(`invalid boolean value "${body.slice(eq + 1)}" for -${name}`);
+      if (eq < 0 || body.slice(eq + 1) === 'true') out.flags.add(name);
+      continue;
+    }
+    if (!(name in table.values)) throw new RuntimeError(`flag provided but not defined: -${name}`);
+    let value: string | undefined;
+    if (eq >= 0) value = body.slice(eq + 1);
+    else value = argv[++i];
+    if (value === undefined) throw new RuntimeError(`flag needs an argument: -${name}`);
+    if (table.repeated?.includes(name)) (out.lists[name] ??= []).push(value);
+    else out.values[name] = value;
+  }
+  out.rest.push(...argv.slice(i));
+  return out;
+}
+
+function usage(): string {
+  return [
+    'tsvmm-runc: an OCI runtime (runc\'s command line) running containers with tsvmm\'s container helper',
+    '',
+    'usage: tsvmm-runc [--root DIR] [--log FILE] [--log-format text|json] [--debug] [--systemd-cgroup] COMMAND ...',
+    '',
+    'commands:',
+    ...Object.values(COMMANDS).map((c) => `  ${c.usage}`),
+  ].join('\n');
+}
+
+function needId(rest: string[], command: string): string {
+  const id = rest[0];
+  if (!id) throw new RuntimeError(`"${command}" requires a container id (usage: tsvmm-runc ${COMMANDS[command]!.usage})`);
+  return id;
+}
+
+/** Runs one command; returns the exit status. */
+export async function main(argv: string[] = process.argv.slice(2)): Promise<number> {
+  let log = new Log(undefined, 'text', false);
+  try {
+    const global = parseFlags(argv, GLOBAL);
+    const format = (global.values['log-format'] ?? 'text') as LogFormat;
+    if (format !== 'text' && format !== 'json') throw new RuntimeError(`invalid log-format: ${format} (text or json)`);
+    log = new Log(global.values.log, format, global.flags.has('debug'));
+    if (global.flags.has('version')) {
+      process.stdout.write(`tsvmm-runc version ${VERSION}\nspec: ${OCI_VERSION}\n`);
+      return 0;
+    }
+    const [command, ...args] = global.rest;
+    if (global.flags.has('help') || !command || command === 'help') {
+      process.stdout.write(`${usage()}\n`);
+      return command || global.flags.has('help') ? 0 : 1;
+    }
+    const table = COMMANDS[command];
+    if (!table) throw new RuntimeError(`no such command: ${command} (see tsvmm-runc --help)`);
+    log.debug(`${command} ${args.join(' ')}`);
+    const opts = parseFlags(args, table);
+    const runtime = new Runtime({ root: global.values.root ?? DEFAULT_ROOT, log, systemdCgroup: global.flags.has('systemd-cgroup') });
+    const out = (text: string) => { if (text) process.stdout.write(`${text}\n`); };
+    if (opts.values['preserve-fds'] && opts.values['preserve-fds'] !== '0') throw new RuntimeError('--preserve-fds is not supported by tsvmm-runc');
+    if (opts.values['pidfd-socket']) throw new RuntimeError('--pidfd-socket is not supported by tsvmm-runc');
+
+    switch (command) {
+      case 'create':
+      case 'run': {
+        const id = needId(opts.rest, command);
+        const create = { bundle: opts.values.bundle ?? '.', pidFile: opts.values['pid-file'], consoleSocket: opts.values['console-socket'] };
+        if (command === 'create') return await runtime.create(id, create, 'create');
+        if (opts.flags.has('detach')) {
+          await runtime.create(id, create, 'create');
+          runtime.start(id);
+          return 0;
+        }
+        return await runtime.create(id, create, 'run');
+      }
+      case 'start':
+        runtime.start(needId(opts.rest, command));
+        return 0;
+      case 'state':
+        out(runtime.state(needId(opts.rest, command)));
+        return 0;
+      case 'kill':
+        await runtime.kill(needId(opts.rest, command), opts.rest[1], opts.flags.has('all'));
+        return 0;
+      case 'delete':
+        await runtime.delete(needId(opts.rest, command), opts.flags.has('force'));
+        return 0;
+      case 'pause':
+        await runtime.pause(needId(opts.rest, command));
+        return 0;
+      case 'resume':
+        await runtime.resume(needId(opts.rest, command));
+        return 0;
+      case 'ps':
+        out(runtime.ps(needId(opts.rest, command), opts.values.format ?? 'table'));
+        return 0;
+      case 'list':
+        out(runtime.list(opts.values.format ?? 'table', opts.flags.has('quiet')));
+        return 0;
+      case 'exec': {
+        const id = needId(opts.rest, command);
+        if (opts.lists.cap?.length) throw new RuntimeError('exec --cap is not supported by tsvmm-runc');
+        if (opts.values.apparmor || opts.values['process-label']) throw new RuntimeError('exec --apparmor/--process-label are not supported by tsvmm-runc');
+        return await runtime.exec(id, {
+          processFile: opts.values.process, args: opts.rest.slice(1), detach: opts.flags.has('detach'), pidFile: opts.values['pid-file'],
+          tty: opts.flags.has('tty'), consoleSocket: opts.values['console-socket'], cwd: opts.values.cwd, env: opts.lists.env ?? [],
+          user: opts.values.user, noNewPrivileges: opts.flags.has('no-new-privs'),
+        });
+      }
+      case 'spec': {
+        if (opts.flags.has('rootless')) throw new RuntimeError('spec --rootless is not supported by tsvmm-runc');
+        const file = path.join(opts.values.bundle ?? '.', 'config.json');
+        if (existsSync(file)) throw new RuntimeError('File config.json exists. Remove it first');
+        writeFileSync(file, `${JSON.stringify(runcSpec(), null, '\t')}\n`);
+        return 0;
+      }
+    }
+    throw new RuntimeError(`no such command: ${command}`);
+  } catch (error) {
+    if (isTsvmmError(error)) {
+      log.error(error.message);
+      return 1;
+    }
+    log.error(`tsvmm-runc: internal error: ${(error as Error).stack ?? String(error)}`);
+    return 1;
+  }
+}

@@ -1,0 +1,409 @@
+// The operations of tsvmm-runc, one method per runc command. Each is a separate process run by
+// an engine: state goes from one to the next through StateStore, and the container's init is
+// the C helper's child (native/container-init.c), waiting on exec.fifo after `create`, so that
+// no Node process stays alive per container.
+
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, existsSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+import path from 'node:path';
+import { createCgroup, detectCgroups, openCgroup, type CgroupLayout, type CgroupRequest, type ContainerCgroup } from '../container/cgroups.js';
+import { isTsvmmError } from '../errors.js';
+import { loadBundle, processFromJson } from '../container/oci.js';
+import { buildExecPlan, buildPlan, specTerminal } from '../container/plan.js';
+import type { ContainerSpec } from '../container/spec.js';
+import { RuntimeError } from './errors.js';
+import { startHelper, type HelperMessage } from './helper.js';
+import { runHooksOrFail, runHooksWarn } from './hooks.js';
+import { checkTransition, type Status } from './lifecycle.js';
+import type { Log } from './log.js';
+import { checkId, initAlive, ociState, processStat, StateStore, type ContainerRecord } from './state.js';
+
+export interface RuntimeOptions {
+  root: string;
+  log: Log;
+  /** cgroupsPath is systemd's "slice:prefix:name"; we place it in the cgroup tree as systemd would. */
+  systemdCgroup: boolean;
+}
+
+export interface CreateOptions {
+  bundle: string;
+  pidFile?: string;
+  consoleSocket?: string;
+}
+
+export interface ExecOptions {
+  processFile?: string;
+  args: string[];
+  detach: boolean;
+  pidFile?: string;
+  tty: boolean;
+  consoleSocket?: string;
+  cwd?: string;
+  env: string[];
+  user?: string;
+  noNewPrivileges?: boolean;
+}
+
+const nap = new Int32Array(new SharedArrayBuffer(4));
+const sleepSync = (ms: number) => Atomics.wait(nap, 0, 0, ms);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A signal by name (KILL, SIGKILL) or number, as `runc kill` takes it. */
+export function parseSignal(text: string | undefined): number {
+  const value = text ?? 'SIGTERM';
+  if (/^\d+$/.test(value)) {
+    const n = Number(value);
+    if (n > 0 && n <= 64) return n;
+  } else {
+    const name = value.toUpperCase().startsWith('SIG') ? value.toUpperCase() : `SIG${value.toUpperCase()}`;
+    const n = (osConstants.signals as Record<string, number>)[name];
+    if (n !== undefined) return n;
+  }
+  throw new RuntimeError(`unknown signal "${value}"`);
+}
+
+/** Writes a pid file the way runc does: whole or not at all. */
+function writePidFile(file: string, pid: number): void {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}`);
+  writeFileSync(tmp, String(pid));
+  renameSync(tmp, file);
+}
+
+/** systemd's "slice:prefix:name" as the cgroupfs path systemd would give it. */
+function systemdPath(cgroupsPath: string | undefined, id: string): string {
+  const [slice = 'system.slice', prefix = 'tsvmm', name = id] = (cgroupsPath ?? '').split(':');
+  if ((cgroupsPath ?? '').split(':').length !== 3 && cgroupsPath) throw new RuntimeError(`cgroupsPath "${cgroupsPath}" is not slice:prefix:name, as --systemd-cgroup needs`);
+  return `/${slice || 'system.slice'}/${prefix}-${name}.scope`;
+}
+
+function fromContainerError<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    if (isTsvmmError(error) && !(error instanceof RuntimeError)) throw new RuntimeError(error.message, { cause: error });
+    throw error;
+  }
+}
+
+function helperFailure(message: HelperMessage['error'] | undefined, fallback: string, what = 'container init'): RuntimeError {
+  return new RuntimeError(message ? `${what} failed: ${message.message}` : fallback);
+}
+
+export class Runtime {
+  readonly store: StateStore;
+  readonly log: Log;
+  #layout: CgroupLayout | undefined;
+
+  constructor(readonly options: RuntimeOptions) {
+    this.store = new StateStore(options.root);
+    this.log = options.log;
+  }
+
+  #cgroups(): CgroupLayout {
+    return this.#layout ??= fromContainerError(() => detectCgroups());
+  }
+
+  cgroup(record: ContainerRecord): ContainerCgroup {
+    return openCgroup(this.#cgroups(), record.cgroup);
+  }
+
+  status(record: ContainerRecord): Status {
+    if (!initAlive(record)) return 'stopped';
+    if (existsSync(this.store.fifo(record.id))) return 'created';
+    return this.cgroup(record).frozen() ? 'paused' : 'running';
+  }
+
+  load(id: string): { record: ContainerRecord; status: Status } {
+    const record = this.store.load(id);
+    return { record, status: this.status(record) };
+  }
+
+  #spec(bundle: string): ContainerSpec {
+    const spec = fromContainerError(() => loadBundle(bundle));
+    if (spec.namespaces.includes('user')) throw new RuntimeError('config.json: linux.namespaces: user namespaces are not supported by tsvmm-runc yet');
+    return spec;
+  }
+
+  /**
+   * `create` (detach) leaves the init waiting on exec.fifo and returns; `run` (attached) starts
+   * it at once and returns the exit status once it ends.
+   */
+  async create(id: string, options: CreateOptions, mode: 'create' | 'run' = 'create'): Promise<number> {
+    checkId(id);
+    const bundle = path.resolve(options.bundle);
+    const spec = this.#spec(bundle);
+    if (spec.process.terminal && !options.consoleSocket) throw new RuntimeError('cannot allocate tty if runc will detach without setting console socket');
+    if (!spec.process.terminal && options.consoleSocket) throw new RuntimeError('cannot use console socket if runc will not detach or allocate tty');
+    this.store.claim(id);
+
+    const request: CgroupRequest = {
+      name: id, resources: spec.resources, deviceRules: spec.deviceRules,
+      cgroupsPath: this.options.systemdCgroup ? systemdPath(spec.cgroupsPath, id) : spec.cgroupsPath,
+    };
+    const record: ContainerRecord = {
+      id, pid: 0, startTime: '', bundle, rootfs: spec.root.path, created: new Date().toISOString(),
+      owner: '', annotations: spec.annotations ?? {}, cgroup: request, spec,
+    };
+    let cgroup: ContainerCgroup | undefined;
+    try {
+      cgroup = fromContainerError(() => createCgroup(this.#cgroups(), request));
+      const early = ['prestart', 'createRuntime', 'createContainer'] as const;
+      const hooked = early.some((kind) => (spec.hooks?.[kind].length ?? 0) > 0);
+      const plan = fromContainerError(() => buildPlan(spec, {
+        supervisor: process.pid, cgroups: cgroup!.plan, rootfs: spec.root.path, prepare: [], waitForHost: hooked, terminal: specTerminal(spec),
+        runtime: { fifo: mode === 'create' ? this.store.fifo(id) : '', consoleSocket: options.consoleSocket, detach: mode === 'create' },
+      }));
+      let failure: HelperMessage['error'];
+      let hookError: unknown;
+      let exit: HelperMessage['exit'];
+      let started = false;
+      const helper = startHelper(plan, (message) => {
+        if (message.pid !== undefined) {
+          record.pid = message.pid;
+          record.startTime = processStat(message.pid)?.startTime ?? '';
+          this.store.save(record);
+          if (hooked) {
+            // The init exists in its namespaces and waits: what Docker's networking hook needs.
+            try {
+              for (const kind of early) runHooksOrFail(spec.hooks, kind, ociState(record, 'creating'));
+              helper.send('go');
+            } catch (error) {
+              hookError = error;
+              helper.process.kill('SIGKILL');
+            }
+          }
+        } else if (message.ready || message.running) {
+          started = true;
+          this.store.save(record);
+          if (options.pidFile) writePidFile(options.pidFile, record.pid);
+          if (mode === 'run') runHooksWarn(spec.hooks, 'poststart', ociState(record, 'running'), (m) => this.log.warn(m));
+        } else if (message.error) {
+          failure ??= message.error;
+        } else if (message.exit) {
+          exit = message.exit;
+        }
+      });
+      let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
+      if (mode === 'run') {
+        // Signals for `runc run` are meant for the container (the helper passes them on).
+        onSignal = (signal) => helper.process.kill(signal);
+        for (const signal of ['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const) process.on(signal, onSignal);
+        process.on('SIGINT', () => { /* the terminal sent it to the container too */ });
+      }
+      const code = await helper.closed;
+      if (hookError) throw hookError;
+      if (!started) throw helperFailure(failure, `container init ended before it was ready (exit status ${code})`);
+      if (mode === 'create') return 0;
+      // run: the container has ended; it goes as `delete` would take it.
+      this.#poststop(record);
+      await cgroup.remove().catch(() => {});
+      this.store.remove(id);
+      if (exit?.signal !== undefined) return 128 + exit.signal;
+      return exit?.code ?? code ?? 1;
+    } catch (error) {
+      // Nothing is left behind by a create that failed.
+      if (record.pid && initAlive(record)) {
+        try {
+          process.kill(record.pid, 'SIGKILL');
+        } catch { /* gone */ }
+      }
+      await cgroup?.remove().catch(() => {});
+      this.store.remove(id);
+      throw error;
+    }
+  }
+
+  /** poststop hooks; the caller removes the cgroup and the state. */
+  #poststop(record: ContainerRecord): void {
+    runHooksWarn(record.spec.hooks, 'poststop', ociState(record, 'stopped'), (m) => this.log.warn(m));
+  }
+
+  start(id: string): void {
+    const { record, status } = this.load(id);
+    checkTransition('start', status, id);
+    // startContainer hooks run before the command; ours run from here, in the runtime's namespaces.
+    runHooksOrFail(record.spec.hooks, 'startContainer', ociState(record, 'created'));
+    const fifo = this.store.fifo(id);
+    let fd: number;
+    try {
+      fd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    } catch {
+      throw new RuntimeError('cannot start an already running container');
+    }
+    try {
+      // The init blocks opening the other end; once it has, it writes one byte and execs.
+      const byte = Buffer.alloc(1);
+      for (let i = 0; ; i++) {
+        try {
+          if (readSync(fd, byte) === 1) break;
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+        }
+        if (!initAlive(record)) throw new RuntimeError('cannot start a container that has stopped');
+        sleepSync(i < 100 ? 1 : 10);
+      }
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      unlinkSync(fifo);
+    } catch { /* another start raced us; the init went once */ }
+    runHooksWarn(record.spec.hooks, 'poststart', ociState(record, 'running'), (m) => this.log.warn(m));
+  }
+
+  state(id: string): string {
+    const { record, status } = this.load(id);
+    return JSON.stringify(ociState(record, status), null, 2);
+  }
+
+  async kill(id: string, signal: string | undefined, all: boolean): Promise<void> {
+    const { record, status } = this.load(id);
+    checkTransition('kill', status, id);
+    const sig = parseSignal(signal);
+    const cgroup = this.cgroup(record);
+    const pids = all ? cgroup.processes() : [record.pid];
+    for (const pid of pids) {
+      try {
+        process.kill(pid, sig);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ESRCH') {
+          if (!all) throw new RuntimeError('container not running');
+        } else {
+          throw new RuntimeError(`cannot send signal ${sig} to ${pid}: ${(error as NodeJS.ErrnoException).code}`);
+        }
+      }
+    }
+    // A frozen process takes its SIGKILL only once thawed (runc thaws as well).
+    if (status === 'paused' && sig === osConstants.signals.SIGKILL) await cgroup.thaw().catch(() => {});
+  }
+
+  async delete(id: string, force: boolean): Promise<void> {
+    let record: ContainerRecord;
+    try {
+      record = this.store.load(id);
+    } catch (error) {
+      // A create that died half-way may have left its directory; runc removes it too.
+      this.store.remove(checkId(id));
+      if (force) return;
+      throw error;
+    }
+    const status = this.status(record);
+    checkTransition(force ? 'delete --force' : 'delete', status, id);
+    const cgroup = this.cgroup(record);
+    if (status !== 'stopped') {
+      for (const pid of [record.pid, ...cgroup.processes()]) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch { /* gone */ }
+      }
+      if (status === 'paused') await cgroup.thaw().catch(() => {});
+      for (let i = 0; initAlive(record); i++) {
+        if (i > 1000) throw new RuntimeError(`container ${id}: its init (pid ${record.pid}) did not die within 10 s of SIGKILL`);
+        await sleep(10);
+      }
+    }
+    this.#poststop(record);
+    await fromContainerError(() => cgroup.remove());
+    this.store.remove(id);
+  }
+
+  async pause(id: string): Promise<void> {
+    const { record, status } = this.load(id);
+    checkTransition('pause', status, id);
+    await fromContainerError(() => this.cgroup(record).freeze());
+  }
+
+  async resume(id: string): Promise<void> {
+    const { record, status } = this.load(id);
+    checkTransition('resume', status, id);
+    await fromContainerError(() => this.cgroup(record).thaw());
+  }
+
+  ps(id: string, format: string): string {
+    const { record } = this.load(id);
+    const pids = this.cgroup(record).processes();
+    if (format === 'json') return JSON.stringify(pids);
+    if (format !== 'table') throw new RuntimeError(`invalid format option "${format}": table or json`);
+    const lines = execFileSync('ps', ['-ef'], { encoding: 'utf8' }).split('\n');
+    const header = lines[0] ?? '';
+    const pidColumn = header.trim().split(/\s+/).indexOf('PID');
+    return [header, ...lines.slice(1).filter((line) => pids.includes(Number(line.trim().split(/\s+/)[pidColumn])))].join('\n');
+  }
+
+  list(format: string, quiet: boolean): string {
+    const states = this.store.ids().map((id) => {
+      try {
+        const { record, status } = this.load(id);
+        return ociState(record, status);
+      } catch {
+        return undefined;
+      }
+    }).filter((s) => s !== undefined);
+    if (quiet) return states.map((s) => s.id).join('\n');
+    if (format === 'json') return JSON.stringify(states);
+    if (format !== 'table') throw new RuntimeError(`invalid format option "${format}": table or json`);
+    const rows = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER'], ...states.map((s) => [s.id, String(s.pid), s.status, s.bundle, s.created ?? '', s.owner ?? ''])];
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]! + 3))).join('')).join('\n');
+  }
+
+  async exec(id: string, options: ExecOptions): Promise<number> {
+    const { record, status } = this.load(id);
+    checkTransition('exec', status, id);
+    let processSpec: ContainerSpec['process'];
+    if (options.processFile) {
+      let json: unknown;
+      try {
+        json = JSON.parse(readFileSync(options.processFile, 'utf8'));
+      } catch (error) {
+        throw new RuntimeError(`--process ${options.processFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      }
+      processSpec = fromContainerError(() => processFromJson(json, options.processFile!));
+    } else {
+      if (options.args.length === 0) throw new RuntimeError('exec: say what to run: exec [options] <container-id> <command> [args...], or --process FILE');
+      processSpec = { ...record.spec.process, args: options.args, terminal: options.tty };
+    }
+    if (options.cwd !== undefined) processSpec.cwd = options.cwd;
+    if (options.env.length) {
+      const names = new Set(options.env.map((e) => e.split('=')[0]));
+      processSpec.env = [...processSpec.env.filter((e) => !names.has(e.split('=')[0])), ...options.env];
+    }
+    if (options.user !== undefined) {
+      const match = /^(\d+)(?::(\d+))?$/.exec(options.user);
+      if (!match) throw new RuntimeError(`--user ${options.user}: give UID[:GID] as numbers`);
+      processSpec.user = { ...processSpec.user, uid: Number(match[1]), gid: match[2] === undefined ? processSpec.user.gid : Number(match[2]) };
+    }
+    if (options.noNewPrivileges) processSpec.noNewPrivileges = true;
+    if (processSpec.terminal && !options.consoleSocket) throw new RuntimeError('cannot allocate tty if runc will detach without setting console socket');
+    if (!processSpec.terminal && options.consoleSocket) throw new RuntimeError('cannot use console socket if runc will not detach or allocate tty');
+
+    const plan = buildExecPlan({ ...record.spec, process: processSpec }, record.pid, this.cgroup(record).plan, { consoleSocket: options.consoleSocket, detach: options.detach });
+    let failure: HelperMessage['error'];
+    let exit: HelperMessage['exit'];
+    let started = false;
+    const helper = startHelper(plan, (message) => {
+      if (message.running) {
+        started = true;
+      } else if (message.pid !== undefined) {
+        if (options.pidFile) writePidFile(options.pidFile, message.pid);
+      } else if (message.error) {
+        failure ??= message.error;
+      } else if (message.exit) {
+        exit = message.exit;
+      }
+    });
+    if (!options.detach) {
+      const forward = (signal: NodeJS.Signals) => helper.process.kill(signal);
+      for (const signal of ['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGINT', 'SIGQUIT'] as const) process.on(signal, forward);
+    }
+    const code = await helper.closed;
+    if (!started) {
+      if (options.pidFile && existsSync(options.pidFile)) unlinkSync(options.pidFile);
+      throw helperFailure(failure, `exec ended before the process ran (exit status ${code})`, 'exec');
+    }
+    if (options.detach) return 0;
+    if (exit?.signal !== undefined) return 128 + exit.signal;
+    return exit?.code ?? code ?? 1;
+  }
+}

@@ -1,0 +1,147 @@
+// A container of tsvmm-runc between two of its commands: <root>/<id>/state.json (what create
+// learnt), and <root>/<id>/exec.fifo while it waits for `start`. Its status is never stored, but
+// read from the host each time, as runc does: no init process (or another one under its pid, or
+// a zombie) means stopped; the fifo still there means created; a frozen cgroup means paused.
+
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { CgroupRequest } from '../container/cgroups.js';
+import type { ContainerSpec } from '../container/spec.js';
+import { notExist, RuntimeError } from './errors.js';
+import type { Status } from './lifecycle.js';
+
+export const OCI_VERSION = '1.0.2-dev';
+export const DEFAULT_ROOT = '/run/tsvmm-runc';
+
+/** What tsvmm-runc keeps of a container. */
+export interface ContainerRecord {
+  id: string;
+  /** The init's host pid. */
+  pid: number;
+  /** Field 22 of /proc/PID/stat when it was made: tells our init from a later process with its pid. */
+  startTime: string;
+  bundle: string;
+  rootfs: string;
+  /** ISO 8601. */
+  created: string;
+  owner: string;
+  annotations: Record<string, string>;
+  cgroup: CgroupRequest;
+  spec: ContainerSpec;
+}
+
+/** The state of the OCI runtime spec ("state" operation), which hooks also get on stdin. */
+export interface OciState {
+  ociVersion: string;
+  id: string;
+  status: Status;
+  pid: number;
+  bundle: string;
+  rootfs?: string;
+  created?: string;
+  owner?: string;
+  annotations?: Record<string, string>;
+}
+
+/** runc's rule for ids: letters, digits, _ + - . and not "." or "..". */
+export function checkId(id: string | undefined): string {
+  if (!id) throw new RuntimeError('container id cannot be empty');
+  if (!/^[\w+.-]+$/.test(id) || id === '.' || id === '..' || id.length > 1024) throw new RuntimeError(`invalid container id format: ${id}`);
+  return id;
+}
+
+export class StateStore {
+  constructor(readonly root: string) {}
+
+  dir(id: string): string {
+    return path.join(this.root, id);
+  }
+
+  fifo(id: string): string {
+    return path.join(this.dir(id), 'exec.fifo');
+  }
+
+  /** Makes <root>/<id>; fails as runc does if it exists (mkdir is the lock between two creates). */
+  claim(id: string): void {
+    mkdirSync(this.root, { recursive: true, mode: 0o711 });
+    try {
+      mkdirSync(this.dir(id), { mode: 0o711 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new RuntimeError(`container with given ID already exists: ${id}`);
+      throw new RuntimeError(`cannot create the state directory ${this.dir(id)}: ${(error as NodeJS.ErrnoException).code}`);
+    }
+  }
+
+  save(record: ContainerRecord): void {
+    const file = path.join(this.dir(record.id), 'state.json');
+    writeFileSync(`${file}.tmp`, JSON.stringify(record));
+    renameSync(`${file}.tmp`, file);
+  }
+
+  load(id: string): ContainerRecord {
+    checkId(id);
+    let text: string;
+    try {
+      text = readFileSync(path.join(this.dir(id), 'state.json'), 'utf8');
+    } catch {
+      throw notExist(id);
+    }
+    try {
+      return JSON.parse(text) as ContainerRecord;
+    } catch {
+      throw new RuntimeError(`the state of container ${id} (${this.dir(id)}/state.json) is damaged`);
+    }
+  }
+
+  ids(): string[] {
+    try {
+      return readdirSync(this.root).filter((id) => existsSync(path.join(this.dir(id), 'state.json'))).sort();
+    } catch {
+      return [];
+    }
+  }
+
+  remove(id: string): void {
+    rmSync(this.dir(id), { recursive: true, force: true });
+  }
+}
+
+/** Field 22 (starttime) of /proc/PID/stat and its state letter; undefined if there is no such process. */
+export function processStat(pid: number): { state: string; startTime: string } | undefined {
+  if (!(pid > 0)) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name is in parentheses and may hold anything; the fields follow the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0]!, startTime: fields[19]! };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the container's init is still alive (and still ours). */
+export function initAlive(record: Pick<ContainerRecord, 'pid' | 'startTime'>): boolean {
+  const stat = processStat(record.pid);
+  return stat !== undefined && stat.startTime === record.startTime && stat.state !== 'Z' && stat.state !== 'X';
+}
+
+/** The status as the host shows it now. `frozen` asks the cgroup (only when the init lives). */
+export function statusOf(store: StateStore, record: ContainerRecord, frozen: () => boolean): Status {
+  if (!initAlive(record)) return 'stopped';
+  if (existsSync(store.fifo(record.id))) return 'created';
+  return frozen() ? 'paused' : 'running';
+}
+
+export function ociState(record: ContainerRecord, status: Status): OciState {
+  return {
+    ociVersion: OCI_VERSION,
+    id: record.id,
+    pid: status === 'stopped' ? 0 : record.pid,
+    status,
+    bundle: record.bundle,
+    rootfs: record.rootfs,
+    created: record.created,
+    owner: record.owner,
+    ...(Object.keys(record.annotations).length ? { annotations: record.annotations } : {}),
+  };
+}
