@@ -10,6 +10,7 @@
 //   index.js        the library (package.json "exports"), one file.
 //   vcpu-worker.js  a vCPU thread, one file: a worker starts a new isolate that loads its own.
 //   io-worker.js    the device I/O thread, one file.
+//   runc.js         bin/tsvmm-runc, the OCI runtime, one file.
 //
 // All of them sit in one folder, two below the package root like every source module, so that
 // `new URL('./vcpu-worker.js', import.meta.url)` and the `../..` paths to the package's files hold
@@ -46,6 +47,9 @@ const builds = [
   { ...common, entryPoints: { index: 'src/index.ts' } },
   { ...common, entryPoints: { 'vcpu-worker': 'src/vmm/vcpu-worker.ts' } },
   { ...common, entryPoints: { 'io-worker': 'src/vmm/io-worker.ts' } },
+  // tsvmm-runc: an engine starts it once per verb (create, start, state, delete ...), so it is one
+  // small file of its own, without the VMM or yargs.
+  { ...common, entryPoints: { runc: 'src/runtime/cli.ts' } },
 ];
 
 rmSync(OUT, { recursive: true, force: true });
