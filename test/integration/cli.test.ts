@@ -7,8 +7,27 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { kvmMissingReason, TEST_ELF } from '../helpers/kvm.js';
 import { expectOneLineError, tsvmm } from '../helpers/cli.js';
+import { COMMANDS } from '../../src/cli/commands.js';
 
 describe('tsvmm --help', () => {
+  it('lists every command, and says which version this is', () => {
+    const r = tsvmm(['--help']);
+    expect(r.code).toBe(0);
+    for (const c of COMMANDS) expect(r.stdout).toContain(`tsvmm ${c.command}`);
+    expect(tsvmm(['-h']).stdout).toBe(r.stdout);
+    expect(tsvmm(['--version']).stdout).toMatch(/^\d+\.\d+\.\d+\S*\n$/);
+    expect(tsvmm(['run', '--version']).stdout).toBe(tsvmm(['--version']).stdout);
+  });
+
+  it('asks for a command, and suggests the nearest name for a misspelt one', () => {
+    const none = tsvmm([]);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/^tsvmm: error: Say which command to run/);
+    const typo = tsvmm(['rn']);
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toMatch(/^tsvmm: error: Did you mean run\?/);
+  });
+
   it('explains the run command and its options', () => {
     const r = tsvmm(['run', '--help']);
     expect(r.code).toBe(0);
