@@ -1,6 +1,4 @@
 #!/usr/bin/env node
-import { main, reportError } from '../dist/bundle/cli.js';
+import { cli } from '../dist/bundle/cli.js';
 
-main().catch((error) => {
-  process.exitCode = reportError(error);
-});
+await cli();

@@ -15,10 +15,21 @@ export interface CommandEntry {
   readonly describe: string;
   /** Imports the command's module: the only place it is imported from. */
   readonly load: () => Promise<CommandBody>;
+  /** Work begun before the module loads, given the words after the command's name. */
+  readonly early?: (args: readonly string[]) => Promise<void>;
+}
+
+/**
+ * `run` and `restore` start their vCPU thread first: it boots on another core while the command's
+ * code loads and the VM is built (vmm/threads.ts). Not when the VM will run elsewhere or not at all.
+ */
+async function prestartVcpu(args: readonly string[]): Promise<void> {
+  if (args.some((a) => a === '--help' || a === '-h' || a === '--detach' || /^-[a-z]*d/.test(a))) return;
+  (await import('../vmm/threads.js')).prestartVcpuThreads(1);
 }
 
 export const COMMANDS: readonly CommandEntry[] = [
-  { command: 'run', describe: 'Boot a guest with its serial console on this terminal', load: async () => (await import('./run.js')).runCommand },
+  { command: 'run', describe: 'Boot a guest with its serial console on this terminal', load: async () => (await import('./run.js')).runCommand, early: prestartVcpu },
   { command: 'ps', describe: 'List running VMs and containers', load: async () => (await import('./instances.js')).psCommand },
   { command: 'console <name>', describe: 'Attach this terminal to the console of a VM or container started with --detach (Ctrl-A X detaches)', load: async () => (await import('./console.js')).consoleCommand },
   { command: 'pause <name>', describe: 'Pause a running VM (all vCPUs) or container (freezer)', load: async () => (await import('./instances.js')).pauseCommand },
@@ -27,7 +38,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { command: 'container <command>', describe: 'Containers: the same workloads on the host kernel (namespaces, cgroups, overlayfs)', load: async () => (await import('./container.js')).containerCommand },
   { command: 'update <name>', describe: 'Change a running container\'s memory, CPU and process limits in place', load: async () => (await import('./update.js')).updateCommand },
   { command: 'snapshot <name> <file>', describe: 'Save a running VM to a file (written atomically; the VM pauses for the save)', load: async () => (await import('./snapshot.js')).snapshotCommand },
-  { command: 'restore <file>', describe: 'Continue a VM saved by `tsvmm snapshot`, here or in the background (--detach)', load: async () => (await import('./snapshot.js')).restoreCommand },
+  { command: 'restore <file>', describe: 'Continue a VM saved by `tsvmm snapshot`, here or in the background (--detach)', load: async () => (await import('./snapshot.js')).restoreCommand, early: prestartVcpu },
   { command: 'compare', describe: 'Measure the same workloads natively, in a container and in a VM, side by side', load: async () => (await import('./compare.js')).compareCommand },
   { command: 'dashboard', describe: 'A terminal dashboard: watch, boot, snapshot and stop VMs and containers (? shows the keys)', load: async () => (await import('./dashboard.js')).dashboardCommand },
 ];

@@ -2,24 +2,36 @@
 // `--help` need only the table of commands (commands.ts), a command needs its own module and
 // yargs (which parses its options and prints its --help), and only a word that is no command
 // registers them all with yargs, by name and summary, for its error and nearest-name suggestion.
+// This module imports nothing else statically, so that the bundle's entry (scripts/bundle.mjs)
+// is one file: what only some paths need comes in with a dynamic import.
 
+import { fstatSync, writeSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { COMMANDS, findCommand } from './commands.js';
-import { packageVersion } from '../meta/package.js';
-import { errorLine } from './output.js';
+
+/** bin/tsvmm.js: runs the command line and sets the exit code. */
+export async function cli(): Promise<void> {
+  try {
+    await main();
+  } catch (error) {
+    process.exitCode = (await import('./output.js')).reportError(error);
+  }
+}
 
 export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
   const [first] = argv;
   if (argv.length <= 1 && (first === '--version' || first === '--help' || first === '-h')) {
-    process.stdout.write(first === '--version' ? `${packageVersion()}\n` : topLevelHelp(Math.min(100, process.stdout.columns || 100)));
+    // Straight to the fd: process.stdout would first set up a stream and the modules behind it.
+    writeSync(1, first === '--version' ? `${await packageVersion()}\n` : topLevelHelp(terminalWidth()));
     return;
   }
   if (first === undefined) {
-    process.stderr.write(`${errorLine(SAY_WHICH)}\nRun \`tsvmm --help\` for usage.\n`);
+    process.stderr.write(`${(await import('./output.js')).errorLine(SAY_WHICH)}\nRun \`tsvmm --help\` for usage.\n`);
     process.exitCode = 1;
     return;
   }
   const entry = findCommand(first);
+  await entry?.early?.(argv.slice(1));
   const [{ default: yargs }, body] = await Promise.all([import('yargs'), entry?.load()]);
   const y: Argv = yargs(argv)
     .scriptName('tsvmm')
@@ -32,8 +44,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
     .recommendCommands()
     .help()
     .alias('help', 'h')
-    .version(packageVersion())
-    .wrap(Math.min(100, process.stdout.columns || 100))
+    .version(await packageVersion())
+    .wrap(terminalWidth())
     .fail((message, error) => {
       // yargs reports its own usage errors, and re-throws an option's coerce error (number-option.ts)
       // as a YError with the same message: both are the user's, one line each. Anything else is ours.
@@ -46,6 +58,17 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
       process.exit(1);
     })
     .parseAsync();
+}
+
+async function packageVersion(): Promise<string> {
+  return (await import('../meta/package.js')).packageVersion();
+}
+
+/** Help's width: the terminal's, at most 100; 100 when not a terminal (as yargs does). */
+function terminalWidth(): number {
+  // Only a character device can be a terminal; asking process.stdout for a pipe would set it up.
+  const columns = fstatSync(1).isCharacterDevice() ? process.stdout.columns : undefined;
+  return Math.min(100, columns || 100);
 }
 
 const SAY_WHICH = 'Say which command to run (try `tsvmm run`).';
@@ -76,4 +99,3 @@ function wrap(text: string, width: number): string[] {
   return [...lines, line];
 }
 
-export { reportError } from './output.js';

@@ -1,7 +1,7 @@
 // Entry point of a vCPU thread (a worker_thread). It attaches to the VM the main thread built,
 // creates the devices this thread owns, runs the exit loop and reports how the run ended.
 
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { addon } from '../kvm/addon.js';
 import { VcpuFd, VmFd } from '../kvm/kvm.js';
 import { KvmRun } from '../kvm/kvm-run.js';
@@ -122,4 +122,5 @@ function main(data: VcpuWorkerData): void {
   post({ type: 'exit', outcome });
 }
 
-main(workerData as VcpuWorkerData);
+// Started ahead of its VM (threads.ts), the thread gets what to run in its first message.
+parentPort!.once('message', (data: VcpuWorkerData) => main(data));

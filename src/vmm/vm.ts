@@ -3,7 +3,7 @@
 // KVM_RUN happens on the vCPU threads, and this side only moves bytes and flags.
 
 import { EventEmitter } from 'node:events';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { TsvmmError } from '../errors.js';
 import { resolveConfig, type ResolvedVmConfig, type VmConfig } from './config.js';
 import { buildRestoredVm, buildVm, type BuiltVm } from './builder.js';
@@ -22,12 +22,8 @@ import type { LegacyDeviceState } from './legacy-devices.js';
 import type { VirtioRunnerState } from '../devices/virtio/device.js';
 import { VcpuRequest } from './vcpu-control.js';
 import { waitForOutput } from '../api/wait-for-output.js';
+import { prestartVcpuThreads, startIoThread, takeVcpuThread } from './threads.js';
 
-/**
- * Our worker threads run our code only: they must not inherit the flags a user started Node
- * with, some of which (--input-type, --eval) make a worker fail to start.
- */
-const WORKER_EXEC_ARGV: string[] = [];
 const KICK_RETRY_MS = 20;
 const OUTPUT_LIMIT = 16 * 1024 * 1024;
 
@@ -126,6 +122,8 @@ export class Vm extends EventEmitter<VmEvents> {
   /** Builds the VM (memory, kernel, vCPUs) without running it. Throws TsvmmError on bad input. */
   static create(config: VmConfig = {}): Vm {
     const resolved = resolveConfig(config);
+    // Its threads boot while the VM is built.
+    prestartVcpuThreads(resolved.cpus);
     return new Vm(resolved, buildVm(resolved));
   }
 
@@ -135,7 +133,9 @@ export class Vm extends EventEmitter<VmEvents> {
    * and the same file can be restored many times at once. Started unless `start` is false.
    */
   static async restore(path: string, options: RestoreOptions & { name?: string; start?: boolean } = {}): Promise<Vm> {
+    prestartVcpuThreads(1);
     const opened = await openVmSnapshot(path, { diskPaths: options.diskPaths });
+    prestartVcpuThreads(opened.config.cpus);
     const config: ResolvedVmConfig = { ...opened.config, name: options.name ?? opened.config.name };
     const built = buildRestoredVm(config, opened.memory, (_kvm, vm, vcpus) => opened.restoreKvm(vm, vcpus));
     opened.devices.virtio.forEach((d, i) => {
@@ -250,7 +250,8 @@ export class Vm extends EventEmitter<VmEvents> {
         // The boot CPU owns the devices; the others reach them through it.
         deviceOwner: index === 0 ? undefined : { control: controls[0]!.buffer, kvmRunAddress: vcpus[0]!.kvmRun.address },
       };
-      const worker = new Worker(new URL('./vcpu-worker.js', import.meta.url), { workerData: data, execArgv: WORKER_EXEC_ARGV });
+      const worker = takeVcpuThread();
+      worker.postMessage(data);
       const ended = new Promise<void>((resolve) => {
         worker.on('message', (message: VcpuWorkerMessage) => this.#onMessage(message));
         worker.on('error', (error) => this.#finish({ kind: 'error', code: 'VMM_ERROR', message: `vCPU ${vcpu.id} thread failed: ${error.message}`, diagnostics: error.stack }));
@@ -274,7 +275,7 @@ export class Vm extends EventEmitter<VmEvents> {
       memory: memory.descriptors, devices: virtio.slots, controlFd: virtio.controlFd, control: this.#ioControl.buffer,
       restore: this.#restored?.virtio.map((d) => d.io),
     };
-    const worker = new Worker(new URL('./io-worker.js', import.meta.url), { workerData: data, execArgv: WORKER_EXEC_ARGV });
+    const worker = startIoThread(data);
     const ended = new Promise<void>((resolve) => {
       worker.on('message', (message: IoWorkerMessage) => {
         if (message.type === 'log') this.emit('log', message.message);
