@@ -24,11 +24,17 @@ export interface GuestRegionDescriptor {
   readonly start: number;
   readonly size: number;
   readonly hostAddress: bigint;
+  /**
+   * Bytes reachable from hostAddress: `size`, or more when the region is one piece of a larger
+   * mapping (see MAX_PIECE) and the mapping goes on into the pieces after it.
+   */
+  readonly window: number;
   /** The pages of the region the VMM wrote, one bit each, shared by every thread (see dirtyBitmapBytes). */
   readonly dirty: SharedArrayBuffer;
 }
 
 export interface GuestRegion extends GuestRegionDescriptor {
+  /** `window` bytes from the region's start: a range that starts in this region may run on into the next pieces. */
   readonly bytes: Uint8Array;
   readonly view: DataView;
   /** `dirty` as words: page p is bit p % 32 of word p / 32, the layout of KVM's dirty log on x86-64. */
@@ -36,6 +42,42 @@ export interface GuestRegion extends GuestRegionDescriptor {
 }
 
 const PAGE = 4096;
+const GiB = 1024 * 1024 * 1024;
+/**
+ * No ArrayBuffer may exceed 4 GiB, so guest RAM beyond that is cut into pieces of MAX_PIECE
+ * bytes, each a region of its own (and a KVM memory slot), over one host mapping. Each piece's
+ * view reaches MAX_PIECE further into the mapping (its `window`): any range up to MAX_PIECE long
+ * that starts in a piece is inside that piece's view, so guest buffers may straddle pieces.
+ */
+export const MAX_PIECE = 2 * GiB;
+const MAX_WINDOW = 2 * MAX_PIECE;
+
+/**
+ * Cuts a mapping of `size` bytes at guest address `start` into regions: one if it fits a view,
+ * else MAX_PIECE-sized pieces, each with a window into the ones after it.
+ */
+function pieces(start: number, size: number, hostAddress: bigint): { start: number; size: number; hostAddress: bigint; window: number }[] {
+  if (size <= MAX_WINDOW) return [{ start, size, hostAddress, window: size }];
+  const out = [];
+  for (let offset = 0; offset < size; offset += MAX_PIECE) {
+    out.push({
+      start: start + offset, size: Math.min(MAX_PIECE, size - offset),
+      hostAddress: hostAddress + BigInt(offset), window: Math.min(MAX_WINDOW, size - offset),
+    });
+  }
+  return out;
+}
+
+/** Joins regions that touch in guest-physical space: each run becomes one host mapping. */
+function runs(layout: readonly { start: number; size: number }[]): { start: number; size: number }[] {
+  const out: { start: number; size: number }[] = [];
+  for (const { start, size } of layout) {
+    const last = out[out.length - 1];
+    if (last && last.start + last.size === start) last.size += size;
+    else out.push({ start, size });
+  }
+  return out;
+}
 
 /** Part of a file to appear at a guest-physical address (see GuestMemory.mapFiles). */
 export interface MemoryExtent {
@@ -70,12 +112,13 @@ export function validateLayout(layout: readonly { start: number; size: number }[
 
 export class GuestMemory {
   readonly regions: readonly GuestRegion[];
-  readonly #owned: boolean;
+  /** The host mappings this object made and unmaps on close (none if it wraps another's). */
+  readonly #mappings: readonly { address: bigint; size: number }[];
   #closed = false;
 
-  private constructor(regions: GuestRegion[], owned: boolean) {
+  private constructor(regions: GuestRegion[], mappings: readonly { address: bigint; size: number }[] = []) {
     this.regions = regions;
-    this.#owned = owned;
+    this.#mappings = mappings;
   }
 
   /** Maps fresh anonymous memory for each region. Pages are allocated when the guest touches them. */
@@ -83,15 +126,17 @@ export class GuestMemory {
     validateLayout(layout);
     const native = addon();
     const regions: GuestRegion[] = [];
-    for (const { start, size } of layout) {
+    const mappings: { address: bigint; size: number }[] = [];
+    for (const { start, size } of runs(layout)) {
       const address = native.mmap(size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
       if (typeof address === 'number') {
-        for (const r of regions) native.munmap(r.hostAddress, r.size);
+        for (const m of mappings) native.munmap(m.address, m.size);
         throw new GuestMemoryError(`cannot map ${size} bytes of guest memory: ${errnoName(-address)}`);
       }
-      regions.push(wrap({ start, size, hostAddress: address, dirty: newBitmap(size) }));
+      mappings.push({ address, size });
+      for (const piece of pieces(start, size, address)) regions.push(wrap({ ...piece, dirty: newBitmap(piece.size) }));
     }
-    return new GuestMemory(regions, true);
+    return new GuestMemory(regions, mappings);
   }
 
   /**
@@ -106,8 +151,10 @@ export class GuestMemory {
     const native = addon();
     try {
       for (const e of extents) {
-        const region = memory.regionOf(e.guestAddress, e.length);
-        if (!region || e.length <= 0 || [e.guestAddress, e.length, e.fileOffset].some((n) => n % PAGE !== 0)) {
+        // An extent may cover several pieces of one mapping: it needs only to stay inside the mapping.
+        const region = memory.#regionAt(e.guestAddress);
+        const inside = region !== undefined && memory.#mappingEnd(region) >= e.guestAddress + e.length;
+        if (!region || !inside || e.length <= 0 || [e.guestAddress, e.length, e.fileOffset].some((n) => n % PAGE !== 0)) {
           throw new GuestMemoryError(`snapshot memory extent ${hex(e.guestAddress)}+${hex(e.length)} at file offset ${hex(e.fileOffset)} does not fit guest memory`);
         }
         const at = region.hostAddress + BigInt(e.guestAddress - region.start);
@@ -124,7 +171,7 @@ export class GuestMemory {
   /** Wraps mappings made by another thread of this process (a vCPU worker does this). */
   static attach(descriptors: readonly GuestRegionDescriptor[]): GuestMemory {
     validateLayout(descriptors);
-    return new GuestMemory(descriptors.map(wrap), false);
+    return new GuestMemory(descriptors.map(wrap));
   }
 
   /** Wraps plain buffers: for unit tests of code that only reads and writes guest memory. */
@@ -132,14 +179,14 @@ export class GuestMemory {
     return new GuestMemory(layout.map(({ start, bytes }) => {
       const dirty = newBitmap(bytes.length);
       return {
-        start, size: bytes.length, hostAddress: 0n, bytes, dirty, dirtyWords: new Int32Array(dirty),
+        start, size: bytes.length, hostAddress: 0n, window: bytes.length, bytes, dirty, dirtyWords: new Int32Array(dirty),
         view: new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength),
       };
-    }), false);
+    }));
   }
 
   get descriptors(): GuestRegionDescriptor[] {
-    return this.regions.map(({ start, size, hostAddress, dirty }) => ({ start, size, hostAddress, dirty }));
+    return this.regions.map(({ start, size, hostAddress, window, dirty }) => ({ start, size, hostAddress, window, dirty }));
   }
 
   /** Total bytes of guest RAM. */
@@ -166,9 +213,15 @@ export class GuestMemory {
   }
 
   #mark(r: GuestRegion, address: number, length: number): void {
-    const first = Math.floor((address - r.start) / PAGE);
-    const last = Math.floor((address - r.start + length - 1) / PAGE);
-    for (let page = first; page <= last; page++) Atomics.or(r.dirtyWords, page >>> 5, 1 << (page & 31));
+    // A range that runs on past this piece's end marks pages of the pieces after it.
+    for (let i = this.regions.indexOf(r), at = address, end = address + length; at < end; i++) {
+      const piece = this.regions[i]!;
+      const to = Math.min(end, piece.start + piece.size);
+      const first = Math.floor((at - piece.start) / PAGE);
+      const last = Math.floor((to - 1 - piece.start) / PAGE);
+      for (let page = first; page <= last; page++) Atomics.or(piece.dirtyWords, page >>> 5, 1 << (page & 31));
+      at = to;
+    }
   }
 
   /**
@@ -193,13 +246,26 @@ export class GuestMemory {
     });
   }
 
-  /** The region holding [address, address+length), or undefined if the range leaves guest RAM. */
+  /**
+   * The region where [address, address+length) starts, if the whole range is inside its view
+   * (which may reach into the pieces after it); undefined if the range leaves guest RAM.
+   */
   regionOf(address: number, length: number): GuestRegion | undefined {
     if (!Number.isSafeInteger(address) || !Number.isSafeInteger(length) || address < 0 || length < 0) return undefined;
-    for (const r of this.regions) {
-      if (address >= r.start && address + length <= r.start + r.size) return r;
-    }
-    return undefined;
+    const r = this.#regionAt(address);
+    return r && address + length <= r.start + r.window ? r : undefined;
+  }
+
+  #regionAt(address: number): GuestRegion | undefined {
+    return this.regions.find((r) => address >= r.start && address < r.start + r.size);
+  }
+
+  /** Where the host mapping `r` is part of ends, in guest-physical space. */
+  #mappingEnd(r: GuestRegion): number {
+    let i = this.regions.indexOf(r);
+    while (this.regions[i + 1] && this.regions[i + 1]!.hostAddress === this.regions[i]!.hostAddress + BigInt(this.regions[i]!.size)
+      && this.regions[i + 1]!.start === this.regions[i]!.start + this.regions[i]!.size) i++;
+    return this.regions[i]!.start + this.regions[i]!.size;
   }
 
   contains(address: number, length = 1): boolean {
@@ -295,9 +361,9 @@ export class GuestMemory {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (!this.#owned) return;
+    if (this.#mappings.length === 0) return;
     const native = addon();
-    for (const r of this.regions) native.munmap(r.hostAddress, r.size);
+    for (const m of this.#mappings) native.munmap(m.address, m.size);
   }
 
   #region(address: number, length: number): GuestRegion {
@@ -311,7 +377,7 @@ export class GuestMemory {
 }
 
 function wrap(d: GuestRegionDescriptor): GuestRegion {
-  const buffer = addon().arrayBuffer(d.hostAddress, d.size);
+  const buffer = addon().arrayBuffer(d.hostAddress, d.window);
   return { ...d, bytes: new Uint8Array(buffer), view: new DataView(buffer), dirtyWords: new Int32Array(d.dirty) };
 }
 

@@ -242,7 +242,7 @@ export async function writeVmSnapshot(
     vcpus: parts.vcpus.length,
     states,
     devices: devices as never,
-    memory: parts.memory.regions.map((r, i) => ({ name: `ram${i}`, guestAddress: r.start, size: r.size, source: r.bytes, dirty: diff?.dirty[i] })),
+    memory: parts.memory.regions.map((r, i) => ({ name: `ram${i}`, guestAddress: r.start, size: r.size, source: r.bytes.subarray(0, r.size), dirty: diff?.dirty[i] })),
     parent: diff?.parent,
   }, { onProgress: options.onProgress && ((p) => options.onProgress!(p.bytesDone, p.bytesTotal)), signal: options.signal });
 }

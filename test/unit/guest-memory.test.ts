@@ -1,3 +1,6 @@
+import { closeSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GuestMemory, GuestMemoryError, validateLayout } from '../../src/memory/guest-memory.js';
 import { ramLayout, GiB, MiB, memoryMap, E820_RAM, E820_RESERVED } from '../../src/arch/x86/layout.js';
@@ -46,5 +49,50 @@ describe('GuestMemory', () => {
       { addr: MiB, size: 3 * GiB - MiB, type: E820_RAM },
       { addr: 4 * GiB, size: 2 * GiB, type: E820_RAM },
     ]);
+  });
+});
+
+// Real mappings (MAP_NORESERVE: only the pages touched cost memory), larger than any ArrayBuffer.
+describe('GuestMemory above 4 GiB', () => {
+  it('maps 10 GiB of guest RAM in pieces no view of which exceeds 4 GiB, and a range may straddle two', () => {
+    const memory = GuestMemory.allocate(ramLayout(10 * GiB));
+    try {
+      expect(memory.size).toBe(10 * GiB);
+      expect(memory.regions.map((r) => [r.start / GiB, r.size / GiB])).toEqual([[0, 3], [4, 2], [6, 2], [8, 2], [10, 1]]);
+      for (const r of memory.regions) expect(r.bytes.length).toBeLessThanOrEqual(4 * GiB);
+      const boundary = 6 * GiB;
+      memory.takeDirty();
+      memory.writeU64(boundary - 4, 0x1122334455667788n);
+      expect(memory.readU64(boundary - 4)).toBe(0x1122334455667788n);
+      expect(memory.readU32(boundary)).toBe(0x11223344);
+      // The write marked a page on each side of the boundary, each in its own piece's bitmap.
+      const dirty = memory.takeDirty();
+      expect(dirty[1]![(GiB * 2 / 4096 - 1) >> 3]).toBe(0x80);
+      expect(dirty[2]![0]).toBe(1);
+      memory.write(11 * GiB - 3, new Uint8Array([1, 2, 3]));
+      expect([...memory.read(11 * GiB - 3, 3)]).toEqual([1, 2, 3]);
+      expect(() => memory.read(11 * GiB - 2, 3)).toThrow(GuestMemoryError);
+      expect(() => memory.read(3 * GiB, 1)).toThrow(GuestMemoryError);
+    } finally {
+      memory.close();
+    }
+  });
+
+  it('maps a snapshot file extent that covers two pieces', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tsvmm-bigmem-'));
+    const file = path.join(dir, 'memory');
+    const data = Buffer.alloc(8192, 0xab);
+    data.fill(0xcd, 4096);
+    writeFileSync(file, data);
+    const fd = openSync(file, 'r');
+    try {
+      const memory = GuestMemory.mapFiles(ramLayout(9 * GiB), [{ fd, fileOffset: 0, guestAddress: 6 * GiB - 4096, length: 8192 }]);
+      expect(memory.readU8(6 * GiB - 1)).toBe(0xab);
+      expect(memory.readU8(6 * GiB)).toBe(0xcd);
+      expect(memory.readU8(6 * GiB + 4096)).toBe(0);
+      memory.close();
+    } finally {
+      closeSync(fd);
+    }
   });
 });

@@ -68,7 +68,11 @@ export function memoryMap(layout: readonly { start: number; size: number }[]): M
   for (const { start, size } of layout) {
     const from = Math.max(start, HIGH_MEMORY_START);
     const end = start + size;
-    if (end > from) entries.push({ addr: from, size: end - from, type: E820_RAM });
+    if (end <= from) continue;
+    // Regions that touch (the pieces of a large one, see GuestMemory) are one entry to the guest.
+    const last = entries[entries.length - 1]!;
+    if (last.type === E820_RAM && last.addr + last.size === from) entries[entries.length - 1] = { ...last, size: end - last.addr };
+    else entries.push({ addr: from, size: end - from, type: E820_RAM });
   }
   return entries;
 }
