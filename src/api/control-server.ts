@@ -5,7 +5,7 @@ import { chmodSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { isTsvmmError, TsvmmError } from '../errors.js';
 import { LineReader, type ControlRequest, type ControlResponse, type InstanceStatus, type LimitChanges, type TerminalSize } from './protocol.js';
-import { ensureRuntimeDir, removeInstance, socketPath, writeRecord, type InstanceRecord } from './runtime-dir.js';
+import { ensureRuntimeDir, removeInstance, socketPath, writeOutcome, writeRecord, type InstanceRecord } from './runtime-dir.js';
 
 /** What the server needs of a VM or a container. */
 export interface ControlledInstance {
@@ -39,6 +39,7 @@ export class ControlServer {
   readonly path: string;
   readonly #server: net.Server;
   readonly #name: string;
+  readonly #kind: InstanceRecord['kind'];
   readonly #connections = new Set<net.Socket>();
   /**
    * pause, resume, snapshot and update run one at a time, in the order they arrived, whichever
@@ -47,10 +48,11 @@ export class ControlServer {
    */
   #queue: Promise<void> = Promise.resolve();
 
-  private constructor(server: net.Server, path: string, name: string) {
+  private constructor(server: net.Server, path: string, record: InstanceRecord) {
     this.#server = server;
     this.path = path;
-    this.#name = name;
+    this.#name = record.name;
+    this.#kind = record.kind;
   }
 
   /** Starts answering for `record.name`; refuses a name another live instance holds. */
@@ -62,8 +64,9 @@ export class ControlServer {
       throw new TsvmmError('NAME_IN_USE', `an instance named "${record.name}" is already running`);
     }
     rmSync(path, { force: true }); // left behind by a VMM that died
+    rmSync(path.replace(/\.sock$/, '.outcome'), { force: true }); // an earlier instance's of this name
     const server = net.createServer();
-    const control = new ControlServer(server, path, record.name);
+    const control = new ControlServer(server, path, record);
     server.on('connection', (socket) => control.#serve(socket, instance));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -74,11 +77,15 @@ export class ControlServer {
     return control;
   }
 
-  /** Answers the operations already asked for (they fail at once on an ended instance), then closes. */
-  async close(): Promise<void> {
+  /**
+   * Answers the operations already asked for (they fail at once on an ended instance), then stops
+   * answering and removes the instance's record, leaving `outcome` (how it ended) for watchers.
+   */
+  async close(outcome?: string): Promise<void> {
     await this.#queue;
     for (const s of this.#connections) s.destroy();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    if (outcome !== undefined) writeOutcome({ name: this.#name, kind: this.#kind, endedAt: Date.now(), outcome });
     removeInstance(this.#name);
   }
 

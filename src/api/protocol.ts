@@ -35,9 +35,16 @@ export interface ControlRequest {
 export interface InstanceStatus {
   name: string;
   kind: 'vm' | 'container';
-  state: 'running' | 'paused' | 'exited' | 'created';
+  /** 'stopping': asked to stop, not yet ended (a container waits up to its stop timeout). */
+  state: 'running' | 'paused' | 'stopping' | 'exited' | 'created';
   cpus: number;
+  /** The memory it may use: a VM's RAM, a container's limit (or the host's memory without one). */
   memory: number;
+  /**
+   * Host memory it uses now (host-memory.ts): a VM's whole VMM process as PSS, a container's memory
+   * cgroup charge. Absent when it cannot be read.
+   */
+  memoryUsed?: { bytes: number; how: 'PSS' | 'cgroup' };
   uptimeMs: number;
   /** Cumulative counters (VM exits; for containers whatever applies) and CPU time used, in µs. */
   exits: number;

@@ -61,6 +61,52 @@ export function writeRecord(record: InstanceRecord, dir = runtimeDir()): void {
   renameSync(temp, file);
 }
 
+/**
+ * How an instance ended, left beside the records for a while (`NAME.outcome`) so that a watcher
+ * that saw it running (the dashboard) can say what became of it. Not a record: `listInstances`
+ * does not see it; a new instance of the same name removes it; old ones are pruned.
+ */
+export interface InstanceOutcome {
+  name: string;
+  kind: InstanceRecord['kind'];
+  /** ms since the epoch. */
+  endedAt: number;
+  /** One line: "guest powered off (ACPI S5)", "exited with code 0", "stopped". */
+  outcome: string;
+}
+
+/** Outcomes older than this are removed by the next writeOutcome. */
+export const OUTCOME_KEEP_MS = 10 * 60_000;
+
+function outcomePath(name: string, dir: string): string {
+  return path.join(dir, `${checkName(name)}.outcome`);
+}
+
+export function writeOutcome(outcome: InstanceOutcome, dir = runtimeDir()): void {
+  try {
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.outcome'))) {
+      const full = path.join(dir, file);
+      if (Date.now() - statSync(full).mtimeMs > OUTCOME_KEEP_MS) rmSync(full, { force: true });
+    }
+    const file = outcomePath(outcome.name, dir);
+    const temp = `${file}.${process.pid}.tmp`;
+    writeFileSync(temp, JSON.stringify(outcome), { mode: 0o600 });
+    renameSync(temp, file);
+  } catch {
+    // Only a courtesy to watchers: an instance ends the same without it.
+  }
+}
+
+/** The outcome an instance named `name` left, if any. */
+export function readOutcome(name: string, dir = runtimeDir()): InstanceOutcome | undefined {
+  try {
+    const outcome = JSON.parse(readFileSync(outcomePath(name, dir), 'utf8')) as InstanceOutcome;
+    return typeof outcome.outcome === 'string' && typeof outcome.endedAt === 'number' ? outcome : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function removeInstance(name: string, dir = runtimeDir()): void {
   rmSync(recordPath(name, dir), { force: true });
   rmSync(socketPath(name, dir), { force: true });

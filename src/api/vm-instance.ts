@@ -2,6 +2,7 @@
 
 import type { Vm } from '../vmm/vm.js';
 import type { ControlledInstance } from './control-server.js';
+import { processMemory } from './host-memory.js';
 import type { InstanceRecord } from './runtime-dir.js';
 
 export function vmRecord(vm: Vm): InstanceRecord {
@@ -11,13 +12,22 @@ export function vmRecord(vm: Vm): InstanceRecord {
   };
 }
 
+/** The VMM process's PSS: the guest pages it touched plus Node's own, shared pages divided. */
+function ownMemory(): { bytes: number; how: 'PSS' } | undefined {
+  try {
+    return { bytes: processMemory('self').pss, how: 'PSS' };
+  } catch {
+    return undefined;
+  }
+}
+
 export function vmInstance(vm: Vm): ControlledInstance {
   return {
     status: () => {
       const cpu = process.cpuUsage();
       return {
         name: vm.config.name, kind: 'vm', state: vm.state, cpus: vm.config.cpus, memory: vm.config.memory,
-        uptimeMs: vm.uptimeMs, exits: vm.stats.exits, cpuTimeUs: cpu.user + cpu.system,
+        uptimeMs: vm.uptimeMs, exits: vm.stats.exits, cpuTimeUs: cpu.user + cpu.system, memoryUsed: ownMemory(),
       };
     },
     pause: () => vm.pause(),

@@ -117,7 +117,7 @@ function terminalSize(): TerminalSize {
 async function runContainer(args: ContainerRunArgs): Promise<number> {
   const detached = isDetached();
   // Loaded here, so that the VM commands do not pay for the container runtime's modules.
-  const { Container, exitStatus } = await import('../container/container.js');
+  const { Container, describeContainerOutcome, exitStatus } = await import('../container/container.js');
   const { containerInstance, containerRecord } = await import('../container/instance.js');
   let container: Container;
   try {
@@ -152,7 +152,7 @@ async function runContainer(args: ContainerRunArgs): Promise<number> {
   }
   const outcome = await container.wait();
   unrelay();
-  await control.close();
+  await control.close(describeContainerOutcome(outcome));
   for (const signal of stopSignals) process.off(signal, onSignal);
   await report(container, outcome, args, (performance.now() - started) / 1000);
   return exitStatus(outcome);

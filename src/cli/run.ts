@@ -143,7 +143,7 @@ export async function runVm(args: TerminalOptions, create: () => Promise<Vm>): P
     return reportError(error);
   }
   const outcome = await vm.wait();
-  await control.close();
+  await control.close(describeOutcome(outcome));
   restoreTerminal();
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);

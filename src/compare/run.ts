@@ -5,6 +5,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { cgroupMemory } from '../api/host-memory.js';
 import { Container } from '../container/container.js';
 import { Vm } from '../vmm/vm.js';
 import type { VmConfig } from '../vmm/config.js';
@@ -122,19 +123,6 @@ export function holdNative(env: CompareEnv, timeoutMs: number): Promise<Held> {
 export function holdVmProcess(env: CompareEnv, memory: string, timeoutMs: number): Promise<Held> {
   return holdProcess([process.execPath, env.cli, 'run', '-q', '--kernel', env.testElf, '--mem', memory, '--cmdline', 'mode=halt'],
     'halt: now', timeoutMs, `tsvmm run --mem ${memory} test.elf mode=halt`);
-}
-
-/** Bytes a cgroup charges now and at its peak (v1 memory controller, or v2). */
-function cgroupMemory(paths: Readonly<Record<string, string>>): { current: number; peak: number } {
-  const read = (file: string) => Number(readFileSync(file, 'utf8').trim());
-  if (paths.memory) return { current: read(`${paths.memory}/memory.usage_in_bytes`), peak: read(`${paths.memory}/memory.max_usage_in_bytes`) };
-  if (paths.unified) {
-    const current = read(`${paths.unified}/memory.current`);
-    let peak = current;
-    try { peak = read(`${paths.unified}/memory.peak`); } catch { /* kernels before 5.19 */ }
-    return { current, peak };
-  }
-  throw new Error('the container has no memory cgroup');
 }
 
 /** The workload program holding in a container with a memory limit. */

@@ -178,6 +178,11 @@ export class Container extends EventEmitter<ContainerEvents> {
     return this.#state;
   }
 
+  /** Asked to stop and not yet ended (SIGTERM sent; SIGKILL follows after the stop timeout). */
+  get stopping(): boolean {
+    return this.#stopping !== undefined && this.#state !== 'exited';
+  }
+
   /** The init process's pid on the host (0 until it exists). */
   get pid(): number {
     return this.#pid;

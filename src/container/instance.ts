@@ -3,6 +3,7 @@
 
 import { cpus as hostCpus, totalmem } from 'node:os';
 import type { ControlledInstance } from '../api/control-server.js';
+import { cgroupMemory } from '../api/host-memory.js';
 import type { InstanceStatus } from '../api/protocol.js';
 import { writeRecord, type InstanceRecord } from '../api/runtime-dir.js';
 import type { Container } from './container.js';
@@ -20,6 +21,16 @@ function shown(container: Container): { cpus: number; memory: number; limits: No
   return { cpus: limits.cpus ?? hostCpus().length, memory: limits.memory ?? totalmem(), limits };
 }
 
+/** What its memory cgroup charges, while it has one. */
+function used(container: Container): InstanceStatus['memoryUsed'] {
+  if (container.state !== 'running' && container.state !== 'paused') return undefined;
+  try {
+    return { bytes: cgroupMemory(container.cgroupPaths).current, how: 'cgroup' };
+  } catch {
+    return undefined;
+  }
+}
+
 export function containerRecord(container: Container): InstanceRecord {
   const { cpus, memory } = shown(container);
   return { name: container.name, kind: 'container', pid: process.pid, startedAt: Date.now(), cpus, memory, image: container.config.image };
@@ -29,8 +40,8 @@ export function containerInstance(container: Container, record: InstanceRecord):
   const status = (): InstanceStatus => {
     const { cpus, memory, limits } = shown(container);
     return {
-      name: container.name, kind: 'container', state: container.state, cpus, memory,
-      uptimeMs: container.uptimeMs, exits: 0, cpuTimeUs: container.cpuTimeUs, limits,
+      name: container.name, kind: 'container', state: container.stopping ? 'stopping' : container.state, cpus, memory,
+      uptimeMs: container.uptimeMs, exits: 0, cpuTimeUs: container.cpuTimeUs, limits, memoryUsed: used(container),
     };
   };
   return {

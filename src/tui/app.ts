@@ -6,15 +6,22 @@ import type net from 'node:net';
 import blessed from 'blessed';
 import { openConsole, type ConsoleStream } from '../api/control-client.js';
 import type { TerminalSize } from '../api/protocol.js';
-import { listInstances } from '../api/runtime-dir.js';
+import { listInstances, readOutcome } from '../api/runtime-dir.js';
 import { status as instanceStatus } from '../api/control-client.js';
 import { loadLatestResults } from '../compare/latest.js';
 import type { CompareReport } from '../compare/model.js';
 import * as defaultActions from './actions.js';
 import { comparisonLines } from './compare-view.js';
-import { ConsoleBuffer, EMPTY_MESSAGE, headerLine, rowLine, statsLines } from './format.js';
-import { BUTTONS, ConsoleKeys, KEY_HELP, buttonText, confirmKey, form, formKey, listAction, type Form, type Key, type ListAction } from './keys.js';
-import { DashboardModel, type InstanceSource, type Row } from './model.js';
+import { CHART_LINES, ConsoleBuffer, EMPTY_MESSAGE, chartScales, headerLine, rowLine, statsLines } from './format.js';
+import {
+  BUTTONS, ConsoleKeys, KEY_HELP, buttonText, confirmKey, form, formKey, helpKey, lineKey, listAction, movedKey,
+  type Form, type Key, type ListAction,
+} from './keys.js';
+import { computeLayout, placeButtons, type Layout, type Rect } from './layout.js';
+import {
+  DEFAULT_ARRANGEMENT, DashboardModel, SORT_KEYS, SORT_TITLES, arrange, sortsDescending,
+  type Arrangement, type InstanceSource, type Row, type SortKey,
+} from './model.js';
 
 export interface DashboardOptions {
   input?: NodeJS.ReadableStream;
@@ -29,11 +36,37 @@ export interface DashboardOptions {
 type Mode =
   | { kind: 'list' }
   | { kind: 'console' }
-  | { kind: 'help' }
+  | { kind: 'help'; offset: number }
+  | { kind: 'filter' }
   | { kind: 'form'; form: Form; submit: (values: string[]) => void }
   | { kind: 'confirm'; question: string; yes: () => void };
 
-export const liveSource: InstanceSource = { list: () => listInstances(), status: (name) => instanceStatus(name, 1000) };
+export const liveSource: InstanceSource = { list: () => listInstances(), status: (name) => instanceStatus(name, 1000), outcome: (name) => readOutcome(name) };
+
+/** `text` cut to `width` characters (a box's content must not wrap into the next row). */
+function clip(text: string, width: number): string {
+  const chars = [...text];
+  return chars.length <= width ? text : `${chars.slice(0, Math.max(0, width - 1)).join('')}~`;
+}
+
+/** Console lines folded at `width`, as a terminal would show them. */
+function fold(lines: string[], width: number): string[] {
+  const w = Math.max(1, width);
+  return lines.flatMap((line) => {
+    const chars = [...line];
+    if (chars.length <= w) return [line];
+    const parts: string[] = [];
+    for (let i = 0; i < chars.length; i += w) parts.push(chars.slice(i, i + w).join(''));
+    return parts;
+  });
+}
+
+function place(element: blessed.Widgets.BlessedElement, rect: Rect): void {
+  element.top = rect.top;
+  element.left = rect.left;
+  element.width = rect.width;
+  element.height = rect.height;
+}
 
 function progressBar(done: number, total: number): string {
   const fraction = total > 0 ? Math.min(1, done / total) : 0;
@@ -54,41 +87,40 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
   // Box lines as UTF-8 rather than the DEC line-drawing set, which tmux's capture-pane shows as letters.
   (screen as unknown as { tput: { brokenACS: boolean } }).tput.brokenACS = true;
 
-  const header = blessed.box({ parent: screen, top: 0, left: 0, width: '100%', height: 1, tags: false, style: { fg: 'black', bg: 'cyan' } });
-  blessed.box({ parent: screen, top: 1, left: 0, width: '100%', height: 12, border: 'line', label: ' VMs and containers ' });
+  // Every widget is placed by draw() from computeLayout (layout.ts), on each render and resize.
+  const header = blessed.box({ parent: screen, tags: false, style: { fg: 'black', bg: 'cyan' } });
+  const table = blessed.box({ parent: screen, border: 'line', label: ' VMs and containers ', tags: false });
   // blessed places children from their parent's outer corner, so the widgets inside the table's
   // border are placed on the screen, one row and column in.
-  blessed.box({ parent: screen, top: 2, left: 1, width: '100%-2', height: 1, content: ` ${headerLine()}`, style: { bold: true } });
+  const heading = blessed.box({ parent: screen, height: 1, tags: false, style: { bold: true } });
   const list = blessed.list({
-    parent: screen, top: 3, left: 1, width: '100%-2', height: 9, mouse: true, keys: false, tags: false,
+    parent: screen, mouse: true, keys: false, tags: false,
     style: { selected: { bg: 'blue', fg: 'white' } },
   });
-  const empty = blessed.box({ parent: screen, top: 4, left: 2, width: '100%-4', height: 2, content: EMPTY_MESSAGE, tags: false });
-  const chartsA = blessed.box({ parent: screen, top: 13, left: 0, width: '100%', height: 7, border: 'line', label: ' charts ', tags: false });
-  const chartsB = blessed.box({ parent: screen, top: 13, left: '50%', width: '50%', height: 7, border: 'line', label: ' compare ', tags: false, hidden: true });
+  const empty = blessed.box({ parent: screen, height: 2, content: EMPTY_MESSAGE, tags: false });
+  const chartsA = blessed.box({ parent: screen, border: 'line', label: ' charts ', tags: false });
+  const chartsB = blessed.box({ parent: screen, border: 'line', label: ' compare ', tags: false, hidden: true });
   // Under the two side by side: the latest `tsvmm compare` for the same kinds (compare-view.ts).
-  const comparison = blessed.box({ parent: screen, top: 20, left: 0, width: '100%', height: 3, border: 'line', label: ' VM vs container on this machine ', tags: false, hidden: true });
-  const consolePane = blessed.box({ parent: screen, top: 20, left: 0, width: '100%', height: '100%-22', border: 'line', label: ' console ', tags: false });
+  const comparison = blessed.box({ parent: screen, border: 'line', label: ' VM vs container on this machine ', tags: false, hidden: true });
+  const consolePane = blessed.box({ parent: screen, border: 'line', label: ' console ', tags: false });
   // The button row: a click does what the button's key does (keys.ts's BUTTONS).
   const buttons = BUTTONS.map((b) => {
     const button = blessed.box({
-      parent: screen, bottom: 1, left: 0, width: buttonText(b).length, height: 1, content: buttonText(b), mouse: true, tags: false,
+      parent: screen, height: 1, width: buttonText(b).length, content: buttonText(b), mouse: true, tags: false,
       style: { fg: 'black', bg: 'white', hover: { bg: 'cyan' } },
     });
     button.on('click', () => clicked(b.action));
     return button;
   });
-  const statusLine = blessed.box({ parent: screen, bottom: 0, left: 0, width: '100%', height: 1, tags: false });
-  const overlay = blessed.box({
-    parent: screen, top: 'center', left: 'center', width: '80%', height: 'shrink', border: 'line', tags: false, hidden: true,
-    style: { border: { fg: 'yellow' } },
-  });
+  const statusLine = blessed.box({ parent: screen, height: 1, tags: false });
+  const overlay = blessed.box({ parent: screen, border: 'line', tags: false, hidden: true, style: { border: { fg: 'yellow' } } });
 
   let mode: Mode = { kind: 'list' };
   let selected: string | undefined;
   /** An instance just started: selected as soon as a poll lists it. */
   let wanted: string | undefined;
   let sideBySide = false;
+  let arrangement: Arrangement = { ...DEFAULT_ARRANGEMENT };
   let latest: { report?: CompareReport; error?: string } = {};
   /** Reads the latest comparison again (each time the side-by-side view opens). */
   function loadComparison(): void {
@@ -105,12 +137,15 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
   let consoleName: string | undefined;
   let consoleSocket: net.Socket | undefined;
   let consoleStream: ConsoleStream | undefined;
-  /** The console pane's inside, for a container's pty. */
-  const paneSize = (): TerminalSize => ({ rows: Math.max(1, Number(consolePane.height) - 2), cols: Math.max(1, Number(consolePane.width) - 2) });
+  let layout: Layout | undefined;
+  /** The console pane's inside, for a container's pty, and the size it was last told. */
+  const paneSize = (): TerminalSize => ({ rows: Math.max(1, layout?.consoleRows ?? 1), cols: Math.max(1, (layout?.console.width ?? 3) - 2) });
+  let toldSize: TerminalSize | undefined;
   let finished: () => void = () => {};
   const done = new Promise<void>((resolve) => { finished = resolve; });
 
-  const rows = (): Row[] => model.rows;
+  /** The rows the table shows: filtered and sorted. */
+  const rows = (): Row[] => arrange(model.rows, arrangement);
   const current = (): Row | undefined => rows().find((r) => r.name === selected);
   const say = (text: string) => { message = text; render(); };
   const fail = (what: string) => (error: unknown) => say(`${what}: ${(error as Error).message ?? String(error)}`);
@@ -124,7 +159,8 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
     consoleName = selected;
     if (!selected) return;
     const name = selected;
-    attach(name, paneSize()).then((stream) => {
+    toldSize = paneSize();
+    attach(name, toldSize).then((stream) => {
       const { socket } = stream;
       if (consoleName !== name) {
         socket.destroy();
@@ -137,9 +173,10 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
       socket.on('error', () => {});
       socket.on('close', () => {
         if (consoleSocket !== socket) return;
+        // What it printed stays in the pane, under a line that says the console went away.
         consoleSocket = undefined;
         consoleStream = undefined;
-        consoleName = undefined;
+        consoleBuffer.push(`\n(console closed: ${name} ended)\n`);
         if (mode.kind === 'console') mode = { kind: 'list' };
         render();
       });
@@ -169,6 +206,14 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
     }
   }
 
+  function tableLabel(shown: number): string {
+    const parts = [' VMs and containers'];
+    if (arrangement.sort !== 'started' || arrangement.descending) parts.push(`sorted by ${SORT_TITLES[arrangement.sort]} ${arrangement.descending ? '↓' : '↑'}`);
+    if (arrangement.filter) parts.push(`filter "${arrangement.filter}": ${shown} of ${model.rows.length}`);
+    if (!arrangement.showEnded) parts.push('ended hidden (e)');
+    return `${parts.join(' · ')} `;
+  }
+
   function draw(): void {
     const all = rows();
     if (wanted && all.some((r) => r.name === wanted)) {
@@ -177,92 +222,142 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
     }
     if (selected === undefined || !all.some((r) => r.name === selected)) selected = all[0]?.name;
     const index = all.findIndex((r) => r.name === selected);
-    const running = all.filter((r) => r.state === 'running').length;
-    header.setContent(` tsvmm dashboard   ${all.length} instance${all.length === 1 ? '' : 's'}, ${running} running   ? help  q quit`);
-    list.setItems(all.map((r) => ` ${rowLine(r, marked.includes(r.name))}`) as never);
-    if (index >= 0) list.select(index);
-    if (all.length) empty.hide();
-    else empty.show();
+    const live = model.rows.filter((r) => r.state !== 'ended');
+    const running = live.filter((r) => r.state === 'running').length;
+    const comparisonText = sideBySide ? comparisonLines(latest.report, latest.error) : [];
+    const width = Math.max(1, (screen.width as number) || 80);
+    const height = Math.max(1, (screen.height as number) || 24);
+    const L = computeLayout({ width, height, rows: all.length, chartLines: CHART_LINES, sideBySide, comparisonLines: comparisonText.length });
+    layout = L;
 
-    const width = (screen.width as number) || 80;
+    place(header, L.header);
+    header.setContent(clip(` tsvmm dashboard   ${live.length} instance${live.length === 1 ? '' : 's'}, ${running} running   ? help  q quit`, L.header.width));
+
+    place(table, L.table);
+    table.setLabel(clip(tableLabel(all.length), L.table.width - 4));
+    const inner = L.table.width - 2;
+    place(heading, { top: L.table.top + 1, left: 1, width: inner, height: 1 });
+    heading.setContent(` ${headerLine(inner - 1)}`);
+    place(list, { top: L.table.top + 2, left: 1, width: inner, height: Math.max(1, L.tableRows) });
+    list.setItems(all.map((r) => ` ${rowLine(r, marked.includes(r.name), inner - 1)}`) as never);
+    if (index >= 0) list.select(index);
+    place(empty, { top: L.table.top + 2, left: 2, width: Math.max(1, inner - 2), height: Math.max(1, L.tableRows) });
+    if (all.length) empty.hide();
+    else {
+      empty.setContent(model.rows.length && arrangement.filter ? `Nothing matches the filter "${arrangement.filter}" (Esc clears it).` : EMPTY_MESSAGE);
+      empty.show();
+    }
+
     const sel = current();
-    if (sideBySide) {
+    // Side by side, both panes draw charts of one width (the narrower pane's), so their time axes line up.
+    const chartText = (row: Row | undefined, none: string, pane: Rect, scales?: ReturnType<typeof chartScales>) =>
+      (row ? statsLines(row, Math.min(pane.width, L.chartsB?.width ?? pane.width) - 2, scales) : [none]).slice(0, Math.max(0, pane.height - 2)).map((l) => clip(l, pane.width - 2)).join('\n');
+    place(chartsA, L.charts);
+    if (sideBySide && L.chartsB) {
       const [a, b] = comparePair();
-      chartsA.width = '50%';
+      // One scale for both panes, so that their bars compare; the time axes line up (format.ts).
+      const scales = chartScales([a, b].filter((r): r is Row => r !== undefined));
+      place(chartsB, L.chartsB);
       chartsB.show();
       chartsA.setLabel(' side by side ');
-      chartsA.setContent((a ? statsLines(a, Math.floor(width / 2) - 2) : ['(no VM)']).join('\n'));
-      chartsB.setContent((b ? statsLines(b, Math.floor(width / 2) - 2) : ['(no container)']).join('\n'));
-      const lines = comparisonLines(latest.report, latest.error);
-      comparison.height = lines.length + 2;
-      comparison.setContent(lines.join('\n'));
-      comparison.show();
-      consolePane.top = 20 + lines.length + 2;
-      consolePane.height = `100%-${22 + lines.length + 2}`;
+      chartsB.setLabel(' same scales ');
+      chartsA.setContent(chartText(a, '(no VM)', L.charts, scales));
+      chartsB.setContent(chartText(b, '(no container)', L.chartsB, scales));
     } else {
-      chartsA.width = '100%';
       chartsB.hide();
-      comparison.hide();
-      consolePane.top = 20;
-      consolePane.height = '100%-22';
       chartsA.setLabel(' charts ');
-      chartsA.setContent(sel ? statsLines(sel, width - 2).join('\n') : '');
+      chartsA.setContent(sel ? chartText(sel, '', L.charts) : '');
+    }
+    if (L.comparison) {
+      place(comparison, L.comparison);
+      let lines = comparisonText;
+      if (lines.length > L.comparisonRows) {
+        const hidden = lines.length - (L.comparisonRows - 1);
+        lines = [...lines.slice(0, L.comparisonRows - 1), `... ${hidden} more line${hidden === 1 ? '' : 's'}: a terminal of ${height + L.comparisonMissing} rows shows them all`];
+      }
+      comparison.setContent(lines.map((l) => clip(l, L.comparison!.width - 2)).join('\n'));
+      comparison.show();
+    } else {
+      comparison.hide();
     }
 
     connectConsole();
+    place(consolePane, L.console);
     const focused = mode.kind === 'console';
-    consolePane.setLabel(consoleName
-      ? ` console: ${consoleName} ${focused ? '(typing goes to the guest; Ctrl-A X or Esc leaves)' : consoleSocket ? '(Enter to type)' : '(connecting...)'} `
-      : ' console ');
+    const label = consoleName
+      ? ` console: ${consoleName} ${focused ? '(typing goes to it; Ctrl-A X or Esc leaves)' : consoleSocket ? '(Enter to type)' : ''}`
+      : ' console';
+    consolePane.setLabel(clip(`${label.trimEnd()} `, L.console.width - 4));
     consolePane.style.border = { fg: focused ? 'green' : 'default' };
-    // blessed's getter gives the computed height in rows, whatever was set.
-    const height = Math.max(1, ((consolePane.height as unknown as number) || 10) - 2);
-    consolePane.setContent(consoleBuffer.tail(height).join('\n'));
+    // A pty learns the pane's size whenever it changes (a resize, the side-by-side view).
+    const size = paneSize();
+    if (consoleStream && (size.rows !== toldSize?.rows || size.cols !== toldSize.cols)) {
+      toldSize = size;
+      consoleStream.resize(size).catch(() => {});
+    }
+    consolePane.setContent(fold(consoleBuffer.tail(L.consoleRows), L.console.width - 2).slice(-L.consoleRows).join('\n'));
 
-    let left = 1;
+    const texts = BUTTONS.map(buttonText);
+    const placed = placeButtons(texts, L.buttons.width, BUTTONS.findIndex((b) => b.action === 'help'));
     for (const [i, button] of buttons.entries()) {
-      const text = buttonText(BUTTONS[i]!);
-      button.left = left;
-      // What does not fit a narrow terminal is left out (its key still works).
-      if (left + text.length <= width) button.show();
-      else button.hide();
-      left += text.length + 1;
+      const at = placed.find((p) => p.index === i);
+      // What does not fit a narrow terminal is left out (its key still works; ? lists them all).
+      if (at) {
+        place(button, { top: L.buttons.top, left: at.left, width: texts[i]!.length, height: 1 });
+        button.show();
+      } else button.hide();
     }
 
-    statusLine.setContent(` ${message}`);
-    renderOverlay();
+    place(statusLine, L.status);
+    const status = mode.kind === 'filter' ? `filter: ${arrangement.filter}_   Enter keeps it, Esc clears it` : message;
+    statusLine.setContent(clip(` ${status}`, L.status.width));
+    renderOverlay(width, height);
     screen.render();
   }
 
-  function renderOverlay(): void {
+  function renderOverlay(width: number, height: number): void {
+    let lines: string[];
+    let label: string;
     if (mode.kind === 'help') {
-      overlay.setLabel(' keys ');
-      overlay.setContent([...KEY_HELP.map(([k, what]) => ` ${k.padEnd(21)}${what}`), '', ' press any key to close'].join('\n'));
-      overlay.show();
+      const all = KEY_HELP.map(([k, what]) => ` ${k.padEnd(16)}${what}`);
+      const footer = ['', ' Up/Down scroll; any other key closes'];
+      const room = Math.max(1, height - 3 - 2 - footer.length);
+      const offset = Math.max(0, Math.min(mode.offset, all.length - room));
+      mode.offset = offset;
+      const shown = all.slice(offset, offset + room);
+      label = all.length > room ? ` keys ${offset + 1}-${offset + shown.length} of ${all.length} ` : ' keys ';
+      lines = [...shown, ...footer];
     } else if (mode.kind === 'form') {
       const f = mode.form;
-      overlay.setLabel(` ${f.title} `);
-      overlay.setContent([
+      label = ` ${f.title} `;
+      lines = [
         ...f.fields.map((field, i) => `${i === f.focus ? '>' : ' '} ${field.label.padEnd(10)} ${field.value}${i === f.focus ? '_' : ''}`),
         '', '  Tab moves, Enter starts, Esc cancels',
-      ].join('\n'));
-      overlay.show();
+      ];
     } else if (mode.kind === 'confirm') {
-      overlay.setLabel(' confirm ');
-      overlay.setContent(`  ${mode.question} (y/n)`);
-      overlay.show();
+      label = ' confirm ';
+      lines = [`  ${mode.question} (y/n)`];
     } else {
       overlay.hide();
+      return;
     }
+    const w = Math.min(width - 2, Math.max(40, ...lines.map((l) => [...l].length + 3)), 86);
+    // Between the header and the button row, which stays clickable.
+    const h = Math.max(3, Math.min(height - 3, lines.length + 2));
+    place(overlay, { top: 1 + Math.max(0, Math.floor((height - 3 - h) / 2)), left: Math.max(0, Math.floor((width - w) / 2)), width: w, height: h });
+    overlay.setLabel(label);
+    // A form's field shows its end, where typing goes.
+    overlay.setContent(lines.slice(0, h - 2).map((l) => ([...l].length > w - 2 ? `~${[...l].slice(-(w - 3)).join('')}` : l)).join('\n'));
+    overlay.show();
   }
 
-  function move(delta: number): void {
+  function moveTo(index: number): void {
     const all = rows();
     if (!all.length) return;
-    const index = Math.max(0, Math.min(all.length - 1, all.findIndex((r) => r.name === selected) + delta));
-    selected = all[index]!.name;
+    selected = all[Math.max(0, Math.min(all.length - 1, index))]!.name;
     render();
   }
+  const position = () => rows().findIndex((r) => r.name === selected);
 
   const refresh = () => { void model.poll().then(render, () => render()); };
 
@@ -274,13 +369,52 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
     };
   }
 
-  function doList(action: ReturnType<typeof listAction>): void {
+  function sortBy(key: SortKey): void {
+    arrangement = { ...arrangement, sort: key, descending: sortsDescending(key) };
+    say(`sorted by ${SORT_TITLES[key]}`);
+  }
+
+  function doList(action: ListAction | undefined, key?: Key): void {
     const sel = current();
     switch (action) {
-      case 'up': move(-1); break;
-      case 'down': move(1); break;
+      case undefined: {
+        const moved = key && movedKey(key);
+        if (moved) say(moved);
+        break;
+      }
+      case 'up': moveTo(position() - 1); break;
+      case 'down': moveTo(position() + 1); break;
+      case 'page-up': moveTo(position() - Math.max(1, layout?.tableRows ?? 1)); break;
+      case 'page-down': moveTo(position() + Math.max(1, layout?.tableRows ?? 1)); break;
+      case 'first': moveTo(0); break;
+      case 'last': moveTo(rows().length - 1); break;
       case 'quit': quit(); break;
-      case 'help': mode = { kind: 'help' }; render(); break;
+      case 'help': mode = { kind: 'help', offset: 0 }; render(); break;
+      case 'filter': mode = { kind: 'filter' }; render(); break;
+      case 'clear-filter':
+        if (arrangement.filter) {
+          arrangement = { ...arrangement, filter: '' };
+          say('filter cleared');
+        }
+        break;
+      case 'sort-next':
+      case 'sort-previous': {
+        const at = SORT_KEYS.indexOf(arrangement.sort);
+        const step = action === 'sort-next' ? 1 : SORT_KEYS.length - 1;
+        sortBy(SORT_KEYS[(at + step) % SORT_KEYS.length]!);
+        break;
+      }
+      case 'sort-cpu': sortBy('cpu'); break;
+      case 'sort-memory': sortBy('memory'); break;
+      case 'sort-uptime': sortBy('uptime'); break;
+      case 'sort-invert':
+        arrangement = { ...arrangement, descending: !arrangement.descending };
+        say(`sorted by ${SORT_TITLES[arrangement.sort]}, ${arrangement.descending ? 'largest' : 'smallest'} first`);
+        break;
+      case 'toggle-ended':
+        arrangement = { ...arrangement, showEnded: !arrangement.showEnded };
+        say(arrangement.showEnded ? 'showing the ones that ended' : 'hiding the ones that ended');
+        break;
       case 'side-by-side':
         sideBySide = !sideBySide;
         if (sideBySide) loadComparison();
@@ -294,6 +428,10 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
           if (marked.length > 2) marked.shift();
           render();
         }
+        break;
+      case 'unmark-all':
+        marked.splice(0);
+        render();
         break;
       case 'boot-default':
         say('booting the demo guest...');
@@ -339,6 +477,10 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
         break;
       case 'pause-resume':
         if (!sel) return;
+        if (sel.state !== 'running' && sel.state !== 'paused') {
+          say(`${sel.name} is ${sel.state}`);
+          return;
+        }
         say(`${sel.state === 'paused' ? 'resuming' : 'pausing'} ${sel.name}...`);
         actions.pauseOrResume(sel.name, sel.state).then((s) => { say(`${sel.name}: ${s.state}`); refresh(); }, fail(sel.name));
         break;
@@ -362,24 +504,28 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
         break;
       case 'stop':
         if (!sel) return;
+        if (sel.state === 'ended') {
+          say(`${sel.name} has ended: ${sel.outcome ?? ''}`);
+          return;
+        }
         mode = {
           kind: 'confirm', question: `Stop ${sel.kind === 'vm' ? 'VM' : 'container'} ${sel.name}?`,
           yes: () => {
+            model.stopping(sel.name);
             say(`stopping ${sel.name}...`);
-            actions.stop(sel.name).then(() => { say(`stopped ${sel.name}`); refresh(); }, fail(`stop ${sel.name}`));
+            // The answer only says it was asked; the row says "stopping" until it has ended.
+            actions.stop(sel.name).then(refresh, fail(`stop ${sel.name}`));
           },
         };
         render();
         break;
       case 'console':
         if (!consoleSocket) {
-          say(sel ? `no console for ${sel.name}` : 'nothing selected');
+          say(sel ? `no console for ${sel.name}${sel.state === 'ended' ? ' (it has ended)' : ''}` : 'nothing selected');
           return;
         }
         mode = { kind: 'console' };
         render();
-        break;
-      default:
         break;
     }
   }
@@ -388,12 +534,22 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
     const k: Key = { ...(key ?? {}), ch: ch ?? key?.ch };
     switch (mode.kind) {
       case 'list':
-        doList(listAction(k));
+        doList(listAction(k), k);
         break;
-      case 'help':
-        mode = { kind: 'list' };
+      case 'help': {
+        const what = helpKey(k);
+        if ('close' in what) mode = { kind: 'list' };
+        else if ('scroll' in what) mode.offset = Math.max(0, mode.offset + what.scroll);
         render();
         break;
+      }
+      case 'filter': {
+        const { value, result } = lineKey(arrangement.filter, k);
+        arrangement = { ...arrangement, filter: value };
+        if (result) mode = { kind: 'list' };
+        render();
+        break;
+      }
       case 'confirm': {
         const answer = confirmKey(k);
         if (!answer) return;
@@ -452,9 +608,11 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
       render();
     }
   });
+  // After a resize, every cell is written again: blessed's diff against what it drew at the old
+  // size leaves stale characters behind in some terminals (tmux among them).
   screen.on('resize', () => {
+    screen.realloc();
     render();
-    consoleStream?.resize(paneSize()).catch(() => {});
   });
 
   let quitting = false;

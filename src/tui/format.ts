@@ -1,6 +1,5 @@
 // Text for the dashboard: table rows, sparklines, the console pane's lines. Pure functions.
 
-import { formatSize } from '../boot/format.js';
 import { HISTORY, type Row } from './model.js';
 
 export const EMPTY_MESSAGE = 'No VMs or containers are running. Press b to boot the demo guest or c to start a container.';
@@ -12,10 +11,13 @@ export function formatUptime(ms: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`;
 }
 
-/** Memory in a table cell: MiB below a GiB (256 MiB), GiB from there (23.5 GiB). */
+/** Memory in a table cell, at most 9 characters: 31.2 MiB, 256 MiB, 23.5 GiB, 812 KiB. */
 export function formatMemory(bytes: number): string {
-  if (bytes >= 2 ** 30) return `${Number((bytes / 2 ** 30).toFixed(1))} GiB`;
-  return formatSize(bytes);
+  const whole = (x: number, digits: number) => String(Number(x.toFixed(digits)));
+  if (bytes >= 2 ** 30) return `${whole(bytes / 2 ** 30, 1)} GiB`;
+  if (bytes >= 100 * 2 ** 20) return `${whole(bytes / 2 ** 20, 0)} MiB`;
+  if (bytes >= 2 ** 20) return `${whole(bytes / 2 ** 20, 1)} MiB`;
+  return `${whole(bytes / 1024, 0)} KiB`;
 }
 
 export function formatRate(value: number | null): string {
@@ -25,39 +27,80 @@ export function formatRate(value: number | null): string {
   return value.toFixed(1);
 }
 
-export const COLUMNS = [
-  { title: 'NAME', width: 18 },
-  { title: 'KIND', width: 9 },
-  { title: 'STATE', width: 12 },
-  { title: 'VCPUS', width: 5 },
-  { title: 'MEMORY', width: 9 },
-  { title: 'CPU%', width: 6 },
-  { title: 'EXITS/S', width: 8 },
-  { title: 'UPTIME', width: 7 },
-] as const;
+/** A column of the table; `optional` ones are shown only when the terminal has the room. */
+export interface Column {
+  title: string;
+  width: number;
+  align: 'left' | 'right';
+  value(row: Row, marked: boolean): string;
+  optional?: boolean;
+}
 
-function cells(values: string[]): string {
+const NAME_MIN = 9;
+const NAME_MAX = 24;
+
+/** The memory used, as MEMORY shows it: "31.2 MiB", or "-" before it is known. */
+export function formatUsed(row: Row): string {
+  return row.memoryUsed === null ? '-' : formatMemory(row.memoryUsed);
+}
+
+const OTHER_COLUMNS: Column[] = [
+  { title: 'KIND', width: 9, align: 'left', value: (r) => r.kind },
+  { title: 'STATE', width: 12, align: 'left', value: (r) => r.state },
+  { title: 'CPUS', width: 4, align: 'right', value: (r) => String(Number(r.cpus.toFixed(2))) },
+  { title: 'MEMORY', width: 9, align: 'right', value: formatUsed },
+  { title: 'LIMIT', width: 9, align: 'right', value: (r) => (r.unlimited ? 'none' : formatMemory(r.memory)), optional: true },
+  { title: 'CPU%', width: 6, align: 'right', value: (r) => formatRate(r.cpuPercent) },
+  { title: 'EXITS/S', width: 7, align: 'right', value: (r) => (r.kind === 'vm' ? formatRate(r.exitsPerSecond) : '-') },
+  { title: 'UPTIME', width: 7, align: 'right', value: (r) => formatUptime(r.uptimeMs) },
+  { title: 'PID', width: 7, align: 'right', value: (r) => String(r.pid), optional: true },
+];
+
+/**
+ * The table's columns for a line of `width` characters: every required column always (from 80
+ * columns on), the optional ones (LIMIT, then PID) when they fit, NAME taking what is left (up to
+ * NAME_MAX), two spaces between columns when there is the room, one otherwise.
+ */
+export function columnsFor(width: number): { columns: Column[]; gap: number } {
+  const sum = (cols: Column[], gap: number) => cols.reduce((n, c) => n + c.width, 0) + gap * cols.length;
+  const required = OTHER_COLUMNS.filter((c) => !c.optional);
+  // The limit before the pid, and either before the wider gap.
+  const choices = [OTHER_COLUMNS, OTHER_COLUMNS.filter((c) => c.title !== 'PID'), required];
+  for (const others of choices) {
+    for (const gap of [2, 1]) {
+      const room = width - sum(others, gap);
+      if (room >= NAME_MIN + (others === required ? 0 : 3)) return { columns: [nameColumn(Math.min(NAME_MAX, room)), ...others], gap };
+    }
+  }
+  return { columns: [nameColumn(NAME_MIN), ...required], gap: 1 };
+}
+
+function nameColumn(width: number): Column {
+  return { title: 'NAME', width, align: 'left', value: (r, marked) => `${marked ? '*' : ''}${r.name}` };
+}
+
+function cells(values: string[], columns: Column[], gap: number): string {
   return values.map((v, i) => {
-    const width = COLUMNS[i]!.width;
+    const { width, align } = columns[i]!;
     const cell = v.length > width ? `${v.slice(0, width - 1)}~` : v;
-    return i >= 3 ? cell.padStart(width) : cell.padEnd(width);
-  }).join('  ');
+    return align === 'right' ? cell.padStart(width) : cell.padEnd(width);
+  }).join(' '.repeat(gap));
 }
 
-export function headerLine(): string {
-  return cells(COLUMNS.map((c) => c.title));
+/** The table's heading line for `width` characters. */
+export function headerLine(width = 80): string {
+  const { columns, gap } = columnsFor(width);
+  return cells(columns.map((c) => c.title), columns, gap);
 }
 
-export function rowLine(row: Row, marked = false): string {
-  return cells([
-    `${marked ? '*' : ''}${row.name}`, row.kind, row.state, String(row.cpus), formatMemory(row.memory),
-    formatRate(row.cpuPercent), row.kind === 'vm' ? formatRate(row.exitsPerSecond) : '-', formatUptime(row.uptimeMs),
-  ]);
+export function rowLine(row: Row, marked = false, width = 80): string {
+  const { columns, gap } = columnsFor(width);
+  return cells(columns.map((c) => c.value(row, marked)), columns, gap);
 }
 
 const BLOCKS = '▁▂▃▄▅▆▇█';
 
-/** The last `width` values as block characters, scaled to the largest (or to `max` if given). */
+/** The last `width` values as block characters, scaled to the largest (or to `max` if given), right-aligned at now. */
 export function sparkline(values: number[], width: number, max?: number): string {
   const shown = values.slice(Math.max(0, values.length - width));
   const top = max ?? Math.max(0, ...shown);
@@ -68,14 +111,71 @@ export function sparkline(values: number[], width: number, max?: number): string
   return line.padStart(width, ' ');
 }
 
-/** The stats block for one instance, as the chart pane and the side-by-side view show it. */
-export function statsLines(row: Row, width: number): string[] {
-  const chart = Math.max(10, Math.min(HISTORY, width - 20));
+/** The smallest of 1, 2, 5 × 10^k at or above `x` (a chart's top that reads well). */
+export function niceCeil(x: number): number {
+  if (!(x > 0)) return 1;
+  const power = 10 ** Math.floor(Math.log10(x));
+  for (const step of [1, 2, 5, 10]) if (step * power >= x * (1 - 1e-9)) return step * power;
+  return 10 * power;
+}
+
+/** A chart's top as a short round number: 5, 200, 20k, 1M. */
+export function formatScale(n: number): string {
+  if (n >= 1e6) return `${Number((n / 1e6).toPrecision(3))}M`;
+  if (n >= 1e4) return `${Number((n / 1e3).toPrecision(3))}k`;
+  return String(Number(n.toPrecision(3)));
+}
+
+/** The top of each chart; the side-by-side view gives both panes the same ones. */
+export interface ChartScales {
+  cpu: number;
+  memory: number;
+  exits: number;
+}
+
+/** Scales that fit the rows' histories (CPU at least 100 %). */
+export function chartScales(rows: Row[]): ChartScales {
+  const top = (pick: (r: Row) => number[]) => niceCeil(Math.max(0, ...rows.flatMap(pick)));
+  // Memory on round MiB (or GiB) values, not round byte counts.
+  const memory = top((r) => r.memoryHistory.map((b) => b / 2 ** 20)) * 2 ** 20;
+  return { cpu: Math.max(100, top((r) => r.cpuHistory)), memory, exits: top((r) => r.exitsHistory) };
+}
+
+/** Lines of text in the chart pane (statsLines gives this many for every kind). */
+export const CHART_LINES = 6;
+
+const LABEL = 8;
+const VALUE = 9;
+const SCALE = 10;
+
+/** How often the dashboard samples (the charts' time axis): one column per poll. */
+export const SAMPLE_SECONDS = 1;
+
+/**
+ * The stats block for one instance, as the chart pane and the side-by-side view show it: what
+ * it is, its memory (used, how it was measured, the limit apart), then CPU %, memory and exits/s
+ * charts, each with its scale, over a time axis. Every chart is right-aligned at "now" and has
+ * the same width for a given `width`, so two panes of one width line up in time.
+ */
+export function statsLines(row: Row, width: number, scales: ChartScales = chartScales([row])): string[] {
+  const chart = Math.max(4, Math.min(HISTORY, width - LABEL - VALUE - SCALE));
+  const line = (label: string, value: string, values: number[], top: number, scale: string) =>
+    `${label.padEnd(LABEL)}${value.padStart(VALUE - 1)} ${sparkline(values, chart, top)} ${scale}`;
+  const used = row.state === 'ended' ? 'no memory held now' : row.memoryUsed === null ? 'memory used: unknown' : `${formatMemory(row.memoryUsed)} used (${row.memoryHow === 'PSS' ? 'PSS' : 'cgroup'})`;
+  const limit = row.kind === 'vm' ? `RAM ${formatMemory(row.memory)}` : row.unlimited ? 'no limit' : `limit ${formatMemory(row.memory)}`;
+  const cpus = Number(row.cpus.toFixed(2));
+  const title = `${row.name} (${row.kind}, ${row.state})${row.outcome ? `: ${row.outcome}` : ''}`;
+  const ago = `${Math.round(chart * SAMPLE_SECONDS)}${chart >= 12 ? ' s ago' : 's'}`;
+  const axis = `${' '.repeat(LABEL + VALUE)}${chart >= ago.length + 4 ? ago.padEnd(chart - 3) : ' '.repeat(Math.max(0, chart - 3))}now`;
   return [
-    `${row.name} (${row.kind}, ${row.state})`,
-    `vCPUs ${row.cpus}  memory ${formatMemory(row.memory)}  up ${formatUptime(row.uptimeMs)}${row.exits === null ? '' : `  exits ${row.exits}`}`,
-    `CPU %   ${formatRate(row.cpuPercent).padStart(7)}  ${sparkline(row.cpuHistory, chart, Math.max(100, ...row.cpuHistory)).trimStart()}`,
-    `exits/s ${(row.kind === 'vm' ? formatRate(row.exitsPerSecond) : '-').padStart(7)}  ${row.kind === 'vm' ? sparkline(row.exitsHistory, chart).trimStart() : ''}`,
+    title,
+    `${used}, ${limit}, ${cpus} ${row.kind === 'vm' ? 'vCPU' : 'CPU'}${cpus === 1 ? '' : 's'}, up ${formatUptime(row.uptimeMs)}${row.kind === 'vm' && row.exits !== null ? `, ${row.exits} exits` : ''}`,
+    line('CPU %', formatRate(row.cpuPercent), row.cpuHistory, scales.cpu, `0-${scales.cpu}%`),
+    line('memory', formatUsed(row), row.memoryHistory, scales.memory, `0-${formatMemory(scales.memory)}`),
+    row.kind === 'vm'
+      ? line('exits/s', formatRate(row.exitsPerSecond), row.exitsHistory, scales.exits, `0-${formatScale(scales.exits)}/s`)
+      : 'exits/s  none for containers (no VM)',
+    axis,
   ];
 }
 

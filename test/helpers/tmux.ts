@@ -14,6 +14,11 @@ export class TmuxSession {
       `${command}; echo "[exit=$?]"; echo "[tty: $(stty -a | tr ' ;' '\\n\\n' | grep -xE -- '-?(icanon|echo)' | tr '\\n' ' ')]"; sleep 60`]);
   }
 
+  /** Makes the terminal this size: the program gets SIGWINCH, as in a window a person resizes. */
+  resize(width: number, height: number): void {
+    execFileSync('tmux', ['resize-window', '-t', this.name, '-x', String(width), '-y', String(height)]);
+  }
+
   keys(...keys: string[]): void {
     execFileSync('tmux', ['send-keys', '-t', this.name, ...keys]);
   }

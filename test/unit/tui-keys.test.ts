@@ -1,7 +1,7 @@
 // The dashboard's key map, as blessed reports keys (Enter comes twice: 'enter' and 'return').
 
 import { describe, expect, it } from 'vitest';
-import { BUTTONS, buttonText, ConsoleKeys, confirmKey, form, formKey, KEY_HELP, listAction, type Key } from '../../src/tui/keys.js';
+import { BUTTONS, buttonText, ConsoleKeys, confirmKey, form, formKey, helpKey, KEY_HELP, lineKey, listAction, movedKey, type Key } from '../../src/tui/keys.js';
 
 const ch = (c: string): Key => ({ name: /^[a-z]$/.test(c) ? c : undefined, ch: c, sequence: c, full: c });
 const named = (name: string, sequence = '', extra: Partial<Key> = {}): Key => ({ name, sequence, full: name, ...extra });
@@ -13,20 +13,33 @@ describe('BUTTONS', () => {
       const key = b.key === 'Enter' ? named('enter', '\r') : ch(b.key);
       expect(listAction(key), b.label).toBe(b.action);
     }
-    expect(BUTTONS.map((b) => b.action)).toEqual(['boot-default', 'container', 'pause-resume', 'snapshot', 'restore', 'stop', 'console', 'side-by-side', 'help']);
+    expect(BUTTONS.map((b) => b.action)).toEqual(['boot-default', 'container', 'pause-resume', 'stop', 'snapshot', 'restore', 'console', 'side-by-side', 'filter', 'help']);
     expect(buttonText(BUTTONS[0]!)).toBe('[b boot]');
   });
 });
 
 describe('listAction', () => {
-  it('maps the documented keys', () => {
-    expect(['b', 'B', 'c', 'p', 's', 'r', 'x', 'd', 'v', '?', 'q', 'j', 'k'].map((c) => listAction(ch(c)))).toEqual([
-      'boot-default', 'boot-form', 'container', 'pause-resume', 'snapshot', 'restore', 'stop', 'stop', 'side-by-side', 'help', 'quit', 'down', 'up',
+  it('maps the documented keys: lazydocker\'s and htop\'s where they have one', () => {
+    const keys = ['b', 'B', 'c', 'p', 's', 'k', 'x', 'S', 'R', 'a', 'v', 'U', '/', '\\', '<', '>', 'P', 'M', 'T', 'I', 'e', '?', 'h', 'q'];
+    expect(keys.map((c) => listAction(ch(c)))).toEqual([
+      'boot-default', 'boot-form', 'container', 'pause-resume', 'stop', 'stop', 'stop', 'snapshot', 'restore', 'console', 'side-by-side',
+      'unmark-all', 'filter', 'filter', 'sort-previous', 'sort-next', 'sort-cpu', 'sort-memory', 'sort-uptime', 'sort-invert',
+      'toggle-ended', 'help', 'help', 'quit',
     ]);
+    expect(['f1', 'f6', 'f9', 'f10'].map((f) => listAction(named(f)))).toEqual(['help', 'sort-next', 'stop', 'quit']);
     expect(listAction(named('up', '\x1b[A'))).toBe('up');
     expect(listAction(named('down', '\x1b[B'))).toBe('down');
+    expect(['pageup', 'pagedown', 'home', 'end'].map((n) => listAction(named(n)))).toEqual(['page-up', 'page-down', 'first', 'last']);
     expect(listAction(named('space', ' ', { ch: ' ' }))).toBe('mark');
+    expect(listAction(named('escape', '\x1b'))).toBe('clear-filter');
     expect(listAction(ctrl('c'))).toBe('quit');
+  });
+
+  it('says where a key that moved went, instead of surprising', () => {
+    expect(listAction(ch('d'))).toBeUndefined();
+    expect(movedKey(ch('d'))).toMatch(/stop is s/);
+    expect(movedKey(ch('r'))).toMatch(/restore is R/);
+    expect(movedKey(ch('z'))).toBeUndefined();
   });
 
   it('acts once per Enter: on the enter event, not on its return twin', () => {
@@ -40,7 +53,10 @@ describe('listAction', () => {
   });
 
   it('documents every action in the help', () => {
-    expect(KEY_HELP.map(([k]) => k).join(' ')).toMatch(/b.*B.*c.*p.*s.*r.*x, d.*Enter.*v.*Space.*\?.*q, Ctrl-C/);
+    const help = KEY_HELP.map(([k]) => k).join(' ');
+    for (const k of ['b', 'B', 'c', 'p', 's, k, F9, x', 'S', 'R', 'Enter, a', 'v', 'Space, U', '/', 'F6, <, >', 'P, M, T', 'I', 'e', '?, h, F1', 'q, F10, Ctrl-C']) {
+      expect(help).toContain(k);
+    }
   });
 });
 
@@ -64,6 +80,24 @@ describe('ConsoleKeys', () => {
     expect(keys.feed(ctrl('a'))).toEqual({});
     expect(keys.feed(ch('y'))).toEqual({ forward: 'y' });
     expect(keys.feed(ch('x'))).toEqual({ forward: 'x' });
+  });
+});
+
+describe('help and filter keys', () => {
+  it('scrolls the help with Up/Down/PgUp/PgDn and closes it on any other key', () => {
+    expect(helpKey(named('down'))).toEqual({ scroll: 1 });
+    expect(helpKey(named('pageup'))).toEqual({ scroll: -10 });
+    expect(helpKey(ch('q'))).toEqual({ close: true });
+    expect(helpKey(named('return', '\r'))).toEqual({});
+  });
+
+  it('edits the filter; Enter keeps it, Esc clears it', () => {
+    let v = '';
+    for (const c of 'vmx') v = lineKey(v, ch(c)).value;
+    v = lineKey(v, named('backspace', '\x7f')).value;
+    expect(v).toBe('vm');
+    expect(lineKey(v, named('enter', '\r'))).toEqual({ value: 'vm', result: 'keep' });
+    expect(lineKey(v, named('escape', '\x1b'))).toEqual({ value: '', result: 'clear' });
   });
 });
 

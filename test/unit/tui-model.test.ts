@@ -4,8 +4,9 @@
 import { describe, expect, it } from 'vitest';
 import type { InstanceStatus } from '../../src/api/protocol.js';
 import type { InstanceRecord } from '../../src/api/runtime-dir.js';
-import { DashboardModel, HISTORY, rates, type InstanceSource } from '../../src/tui/model.js';
-import { ConsoleBuffer, EMPTY_MESSAGE, formatMemory, formatRate, formatUptime, rowLine, sparkline, statsLines } from '../../src/tui/format.js';
+import { DEFAULT_ARRANGEMENT, DashboardModel, ENDED_KEEP_MS, HISTORY, arrange, rates, type InstanceSource, type Row } from '../../src/tui/model.js';
+import { ConsoleBuffer, EMPTY_MESSAGE, chartScales, formatMemory, formatRate, formatUptime, niceCeil, rowLine, sparkline, statsLines } from '../../src/tui/format.js';
+import type { InstanceOutcome } from '../../src/api/runtime-dir.js';
 
 function record(name: string, kind: 'vm' | 'container' = 'vm'): InstanceRecord {
   return { name, kind, pid: 1, startedAt: 0, cpus: 2, memory: 256 * 2 ** 20, image: 'hello.elf' };
@@ -13,13 +14,18 @@ function record(name: string, kind: 'vm' | 'container' = 'vm'): InstanceRecord {
 
 class FakeSource implements InstanceSource {
   records: InstanceRecord[] = [];
-  counters = new Map<string, { exits: number; cpuTimeUs: number; state?: InstanceStatus['state'] }>();
+  counters = new Map<string, { exits: number; cpuTimeUs: number; state?: InstanceStatus['state']; used?: number }>();
+  outcomes = new Map<string, InstanceOutcome>();
   list() { return this.records; }
+  outcome(name: string) { return this.outcomes.get(name); }
   async status(name: string): Promise<InstanceStatus> {
     const c = this.counters.get(name);
     if (!c) throw new Error('not answering');
     const r = this.records.find((x) => x.name === name)!;
-    return { name, kind: r.kind, state: c.state ?? 'running', cpus: r.cpus, memory: r.memory, uptimeMs: 5000, exits: c.exits, cpuTimeUs: c.cpuTimeUs };
+    return {
+      name, kind: r.kind, state: c.state ?? 'running', cpus: r.cpus, memory: r.memory, uptimeMs: 5000, exits: c.exits, cpuTimeUs: c.cpuTimeUs,
+      ...(c.used === undefined ? {} : { memoryUsed: { bytes: c.used, how: r.kind === 'vm' ? 'PSS' as const : 'cgroup' as const } }),
+    };
   }
 }
 
@@ -82,21 +88,80 @@ describe('DashboardModel', () => {
     expect(row).toMatchObject({ name: 'stuck', state: 'unresponsive', cpus: 2, memory: 256 * 2 ** 20, uptimeMs: 3000, cpuPercent: null, exits: null });
   });
 
-  it('forgets an instance that is gone, so a new one of that name starts afresh', async () => {
+  it('keeps an instance that ended for a while, with its outcome, then forgets it so a new one of that name starts afresh', async () => {
     const source = new FakeSource();
     let now = 0;
     const model = new DashboardModel(source, () => now);
-    source.records = [record('web')];
-    source.counters.set('web', { exits: 1000, cpuTimeUs: 0 });
+    source.records = [record('web'), record('box', 'container')];
+    source.counters.set('web', { exits: 1000, cpuTimeUs: 0, used: 30 * 2 ** 20 });
+    source.counters.set('box', { exits: 0, cpuTimeUs: 0 });
     await model.poll();
+    source.records = [record('box', 'container')];
+    source.outcomes.set('web', { name: 'web', kind: 'vm', endedAt: 500, outcome: 'guest powered off (ACPI S5)' });
+    now += 1000;
+    const rows = await model.poll();
+    expect(rows.map((r) => [r.name, r.state, r.outcome])).toEqual([['box', 'running', undefined], ['web', 'ended', 'guest powered off (ACPI S5)']]);
+    expect(rows[1]).toMatchObject({ memoryUsed: null, memoryHistory: [30 * 2 ** 20], cpuPercent: null, endedAt: 500 });
+    // One that left no outcome (killed) still says it ended.
     source.records = [];
     now += 1000;
+    expect((await model.poll()).find((r) => r.name === 'box')).toMatchObject({ state: 'ended', outcome: 'ended (it left no outcome)', endedAt: now });
+    now = 500 + ENDED_KEEP_MS + 1;
+    expect((await model.poll()).map((r) => r.name)).toEqual(['box']);
+    now += ENDED_KEEP_MS;
     expect(await model.poll()).toEqual([]);
     source.records = [record('web')];
     source.counters.set('web', { exits: 5, cpuTimeUs: 0 });
     now += 1000;
     const [row] = await model.poll();
-    expect(row).toMatchObject({ exitsPerSecond: null, exitsHistory: [] });
+    expect(row).toMatchObject({ state: 'running', exitsPerSecond: null, exitsHistory: [], memoryHistory: [] });
+  });
+
+  it('shows memory used apart from the limit, and stopping while a stop is under way', async () => {
+    const source = new FakeSource();
+    const model = new DashboardModel(source, () => 0);
+    source.records = [record('web'), record('box', 'container')];
+    source.counters.set('web', { exits: 0, cpuTimeUs: 0, used: 31 * 2 ** 20 });
+    source.counters.set('box', { exits: 0, cpuTimeUs: 0, used: 2 ** 20, state: 'stopping' });
+    const rows = await model.poll();
+    expect(rows.map((r) => [r.state, r.memory, r.memoryUsed, r.memoryHow])).toEqual([
+      ['running', 256 * 2 ** 20, 31 * 2 ** 20, 'PSS'], ['stopping', 256 * 2 ** 20, 2 ** 20, 'cgroup'],
+    ]);
+    expect(rows[0]!.memoryHistory).toEqual([31 * 2 ** 20]);
+    // Asked to stop here: stopping at once, and on the next polls while it still says running.
+    model.stopping('web');
+    expect(model.rows[0]!.state).toBe('stopping');
+    expect((await model.poll())[0]!.state).toBe('stopping');
+  });
+});
+
+describe('arrange', () => {
+  const base = (name: string, extra: Partial<Row>): Row => ({
+    name, kind: 'vm', state: 'running', cpus: 1, memory: 2 ** 28, memoryUsed: null, memoryHow: null, uptimeMs: 0, cpuPercent: null,
+    exitsPerSecond: null, exits: null, pid: 1, image: 'hello.elf', cpuHistory: [], exitsHistory: [], memoryHistory: [], ...extra,
+  });
+  const rows = [
+    base('b', { cpuPercent: 5, memoryUsed: 30, uptimeMs: 3 }),
+    base('a', { kind: 'container', image: 'sh', cpuPercent: 50, memoryUsed: 10, uptimeMs: 1 }),
+    base('c', { state: 'ended', cpuPercent: null, memoryUsed: 20, uptimeMs: 2 }),
+  ];
+  const names = (a: Partial<typeof DEFAULT_ARRANGEMENT>) => arrange(rows, { ...DEFAULT_ARRANGEMENT, ...a }).map((r) => r.name).join('');
+
+  it('sorts by a column, largest first where htop does, inverted on request, ties in start order', () => {
+    expect(names({})).toBe('bac');
+    expect(names({ sort: 'name' })).toBe('abc');
+    expect(names({ sort: 'cpu', descending: true })).toBe('abc');
+    expect(names({ sort: 'memory', descending: true })).toBe('bca');
+    expect(names({ sort: 'uptime', descending: false })).toBe('acb');
+    expect(names({ descending: true })).toBe('cab');
+  });
+
+  it('filters by name, kind, state or image, case-insensitively, and hides ended ones on request', () => {
+    expect(names({ filter: 'CONT' })).toBe('a');
+    expect(names({ filter: 'ended' })).toBe('c');
+    expect(names({ filter: 'hello' })).toBe('bc');
+    expect(names({ filter: 'zzz' })).toBe('');
+    expect(names({ showEnded: false })).toBe('ba');
   });
 });
 
@@ -108,15 +173,43 @@ describe('dashboard text', () => {
     expect(formatMemory(256 * 2 ** 20)).toBe('256 MiB');
     expect(formatMemory(2 ** 30)).toBe('1 GiB');
     expect(formatMemory(25_276_514_304)).toBe('23.5 GiB');
+    expect(formatMemory(32.14 * 2 ** 20)).toBe('32.1 MiB');
+    expect(formatMemory(812 * 1024)).toBe('812 KiB');
     expect(formatRate(null)).toBe('-');
     expect(formatRate(3.14159)).toBe('3.1');
     expect(formatRate(250.4)).toBe('250');
     expect(formatRate(25_000)).toBe('25k');
-    const row = { ...record('web'), state: 'running' as const, uptimeMs: 5000, cpuPercent: 12.5, exitsPerSecond: 300, exits: 9000, cpuHistory: [], exitsHistory: [] };
-    expect(rowLine(row)).toMatch(/^web\s+vm\s+running\s+2\s+256 MiB\s+12\.5\s+300\s+5s$/);
-    expect(rowLine({ ...row, kind: 'container' }, true)).toMatch(/^\*web\s+container\s+running\s+2\s+256 MiB\s+12\.5\s+-\s+5s$/);
-    expect(statsLines(row, 80).join('\n')).toMatch(/CPU %\s+12\.5/);
+    const row: Row = {
+      ...record('web'), state: 'running', uptimeMs: 5000, cpuPercent: 12.5, exitsPerSecond: 300, exits: 9000,
+      memoryUsed: 31.4 * 2 ** 20, memoryHow: 'PSS', cpuHistory: [], exitsHistory: [], memoryHistory: [],
+    };
+    expect(rowLine(row, false, 77)).toMatch(/^web\s+vm\s+running\s+2\s+31\.4 MiB\s+12\.5\s+300\s+5s$/);
+    expect(rowLine({ ...row, kind: 'container', memoryUsed: null }, true, 77)).toMatch(/^\*web\s+container\s+running\s+2\s+-\s+12\.5\s+-\s+5s$/);
+    const vm = statsLines(row, 78).join('\n');
+    expect(vm).toMatch(/CPU %\s+12\.5/);
+    expect(vm).toContain('31.4 MiB used (PSS), RAM 256 MiB, 2 vCPUs, up 5s, 9000 exits');
+    // A container's chart says it has no exits rather than "exits 0", and names its limit.
+    const ctr = statsLines({ ...row, kind: 'container', memoryHow: 'cgroup', state: 'ended', outcome: 'exited with code 0' }, 78).join('\n');
+    expect(ctr).toContain('web (container, ended): exited with code 0');
+    expect(ctr).toContain('no memory held now, limit 256 MiB');
+    expect(statsLines({ ...row, kind: 'container', memoryHow: 'cgroup' }, 78)[1]).toContain('31.4 MiB used (cgroup), limit 256 MiB');
+    expect(statsLines({ ...row, kind: 'container', unlimited: true }, 78)[1]).toContain('used (PSS), no limit');
+    expect(rowLine({ ...row, kind: 'container', unlimited: true }, false, 117)).toMatch(/31\.4 MiB\s+none\s/);
+    expect(ctr).not.toMatch(/exits \d/);
+    expect(ctr).toContain('none for containers (no VM)');
     expect(EMPTY_MESSAGE).toBe('No VMs or containers are running. Press b to boot the demo guest or c to start a container.');
+  });
+
+  it('scales charts to round values and shows the scale', () => {
+    expect([0.3, 1, 1.2, 4, 7, 99, 101, 4500].map(niceCeil)).toEqual([0.5, 1, 2, 5, 10, 100, 200, 5000]);
+    const row = { ...record('web'), state: 'running' as const, uptimeMs: 0, cpuPercent: 150, exitsPerSecond: 3000, exits: 1, memoryUsed: 33 * 2 ** 20, memoryHow: 'PSS' as const,
+      cpuHistory: [150], exitsHistory: [3000], memoryHistory: [33 * 2 ** 20] };
+    expect(chartScales([row])).toEqual({ cpu: 200, exits: 5000, memory: 50 * 2 ** 20 });
+    const lines = statsLines(row, 78);
+    expect(lines[2]).toMatch(/ 0-200%$/);
+    expect(lines[3]).toMatch(/ 0-50 MiB$/);
+    expect(lines[4]).toMatch(/ 0-5000\/s$/);
+    expect(lines[5]).toMatch(/^\s+\d+ s ago\s+now$/);
   });
 
   it('draws sparklines scaled to the largest value or a given maximum', () => {
