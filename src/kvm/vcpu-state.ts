@@ -272,7 +272,10 @@ export function restoreVcpu(vcpu: VcpuFd, snapshot: VcpuSnapshot, options: VcpuR
   vcpu.setRegs(kvm_regs.decode(snapshot.regs));
   vcpu.setSregs(kvm_sregs.decode(snapshot.sregs));
   vcpu.setXsave(snapshot.xsave);
-  vcpu.setXcrs(kvm_xcrs.decode(snapshot.xcrs));
+  const xcrs = kvm_xcrs.decode(snapshot.xcrs);
+  // A host without XSAVE (KVM on a CPU or an L1 that lacks it) reports no XCRs and refuses
+  // KVM_SET_XCRS with EINVAL whatever it is given: there is nothing to restore.
+  if (xcrs.nr_xcrs > 0) vcpu.setXcrs(xcrs);
   vcpu.setDebugregs(kvm_debugregs.decode(snapshot.debugregs));
   vcpu.setLapic(snapshot.lapic);
   const msrs = msrsForRestore(decodeArray(kvm_msr_entry, snapshot.msrs), snapshot.lapic);

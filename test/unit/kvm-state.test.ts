@@ -52,7 +52,7 @@ function vcpuSnapshot(): VcpuSnapshot {
     regs: kvm_regs.encode({ ...kvm_regs.zero(), rip: 0x1234n }),
     sregs: new Uint8Array(kvm_sregs.size),
     xsave: new Uint8Array(kvm_xsave.size),
-    xcrs: new Uint8Array(kvm_xcrs.size),
+    xcrs: kvm_xcrs.encode({ ...kvm_xcrs.zero(), nr_xcrs: 1 }),
     debugregs: new Uint8Array(kvm_debugregs.size),
     lapic: lapicWithTscDeadlineTimer(),
     msrs: msrBytes([
@@ -88,6 +88,13 @@ describe('restoreVcpu', () => {
     ]);
     expect((calls[1]![1] as { rip: bigint }).rip).toBe(0x1234n);
     expect(calls[8]![1]).toBe(KVM_MP_STATE.KVM_MP_STATE_HALTED);
+  });
+
+  it('skips KVM_SET_XCRS when the snapshot has no XCRs (a host without XSAVE refuses it)', () => {
+    const { fd, calls } = recorder<VcpuFd>({ id: 1 });
+    restoreVcpu(fd, { ...vcpuSnapshot(), xcrs: kvm_xcrs.encode(kvm_xcrs.zero()) }, { notifyGuest: false });
+    expect(calls.map(([m]) => m)).not.toContain('setXcrs');
+    expect(calls.map(([m]) => m)).toContain('setDebugregs');
   });
 
   it('restores TSC before TSC_DEADLINE, and re-arms a deadline that expired while paused', () => {
