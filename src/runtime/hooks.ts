@@ -23,7 +23,8 @@ export function runHook(kind: HookKind, index: number, hook: Hook, state: OciSta
     maxBuffer: 1 << 20,
   });
   const what = `${kind} hook #${index} (${hook.path})`;
-  if (result.error) {
+  // A hook that does not read its stdin is fine (Go's exec, and so runc, ignores EPIPE there too).
+  if (result.error && !((result.error as NodeJS.ErrnoException).code === 'EPIPE' && (result.status !== null || result.signal !== null))) {
     const code = (result.error as NodeJS.ErrnoException).code;
     if (code === 'ETIMEDOUT') return `${what} did not finish within ${hook.timeout} s and was killed`;
     return `${what} could not run: ${code ?? result.error.message}`;

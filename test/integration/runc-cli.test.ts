@@ -1,0 +1,188 @@
+// tsvmm-runc run directly, as an engine runs it: the lifecycle through separate processes, the
+// config.json fields runc honours (seccomp, sysctl, rlimits, oomScoreAdj, cpu shares, hooks with
+// the state on stdin), and bad input: one line (JSON with --log-format json), exit status 1,
+// nothing left behind.
+
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, cpSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BUNDLE } from '../helpers/container-rootfs.js';
+import { engineMissingReason, RUNC } from '../helpers/engines.js';
+
+const missing = engineMissingReason([]);
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Config = Record<string, any>;
+
+describe.skipIf(missing)('tsvmm-runc', () => {
+  let dir: string;
+  let root: string;
+  const suffix = () => `${process.pid}-${Math.random().toString(36).slice(2, 7)}`;
+
+  beforeEach(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'tsvmm-runc-'));
+    root = path.join(dir, 'root');
+  });
+
+  afterEach(() => {
+    for (const id of existsSync(root) ? readdirSync(root) : []) runc(['delete', '--force', id]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Runs tsvmm-runc with its output in files (a created container keeps the stdio it is given). */
+  function runc(args: string[], options: { json?: boolean } = {}) {
+    const out = path.join(dir, 'out');
+    const err = path.join(dir, 'err');
+    const fds = [openSync(out, 'w'), openSync(err, 'w')];
+    const global = ['--root', root, ...(options.json ? ['--log-format', 'json'] : [])];
+    const r = spawnSync(RUNC, [...global, ...args], { stdio: ['ignore', ...fds], timeout: 60_000 });
+    fds.forEach(closeSync);
+    return { code: r.status, stdout: readFileSync(out, 'utf8'), stderr: readFileSync(err, 'utf8') };
+  }
+
+  function bundle(change: (c: Config) => void = () => {}): string {
+    const b = path.join(dir, `bundle-${suffix()}`);
+    cpSync(path.join(BUNDLE, 'config.json'), path.join(b, 'config.json'));
+    const config = JSON.parse(readFileSync(path.join(b, 'config.json'), 'utf8')) as Config;
+    config.root.path = path.join(BUNDLE, 'rootfs');
+    config.root.readonly = true;
+    change(config);
+    writeFileSync(path.join(b, 'config.json'), JSON.stringify(config));
+    return b;
+  }
+
+  function expectOneLine(r: { code: number | null; stderr: string }, message: string | RegExp): void {
+    expect(r.code, r.stderr).toBe(1);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(typeof message === 'string' ? new RegExp(`^${message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) : message);
+  }
+
+  it('create leaves the init waiting with its pid in --pid-file; start releases it; state, ps, pause, resume, kill, delete', () => {
+    const id = `life-${suffix()}`;
+    const b = bundle((c) => { c.process.args = ['sh', '-c', 'echo started > /dev/shm/x; sleep 300']; });
+    const pidFile = path.join(dir, 'pid');
+    expect(runc(['create', '--bundle', b, '--pid-file', pidFile, id]).code).toBe(0);
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    expect(readFileSync(`/proc/${pid}/comm`, 'utf8').trim()).toBe('container-init');
+    const state = () => JSON.parse(runc(['state', id]).stdout) as { status: string; pid: number; id: string; bundle: string; ociVersion: string };
+    expect(state()).toMatchObject({ id, status: 'created', pid, bundle: b });
+    expect(runc(['start', id]).code).toBe(0);
+    expect(state().status).toBe('running');
+    expect(JSON.parse(runc(['ps', '--format', 'json', id]).stdout)).toContain(pid);
+    expect(runc(['pause', id]).code).toBe(0);
+    expect(state().status).toBe('paused');
+    expectOneLine(runc(['exec', id, 'true']), 'cannot exec in a paused container');
+    expect(runc(['resume', id]).code).toBe(0);
+    const exec = runc(['exec', id, 'cat', '/dev/shm/x']);
+    expect(exec.stdout).toBe('started\n');
+    expect(runc(['kill', id, 'KILL']).code).toBe(0);
+    for (let i = 0; i < 200 && state().status !== 'stopped'; i++) spawnSync('sleep', ['0.02']);
+    expect(state()).toMatchObject({ status: 'stopped', pid: 0 });
+    expectOneLine(runc(['kill', id]), 'container not running');
+    expect(runc(['delete', id]).code).toBe(0);
+    expect(existsSync(path.join(root, id))).toBe(false);
+  });
+
+  it('honours seccomp, sysctl, rlimits, oomScoreAdj and cpu shares as runc does', () => {
+    const b = bundle((c) => {
+      c.process.args = ['sh', '-c', 'mkdir /dev/shm/d; echo mkdir=$?; cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/self/oom_score_adj; ulimit -n; cat /sys/fs/cgroup/cpu/cpu.shares 2>/dev/null || echo no-v1'];
+      c.process.oomScoreAdj = 500;
+      c.process.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 321, hard: 321 }];
+      c.linux.sysctl = { 'net.ipv4.ip_unprivileged_port_start': '80' };
+      c.linux.resources.cpu = { shares: 512 };
+      c.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_X86_64'], syscalls: [{ names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }] };
+    });
+    const r = runc(['run', '--bundle', b, `spec-${suffix()}`]);
+    expect(r.stderr).toMatch(/mkdir: can't create directory '\/dev\/shm\/d': Operation not permitted/);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines.slice(0, 4)).toEqual(['mkdir=1', '80', '500', '321']);
+    if (lines[4] !== 'no-v1') expect(lines[4]).toBe('512');
+    expect(r.code).toBe(0);
+  });
+
+  it('runs the hooks with the state on stdin; a failing or hanging one fails create and leaves nothing', () => {
+    const log = path.join(dir, 'hooks.log');
+    const hook = (name: string) => ({ path: '/bin/sh', args: ['sh', '-c', `echo ${name} "$(cat)" >> ${log}`] });
+    const id = `hooks-${suffix()}`;
+    const b = bundle((c) => {
+      c.process.args = ['true'];
+      c.hooks = { prestart: [hook('prestart')], createRuntime: [hook('createRuntime')], poststart: [hook('poststart')], poststop: [hook('poststop')] };
+    });
+    expect(runc(['create', '--bundle', b, id]).code).toBe(0);
+    expect(runc(['start', id]).code).toBe(0);
+    for (let i = 0; i < 200 && !runc(['state', id]).stdout.includes('stopped'); i++) spawnSync('sleep', ['0.02']);
+    expect(runc(['delete', id]).code).toBe(0);
+    const lines = readFileSync(log, 'utf8').trim().split('\n');
+    expect(lines.map((l) => l.split(' ')[0])).toEqual(['prestart', 'createRuntime', 'poststart', 'poststop']);
+    const prestart = JSON.parse(lines[0]!.slice('prestart '.length));
+    expect(prestart).toMatchObject({ ociVersion: '1.0.2-dev', id, status: 'creating', bundle: b });
+    expect(prestart.pid).toBeGreaterThan(0);
+    expect(JSON.parse(lines[3]!.slice('poststop '.length))).toMatchObject({ id, status: 'stopped' });
+
+    const failing = bundle((c) => { c.hooks = { prestart: [{ path: '/bin/sh', args: ['sh', '-c', 'echo no network for you >&2; exit 3'] }] }; });
+    expectOneLine(runc(['create', '--bundle', failing, `fail-${suffix()}`]), /^error running prestart hook #0 \(\/bin\/sh\) exited with status 3: no network for you$/);
+    const hanging = bundle((c) => { c.hooks = { createRuntime: [{ path: '/bin/sleep', args: ['sleep', '100'], timeout: 1 }] }; });
+    const r = runc(['create', '--bundle', hanging, `hang-${suffix()}`], { json: true });
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stderr)).toMatchObject({ level: 'error', msg: 'error running createRuntime hook #0 (/bin/sleep) did not finish within 1 s and was killed' });
+    expect(readdirSync(root)).toEqual([]);
+  });
+
+  it('bad input: one clear line, exit status 1, nothing left behind', async () => {
+    const id = `bad-${suffix()}`;
+    expectOneLine(runc(['state', 'nosuch']), 'container "nosuch" does not exist');
+    expectOneLine(runc(['start', 'nosuch']), 'container "nosuch" does not exist');
+    expectOneLine(runc(['kill', 'nosuch']), 'container "nosuch" does not exist');
+    expectOneLine(runc(['delete', 'nosuch']), 'container "nosuch" does not exist');
+    expect(runc(['delete', '--force', 'nosuch']).code).toBe(0);
+    expectOneLine(runc(['create', '--bundle', path.join(dir, 'none'), id]), `bundle ${path.join(dir, 'none')}: no such directory`);
+    const invalid = bundle((c) => { c.process.args = 'sh'; });
+    expectOneLine(runc(['create', '--bundle', invalid, id]), `${path.join(invalid, 'config.json')}: process.args must be a list of strings`);
+    const json = runc(['state', 'nosuch'], { json: true });
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stderr)).toMatchObject({ level: 'error', msg: 'container "nosuch" does not exist' });
+    expectOneLine(runc(['frobnicate']), 'no such command: frobnicate (see tsvmm-runc --help)');
+    expectOneLine(runc(['create', '--nope', id]), 'flag provided but not defined: -nope');
+
+    // A console socket that refuses.
+    const tty = bundle((c) => { c.process.terminal = true; });
+    expectOneLine(runc(['create', '--bundle', tty, id]), 'cannot allocate tty if runc will detach without setting console socket');
+    expectOneLine(runc(['create', '--bundle', tty, '--console-socket', path.join(dir, 'no.sock'), id]), /^container init failed: connect to the console socket .*no\.sock: No such file or directory$/);
+    expect(readdirSync(root)).toEqual([]);
+
+    const b = bundle((c) => { c.process.args = ['sleep', '300']; });
+    expect(runc(['create', '--bundle', b, id]).code).toBe(0);
+    expectOneLine(runc(['create', '--bundle', b, id]), `container with given ID already exists: ${id}`);
+    expectOneLine(runc(['delete', 'bad/id']), 'invalid container id format: bad/id');
+    expect(runc(['start', id]).code).toBe(0);
+    expectOneLine(runc(['start', id]), 'cannot start an already running container');
+    expectOneLine(runc(['resume', id]), 'container not paused');
+    expectOneLine(runc(['delete', id]), `cannot delete container ${id} that is not stopped: running`);
+    expect(runc(['delete', '--force', id]).code).toBe(0);
+    expect(readdirSync(root)).toEqual([]);
+  });
+
+  it('hands the pty master to --console-socket (SCM_RIGHTS); the process has it as its terminal', async () => {
+    const id = `tty-${suffix()}`;
+    const socket = path.join(dir, 'console.sock');
+    const output = path.join(dir, 'console.out');
+    const receiver = spawn('/usr/bin/python3', [path.resolve('test/helpers/console-socket.py'), socket, output], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const said: string[] = [];
+    receiver.stdout.on('data', (chunk: Buffer) => said.push(...chunk.toString().split('\n').filter(Boolean)));
+    try {
+      while (!said.includes('listening')) await new Promise((resolve) => setTimeout(resolve, 20));
+      const b = bundle((c) => { c.process.terminal = true; c.process.args = ['sh', '-c', 'tty; echo on-the-terminal']; });
+      expect(runc(['create', '--bundle', b, '--console-socket', socket, id]).code).toBe(0);
+      for (let i = 0; i < 250 && said.length < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(said).toContain('received');
+      expect(runc(['start', id]).code).toBe(0);
+      await new Promise((resolve) => receiver.once('exit', resolve));
+      expect(readFileSync(output, 'utf8')).toMatch(/^\/dev\/pts\/\d+\r\non-the-terminal\r\n$/);
+    } finally {
+      receiver.kill();
+    }
+  });
+});
