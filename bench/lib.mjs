@@ -60,9 +60,9 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
  * Runs argv with stdin from /dev/null. Resolves with the spawn-to-exit time, the time each
  * awaited line appeared (ms since spawn, taken when the chunk holding its '\n' arrived), the output
  * and the exit status. With `rssFile`, the command runs under /usr/bin/time, which writes the
- * peak RSS (KiB) there.
+ * peak RSS (KiB) there. `env` replaces the environment.
  */
-export function runOnce(argv, { lines, timeoutMs, rssFile }) {
+export function runOnce(argv, { lines, timeoutMs, rssFile, env }) {
   const full = rssFile ? [TIME, '-f', '%M', '-o', rssFile, ...argv] : argv;
   return new Promise((resolve) => {
     const seen = new Map();
@@ -71,7 +71,7 @@ export function runOnce(argv, { lines, timeoutMs, rssFile }) {
     let timedOut = false;
     const start = performance.now();
     // In its own process group, so that a timeout also kills a VMM that /usr/bin/time started.
-    const child = spawn(full[0], full.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT, detached: true });
+    const child = spawn(full[0], full.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], cwd: ROOT, detached: true, env: env ?? process.env });
     running = child;
     child.stdout.setEncoding('latin1');
     child.stdout.on('data', (chunk) => {
