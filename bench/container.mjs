@@ -10,7 +10,9 @@
 //   tsvmm library `Container.run({ bundle: B, name: ID })` then `wait()`, in this process
 //   node -e 0     Node's own start-up, which every Node CLI pays (a reference, not a contender)
 // They run interleaved, one of each per round in a rotating order, so that the drift of a shared,
-// noisy machine hits them all alike; ratios are taken within one invocation.
+// noisy machine hits them all alike; ratios are taken within one invocation. Each process's peak
+// RSS comes from a second, untimed run under /usr/bin/time. Targets (issue 12): the CLI within
+// 1.3x `node -e 0`, the library within 0.5x runc.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,6 +24,9 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BUNDLE_SCRIPT = path.join(ROOT, 'scripts/build-busybox-rootfs.sh');
 const DEPS_SCRIPT = path.join(ROOT, 'scripts/install-container-bench-deps.sh');
 const TSVMM = path.join(ROOT, 'bin/tsvmm.js');
+const TIME = '/usr/bin/time';
+const TARGET_CLI_VS_NODE = 1.3;
+const TARGET_LIBRARY_VS_RUNC = 0.5;
 
 function parseArgs(argv) {
   const opts = { runs: 20, warmup: 3, json: false };
@@ -71,6 +76,16 @@ function prepare(log) {
   return { bundle: dir, runcVersion: runc.stdout.split('\n')[0].trim() };
 }
 
+/** Peak RSS in KiB of one more run of argv under /usr/bin/time (null without it). */
+async function peakRss(contender, argv) {
+  if (!existsSync(TIME)) return null;
+  const file = path.join(tmpdir(), `tsvmm-bench-rss-${process.pid}`);
+  await timeProcess(contender, [TIME, '-f', '%M', '-o', file, ...argv]);
+  const kib = Number(readFileSync(file, 'utf8').trim().split('\n').pop());
+  rmSync(file, { force: true });
+  return Number.isFinite(kib) && kib > 0 ? kib : null;
+}
+
 /** Spawn to exit, in ms; fails the bench, quoting the output, on a non-zero status. */
 function timeProcess(contender, argv) {
   return new Promise((resolve) => {
@@ -112,11 +127,14 @@ async function main() {
   let serial = 0;
   const id = (prefix) => `${prefix}-${process.pid}-${serial++}`;
 
+  const runc = () => ['runc', 'run', '--bundle', bundle, id('bench-runc')];
+  const cli = () => [process.execPath, TSVMM, 'container', 'run', '--bundle', bundle, '--name', id('bench-cli')];
+  const node = () => [process.execPath, '-e', '0'];
   const contenders = [
-    { id: 'runc', name: 'runc run', command: `runc run --bundle ${bundle} ID`, run: () => timeProcess('runc', ['runc', 'run', '--bundle', bundle, id('bench-runc')]) },
+    { id: 'runc', name: 'runc run', command: `runc run --bundle ${bundle} ID`, run: () => timeProcess('runc', runc()), rss: () => peakRss('runc', runc()) },
     {
       id: 'cli', name: 'tsvmm container run (CLI)', command: `node bin/tsvmm.js container run --bundle ${bundle} --name ID`,
-      run: () => timeProcess('tsvmm CLI', [process.execPath, TSVMM, 'container', 'run', '--bundle', bundle, '--name', id('bench-cli')]),
+      run: () => timeProcess('tsvmm CLI', cli()), rss: () => peakRss('tsvmm CLI', cli()),
     },
     {
       id: 'library', name: 'tsvmm Container.run (library)', command: `Container.run({ bundle: '${bundle}', name: ID }).wait()`,
@@ -129,9 +147,10 @@ async function main() {
         return ms;
       },
     },
-    { id: 'node', name: 'node -e 0 (reference)', command: 'node -e 0', run: () => timeProcess('node', [process.execPath, '-e', '0']) },
+    { id: 'node', name: 'node -e 0 (reference)', command: 'node -e 0', run: () => timeProcess('node', node()), rss: () => peakRss('node', node()) },
   ];
   const samples = Object.fromEntries(contenders.map((c) => [c.id, []]));
+  const rss = Object.fromEntries(contenders.map((c) => [c.id, []]));
   try {
     for (let round = 0; round < opts.warmup + opts.runs; round++) {
       const warm = round < opts.warmup;
@@ -143,12 +162,17 @@ async function main() {
         const ms = await c.run();
         if (!warm) samples[c.id].push(ms);
       }
+      if (!warm) for (const c of order) if (c.rss) rss[c.id].push(await c.rss());
     }
   } finally {
     rmSync(bundle, { recursive: true, force: true });
   }
 
   const stats = Object.fromEntries(contenders.map((c) => [c.id, summarize(samples[c.id])]));
+  const rssMiB = Object.fromEntries(contenders.map((c) => {
+    const kib = rss[c.id].filter((v) => v !== null);
+    return [c.id, kib.length ? summarize(kib.map((v) => v / 1024)) : null];
+  }));
   // A ratio of medians, and the spread of the per-round ratios (both from the same rounds).
   const ratio = (a, b) => {
     const perRound = summarize(samples[a].map((v, i) => v / samples[b][i]));
@@ -158,8 +182,14 @@ async function main() {
     config: { runs: opts.runs, warmup: opts.warmup, runc: runcVersion, node: process.version, workload: '/bin/true in the busybox bundle' },
     commands: Object.fromEntries(contenders.map((c) => [c.id, c.command.replaceAll(bundle, 'BUNDLE')])),
     ms: stats,
-    ratios: { cliOverRunc: ratio('cli', 'runc'), libraryOverRunc: ratio('library', 'runc'), nodeOverRunc: ratio('node', 'runc') },
+    peakRssMiB: rssMiB,
+    ratios: { cliOverRunc: ratio('cli', 'runc'), libraryOverRunc: ratio('library', 'runc'), nodeOverRunc: ratio('node', 'runc'), cliOverNode: ratio('cli', 'node') },
   };
+  const target = (description, r, limit) => ({ description, limit, ratio: r.ofMedians, met: r.ofMedians <= limit });
+  results.targets = [
+    target(`tsvmm container run (CLI) <= ${TARGET_CLI_VS_NODE}x node -e 0`, results.ratios.cliOverNode, TARGET_CLI_VS_NODE),
+    target(`Container.run (library) <= ${TARGET_LIBRARY_VS_RUNC}x runc`, results.ratios.libraryOverRunc, TARGET_LIBRARY_VS_RUNC),
+  ];
   if (opts.json) {
     console.log(JSON.stringify(results, null, 2));
     return;
@@ -170,14 +200,19 @@ async function main() {
     `Container start to exit: ${results.config.workload}; ${opts.runs} rounds (+${opts.warmup} warm-up), contenders interleaved`,
     `${runcVersion}, Node ${process.version}`,
     '',
-    table(['contender', 'median ms', 'IQR ms', 'min-max ms', 'vs runc'], contenders.map((c) => {
+    table(['contender', 'median ms', 'IQR ms', 'min-max ms', 'vs runc', 'vs node -e 0', 'peak RSS MiB'], contenders.map((c) => {
       const s = stats[c.id];
-      return [c.name, f(s.median), `${f(s.q1)}-${f(s.q3)}`, `${f(s.min)}-${f(s.max)}`, c.id === 'runc' ? '1.00x' : `${(s.median / stats.runc.median).toFixed(2)}x`];
+      return [c.name, f(s.median), `${f(s.q1)}-${f(s.q3)}`, `${f(s.min)}-${f(s.max)}`, c.id === 'runc' ? '1.00x' : `${(s.median / stats.runc.median).toFixed(2)}x`,
+        c.id === 'node' ? '1.00x' : `${(s.median / stats.node.median).toFixed(2)}x`, rssMiB[c.id] ? f(rssMiB[c.id].median) : '- (in this process)'];
     })),
     '',
-    `tsvmm CLI / runc:     ${r(results.ratios.cliOverRunc)}`,
-    `tsvmm library / runc: ${r(results.ratios.libraryOverRunc)}`,
-    `node -e 0 / runc:     ${r(results.ratios.nodeOverRunc)}`,
+    `tsvmm CLI / runc:      ${r(results.ratios.cliOverRunc)}`,
+    `tsvmm library / runc:  ${r(results.ratios.libraryOverRunc)}`,
+    `node -e 0 / runc:      ${r(results.ratios.nodeOverRunc)}`,
+    `tsvmm CLI / node -e 0: ${r(results.ratios.cliOverNode)}`,
+    '',
+    'Targets (ratios of medians):',
+    ...results.targets.map((t) => `  ${t.met ? 'MET ' : 'MISS'}  ${t.description}: ${t.ratio.toFixed(2)}x`),
     '',
     'Commands (BUNDLE: a copy of .cache/busybox-bundle/config.json running /bin/true on its rootfs):',
     ...contenders.map((c) => `  ${c.name}: ${results.commands[c.id]}`),
