@@ -5,7 +5,7 @@ import type { CommandBody } from './commands.js';
 import { listInstances } from '../api/runtime-dir.js';
 import { request, status } from '../api/control-client.js';
 import type { InstanceStatus } from '../api/protocol.js';
-import { formatSize } from '../boot/loader.js';
+import { formatSize } from '../boot/format.js';
 import { reportError } from './output.js';
 
 function formatUptime(ms: number): string {

@@ -6,7 +6,7 @@ import type { CommandBody } from './commands.js';
 import { Vm } from '../vmm/vm.js';
 import { DEFAULT_CMDLINE } from '../vmm/config.js';
 import { describeOutcome, type VmOutcome } from '../vmm/outcome.js';
-import { formatSize } from '../boot/loader.js';
+import { formatSize } from '../boot/format.js';
 import { ConsoleEscape, ESCAPE_HELP } from './console-escape.js';
 import { errorLine, reportError } from './output.js';
 import { parseDiskOption, parseNetOption } from './device-options.js';
