@@ -3,7 +3,7 @@
 // test bundle's rootfs, as an OCI image layout that is also a `docker save` archive, so that
 // `ctr images import`, `docker load` and `podman load` all take it. No registry is involved.
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -119,6 +119,51 @@ export async function startContainerd(dir: string, options: { cri?: string } = {
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));
       execFileSync('sh', ['-c', `umount -R ${dir}/root 2>/dev/null; umount -R ${dir}/state 2>/dev/null; true`]);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface Dockerd {
+  /** The client command line, for a shell. */
+  command: string;
+  docker(args: string[], options?: { timeout?: number }): { code: number | null; stdout: string; stderr: string };
+  stop(): Promise<void>;
+}
+
+/**
+ * A dockerd of our own in `dir` (data root, exec root, socket), with tsvmm-runc registered as the
+ * runtime "tsvmm", no default bridge and no iptables rules (the host's firewall is not ours to
+ * change), and the busybox image loaded.
+ */
+export async function startDockerd(dir: string): Promise<Dockerd> {
+  mkdirSync(dir, { recursive: true });
+  const socket = path.join(dir, 'docker.sock');
+  const log = path.join(dir, 'dockerd.log');
+  const child = spawn('dockerd', [
+    '--data-root', path.join(dir, 'data'), '--exec-root', path.join(dir, 'exec'), '-H', `unix://${socket}`,
+    '--pidfile', path.join(dir, 'docker.pid'), '--add-runtime', `tsvmm=${RUNC}`,
+    '--iptables=false', '--ip-masq=false', '--bridge=none',
+  ], { stdio: ['ignore', openSync(log, 'w'), openSync(log, 'a')] });
+  // Debian's client matches its daemon; a newer client on the machine would also do.
+  const client = existsSync('/usr/bin/docker') ? '/usr/bin/docker' : 'docker';
+  const docker: Dockerd['docker'] = (args, o = {}) => {
+    const r = spawnSync(client, ['-H', `unix://${socket}`, ...args], { encoding: 'utf8', timeout: o.timeout ?? 60_000 });
+    return { code: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  };
+  await waitFor('dockerd', () => existsSync(socket) && docker(['version']).code === 0, child, log, 60_000);
+  const loaded = docker(['load', '-i', busyboxImage(dir)]);
+  if (loaded.code !== 0) throw new Error(`docker load: ${loaded.stderr}`);
+  return {
+    command: `${client} -H unix://${socket}`,
+    docker,
+    stop: async () => {
+      const ids = docker(['ps', '-aq']).stdout.split('\n').filter(Boolean);
+      if (ids.length) docker(['rm', '-f', ...ids]);
+      for (const network of docker(['network', 'ls', '--filter', 'type=custom', '-q']).stdout.split('\n').filter(Boolean)) docker(['network', 'rm', network]);
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+      execFileSync('sh', ['-c', `umount -R ${dir}/data 2>/dev/null; umount -R ${dir}/exec 2>/dev/null; true`]);
       rmSync(dir, { recursive: true, force: true });
     },
   };
