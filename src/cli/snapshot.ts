@@ -11,6 +11,26 @@ import { reportError } from './output.js';
 import { runDetached, runVm, terminalOptions } from './run.js';
 import { Vm } from '../vmm/vm.js';
 import { TsvmmError } from '../errors.js';
+import { formatSize } from '../boot/format.js';
+
+/** `tsvmm snapshot verify FILE` checks a file; no VM may take this name (runtime-dir.ts). */
+const VERIFY = 'verify';
+
+/** Checks every checksum of a snapshot and its parents, guest memory included. */
+async function verify(file: string): Promise<number> {
+  const bar = new ProgressBar(`verifying ${path.basename(file)}`);
+  try {
+    const { verifySnapshot } = await import('../snapshot/index.js');
+    const result = await verifySnapshot(file, { onProgress: (p) => bar.update(p.bytesDone, p.bytesTotal) });
+    bar.done();
+    const chain = result.files > 1 ? `, with its ${result.files - 1} parent${result.files > 2 ? 's' : ''}` : '';
+    process.stdout.write(`${file}: intact: every checksum matches (${formatSize(result.memoryBytes)} of guest memory${chain})\n`);
+    return 0;
+  } catch (error) {
+    bar.done();
+    return reportError(error);
+  }
+}
 
 interface SnapshotArgs {
   name: string;
@@ -20,10 +40,14 @@ interface SnapshotArgs {
 
 export const snapshotCommand: CommandBody<SnapshotArgs> = {
   builder: (y: Argv) => y
-    .positional('name', { type: 'string', demandOption: true, describe: 'The VM, as `tsvmm ps` names it' })
+    .positional('name', { type: 'string', demandOption: true, describe: 'The VM, as `tsvmm ps` names it; or `verify` to check FILE' })
     .positional('file', { type: 'string', demandOption: true, describe: 'Snapshot file to write (replaced only once complete)' })
     .option('diff', { type: 'boolean', default: false, describe: 'Save only the pages written since the VM\'s previous snapshot, which the new file needs beside it' }) as Argv<SnapshotArgs>,
   handler: async (args: ArgumentsCamelCase<SnapshotArgs>) => {
+    if (args.name === VERIFY) {
+      process.exitCode = await verify(path.resolve(args.file));
+      return;
+    }
     const bar = new ProgressBar(`saving ${args.name}`);
     const started = performance.now();
     try {
@@ -43,6 +67,7 @@ interface RestoreArgs {
   file: string;
   name?: string;
   diskPath: string[];
+  verify: boolean;
   detach: boolean;
   quiet: boolean;
   verbose: boolean;
@@ -54,6 +79,7 @@ export const restoreCommand: CommandBody<RestoreArgs> = {
     .positional('file', { type: 'string', demandOption: true, describe: 'Snapshot file' })
     .option('name', { type: 'string', describe: 'Name of the restored VM (default: a new one, so clones can run side by side)' })
     .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Run in the background; `tsvmm console NAME` attaches' })
+    .option('verify', { type: 'boolean', default: false, describe: 'First check every byte of guest memory in the file against its checksums (reads it all)' })
     .option('disk-path', { type: 'string', array: true, default: [], describe: 'OLD=NEW: the snapshot\'s disk OLD is now at NEW (moved or copied; repeat for more disks)' }) as unknown as Argv<RestoreArgs>,
   handler: async (args: ArgumentsCamelCase<RestoreArgs>) => {
     const file = path.resolve(args.file);
@@ -66,11 +92,11 @@ export const restoreCommand: CommandBody<RestoreArgs> = {
     }
     if (args.detach) {
       const moves = Object.entries(diskPaths).flatMap(([from, to]) => ['--disk-path', `${from}=${to}`]);
-      process.exitCode = await runDetached(args.name, args.quiet, ['restore', file, ...moves]);
+      process.exitCode = await runDetached(args.name, args.quiet, ['restore', file, ...moves, ...(args.verify ? ['--verify'] : [])]);
       return;
     }
     const name = args.name ?? `vm-${process.pid}`;
-    process.exitCode = await runVm(args, () => Vm.restore(file, { name, start: false, diskPaths }));
+    process.exitCode = await runVm(args, () => Vm.restore(file, { name, start: false, diskPaths, verify: args.verify }));
   },
 };
 

@@ -25,7 +25,9 @@ export type VmErrorCode =
   | 'INTERNAL_ERROR'
   | 'FAIL_ENTRY'
   | 'UNHANDLED_EXIT'
-  | 'VMM_ERROR';
+  | 'VMM_ERROR'
+  /** The snapshot file a restored VM's memory is mapped from was truncated or rewritten under it. */
+  | 'SNAPSHOT_CHANGED';
 
 export function describeOutcome(outcome: VmOutcome): string {
   switch (outcome.kind) {

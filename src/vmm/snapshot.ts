@@ -69,6 +69,62 @@ export function diskIdentities(config: ResolvedVmConfig, slots: readonly VirtioS
 /** Where a snapshot's disks are now: `diskPaths` maps a recorded path to where that disk lives. */
 export interface RestoreOptions {
   diskPaths?: Readonly<Record<string, string>>;
+  /** Check the CRC of all guest memory in the file (and its parents) first: reads all of it. */
+  verify?: boolean;
+}
+
+/**
+ * The files a restored VM's memory is mapped from. Pages the guest has not written yet still
+ * come from them, so a file truncated or rewritten in place under a running VM takes guest
+ * memory with it (the guest then faults, or worse). We keep each file open and watch its size
+ * and modification time, so the VM can end with an error that says so.
+ */
+interface MappedFile {
+  path: string;
+  fd: number;
+  size: number;
+  mtimeMs: number;
+}
+
+export class MappedFiles {
+  readonly #files: MappedFile[];
+
+  private constructor(files: MappedFile[]) {
+    this.#files = files;
+  }
+
+  static open(paths: readonly string[]): MappedFiles {
+    const files: MappedFile[] = [];
+    for (const p of paths) {
+      const fd = openSync(p, 'r');
+      const st = fstatSync(fd);
+      files.push({ path: p, fd, size: st.size, mtimeMs: st.mtimeMs });
+    }
+    return new MappedFiles(files);
+  }
+
+  /** What happened to a file since the VM was restored from it, or undefined if nothing did. */
+  problem(): string | undefined {
+    for (const f of this.#files) {
+      let st;
+      try {
+        st = fstatSync(f.fd);
+      } catch {
+        continue;
+      }
+      if (st.size < f.size) {
+        return `the snapshot file ${f.path} this VM was restored from was truncated (${f.size} bytes, now ${st.size}) while the VM ran from it: guest memory it held is gone. Keep a snapshot file whole while VMs restored from it run (or restore from a copy)`;
+      }
+      if (st.mtimeMs !== f.mtimeMs || st.size !== f.size) {
+        return `the snapshot file ${f.path} this VM was restored from was written to while the VM ran from it: guest memory may have changed under the guest. Keep a snapshot file unchanged while VMs restored from it run (tsvmm snapshot replaces a file atomically, which is safe)`;
+      }
+    }
+    return undefined;
+  }
+
+  close(): void {
+    for (const f of this.#files.splice(0)) closeSync(f.fd);
+  }
 }
 
 /**
@@ -251,6 +307,8 @@ export async function writeVmSnapshot(
 export interface OpenedVmSnapshot {
   /** The file (its absolute path) and its id: what a diff of the restored VM names as its parent. */
   source: { path: string; id: string };
+  /** The files guest memory is mapped from, watched while the VM runs; the VM closes it. */
+  mapped: MappedFiles;
   config: ResolvedVmConfig;
   memory: GuestMemory;
   devices: RestoredDevices;
@@ -259,7 +317,7 @@ export interface OpenedVmSnapshot {
 }
 
 export async function openVmSnapshot(file: string, options: RestoreOptions = {}): Promise<OpenedVmSnapshot> {
-  const snapshot = await openSnapshot(file);
+  const snapshot = await openSnapshot(file, { verifyMemory: options.verify });
   try {
     const manifest = snapshot.manifest.vm as unknown as VmManifest;
     if (!manifest || typeof manifest !== 'object' || !manifest.config || typeof manifest.xsaveSize !== 'number') {
@@ -272,6 +330,7 @@ export async function openVmSnapshot(file: string, options: RestoreOptions = {})
     })));
     // The mappings keep the file's pages reachable after its descriptors are closed.
     const memory = GuestMemory.mapFiles(layout, extents);
+    const mapped = MappedFiles.open(snapshot.chain.map((f) => f.path));
     const state = (name: string) => snapshot.state(name);
     const vcpuSnapshots = Array.from({ length: config.cpus }, (_, id): VcpuSnapshot => {
       const meta = snapshot.device(`vcpu${id}`) as { id: number; mpState: number; skippedMsrs: number[] };
@@ -288,7 +347,7 @@ export async function openVmSnapshot(file: string, options: RestoreOptions = {})
     };
     return {
       source: { path: path.resolve(file), id: snapshot.file.id },
-      config, memory, devices,
+      mapped, config, memory, devices,
       restoreKvm(vm, vcpus) {
         if (vm.xsaveSize() !== manifest.xsaveSize) {
           throw new TsvmmError('BAD_SNAPSHOT', `${file}: taken on a CPU with ${manifest.xsaveSize}-byte XSAVE state, this one has ${vm.xsaveSize()}`);

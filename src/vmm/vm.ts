@@ -7,7 +7,7 @@ import type { Worker } from 'node:worker_threads';
 import { TsvmmError } from '../errors.js';
 import { resolveConfig, type ResolvedVmConfig, type VmConfig } from './config.js';
 import { buildRestoredVm, buildVm, type BuiltVm } from './builder.js';
-import { diskIdentities, openVmSnapshot, SnapshotHistory, type RestoredDevices, type RestoreOptions, type SnapshotOptions } from './snapshot.js';
+import { diskIdentities, MappedFiles, openVmSnapshot, SnapshotHistory, type RestoredDevices, type RestoreOptions, type SnapshotOptions } from './snapshot.js';
 import type { WriteResult } from '../snapshot/index.js';
 import { ByteRing } from './byte-ring.js';
 import { COUNTERS, VcpuCommand, VcpuControl, VcpuState, type Counter } from './vcpu-control.js';
@@ -26,6 +26,8 @@ import { prestartVcpuThreads, startIoThread, takeVcpuThread } from './threads.js
 
 const KICK_RETRY_MS = 20;
 const OUTPUT_LIMIT = 16 * 1024 * 1024;
+/** How often a restored VM checks that the snapshot files its memory comes from are intact. */
+const MAPPED_FILE_CHECK_MS = 250;
 
 export type VmState = 'created' | 'running' | 'paused' | 'exited';
 
@@ -93,6 +95,8 @@ export class Vm extends EventEmitter<VmEvents> {
 
   /** Device state to start from, for a VM restored from a snapshot. */
   readonly #restored: RestoredDevices | undefined;
+  /** For a restored VM, the snapshot files its memory is mapped from, and the timer watching them. */
+  #mapped: { files: MappedFiles; timer: NodeJS.Timeout | undefined } | undefined;
   /** The last snapshot and the pages written since, for diff snapshots. */
   readonly #snapshots = new SnapshotHistory();
 
@@ -134,19 +138,27 @@ export class Vm extends EventEmitter<VmEvents> {
    */
   static async restore(path: string, options: RestoreOptions & { name?: string; start?: boolean } = {}): Promise<Vm> {
     prestartVcpuThreads(1);
-    const opened = await openVmSnapshot(path, { diskPaths: options.diskPaths });
+    const opened = await openVmSnapshot(path, { diskPaths: options.diskPaths, verify: options.verify });
     prestartVcpuThreads(opened.config.cpus);
     const config: ResolvedVmConfig = { ...opened.config, name: options.name ?? opened.config.name };
-    const built = buildRestoredVm(config, opened.memory, (_kvm, vm, vcpus) => opened.restoreKvm(vm, vcpus));
+    let built: BuiltVm;
+    try {
+      built = buildRestoredVm(config, opened.memory, (_kvm, vm, vcpus) => opened.restoreKvm(vm, vcpus));
+    } catch (error) {
+      opened.mapped.close();
+      throw error;
+    }
     opened.devices.virtio.forEach((d, i) => {
       const slot = built.virtio.slots[i];
       if (!slot || slot.state.byteLength !== d.registers.length) {
         built.release();
+        opened.mapped.close();
         throw new VmError('BAD_SNAPSHOT', `${path}: virtio device ${i} does not match this VM's devices`);
       }
       new Uint8Array(slot.state).set(d.registers);
     });
     const vm = new Vm(config, built, opened.devices);
+    vm.#mapped = { files: opened.mapped, timer: undefined };
     vm.#snapshots.restoredFrom(opened.source, built.vm, built.memory);
     if (options.start !== false) vm.start();
     return vm;
@@ -264,6 +276,14 @@ export class Vm extends EventEmitter<VmEvents> {
       return { control, worker, ended };
     });
     this.#startIoThread();
+    if (this.#mapped) {
+      const mapped = this.#mapped;
+      mapped.timer = setInterval(() => {
+        const problem = mapped.files.problem();
+        if (problem) this.#finish({ kind: 'error', code: 'SNAPSHOT_CHANGED', message: problem });
+      }, MAPPED_FILE_CHECK_MS);
+      mapped.timer.unref();
+    }
     void this.#pumpOutput(this.#consoleOut);
     if (this.#built.virtio.console) void this.#pumpOutput(this.#built.virtio.console.output);
   }
@@ -340,6 +360,7 @@ export class Vm extends EventEmitter<VmEvents> {
     if (this.#state === 'created') {
       this.#state = 'exited';
       this.#built.release();
+      this.#mapped?.files.close();
       this.#outcome = { kind: 'stopped' };
       this.#resolveExited(this.#outcome);
     } else if (this.#state !== 'exited') {
@@ -423,7 +444,9 @@ export class Vm extends EventEmitter<VmEvents> {
 
   /** The first outcome wins: the others are consequences of stopping. */
   #stopThreads(outcome: VmOutcome): void {
-    this.#outcome ??= outcome;
+    // A guest whose memory vanished with its snapshot file faults: that, not the fault, is the news.
+    const problem = outcome.kind !== 'stopped' && this.#outcome === undefined ? this.#mapped?.files.problem() : undefined;
+    this.#outcome ??= problem ? { kind: 'error', code: 'SNAPSHOT_CHANGED', message: problem } : outcome;
     if (!this.#stopping) {
       this.#stopping = true;
       this.#resolveEnding();
@@ -530,6 +553,10 @@ export class Vm extends EventEmitter<VmEvents> {
     if (this.#built.virtio.console) this.#drainOutput(this.#built.virtio.console.output);
     this.#state = 'exited';
     this.#built.release();
+    if (this.#mapped) {
+      clearInterval(this.#mapped.timer);
+      this.#mapped.files.close();
+    }
     const outcome = this.#outcome ?? { kind: 'stopped' };
     this.emit('exit', outcome);
     this.#resolveExited(outcome);

@@ -1,0 +1,70 @@
+// Snapshot memory can be checked (`tsvmm snapshot verify`, `restore --verify`), and a snapshot
+// file truncated under a VM restored from it ends that VM with an error saying so.
+
+import { openSync, readFileSync, readSync, truncateSync, writeSync, closeSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { kvmMissingReason, TEST_ELF } from '../helpers/kvm.js';
+import { expectOneLineError, tsvmm } from '../helpers/cli.js';
+import { openSnapshot } from '../../src/snapshot/index.js';
+import { runtimeDir } from '../../src/api/runtime-dir.js';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'tsvmm-verify-'));
+const tag = `${process.pid}`;
+
+/** Flips one bit of guest RAM in the file: a page the guest wrote, 17 bytes in. */
+async function flipRamByte(file: string): Promise<void> {
+  const snapshot = await openSnapshot(file);
+  const ram = snapshot.file.memorySection('ram0');
+  await snapshot.close();
+  const at = ram.offset + 0x1000000 + 5 * 4096 + 17; // mode=touch writes from 16 MiB up
+  const fd = openSync(file, 'r+');
+  const byte = Buffer.alloc(1);
+  readSync(fd, byte, 0, 1, at);
+  byte[0] ^= 0x01;
+  writeSync(fd, byte, 0, 1, at);
+  closeSync(fd);
+}
+
+describe.skipIf(kvmMissingReason)('snapshot memory checks', () => {
+  const names: string[] = [];
+  afterAll(() => { for (const n of names) tsvmm(['stop', n]); });
+  const file = path.join(dir, 'vm.snap');
+
+  it('snapshot verify and restore --verify catch one flipped bit of guest RAM', async () => {
+    const name = `verify-${tag}`;
+    names.push(name);
+    expect(tsvmm(['run', '--detach', '--name', name, '--kernel', TEST_ELF, '--cmdline', 'mode=touch bytes=16777216 pause=20000', '--mem', '64M']).code).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(tsvmm(['snapshot', name, file]).code).toBe(0);
+    tsvmm(['stop', name]);
+
+    const intact = tsvmm(['snapshot', 'verify', file]);
+    expect(intact.code, intact.stderr).toBe(0);
+    expect(intact.stdout).toContain(`${file}: intact: every checksum matches (64 MiB of guest memory)`);
+
+    await flipRamByte(file);
+    expectOneLineError(tsvmm(['snapshot', 'verify', file]), /memory section "ram0" is corrupt \(CRC 0x[0-9a-f]+, expected 0x[0-9a-f]+\)/);
+    expectOneLineError(tsvmm(['restore', '--verify', file]), /memory section "ram0" is corrupt/);
+    expectOneLineError(tsvmm(['run', '--name', 'verify']), /name "verify": reserved/);
+  });
+
+  it('a snapshot file truncated under a VM restored from it: the VM ends with an error that says so', async () => {
+    const name = `verify-src-${tag}`;
+    names.push(name);
+    expect(tsvmm(['run', '--detach', '--name', name, '--kernel', TEST_ELF, '--cmdline', 'mode=touch bytes=33554432 pause=20000', '--mem', '64M']).code).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const source = path.join(dir, 'source.snap');
+    expect(tsvmm(['snapshot', name, source]).code).toBe(0);
+    tsvmm(['stop', name]);
+    const restored = `verify-r-${tag}`;
+    names.push(restored);
+    const r = tsvmm(['restore', source, '--detach', '--name', restored]);
+    expect(r.code, r.stderr).toBe(0);
+    truncateSync(source, 8192);
+    await expect.poll(() => tsvmm(['ps', '--json']).stdout, { timeout: 10_000 }).not.toContain(`"${restored}"`);
+    const log = readFileSync(path.join(runtimeDir(), `${restored}.log`), 'utf8');
+    expect(log).toContain(`tsvmm: error: the snapshot file ${source} this VM was restored from was truncated (`);
+  });
+});
