@@ -22,7 +22,7 @@ async function flipRamByte(file: string): Promise<void> {
   const fd = openSync(file, 'r+');
   const byte = Buffer.alloc(1);
   readSync(fd, byte, 0, 1, at);
-  byte[0] ^= 0x01;
+  byte[0] = byte[0]! ^ 0x01;
   writeSync(fd, byte, 0, 1, at);
   closeSync(fd);
 }
