@@ -5,7 +5,7 @@ import { chmodSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { isTsvmmError, TsvmmError } from '../errors.js';
 import { LineReader, type ControlRequest, type ControlResponse, type InstanceStatus, type LimitChanges, type TerminalSize } from './protocol.js';
-import { ensureRuntimeDir, removeInstance, socketPath, writeOutcome, writeRecord, type InstanceRecord } from './runtime-dir.js';
+import { ensureRuntimeDir, removeInstance, runtimeDirKey, socketPath, writeOutcome, writeRecord, type InstanceRecord } from './runtime-dir.js';
 
 /** What the server needs of a VM or a container. */
 export interface ControlledInstance {
@@ -59,17 +59,27 @@ export class ControlServer {
   static async listen(record: InstanceRecord, instance: ControlledInstance): Promise<ControlServer> {
     const dir = ensureRuntimeDir();
     const path = socketPath(record.name, dir);
+    const inUse = () => new TsvmmError('NAME_IN_USE', `an instance named "${record.name}" is already running`);
+    // Whoever holds the name's lock owns the name; checking the socket alone is a race (two
+    // starts both find it silent, and the second removes the first one's socket).
+    const lock = await claimName(dir, record.name).catch((error: NodeJS.ErrnoException) => {
+      throw error.code === 'EADDRINUSE' ? inUse() : error;
+    });
     if (await answers(path)) {
-      const { TsvmmError } = await import('../errors.js');
-      throw new TsvmmError('NAME_IN_USE', `an instance named "${record.name}" is already running`);
+      lock.close();
+      throw inUse();
     }
     rmSync(path, { force: true }); // left behind by a VMM that died
     rmSync(path.replace(/\.sock$/, '.outcome'), { force: true }); // an earlier instance's of this name
     const server = net.createServer();
+    server.on('close', () => lock.close());
     const control = new ControlServer(server, path, record);
     server.on('connection', (socket) => control.#serve(socket, instance));
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (error) => {
+        lock.close();
+        reject(error);
+      });
       server.listen(path, () => resolve());
     });
     chmodSync(path, 0o600);
@@ -184,6 +194,22 @@ export class ControlServer {
     socket.on('data', (data: Buffer) => console.write(data));
     socket.on('close', unsubscribe);
   }
+}
+
+/**
+ * Takes the lock on `name` in the runtime directory `dir`: an abstract unix socket (Linux),
+ * which only one process can bind and which the kernel releases when its process dies, even
+ * by SIGKILL, so that a crash leaves no stale lock behind.
+ */
+function claimName(dir: string, name: string): Promise<net.Server> {
+  const lock = net.createServer();
+  return new Promise((resolve, reject) => {
+    lock.once('error', reject);
+    lock.listen(`\0tsvmm-name-${runtimeDirKey(dir)}-${name}`, () => {
+      lock.unref();
+      resolve(lock);
+    });
+  });
 }
 
 /** A terminal size from a request: whole numbers of rows and columns, 1 to 65535. */

@@ -49,6 +49,10 @@ export interface InstanceStatus {
   /** Cumulative counters (VM exits; for containers whatever applies) and CPU time used, in µs. */
   exits: number;
   cpuTimeUs: number;
+  /** Containers: the host pid of the container's init (its pid 1), once it exists. */
+  pid?: number;
+  /** Containers: its address, with a network of its own (--net veth). */
+  address?: string;
   /** Containers: the limits in force (null: none). */
   limits?: { memory: number | null; cpus: number | null; pids: number | null };
 }

@@ -1,7 +1,9 @@
 // Where running VMs announce themselves: one directory, readable by its owner only, holding a
 // control socket and a small record per VM. `tsvmm ps` lists it; other commands find a VM by name.
 
-import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { homedir } from 'node:os';
 import path from 'node:path';
 import { TsvmmError } from '../errors.js';
 
@@ -16,6 +18,17 @@ export interface InstanceRecord {
   memory: number;
   /** Kernel path (VMs) or command (containers). */
   image: string;
+  /**
+   * What to clean up if the process dies without doing it (SIGKILL): a container's cgroup
+   * directories and its own directory under the state directory (its writable layer).
+   */
+  leftovers?: { cgroups: string[]; dirs: string[] };
+}
+
+/** Where instances keep state that outlives a process (containers' writable layers): TSVMM_STATE_DIR, else /var/lib/tsvmm (root) or ~/.local/share/tsvmm. */
+export function stateRoot(): string {
+  if (process.env.TSVMM_STATE_DIR) return process.env.TSVMM_STATE_DIR;
+  return process.getuid?.() === 0 ? '/var/lib/tsvmm' : path.join(homedir(), '.local/share/tsvmm');
 }
 
 export function runtimeDir(): string {
@@ -111,6 +124,41 @@ export function readOutcome(name: string, dir = runtimeDir()): InstanceOutcome |
   }
 }
 
+/**
+ * A short key of the runtime directory. Names are unique per runtime directory, so whatever a
+ * name labels host-wide (cgroups, the name's lock) carries this key too: two users, or two test
+ * runs, with a container of the same name do not collide.
+ */
+export function runtimeDirKey(dir = runtimeDir()): string {
+  return createHash('sha256').update(path.resolve(dir)).digest('hex').slice(0, 8);
+}
+
+/**
+ * Removes what a dead instance left: cgroup directories (rmdir: only an empty one goes) and
+ * its directories under `stateRoot` (nothing outside it, whatever the record says). Returns
+ * whether everything is gone; a cgroup whose last process is still dying is left for next time.
+ */
+function reap(record: InstanceRecord, stateRoot: string): boolean {
+  let done = true;
+  for (const dir of record.leftovers?.cgroups ?? []) {
+    if (!dir.startsWith('/sys/fs/cgroup/')) continue;
+    try {
+      rmdirSync(dir);
+      // The shared tsvmm/ parent goes with its last container.
+      if (path.basename(path.dirname(dir)) === 'tsvmm') rmdirSync(path.dirname(dir));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EBUSY') done = false;
+    }
+  }
+  for (const dir of record.leftovers?.dirs ?? []) {
+    const inside = path.relative(stateRoot, path.resolve(dir));
+    if (!inside || inside.startsWith('..') || path.isAbsolute(inside)) continue;
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return done;
+}
+
 export function removeInstance(name: string, dir = runtimeDir()): void {
   rmSync(recordPath(name, dir), { force: true });
   rmSync(socketPath(name, dir), { force: true });
@@ -145,7 +193,7 @@ export function listInstances(dir = runtimeDir()): InstanceRecord[] {
     try {
       const record = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as InstanceRecord;
       if (alive(record.pid)) out.push(record);
-      else removeInstance(record.name, dir);
+      else if (reap(record, stateRoot())) removeInstance(record.name, dir);
     } catch {
       // A record being written or a stray file: not an instance.
     }

@@ -4,11 +4,11 @@
 // `resume`, `stop`, `update` and (with --detach) `console` reach it by name, as they reach VMs.
 
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
+import { rmSync } from 'node:fs';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { CommandBody } from './commands.js';
 import { ControlServer } from '../api/control-server.js';
-import { checkName, ensureRuntimeDir, listInstances } from '../api/runtime-dir.js';
+import { checkName, listInstances, writeRecord } from '../api/runtime-dir.js';
 import type { Container, ContainerOutcome } from '../container/container.js';
 import { ContainerError } from '../container/errors.js';
 import type { ContainerConfig } from '../container/config.js';
@@ -16,7 +16,7 @@ import type { TerminalSize } from '../api/protocol.js';
 import { ConsoleEscape, type EscapeResult } from './console-escape.js';
 import { errorLine, reportError } from './output.js';
 import { numberOption } from './number-option.js';
-import { DETACH_TIMEOUT_MS, isDetached, startInBackground } from './detach.js';
+import { backgroundLog, DETACH_TIMEOUT_MS, isDetached, startInBackground } from './detach.js';
 
 interface ContainerRunArgs {
   bundle?: string;
@@ -144,6 +144,9 @@ async function runContainer(args: ContainerRunArgs): Promise<number> {
   let unrelay = () => {};
   try {
     container.start();
+    // Should we be killed (SIGKILL), the next tsvmm command that lists instances removes these.
+    record.leftovers = container.leftovers;
+    writeRecord(record);
     if (container.config.terminal && !detached) unrelay = relayTerminal(container, onSignal);
   } catch (error) {
     for (const signal of stopSignals) process.off(signal, onSignal);
@@ -215,7 +218,7 @@ async function runDetached(args: ContainerRunArgs): Promise<number> {
     toConfig(args, true); // the flags' own errors, before anything starts
     name = checkName(args.name ?? `ctr-${randomBytes(3).toString('hex')}`);
     if (listInstances().some((r) => r.name === name)) throw new ContainerError('BAD_CONFIG', `an instance named "${name}" is already running`);
-    logFile = path.join(ensureRuntimeDir(), `${name}.log`);
+    logFile = backgroundLog(name);
   } catch (error) {
     return reportError(error);
   }
@@ -234,6 +237,7 @@ async function runDetached(args: ContainerRunArgs): Promise<number> {
   if (started.kind === 'ended') {
     // Either it failed, and said why, or its workload was quick and has already finished.
     if (!started.errorLine) {
+      rmSync(logFile, { force: true });
       process.stdout.write(`${name}\n`);
       return 0;
     }

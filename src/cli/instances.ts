@@ -20,7 +20,11 @@ export const psCommand: CommandBody<{ json: boolean }> = {
   handler: async (args: ArgumentsCamelCase<{ json: boolean }>) => {
     const rows = await Promise.all(listInstances().map(async (record) => {
       const live = await status(record.name, 1000).catch(() => undefined);
-      return { ...record, state: live?.state ?? 'unresponsive', uptimeMs: live?.uptimeMs ?? Date.now() - record.startedAt, exits: live?.exits, cpuTimeUs: live?.cpuTimeUs };
+      // PID: a VM's VMM process; a container's init (its pid 1), beside the process supervising it.
+      return {
+        ...record, pid: live?.pid ?? record.pid, supervisorPid: record.pid, address: live?.address,
+        state: live?.state ?? 'unresponsive', uptimeMs: live?.uptimeMs ?? Date.now() - record.startedAt, exits: live?.exits, cpuTimeUs: live?.cpuTimeUs,
+      };
     }));
     if (args.json) {
       process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
@@ -30,8 +34,8 @@ export const psCommand: CommandBody<{ json: boolean }> = {
       process.stdout.write('No VMs or containers are running. Start one with `tsvmm run --name NAME --detach`.\n');
       return;
     }
-    const table = [['NAME', 'KIND', 'STATE', 'CPUS', 'MEMORY', 'UPTIME', 'EXITS', 'PID'],
-      ...rows.map((r) => [r.name, r.kind, r.state, String(r.cpus), formatSize(r.memory), formatUptime(r.uptimeMs), r.exits === undefined ? '-' : String(r.exits), String(r.pid)])];
+    const table = [['NAME', 'KIND', 'STATE', 'CPUS', 'MEMORY', 'UPTIME', 'EXITS', 'PID', 'ADDRESS'],
+      ...rows.map((r) => [r.name, r.kind, r.state, String(r.cpus), formatSize(r.memory), formatUptime(r.uptimeMs), r.exits === undefined ? '-' : String(r.exits), String(r.pid), r.address ?? '-'])];
     const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
     for (const row of table) process.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
   },

@@ -10,10 +10,10 @@ import { formatSize } from '../boot/format.js';
 import { ConsoleEscape, ESCAPE_HELP } from './console-escape.js';
 import { errorLine, reportError } from './output.js';
 import { parseDiskOption, parseNetOption } from './device-options.js';
-import { DETACH_TIMEOUT_MS, isDetached, startInBackground } from './detach.js';
+import { backgroundLog, DETACH_TIMEOUT_MS, isDetached, startInBackground } from './detach.js';
 import { ControlServer } from '../api/control-server.js';
 import { vmInstance, vmRecord } from '../api/vm-instance.js';
-import { checkName, ensureRuntimeDir, listInstances } from '../api/runtime-dir.js';
+import { checkName, listInstances } from '../api/runtime-dir.js';
 import { TsvmmError } from '../errors.js';
 import { numberOption } from './number-option.js';
 import { randomBytes } from 'node:crypto';
@@ -187,7 +187,7 @@ export async function runDetached(requestedName: string | undefined, quiet: bool
   try {
     name = checkName(requestedName ?? `vm-${randomBytes(3).toString('hex')}`);
     if (listInstances().some((r) => r.name === name)) throw new TsvmmError('NAME_IN_USE', `an instance named "${name}" is already running`);
-    logFile = path.join(ensureRuntimeDir(), `${name}.log`);
+    logFile = backgroundLog(name);
   } catch (error) {
     return reportError(error);
   }

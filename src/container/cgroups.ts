@@ -271,8 +271,8 @@ function removeDirsNow(dirs: string[]): void {
 }
 
 /** Where a container's cgroup goes inside a hierarchy whose (our) base is `base`. */
-function containerDir(base: string, hierarchyRoot: string, name: string, cgroupsPath: string | undefined): string {
-  if (!cgroupsPath) return path.join(base, 'tsvmm', name);
+function containerDir(base: string, hierarchyRoot: string, dirName: string, cgroupsPath: string | undefined): string {
+  if (!cgroupsPath) return path.join(base, 'tsvmm', dirName);
   // OCI: an absolute path is from the hierarchy's root, a relative one from ours.
   const resolved = cgroupsPath.startsWith('/') ? path.join(hierarchyRoot, cgroupsPath) : path.join(base, cgroupsPath);
   if (!resolved.startsWith(`${hierarchyRoot}/`)) throw new ContainerError('BAD_CONFIG', `linux.cgroupsPath ${JSON.stringify(cgroupsPath)} leaves the cgroup hierarchy`);
@@ -280,7 +280,10 @@ function containerDir(base: string, hierarchyRoot: string, name: string, cgroups
 }
 
 export interface CgroupRequest {
+  /** The container's name, for messages. */
   name: string;
+  /** Its directory's name under tsvmm/: the name qualified by the runtime directory, so that two never collide. */
+  dirName: string;
   resources: ResourceLimits;
   deviceRules: DeviceRule[];
   cgroupsPath?: string;
@@ -314,7 +317,7 @@ class V1Cgroup implements ContainerCgroup {
     for (const controller of [...V1_REQUIRED, ...V1_OPTIONAL]) {
       const hierarchy = hierarchies.get(controller);
       if (!hierarchy) continue;
-      const dir = containerDir(hierarchy.dir, hierarchy.mountPoint, request.name, request.cgroupsPath);
+      const dir = containerDir(hierarchy.dir, hierarchy.mountPoint, request.dirName, request.cgroupsPath);
       this.paths[controller] = dir;
       if (!this.#dirs.includes(dir)) this.#dirs.push(dir);
     }
@@ -490,7 +493,7 @@ class V2Cgroup implements ContainerCgroup {
   constructor(mountPoint: string, controllers: Set<string>, request: CgroupRequest) {
     this.#mountPoint = mountPoint;
     this.#controllers = controllers;
-    this.#dir = containerDir(mountPoint, mountPoint, request.name, request.cgroupsPath);
+    this.#dir = containerDir(mountPoint, mountPoint, request.dirName, request.cgroupsPath);
     this.paths = { unified: this.#dir };
   }
 

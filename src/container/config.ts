@@ -11,7 +11,7 @@ import { ContainerError } from './errors.js';
 import { loadBundle } from './oci.js';
 import { checkDirectory } from './rootfs.js';
 import type { TerminalSize } from '../api/protocol.js';
-import { DEFAULT_CPU_PERIOD, defaultSpec, type ContainerSpec, type ResourceLimits } from './spec.js';
+import { DEFAULT_CPU_PERIOD, MIN_CONTAINER_MEMORY, defaultSpec, type ContainerSpec, type ResourceLimits } from './spec.js';
 
 export interface ContainerConfig {
   /** An OCI runtime bundle: a directory with config.json and the root filesystem it names. */
@@ -78,7 +78,7 @@ export interface ContainerLimits {
   pids?: number;
 }
 
-export const MIN_MEMORY = 4 * 1024 * 1024;
+export const MIN_MEMORY = MIN_CONTAINER_MEMORY;
 
 function fail(message: string): never {
   throw new ContainerError('BAD_CONFIG', message);

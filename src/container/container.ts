@@ -22,6 +22,7 @@ import { accessSync, constants } from 'node:fs';
 import { isatty } from 'node:tty';
 import { constants as osConstants } from 'node:os';
 import { LineReader } from '../api/protocol.js';
+import { runtimeDirKey } from '../api/runtime-dir.js';
 import { checkLimits, createCgroup, detectCgroups, type CgroupLayout, type CgroupLimits, type ContainerCgroup } from './cgroups.js';
 import { checkTerminalSize, resolveContainerConfig, resolveLimits, type ContainerConfig, type ContainerLimits, type ResolvedContainerConfig } from './config.js';
 import { ContainerError } from './errors.js';
@@ -224,6 +225,12 @@ export class Container extends EventEmitter<ContainerEvents> {
     return this.#net?.address;
   }
 
+  /** What is left to remove should this process die without cleaning up (for the instance record's reaper). */
+  get leftovers(): { cgroups: string[]; dirs: string[] } {
+    const layer = this.#root?.dir && !this.config.keepUpper ? [this.#root.dir] : [];
+    return { cgroups: [...new Set(Object.values(this.cgroupPaths))], dirs: layer };
+  }
+
   /** Its writable layer, when it runs on layers. */
   get upperDir(): string | undefined {
     return this.#root?.upper;
@@ -232,7 +239,10 @@ export class Container extends EventEmitter<ContainerEvents> {
   start(): void {
     if (this.#state !== 'created') throw new ContainerError('CONTAINER_STATE', `cannot start a container that is ${this.#state}`);
     const { spec } = this.config;
-    this.#cgroup = createCgroup(this.#layout, { name: this.name, resources: spec.resources, deviceRules: spec.deviceRules, cgroupsPath: spec.cgroupsPath });
+    this.#cgroup = createCgroup(this.#layout, {
+      name: this.name, dirName: `${this.name}-${runtimeDirKey()}`,
+      resources: spec.resources, deviceRules: spec.deviceRules, cgroupsPath: spec.cgroupsPath,
+    });
     let helper: ChildProcess;
     try {
       this.#root = prepareRoot(spec.root, this.name, this.config.keepUpper);

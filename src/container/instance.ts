@@ -42,6 +42,7 @@ export function containerInstance(container: Container, record: InstanceRecord):
     return {
       name: container.name, kind: 'container', state: container.stopping ? 'stopping' : container.state, cpus, memory,
       uptimeMs: container.uptimeMs, exits: 0, cpuTimeUs: container.cpuTimeUs, limits, memoryUsed: used(container),
+      pid: container.pid || undefined, address: container.address,
     };
   };
   return {

@@ -9,7 +9,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { ContainerError } from './errors.js';
-import { defaultMounts, HOOK_KINDS, type ContainerSpec, type DeviceRule, type DeviceSpec, type Hook, type Hooks, type IdMapping, type MountSpec, type NamespaceKind, type ResourceLimits, type Rlimit, type SeccompSpec, DEFAULT_CPU_PERIOD } from './spec.js';
+import { defaultMounts, HOOK_KINDS, type ContainerSpec, type DeviceRule, type DeviceSpec, type Hook, type Hooks, type IdMapping, type MountSpec, type NamespaceKind, type ResourceLimits, type Rlimit, type SeccompSpec, DEFAULT_CPU_PERIOD, MIN_CONTAINER_MEMORY } from './spec.js';
 import { RLIMITS } from './plan.js';
 
 type Json = unknown;
@@ -357,6 +357,8 @@ function readResources(f: Fields, value: Json): { resources: ResourceLimits; dev
   if (r.memory !== undefined && r.memory !== null) {
     const memory = f.object(r.memory, 'linux.resources.memory');
     const limit = f.optionalInteger(memory.limit, 'linux.resources.memory.limit');
+    // As for --mem (runc refuses tiny limits too): a limit of a few bytes only gets the init OOM-killed.
+    if (limit !== undefined && limit > 0 && limit < MIN_CONTAINER_MEMORY) f.fail('linux.resources.memory.limit', `${limit} bytes: at least 4 MiB is needed to start anything`);
     if (limit !== undefined && limit > 0 && limit < UNLIMITED) resources.memory = limit;
     const swap = f.optionalInteger(memory.swap, 'linux.resources.memory.swap');
     if (swap !== undefined && swap !== 0) {

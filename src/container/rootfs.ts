@@ -5,8 +5,8 @@
 // remove, unless asked to keep it.
 
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { homedir } from 'node:os';
 import path from 'node:path';
+import { stateRoot } from '../api/runtime-dir.js';
 import { ContainerError } from './errors.js';
 import type { MountStep } from './plan.js';
 
@@ -17,15 +17,12 @@ export interface PreparedRoot {
   prepare: MountStep[];
   /** The container's writable layer, if there are layers. */
   upper?: string;
+  /** The directory holding it (and overlayfs's work directory), ours to remove. */
+  dir?: string;
   /** Removes what we made for this container; keeps the upper layer if `keepUpper`. */
   release(): void;
 }
 
-/** Where upper layers live: TSVMM_STATE_DIR, else /var/lib/tsvmm (root) or ~/.local/share/tsvmm. */
-export function stateDir(): string {
-  if (process.env.TSVMM_STATE_DIR) return process.env.TSVMM_STATE_DIR;
-  return process.getuid?.() === 0 ? '/var/lib/tsvmm' : path.join(homedir(), '.local/share/tsvmm');
-}
 
 export function checkDirectory(dir: string, what: string): string {
   const resolved = path.resolve(dir);
@@ -46,7 +43,7 @@ export function prepareRoot(root: { path: string; layers: readonly string[] }, n
   for (const dir of lowers) {
     if (/[:,\\]/.test(dir)) throw new ContainerError('BAD_CONFIG', `layer ${dir}: overlayfs cannot take a path with ':', ',' or '\\'`);
   }
-  const base = path.join(stateDir(), 'containers');
+  const base = path.join(stateRoot(), 'containers');
   mkdirSync(base, { recursive: true, mode: 0o700 });
   const dir = mkdtempSync(path.join(base, `${name}-`));
   const upper = path.join(dir, 'upper');
@@ -62,6 +59,7 @@ export function prepareRoot(root: { path: string; layers: readonly string[] }, n
     rootfs: merged,
     prepare: [{ source: 'overlay', target: merged, type: 'overlay', flags: 0, data, remountFlags: 0, isFile: false, propagation: [] }],
     upper,
+    dir,
     release: () => {
       if (keepUpper) {
         // The work directory is overlayfs's scratch space; only the upper layer has content.

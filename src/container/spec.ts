@@ -150,6 +150,9 @@ export interface ContainerSpec {
 export const DEFAULT_PATH = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 export const DEFAULT_CPU_PERIOD = 100_000;
 
+/** The least memory limit a container may have, from the CLI or a bundle: less starts nothing. */
+export const MIN_CONTAINER_MEMORY = 4 * 1024 * 1024;
+
 /** The mounts `runc spec` lists, in its order. */
 export function defaultMounts(): MountSpec[] {
   return [

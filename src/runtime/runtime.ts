@@ -138,7 +138,7 @@ export class Runtime {
     this.store.claim(id);
 
     const request: CgroupRequest = {
-      name: id, resources: spec.resources, deviceRules: spec.deviceRules,
+      name: id, dirName: id, resources: spec.resources, deviceRules: spec.deviceRules,
       cgroupsPath: this.options.systemdCgroup ? systemdPath(spec.cgroupsPath, id) : spec.cgroupsPath,
     };
     const record: ContainerRecord = {

@@ -3,7 +3,7 @@
 // control socket and the cgroup files.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -93,6 +93,12 @@ describe.skipIf(containerMissingReason)('tsvmm container run', () => {
     const userns = brokenBundle(busyboxConfig((c) => { (c.linux.namespaces as unknown[]).push({ type: 'user' }); }));
     expectOneLineError(tsvmm(['container', 'run', '--bundle', userns]), /linux\.uidMappings and linux\.gidMappings are both needed with a user namespace$/);
     expectOneLineError(tsvmm(['container', 'run', '--rootfs', ROOTFS, '--mem', 'lots', '--', 'true']), '--mem "lots": not a size (try 256M or 1G)');
+    // A bundle's limits are checked as the flags are: a 1-byte memory limit would only OOM-kill the init.
+    const tinyMemory = brokenBundle(busyboxConfig((c) => { c.linux.resources = { memory: { limit: 1 } }; }));
+    expectOneLineError(tsvmm(['container', 'run', '--bundle', tinyMemory, '--', 'true']),
+      `${path.join(tinyMemory, 'config.json')}: linux.resources.memory.limit 1 bytes: at least 4 MiB is needed to start anything`);
+    expectOneLineError(tsvmm(['container', 'run', '--rootfs', ROOTFS, '--mem', '1', '--', 'true']), '--mem 1: at least 4 MiB is needed to start anything');
+    expectOneLineError(tsvmm(['container', 'run', '--rootfs', ROOTFS, '--cpus', 'abc', '--', 'true']), /^tsvmm: error: --cpus "?abc"?: not a number/);
   });
 
   it('passes 127 for a command that is not in the container', () => {
@@ -117,16 +123,22 @@ describe.skipIf(containerMissingReason)('tsvmm container run', () => {
     expect(started.code, started.stderr).toBe(0);
     expect(started.stdout.trim()).toBe('ctr-bg');
 
-    const ps = JSON.parse(tsvmm(['ps', '--json']).stdout) as { name: string; kind: string; state: string; cpus: number; memory: number; pid: number }[];
+    const ps = JSON.parse(tsvmm(['ps', '--json']).stdout) as { name: string; kind: string; state: string; cpus: number; memory: number; pid: number; supervisorPid: number }[];
     const row = ps.find((r) => r.name === 'ctr-bg')!;
     expect(row).toMatchObject({ kind: 'container', state: 'running', cpus: 0.5, memory: 64 << 20 });
-    expect(tsvmm(['ps']).stdout).toMatch(/^ctr-bg\s+container\s+running\s+0\.5\s+64 MiB/m);
+    expect(tsvmm(['ps']).stdout).toMatch(new RegExp(`^ctr-bg\\s+container\\s+running\\s+0\\.5\\s+64 MiB\\s+\\S+\\s+\\S+\\s+${row.pid}\\s+-$`, 'm'));
+    // PID is the container's init, pid 1 inside; the Node process supervising it is beside it.
+    expect(readFileSync(`/proc/${row.pid}/status`, 'utf8')).toMatch(new RegExp(`^NSpid:\\s+${row.pid}\\s+1$`, 'm'));
+    expect(row.supervisorPid).not.toBe(row.pid);
 
-    // The supervisor's cgroups hold the container's (v1 on this host).
-    const freezer = path.join(v1CgroupOf(row.pid, 'freezer'), 'tsvmm/ctr-bg');
-    const memory = path.join(v1CgroupOf(row.pid, 'memory'), 'tsvmm/ctr-bg');
-    const cpu = path.join(v1CgroupOf(row.pid, 'cpu'), 'tsvmm/ctr-bg');
-    const pids = path.join(v1CgroupOf(row.pid, 'pids'), 'tsvmm/ctr-bg');
+    // Its cgroups (v1 on this host): tsvmm/NAME-KEY, the key naming the runtime directory, so
+    // that a container of the same name from another runtime directory cannot collide.
+    const freezer = v1CgroupOf(row.pid, 'freezer');
+    const memory = v1CgroupOf(row.pid, 'memory');
+    const cpu = v1CgroupOf(row.pid, 'cpu');
+    const pids = v1CgroupOf(row.pid, 'pids');
+    expect(freezer).toMatch(/\/tsvmm\/ctr-bg-[0-9a-f]{8}$/);
+    expect(freezer.startsWith(v1CgroupOf(row.supervisorPid, 'freezer'))).toBe(true);
 
     expect(tsvmm(['pause', 'ctr-bg']).stdout.trim()).toBe('ctr-bg: paused');
     expect(readCgroupFile(freezer, 'freezer.state')).toBe('FROZEN');
@@ -174,5 +186,70 @@ describe.skipIf(containerMissingReason)('tsvmm container run', () => {
     expect(tsvmm(['container', 'run', '--rootfs', ROOTFS, '--name', 'ctr-taken', '--detach', '--', 'sleep', '30']).code).toBe(0);
     expectOneLineError(tsvmm(['container', 'run', '--rootfs', ROOTFS, '--name', 'ctr-taken', '--', 'true']), 'an instance named "ctr-taken" is already running');
     expect(tsvmm(['stop', 'ctr-taken']).code).toBe(0);
+  });
+});
+
+/** tsvmm, asynchronously: several at once. */
+function tsvmmAsync(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, ['bin/tsvmm.js', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    p.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    p.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const ipMissing = spawnSync('ip', ['-V']).status === 0 ? undefined : 'no iproute2 (ip)';
+
+describe.skipIf(containerMissingReason)('names and leftovers', () => {
+  const runtimeDir = process.env.TSVMM_RUNTIME_DIR!;
+  const mine = (name: string) => readdirSync(runtimeDir).filter((f) => f.startsWith(`${name}.`));
+
+  it('three concurrent --detach runs with one name: exactly one runs, the others fail on their own stderr', async () => {
+    const name = `race-${process.pid}`;
+    try {
+      const runs = await Promise.all([1, 2, 3].map(() => tsvmmAsync(['container', 'run', '--rootfs', ROOTFS, '--name', name, '--detach', '--', 'sleep', '60'])));
+      const won = runs.filter((r) => r.code === 0);
+      const lost = runs.filter((r) => r.code !== 0);
+      expect(won, JSON.stringify(runs)).toHaveLength(1);
+      expect(won[0]!.stdout).toBe(`${name}\n`);
+      expect(lost).toHaveLength(2);
+      for (const r of lost) {
+        expect(r.code).toBe(1);
+        expect(r.stderr).toBe(`tsvmm: error: an instance named "${name}" is already running\n`);
+      }
+      expect(JSON.parse(tsvmm(['ps', '--json']).stdout).filter((r: { name: string }) => r.name === name)).toHaveLength(1);
+      // No start log is left behind: only the winner's socket and record.
+      expect(mine(name).sort()).toEqual([`${name}.json`, `${name}.sock`]);
+    } finally {
+      tsvmm(['stop', name]);
+    }
+  });
+
+  it.skipIf(ipMissing)('kill -9 of the supervisor: the next command removes its cgroups, its writable layer and its files; ps showed its address', async () => {
+    const name = `killed-${process.pid}`;
+    const layer = mkdtempSync(path.join(tmpdir(), 'tsvmm-layer-'));
+    const started = tsvmm(['container', 'run', '--rootfs', ROOTFS, '--layer', layer, '--net', 'veth', '--mem', '64M', '--name', name, '--detach', '--', 'sh', '-c', 'echo x > /written; sleep 60']);
+    expect(started.code, started.stderr).toBe(0);
+    const row = (JSON.parse(tsvmm(['ps', '--json']).stdout) as { name: string; pid: number; supervisorPid: number; address?: string }[]).find((r) => r.name === name)!;
+    expect(row.address).toMatch(/^10\.88\.\d+\.\d+$/);
+    expect(tsvmm(['ps']).stdout).toMatch(new RegExp(`^${name}\\s+container\\s+running.*\\s${row.pid}\\s+${row.address!.replace(/\./g, '\\.')}$`, 'm'));
+    const cgroups = ['memory', 'pids', 'freezer', 'cpu'].map((c) => v1CgroupOf(row.pid, c));
+    const record = JSON.parse(readFileSync(path.join(runtimeDir, `${name}.json`), 'utf8')) as { leftovers: { dirs: string[] } };
+    const [layerDir] = record.leftovers.dirs;
+    expect(existsSync(path.join(layerDir!, 'upper/written'))).toBe(true);
+    for (const dir of cgroups) expect(existsSync(dir)).toBe(true);
+
+    process.kill(row.supervisorPid, 'SIGKILL');
+    // The init dies with its supervisor (PR_SET_PDEATHSIG).
+    await expect.poll(() => existsSync(`/proc/${row.pid}`), { timeout: 10_000 }).toBe(false);
+    expect(tsvmm(['ps']).code).toBe(0);
+    for (const dir of cgroups) expect(existsSync(dir), dir).toBe(false);
+    expect(existsSync(layerDir!)).toBe(false);
+    expect(mine(name)).toEqual([]);
+    // And the name is free again.
+    expect(tsvmm(['container', 'run', '--rootfs', ROOTFS, '--name', name, '--', 'true']).code).toBe(0);
   });
 });

@@ -40,11 +40,11 @@ describe.skipIf(containerMissingReason)('containers through the library', () => 
     writeFileSync(secret, 'host only\n');
     try {
       const { output } = await sh([
-        `cat ${secret} || echo "no host file"`,
+        `cat ${secret} 2>/dev/null || echo "no host file"`,
         // A directory only the host has (a name like /tmp would exist in the rootfs too).
-        `ls ${secretDir} || echo "no host dir"`,
+        `ls ${secretDir} 2>/dev/null || echo "no host dir"`,
         'ls /',
-        // (stderr quiet: it would race stdout into the output)
+        // (stderr quiet here and above: it would race stdout into the output)
         '{ echo 1 > /proc/sys/kernel/panic; } 2>/dev/null || echo "proc/sys is read-only"',
         'wc -c < /proc/keys', 'ls /sys/firmware | wc -l',
         'grep -E "^(CapBnd|NoNewPrivs)" /proc/self/status',
