@@ -8,6 +8,7 @@ import type { IrqLine } from '../devices/irq.js';
 import { POST_PORT, PostPort } from '../devices/post-port.js';
 import { RTC_PORT, RTC_PORT_COUNT, RtcCmos, type RtcCmosState } from '../devices/rtc-cmos.js';
 import { AcpiPm, type AcpiPmState } from '../devices/acpi-pm.js';
+import { FaultLog } from '../devices/fault-log.js';
 import { ACPI_PM } from '../arch/x86/acpi.js';
 import { COM1, SERIAL_PORT_COUNT, Serial16550, type Serial16550State } from '../devices/serial-16550.js';
 
@@ -62,10 +63,12 @@ export function createLegacyDevices(wiring: LegacyDeviceWiring): LegacyDevices {
   pio.insert('serial (COM1)', COM1.port, SERIAL_PORT_COUNT, serial);
   const post = new PostPort();
   const rtc = new RtcCmos();
+  const sleepTypes = new FaultLog('ACPI sleep requests', wiring.log);
   const acpiPm = new AcpiPm({
     onPowerOff: wiring.onPowerOff,
     onReset: () => wiring.onReset('acpi'),
-    onUnsupportedSleep: (type) => wiring.log(`guest asked for ACPI sleep type ${type}, which tsvmm does not implement`),
+    // Once per sleep type: a guest can ask again and again.
+    onUnsupportedSleep: (type) => sleepTypes.report(`S${type}`, () => `guest asked for ACPI sleep type ${type}, which tsvmm does not implement`),
   });
   pio.insert('i8042', I8042_DATA_PORT, I8042_PORT_COUNT, i8042);
   pio.insert('RTC', RTC_PORT, RTC_PORT_COUNT, rtc);
