@@ -60,7 +60,7 @@ describe('legacy devices under random register traffic', () => {
     {
       name: 'i8042', base: I8042_DATA_PORT, span: I8042_PORT_COUNT,
       make() {
-        const i8042 = new I8042(() => {});
+        const i8042 = new I8042({ onReset: () => {} });
         return { device: i8042, bounded: () => i8042.save().output.length <= I8042_OUTPUT_LIMIT };
       },
     },
@@ -102,7 +102,7 @@ describe('legacy devices under random register traffic', () => {
 
   it('the i8042 keeps at most a few replies however many commands go unread', () => {
     fc.assert(fc.property(fc.array(fc.constantFrom(0x20, 0xaa, 0xab, 0xa9, 0xd0, 0x60, 0xd1, 0xa7, 0xae), { maxLength: 200 }), (commands) => {
-      const i8042 = new I8042(() => {});
+      const i8042 = new I8042({ onReset: () => {} });
       for (const command of commands) i8042.write(4, Uint8Array.of(command));
       expect(i8042.save().output.length).toBeLessThanOrEqual(I8042_OUTPUT_LIMIT);
     }), runs(200));
