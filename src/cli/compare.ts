@@ -3,10 +3,10 @@
 // table; --json prints the report as JSON instead; --html FILE also writes a self-contained page.
 // Either way the report is saved as JSON where the dashboard finds it (compare/latest.ts).
 
-import { writeFileSync } from 'node:fs';
 import type { ArgumentsCamelCase, Argv } from 'yargs';
 import type { CommandBody } from './commands.js';
-import { MEASUREMENTS, runComparison, type MeasurementName } from '../compare/harness.js';
+import { MEASUREMENTS, resolveOptions, runComparison, type MeasurementName } from '../compare/harness.js';
+import { checkOutputFile, writeWhole } from '../compare/output-file.js';
 import { latestResultsPath, saveLatestResults } from '../compare/latest.js';
 import { renderHtml, renderJson, renderTable } from '../compare/report.js';
 import { numberOption } from './number-option.js';
@@ -36,16 +36,20 @@ export const compareCommand: CommandBody<CompareArgs> = {
       + 'The results are also saved to $TSVMM_COMPARE_RESULTS, or else $XDG_CACHE_HOME/tsvmm/compare-latest.json (~/.cache/tsvmm/), for the dashboard.') as unknown as Argv<CompareArgs>,
   handler: async (args: ArgumentsCamelCase<CompareArgs>) => {
     const log = args.quiet ? () => {} : (line: string) => process.stderr.write(`compare: ${line}\n`);
-    const report = await runComparison({
+    const request = {
       quick: args.quick,
       ...(args.runs !== undefined ? { runs: args.runs } : {}),
       ...(args.budget !== undefined ? { budget: args.budget } : {}),
       only: args.only as MeasurementName[],
       log,
-    });
-    if (args.html) {
-      writeFileSync(args.html, renderHtml(report));
-      log(`wrote ${args.html}`);
+    };
+    // Every argument and output path is checked before minutes of measuring, not after.
+    resolveOptions(request);
+    const html = args.html === undefined ? undefined : checkOutputFile('--html', args.html);
+    const report = await runComparison(request);
+    if (html) {
+      writeWhole(html, renderHtml(report));
+      log(`wrote ${html}`);
     }
     // The latest results, for the dashboard's side-by-side view; not saving them does not fail the run.
     try {

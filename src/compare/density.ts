@@ -1,9 +1,10 @@
 // Density: how many instances start within a host-memory budget. VMs (a `tsvmm run --mem M`
 // process each, test.elf halted after its first line) and containers (compare-work hold, limited
 // to M) are started one after another, each waited for until it prints its line, while the host
-// memory they hold together (as in the memory figures: the VMM processes' resident sets, the
-// containers' cgroup charges) stays within the budget, up to a cap and a time limit. Then all are
-// stopped. Figures: how many ran, and the time to start them all.
+// memory they hold together (as in the memory figures: the VMM processes' PSS, the
+// containers' cgroup charges plus their helpers, counted as in memory.ts: PSS) stays within the
+// budget, up to a cap and a time limit. Then all are stopped. Figures: how many ran (a lower bound,
+// "≥ N (cap)", when the cap or the time limit stopped them), and the time to start them all.
 
 import type { CompareEnv } from './env.js';
 import { measured, notAvailable, withRatios, type Figure, type Measurement, type Subject } from './model.js';
@@ -46,8 +47,8 @@ async function fleet(start: () => Promise<Held>, o: Options): Promise<Fleet> {
 export async function measureDensity(env: CompareEnv, o: Options): Promise<Measurement[]> {
   const T = 60_000;
   const kinds: { subject: Subject; method: string; missing: string | undefined; start: () => Promise<Held> }[] = [
-    { subject: 'container', method: `containers limited to ${o.instanceMemory} (compare-work hold), charged by their memory cgroups`, missing: env.containerMissing, start: () => holdContainer(env, o.instanceMemory, T) },
-    { subject: 'vm', method: `VMs of ${o.instanceMemory} (tsvmm run, test.elf mode=halt), charged by their processes' resident sets`, missing: env.vmMissing, start: () => holdVmProcess(env, o.instanceMemory, T) },
+    { subject: 'container', method: `containers limited to ${o.instanceMemory} (compare-work hold), charged by their memory cgroups plus their helpers' PSS`, missing: env.containerMissing, start: () => holdContainer(env, o.instanceMemory, T) },
+    { subject: 'vm', method: `VMs of ${o.instanceMemory} (tsvmm run, test.elf mode=halt), charged by their processes' PSS (Node's shared pages divided among them)`, missing: env.vmMissing, start: () => holdVmProcess(env, o.instanceMemory, T) },
   ];
   const counts: Figure[] = [];
   const times: Figure[] = [];
@@ -68,7 +69,10 @@ export async function measureDensity(env: CompareEnv, o: Options): Promise<Measu
       times.push(notAvailable(k.subject, k.method, 'ms/instance', reason));
       continue;
     }
-    counts.push(measured(k.subject, k.method, 'instances', runs.map((r) => r.count)));
+    const count = measured(k.subject, k.method, 'instances', runs.map((r) => r.count));
+    // A fleet that stopped at the cap or the time limit did not find the budget's limit: the count is a lower bound.
+    const bound = runs.some((r) => r.stoppedBy === 'cap') ? 'cap' : runs.some((r) => r.stoppedBy === 'time') ? 'time limit' : undefined;
+    counts.push(bound ? { ...count, atLeast: bound } : count);
     times.push(measured(k.subject, k.method, 'ms/instance', runs.map((r) => r.ms / Math.max(1, r.count + (r.stoppedBy === 'budget' ? 1 : 0)))));
     const why = [...new Set(runs.map((r) => r.stoppedBy))].join('/');
     notes.push(`${k.subject === 'vm' ? 'VMs' : 'Containers'}: stopped by the ${why}${why === 'cap' ? ` (${o.densityCap})` : why === 'time' ? ` limit (${o.densityTimeMs / 1000} s)` : ''}; `

@@ -2,10 +2,11 @@
 // view) can show it: $TSVMM_COMPARE_RESULTS if set, else $XDG_CACHE_HOME/tsvmm/compare-latest.json,
 // else ~/.cache/tsvmm/compare-latest.json. The file is the report as --json prints it.
 
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import type { CompareReport } from './model.js';
+import { writeWhole } from './output-file.js';
 import { renderJson } from './report.js';
 
 export function latestResultsPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -17,9 +18,7 @@ export function latestResultsPath(env: NodeJS.ProcessEnv = process.env): string 
 /** Writes the report (whole, through a temporary file, so a reader never sees half of it); returns the path. */
 export function saveLatestResults(report: CompareReport, file = latestResultsPath()): string {
   mkdirSync(path.dirname(file), { recursive: true });
-  const temporary = `${file}.${process.pid}.tmp`;
-  writeFileSync(temporary, renderJson(report));
-  renameSync(temporary, file);
+  writeWhole(file, renderJson(report));
   return file;
 }
 

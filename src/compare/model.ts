@@ -20,6 +20,11 @@ export interface Figure {
   vsNative: number | null;
   /** Why there is no figure (then `runs` is empty and `summary` null). */
   na?: string;
+  /**
+   * The figure is a lower bound, and why: a count that stopped at the test's cap ("cap"), not at
+   * the limit measured. Shown as "≥ N (cap)".
+   */
+  atLeast?: string;
 }
 
 export interface Measurement {
@@ -32,6 +37,8 @@ export interface Measurement {
   figures: Figure[];
   /** Checks and caveats found while measuring (e.g. "the LCG results agree: 0x…"). */
   notes: string[];
+  /** Why a figure may not be trusted: runs spread widely, a busy machine (reliability.ts). */
+  warnings?: string[];
 }
 
 export interface Machine {

@@ -5,7 +5,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { cgroupMemory } from '../api/host-memory.js';
+import { cgroupMemory, processMemory } from '../api/host-memory.js';
 import { Container } from '../container/container.js';
 import { Vm } from '../vmm/vm.js';
 import type { VmConfig } from '../vmm/config.js';
@@ -73,25 +73,39 @@ export async function runVm(config: VmConfig, patterns: string[], timeoutMs: num
 // ---------------------------------------------------------------------------------------------
 // Instances that stay up (memory, density): started, ready once they print a line, stopped later.
 
+/**
+ * Host memory an instance holds, counted the same way for every kind (src/api/host-memory.ts):
+ * `current` is what it adds to the host's total (a process's PSS: pages shared with other
+ * processes divided among them; a container's cgroup charge plus its helper process's PSS),
+ * `private` what stopping it gives back (private pages; the cgroup charge plus the helper's
+ * private pages), `peak` the most it held (VmHWM of a process; the cgroup's peak plus the helper).
+ */
+export interface HostMemory {
+  current: number;
+  private: number;
+  peak: number;
+}
+
 export interface Held {
   /** ms from the start call to the ready line. */
   readyMs: number;
-  /** Host memory it holds now and at its peak, in bytes. */
-  memory(): { current: number; peak: number };
+  memory(): HostMemory;
   /** For a container: the resident set of its workload process itself, for comparison. */
-  processMemory?: () => { current: number; peak: number };
+  processRss?: () => number;
   stop(): Promise<void>;
 }
 
-/** /proc/PID/status VmRSS and VmHWM, in bytes. */
-export function processMemory(pid: number): { current: number; peak: number } {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kib = (key: string) => {
-    const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(status);
-    if (!m) throw new Error(`/proc/${pid}/status has no ${key}`);
-    return Number(m[1]) * 1024;
-  };
-  return { current: kib('VmRSS'), peak: kib('VmHWM') };
+/** /proc/PID/status VmHWM: the most resident memory the process had, in bytes. */
+function peakRss(pid: number): number {
+  const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`/proc/${pid}/status has no VmHWM`);
+  return Number(m[1]) * 1024;
+}
+
+/** A process's HostMemory. */
+export function processHostMemory(pid: number): HostMemory {
+  const m = processMemory(pid);
+  return { current: m.pss, private: m.private, peak: peakRss(pid) };
 }
 
 function holdProcess(argv: string[], ready: string, timeoutMs: number, what: string): Promise<Held> {
@@ -108,7 +122,7 @@ function holdProcess(argv: string[], ready: string, timeoutMs: number, what: str
     child.on('close', (code, signal) => reject(exitedBadly(what, `exited with ${code ?? signal} before "${ready}"`, stderr)));
     clock.wait(ready, timeoutMs, what).then((s) => resolve({
       readyMs: s.at - t0,
-      memory: () => processMemory(child.pid!),
+      memory: () => processHostMemory(child.pid!),
       stop: async () => { kill(); await exited; },
     }), (e: unknown) => { kill(); reject(e as Error); });
   });
@@ -138,8 +152,13 @@ export async function holdContainer(env: CompareEnv, memory: string, timeoutMs: 
     ]);
     return {
       readyMs: s.at - t0,
-      memory: () => cgroupMemory(c.cgroupPaths),
-      processMemory: () => processMemory(c.pid),
+      memory: () => {
+        const charged = cgroupMemory(c.cgroupPaths);
+        // The helper (container-init) lives outside the cgroup but exists for this container alone.
+        const helper = c.helperPid === undefined ? { pss: 0, private: 0 } : processMemory(c.helperPid);
+        return { current: charged.current + helper.pss, private: charged.current + helper.private, peak: charged.peak + helper.pss };
+      },
+      processRss: () => processMemory(c.pid).rss,
       stop: async () => { await c.stop(); },
     };
   } catch (error) {

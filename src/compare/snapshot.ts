@@ -3,7 +3,7 @@
 // restore it in this process (Vm.restore(), memory mapped from the file). tsvmm has no container
 // checkpoint (that takes CRIU, which it does not use), so the container figures are "n/a".
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { Vm } from '../vmm/vm.js';
 import type { CompareEnv } from './env.js';
@@ -16,6 +16,8 @@ const NO_CHECKPOINT = 'tsvmm has no container checkpoint/restore (no CRIU): noth
 export async function measureSnapshot(env: CompareEnv, o: Options): Promise<Measurement[]> {
   const dir = mkdtempSync(path.join(env.workDir, 'snap-'));
   const restoreRuns: number[] = [];
+  /** Each run's snapshot file: bytes of disk it takes (zero pages are holes). */
+  const diskRuns: number[] = [];
   let fileBytes = 0;
   try {
     const save = await rounds(env, 'snapshot', 'ms', o.runs, [{
@@ -30,6 +32,7 @@ export async function measureSnapshot(env: CompareEnv, o: Options): Promise<Meas
           const result = await vm.snapshot(file);
           const ms = performance.now() - t0;
           fileBytes = result.fileSize;
+          diskRuns.push((statSync(file).blocks * 512) / 2 ** 20);
           const t1 = performance.now();
           const clone = await Vm.restore(file, { start: false });
           restoreRuns.push(performance.now() - t1);
@@ -43,18 +46,26 @@ export async function measureSnapshot(env: CompareEnv, o: Options): Promise<Meas
     }]);
     const restore = save.map((f) => (f.na ? { ...f } : { ...f, runs: restoreRuns.slice(-o.runs), summary: null }));
     for (const f of restore) if (!f.na) f.summary = summarize(f.runs);
+    const disk = save.map((f) => (f.na ? { ...f, unit: 'MiB' } : { ...f, unit: 'MiB', method: `the snapshot file of ${f.method.split(';')[0]}: its blocks on disk`, runs: diskRuns.slice(-o.runs), summary: null }));
+    for (const f of disk) if (!f.na) f.summary = summarize(f.runs);
     const container = (unit: string) => notAvailable('container', 'checkpoint of a running container', unit, NO_CHECKPOINT);
     return [
       withRatios({
         id: 'snapshot-save', title: 'Snapshot of a paused instance', unit: 'ms', higherIsBetter: false,
         figures: [container('ms'), ...save],
-        notes: fileBytes ? [`The VM's snapshot file: ${(fileBytes / 2 ** 20).toFixed(1)} MiB (zero pages are holes).`] : [],
+        notes: [],
         description: 'Saving the whole state of a paused instance to a file (lower is better). Natively there is nothing to snapshot.',
       }),
       withRatios({
         id: 'snapshot-restore', title: 'Restore from the snapshot', unit: 'ms', higherIsBetter: false,
         figures: [container('ms'), ...restore], notes: [],
         description: 'Building a VM from the snapshot file, ready to run (lower is better).',
+      }),
+      withRatios({
+        id: 'snapshot-disk', title: 'Snapshot size on disk', unit: 'MiB', higherIsBetter: false,
+        figures: [container('MiB'), ...disk],
+        notes: fileBytes ? [`Its apparent size is ${(fileBytes / 2 ** 20).toFixed(1)} MiB: the guest's untouched pages are holes, which take no disk.`] : [],
+        description: `Disk the snapshot of a paused ${o.snapshotMemory} VM takes (lower is better).`,
       }),
     ];
   } finally {

@@ -212,6 +212,11 @@ export class Container extends EventEmitter<ContainerEvents> {
   }
 
   /** The container's cgroup directories: controller (v1) or "unified" (v2) → path. */
+  /** The pid of tsvmm's helper process (container-init) that started it and relays its stdio, while it runs. */
+  get helperPid(): number | undefined {
+    return this.#helper?.pid;
+  }
+
   get cgroupPaths(): Readonly<Record<string, string>> {
     return this.#cgroup?.paths ?? {};
   }

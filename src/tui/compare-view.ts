@@ -1,18 +1,13 @@
 // The side-by-side view's lower half: the medians of the latest `tsvmm compare` (the report it
 // saves, compare/latest.ts) for a VM and a container, with their ratios to native. Pure text.
 
-import type { CompareReport, Figure, Subject } from '../compare/model.js';
-import { fmt, ratio } from '../compare/report.js';
+import type { CompareReport, Subject } from '../compare/model.js';
+import { figureValue, ratio } from '../compare/report.js';
 
 export const NO_COMPARISON_HINT = 'run `tsvmm compare` to see how they compare on this machine';
 
 /** The measurements shown, in this order: one per kind of figure (I/O and snapshots have two). */
 export const SHOWN = ['start', 'memory-steady', 'cpu', 'exits', 'io-write', 'io-read', 'density', 'snapshot-save', 'snapshot-restore'] as const;
-
-function median(f: Figure | undefined): string {
-  if (!f) return '-';
-  return f.summary ? fmt(f.summary.median) : 'n/a';
-}
 
 /** The lines of the view: a title, a header and one row per measurement; the hint when there is no report. */
 export function comparisonLines(report: CompareReport | undefined, error?: string): string[] {
@@ -21,7 +16,7 @@ export function comparisonLines(report: CompareReport | undefined, error?: strin
   const measurements = SHOWN.map((id) => report.measurements.find((m) => m.id === id)).filter((m) => m !== undefined);
   const rows = measurements.map((m) => {
     const by = (s: Subject) => m.figures.find((f) => f.subject === s);
-    return [m.title, m.unit, median(by('vm')), ratio(by('vm')?.vsNative ?? null), median(by('container')), ratio(by('container')?.vsNative ?? null), median(by('native'))];
+    return [m.title, m.unit, figureValue(by('vm')), ratio(by('vm')?.vsNative ?? null), figureValue(by('container')), ratio(by('container')?.vsNative ?? null), figureValue(by('native'))];
   });
   const header = ['measurement', 'unit', 'VM', 'VM/native', 'container', 'ctr/native', 'native'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { CompareReport } from '../../src/compare/model.js';
-import { fmt } from '../../src/compare/report.js';
+import { figureValue, fmt } from '../../src/compare/report.js';
 import { summarize } from '../../src/compare/stats.js';
 import { kvmMissingReason } from '../helpers/kvm.js';
 
@@ -16,10 +16,35 @@ const dir = mkdtempSync(path.join(tmpdir(), 'tsvmm-compare-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const EXPECTED = [
-  ['start', 'ms'], ['memory-steady', 'MiB'], ['memory-peak', 'MiB'], ['cpu', 'Mops/s'], ['exits', 'µs/op'],
+  ['start', 'ms'], ['memory-steady', 'MiB'], ['memory-private', 'MiB'], ['memory-peak', 'MiB'], ['cpu', 'Mops/s'], ['exits', 'µs/op'],
   ['io-write', 'MB/s'], ['io-read', 'MB/s'], ['density', 'instances'], ['density-time', 'ms/instance'],
-  ['snapshot-save', 'ms'], ['snapshot-restore', 'ms'],
+  ['snapshot-save', 'ms'], ['snapshot-restore', 'ms'], ['snapshot-disk', 'MiB'],
 ];
+
+describe('tsvmm compare checks its arguments and output paths before measuring', () => {
+  const run = (args: string[]) => {
+    const t0 = performance.now();
+    const r = spawnSync(process.execPath, ['bin/tsvmm.js', 'compare', '--quick', ...args], { encoding: 'utf8', timeout: 30_000 });
+    return { code: r.status, stderr: r.stderr, stdout: r.stdout, ms: performance.now() - t0 };
+  };
+
+  it.each([
+    [['--runs', '0'], 'tsvmm: error: --runs 0: must be at least 1'],
+    [['--runs', 'x'], 'tsvmm: error: --runs x: not a whole number (use decimal digits)'],
+    [['--budget', '12X'], 'tsvmm: error: --budget "12X": not a size (try 256M or 1G)'],
+    [['--budget', '1M'], 'tsvmm: error: --budget 1M: less than one instance (32M); try 256M or more'],
+    [['--html', '/nonexistent-dir/report.html'], 'tsvmm: error: --html /nonexistent-dir/report.html: the directory /nonexistent-dir does not exist'],
+    [['--html', tmpdir()], `tsvmm: error: --html ${tmpdir()}: is a directory; name a file in it`],
+    [['--html', '/etc/hostname/report.html'], 'tsvmm: error: --html /etc/hostname/report.html: /etc/hostname is not a directory'],
+    [['--html='], 'tsvmm: error: --html needs a file name'],
+  ])('%j: one line, exit 1, nothing measured or written', (args, line) => {
+    const r = run(args as string[]);
+    expect(r.stderr).toBe(`${line}\n`);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.ms).toBeLessThan(10_000);
+  });
+});
 
 describe('tsvmm compare --quick', () => {
   const html = path.join(dir, 'report.html');
@@ -93,6 +118,39 @@ describe('tsvmm compare --quick', () => {
     expect(cpuNote).toMatch(/agrees in every run/);
   });
 
+  it('counts memory the same way for both: PSS and private memory, the container\'s helper included', () => {
+    const m = (id: string) => report.measurements.find((x) => x.id === id)!;
+    const fig = (id: string, subject: string) => m(id).figures.find((f) => f.subject === subject)!;
+    expect(fig('memory-steady', 'vm').method).toMatch(/PSS of the whole VMM process/);
+    expect(fig('memory-steady', 'container').method).toMatch(/cgroup's charge plus the PSS of its helper process/);
+    expect(fig('memory-private', 'vm').method).toMatch(/private memory of the whole VMM process/);
+    expect(m('memory-steady').notes.join(' ')).toMatch(/PSS \(proportional set size\)/);
+    for (const subject of ['native', 'container', 'vm']) {
+      const pss = fig('memory-steady', subject);
+      const own = fig('memory-private', subject);
+      if (!pss.summary || !own.summary) continue;
+      // Private pages are part of the PSS: never more (within a page of rounding per run).
+      expect(own.summary.median, subject).toBeLessThanOrEqual(pss.summary.median + 0.01);
+    }
+    if (!kvmMissingReason) {
+      // A snapshot's holes take no disk: less than the guest's RAM.
+      expect(fig('snapshot-disk', 'vm').summary!.median).toBeLessThan(32);
+    }
+  });
+
+  it('shows a count stopped by the cap as a lower bound, and says what each column ran', () => {
+    const density = report.measurements.find((x) => x.id === 'density')!;
+    for (const f of density.figures) {
+      if (!f.summary) continue;
+      if (f.runs.some((v) => v === Number(report.options.densityCap))) expect(f.atLeast, f.subject).toBe('cap');
+    }
+    const capped = density.figures.find((f) => f.atLeast === 'cap');
+    const table = spawnSync(process.execPath, ['-e', `import('./dist/compare/report.js').then((r) => process.stdout.write(r.renderTable(${JSON.stringify(report)})))`], { encoding: 'utf8' }).stdout;
+    if (capped) expect(table).toContain(`≥ ${fmt(capped.summary!.median)} (cap)`);
+    expect(table).toContain('VM: test.elf, a tiny test kernel');
+    for (const m of report.measurements) for (const w of m.warnings ?? []) expect(w.length).toBeGreaterThan(10);
+  });
+
   it('writes an HTML report with every figure, its unit and runs', () => {
     const page = readFileSync(html, 'utf8');
     expect(page).not.toMatch(/https?:\/\//);
@@ -102,7 +160,7 @@ describe('tsvmm compare --quick', () => {
       expect(page).toContain(`<section id="${m.id}">`);
       for (const f of m.figures) {
         if (!f.summary) continue;
-        expect(page).toContain(`<td>${fmt(f.summary.median)}</td>`);
+        expect(page).toContain(`<td>${figureValue(f)}</td>`);
         expect(page).toContain(f.runs.map(fmt).join(', '));
       }
     }

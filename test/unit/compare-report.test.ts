@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { measured, notAvailable, withRatios, type CompareReport, type Measurement } from '../../src/compare/model.js';
-import { chart, fmt, renderHtml, renderJson, renderTable } from '../../src/compare/report.js';
+import { chart, fmt, logTicks, niceTicks, renderHtml, renderJson, renderTable } from '../../src/compare/report.js';
 import { kvmKind } from '../../src/compare/machine.js';
 import { resolveOptions } from '../../src/compare/harness.js';
 
@@ -113,9 +113,49 @@ describe('the HTML report', () => {
     expect(html).toContain('outb &#60;exits&#62;'); // text is escaped
   });
 
-  it('draws a log scale when the figures span orders of magnitude', () => {
-    expect(chart(sample().measurements[1]!)).toContain('µs/op, log scale');
+  it('draws a log scale when the figures span orders of magnitude, with its unit apart from the ticks', () => {
+    const log = chart(sample().measurements[1]!);
+    expect(log).toContain('>log scale</text>');
+    expect(log).toContain('class="tick unit">µs/op</text>');
+    // More than one labelled tick on a log axis: 0.1, 0.2, 0.5, 1, ... 10.
+    expect([...log.matchAll(/class="tick">([^<]+)</g)].length).toBeGreaterThanOrEqual(4);
     expect(chart(sample().measurements[0]!)).not.toContain('log scale');
+  });
+
+  it('puts ticks on round values and the median label at the median', () => {
+    expect(niceTicks(870)).toEqual([0, 200, 400, 600, 800, 1000]);
+    expect(niceTicks(14)).toEqual([0, 5, 10, 15]);
+    expect(niceTicks(0.5)).toEqual([0, 0.1, 0.2, 0.3, 0.4, 0.5]);
+    expect(logTicks(0.08, 18)).toEqual([0.1, 0.3, 1, 3, 10]);
+    expect(logTicks(0.5, 30)).toEqual([0.5, 1, 2, 5, 10, 20]);
+    expect(logTicks(2, 90)).toEqual([2, 5, 10, 20, 50]);
+    const svg = chart(sample().measurements[0]!);
+    const tick = [...svg.matchAll(/class="tick">([^<]+)</g)].map((m) => m[1]);
+    expect(tick).toEqual(['0', '200', '400', '600', '800', '1000']);
+    // The VM's median (860) is labelled above its median line, not at its max whisker.
+    const line = /<line x1="([\d.]+)" x2="[\d.]+" y1="[\d.]+" y2="[\d.]+" stroke="#e15759" stroke-width="3">/.exec(svg)!;
+    const label = /<text x="([\d.]+)" y="[\d.]+" text-anchor="middle" class="val">860<\/text>/.exec(svg)!;
+    expect(Number(label[1])).toBeCloseTo(Number(line[1]), 0);
+  });
+
+  it('shows a capped count as a lower bound, warnings, what each column ran, and the isolation table', () => {
+    const r = sample();
+    const density = withRatios({
+      id: 'density', title: 'Density', unit: 'instances', higherIsBetter: true, notes: [], description: 'Fleet.',
+      figures: [{ ...measured('container', 'containers', 'instances', [100, 100, 100]), atLeast: 'cap' }, measured('vm', 'VMs', 'instances', [14, 15, 14])],
+      warnings: ['VM: the runs spread widely'],
+    });
+    r.measurements.push(density);
+    const table = renderTable(r);
+    expect(table).toMatch(/Density\s+instances\s+-\s+≥ 100 \(cap\)\s+14/);
+    expect(table).toContain('warning: Density: VM: the runs spread widely');
+    expect(table).toContain('test.elf, a tiny test kernel');
+    expect(table).toContain('nested on a software-assisted backend');
+    const html = renderHtml(r);
+    expect(html).toContain('<td>≥ 100 (cap)</td>');
+    expect(html).toContain('<ul class="warnings"><li>VM: the runs spread widely</li></ul>');
+    expect(html).toContain('<h2>What each one isolates</h2>');
+    expect(chart(density)).toContain('class="val">≥ 100 (cap)</text>');
   });
 });
 
@@ -133,11 +173,14 @@ describe('options', () => {
     const q = resolveOptions({ quick: true });
     const full = resolveOptions({});
     expect(q.runs).toBeLessThan(full.runs);
-    expect(q.lcgLoops).toBeLessThan(full.lcgLoops);
+    // The CPU loop is not shortened: the VM's figure would drown in boot jitter.
+    expect(q.lcgLoops).toBe(full.lcgLoops);
     expect(q.ioBytes).toBeLessThan(full.ioBytes);
     expect(full.budgetBytes).toBe(2 ** 30);
     expect(resolveOptions({ budget: '512M' }).budgetBytes).toBe(512 * 2 ** 20);
     expect(() => resolveOptions({ runs: 0 })).toThrow(/--runs 0/);
+    expect(() => resolveOptions({ budget: '12X' })).toThrow(/^--budget "12X": not a size/);
+    expect(() => resolveOptions({ budget: '1M' })).toThrow(/--budget 1M: less than one instance/);
   });
 });
 
