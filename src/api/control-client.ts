@@ -10,6 +10,8 @@ export interface RequestOptions {
   diff?: boolean;
   limits?: LimitChanges;
   size?: TerminalSize;
+  /** stop: how long a container has between SIGTERM and SIGKILL. */
+  stopTimeoutMs?: number;
   onProgress?(done: number, total: number): void;
   timeoutMs?: number;
 }
@@ -49,7 +51,7 @@ export async function request<T = unknown>(name: string, op: Exclude<ControlOp, 
       }
     }));
     socket.on('close', () => reject(new TsvmmError('NOT_RESPONDING', `"${name}" closed the connection before answering ${op}`)));
-    const message: ControlRequest = { id, op, path: options.path, diff: options.diff, limits: options.limits, size: options.size };
+    const message: ControlRequest = { id, op, path: options.path, diff: options.diff, limits: options.limits, size: options.size, stopTimeoutMs: options.stopTimeoutMs };
     socket.write(`${JSON.stringify(message)}\n`);
   });
 }

@@ -12,7 +12,8 @@ export interface ControlledInstance {
   status(): InstanceStatus;
   pause(): Promise<void>;
   resume(): void | Promise<void>;
-  stop(): Promise<unknown>;
+  /** `timeoutMs`: a container's time from SIGTERM to SIGKILL (VMs stop at once). */
+  stop(timeoutMs?: number): Promise<unknown>;
   snapshot?(path: string, options: { diff: boolean; onProgress(done: number, total: number): void }): Promise<void>;
   /** Changes limits in place (containers); resolves with the new status. */
   update?(limits: LimitChanges): InstanceStatus | Promise<InstanceStatus>;
@@ -150,7 +151,10 @@ export class ControlServer {
         return instance.status();
       case 'stop':
         // Answer first: the caller wants to know it was heard, and the process may end soon after.
-        setImmediate(() => { void instance.stop(); });
+        if (request.stopTimeoutMs !== undefined && !(Number.isFinite(request.stopTimeoutMs) && request.stopTimeoutMs >= 0)) {
+          throw new TsvmmError('BAD_REQUEST', 'stopTimeoutMs must be 0 or more milliseconds');
+        }
+        setImmediate(() => { void instance.stop(request.stopTimeoutMs); });
         return { stopping: true };
       case 'snapshot':
         if (!instance.snapshot) throw new TsvmmError('UNSUPPORTED', 'this instance cannot be snapshotted');

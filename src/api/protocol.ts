@@ -28,6 +28,8 @@ export interface ControlRequest {
   diff?: boolean;
   /** update: what to change. */
   limits?: LimitChanges;
+  /** stop: a container's time from SIGTERM to SIGKILL (default: its own); stops compose, the shortest wins. */
+  stopTimeoutMs?: number;
   /** console, resize: the size of the terminal showing the console (for an instance with a pty). */
   size?: TerminalSize;
 }

@@ -7,6 +7,7 @@ import { request, status } from '../api/control-client.js';
 import type { InstanceStatus } from '../api/protocol.js';
 import { formatSize } from '../boot/format.js';
 import { reportError } from './output.js';
+import { numberOption } from './number-option.js';
 
 function formatUptime(ms: number): string {
   const s = Math.floor(ms / 1000);
@@ -41,7 +42,7 @@ export const psCommand: CommandBody<{ json: boolean }> = {
   },
 };
 
-function lifecycleCommand(op: 'pause' | 'resume' | 'stop'): CommandBody<{ name: string }> {
+function lifecycleCommand(op: 'pause' | 'resume'): CommandBody<{ name: string }> {
   return {
     builder: (y: Argv) => y.positional('name', { type: 'string', demandOption: true, describe: 'The VM or container, as `tsvmm ps` names it' }) as Argv<{ name: string }>,
     handler: async (args: ArgumentsCamelCase<{ name: string }>) => {
@@ -58,4 +59,23 @@ function lifecycleCommand(op: 'pause' | 'resume' | 'stop'): CommandBody<{ name: 
 
 export const pauseCommand = lifecycleCommand('pause');
 export const resumeCommand = lifecycleCommand('resume');
-export const stopCommand = lifecycleCommand('stop');
+interface StopArgs {
+  name: string;
+  timeout?: number;
+}
+
+/** `tsvmm stop NAME [--timeout S]`: stop requests compose; the one that ends soonest wins. */
+export const stopCommand: CommandBody<StopArgs> = {
+  builder: (y: Argv) => y
+    .positional('name', { type: 'string', demandOption: true, describe: 'The VM or container, as `tsvmm ps` names it' })
+    .option('timeout', numberOption('timeout', { min: 0, describe: 'Containers: seconds from SIGTERM to SIGKILL (default: its --stop-timeout); 0 kills at once' })) as unknown as Argv<StopArgs>,
+  handler: async (args: ArgumentsCamelCase<StopArgs>) => {
+    try {
+      const timeoutMs = args.timeout === undefined ? undefined : args.timeout * 1000;
+      await request(args.name, 'stop', { timeoutMs: 30_000, stopTimeoutMs: timeoutMs });
+      process.stdout.write(`${args.name}: stopping\n`);
+    } catch (error) {
+      process.exitCode = reportError(error);
+    }
+  },
+};

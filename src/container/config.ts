@@ -134,7 +134,7 @@ function resolveTerminal(terminal: ContainerConfig['terminal']): TerminalSize | 
 function refuseRuntimeOnly(spec: ContainerSpec): void {
   const hooks = Object.entries(spec.hooks ?? {}).filter(([, list]) => list.length > 0).map(([kind]) => kind);
   if (hooks.length) throw new ContainerError('UNSUPPORTED', `config.json: hooks (${hooks.join(', ')}) are run by tsvmm-runc, the OCI runtime, not by tsvmm container run`);
-  if (spec.process.terminal) throw new ContainerError('UNSUPPORTED', 'config.json: process.terminal is true; tsvmm gives the container its own stdio, so set it to false');
+  if (spec.process.terminal) throw new ContainerError('UNSUPPORTED', 'config.json: process.terminal is true; tsvmm container run decides with --tty / --no-tty (a pty by default from a terminal), so set it to false');
   if (spec.namespaces.includes('user')) throw new ContainerError('UNSUPPORTED', 'config.json: linux.namespaces: a user namespace is not supported by tsvmm container run');
 }
 

@@ -49,7 +49,7 @@ export function containerInstance(container: Container, record: InstanceRecord):
     status,
     pause: () => container.pause(),
     resume: () => container.resume(),
-    stop: () => container.stop(),
+    stop: (timeoutMs) => container.stop(timeoutMs),
     update: (limits) => {
       container.update(limits);
       // `ps` reads cpus and memory from the record; keep it true.

@@ -199,4 +199,18 @@ describe.skipIf(containerMissingReason)('stopping a container in the foreground'
     expect(performance.now() - start).toBeLessThan(15_000);
     expect(code).toBe(137); // SIGKILL
   }, 70_000);
+
+  it('tsvmm stop --timeout 0 after a plain stop kills at once: the shorter timeout wins', async () => {
+    const name = `ctr-stop-${process.pid}`;
+    const started = tsvmm(['container', 'run', '--rootfs', ROOTFS, '--name', name, '--detach', '--stop-timeout', '60', '--', 'sh', '-c', 'while :; do sleep 1; done']);
+    expect(started.code, started.stderr).toBe(0);
+    const listed = () => (JSON.parse(tsvmm(['ps', '--json']).stdout) as { name: string }[]).some((r) => r.name === name);
+    expect(tsvmm(['stop', name])).toMatchObject({ code: 0, stdout: `${name}: stopping\n` });
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(listed()).toBe(true); // its init ignores SIGTERM: 60 s to go
+    const start = performance.now();
+    expect(tsvmm(['stop', name, '--timeout', '0']).code).toBe(0);
+    await expect.poll(listed, { timeout: 15_000 }).toBe(false);
+    expect(performance.now() - start).toBeLessThan(15_000);
+  }, 70_000);
 });
