@@ -3,7 +3,8 @@
 // to exit, for tsvmm against a minimal C VMM (the floor, bench/c/kvm-exit-loop.c) and QEMU
 // microvm, all booting the same guest (guests/build/test.elf); and what tsvmm's start-up costs
 // against Node's own (`node -e 0`): that run, `tsvmm --version`, `--help` and `ps` (with nothing
-// running: an empty runtime directory of its own), each with its peak RSS. See bench/README.md.
+// running: an empty runtime directory of its own) and `tsvmm-runc list`, each with its peak RSS.
+// See bench/README.md.
 //
 //   node bench/run.mjs [--exits N] [--runs R] [--warmup W] [--json]
 //
@@ -30,6 +31,7 @@ const TARGET_VS_C = 1.05;
 const TARGET_RUN_VS_NODE = 1.2;
 const TARGET_RUN_RSS_MIB = 48;
 const TARGET_COMMAND_VS_NODE = 1.1;
+const TARGET_RUNC_VS_NODE = 1.2;
 
 // QEMU as close to tsvmm's VM as microvm gets: 256 MiB, in-kernel irqchip and PIT (tsvmm and the C
 // loop use KVM_CREATE_IRQCHIP + KVM_CREATE_PIT2; microvm defaults to a split irqchip), no RTC,
@@ -102,11 +104,15 @@ function contenders(haveQemu) {
   return list;
 }
 
-/** tsvmm commands that run no VM, timed against `node -e 0`: what the command line costs. */
+/**
+ * tsvmm commands that run no VM, timed against `node -e 0`: what the command line costs; and a
+ * tsvmm-runc verb (an engine starts one process per verb), on a state directory of its own.
+ */
 function commandContenders(runtimeDir) {
   const env = { ...process.env, TSVMM_RUNTIME_DIR: runtimeDir };
-  const tsvmm = (id, args) => ({ id, name: `tsvmm ${args.join(' ')}`, env, command: () => [process.execPath, path.join(ROOT, 'bin/tsvmm.js'), ...args] });
-  return [tsvmm('version', ['--version']), tsvmm('help', ['--help']), tsvmm('ps', ['ps'])];
+  const tsvmm = (id, args, limit) => ({ id, name: `tsvmm ${args.join(' ')}`, env, limit, command: () => [process.execPath, path.join(ROOT, 'bin/tsvmm.js'), ...args] });
+  const runc = { id: 'runcList', name: 'tsvmm-runc list', limit: TARGET_RUNC_VS_NODE, command: () => [process.execPath, path.join(ROOT, 'bin/tsvmm-runc'), '--root', runtimeDir, 'list'] };
+  return [tsvmm('version', ['--version'], TARGET_COMMAND_VS_NODE), tsvmm('help', ['--help'], TARGET_COMMAND_VS_NODE), tsvmm('ps', ['ps'], TARGET_COMMAND_VS_NODE), runc];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -256,7 +262,7 @@ async function main() {
     target('tsvmm per exit <= QEMU', ratios.perExit.tsvmmOverQemu, 1, 'QEMU'),
     target(`tsvmm run of the tiny guest, start to exit <= ${TARGET_RUN_VS_NODE}x node -e 0`, ratios.startup.tsvmmOverNode, TARGET_RUN_VS_NODE, 'node'),
     rssTarget(`tsvmm run of the tiny guest, peak RSS <= ${TARGET_RUN_RSS_MIB} MiB`, st.tsvmm.rssKiB, TARGET_RUN_RSS_MIB),
-    ...commands.map((c) => target(`${c.name} <= ${TARGET_COMMAND_VS_NODE}x node -e 0`, ratios.startup[`${c.id}OverNode`], TARGET_COMMAND_VS_NODE, 'node')),
+    ...commands.map((c) => target(`${c.name} <= ${c.limit}x node -e 0`, ratios.startup[`${c.id}OverNode`], c.limit, 'node')),
   ];
   const results = {
     config: {

@@ -1,7 +1,8 @@
 // The `tsvmm` command line. It looks at the first word before loading anything: `--version` and
-// `--help` need only the table of commands (commands.ts), a command needs its own module and
-// yargs (which parses its options and prints its --help), and only a word that is no command
-// registers them all with yargs, by name and summary, for its error and nearest-name suggestion.
+// `--help` need only the table of commands (commands.ts), a command needs its own module, and
+// yargs' parser when yargs would take its words as they are (quick-parse.ts), yargs itself for
+// anything else (its --help, its errors); only a word that is no command registers them all with
+// yargs, by name and summary, for its error and nearest-name suggestion.
 // This module imports nothing else statically, so that the bundle's entry (scripts/bundle.mjs)
 // is one file: what only some paths need comes in with a dynamic import.
 
@@ -32,7 +33,10 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
   }
   const entry = findCommand(first);
   await entry?.early?.(argv.slice(1));
-  const [{ default: yargs }, body] = await Promise.all([import('yargs'), entry?.load()]);
+  const [body, quick] = entry ? await Promise.all([entry.load(), import('./quick-parse.js')]) : [];
+  // A command line yargs would take as it is runs without loading yargs (quick-parse.ts).
+  if (entry && body && quick && await quick.quickRun([first], entry.command, body, argv.slice(1))) return;
+  const { default: yargs } = await import('yargs');
   const y: Argv = yargs(argv)
     .scriptName('tsvmm')
     .usage('$0 <command> [options]\n\nA KVM hypervisor written in TypeScript.');
