@@ -77,9 +77,10 @@ export class ControlServer {
     const control = new ControlServer(server, path, record);
     server.on('connection', (socket) => control.#serve(socket, instance));
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (error) => {
+      server.once('error', (error: NodeJS.ErrnoException) => {
         lock.close();
-        reject(error);
+        reject(new TsvmmError('RUNTIME_DIR',
+          `cannot make the control socket ${path}: ${error.code === 'EACCES' ? 'permission denied' : error.code ?? error.message}`));
       });
       server.listen(path, () => resolve());
     });
@@ -139,7 +140,6 @@ export class ControlServer {
   }
 
   async #handle(request: ControlRequest, instance: ControlledInstance, progress: (p: { done: number; total: number }) => void): Promise<unknown> {
-    const { TsvmmError } = await import('../errors.js');
     switch (request.op) {
       case 'status':
         return instance.status();

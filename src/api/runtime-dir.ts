@@ -2,7 +2,7 @@
 // control socket and a small record per VM. `tsvmm ps` lists it; other commands find a VM by name.
 
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync, renameSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { TsvmmError } from '../errors.js';
@@ -38,15 +38,61 @@ export function runtimeDir(): string {
   return xdg ? path.join(xdg, 'tsvmm') : path.join('/tmp', `tsvmm-${process.getuid?.() ?? 'user'}`);
 }
 
-/** Creates the directory if needed and makes sure nobody else can reach our sockets. */
+const REASONS: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  ENOTDIR: 'a part of its path is not a directory',
+  EROFS: 'on a read-only file system',
+  ENOSPC: 'no space left on the device',
+  ELOOP: 'too many symbolic links',
+  ENAMETOOLONG: 'the path is too long',
+};
+
+/**
+ * Makes sure the runtime directory exists and is ours. One it creates is owner-only (0700); one
+ * that exists is used as it is, never changed (TSVMM_RUNTIME_DIR=/tmp must not make /tmp
+ * private): the sockets and records in it are owner-only themselves. Missing parents are made
+ * one at a time, so a path where mkdir can never succeed (under /proc) fails at once.
+ * Every failure is one line naming the directory.
+ */
 export function ensureRuntimeDir(dir = runtimeDir()): string {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const st = statSync(dir);
-  if (!st.isDirectory()) throw new TsvmmError('RUNTIME_DIR', `${dir} is not a directory`);
-  if (process.getuid && st.uid !== process.getuid()) {
-    throw new TsvmmError('RUNTIME_DIR', `${dir} belongs to another user; set TSVMM_RUNTIME_DIR to a directory of yours`);
+  const fromEnv = process.env.TSVMM_RUNTIME_DIR === dir ? ' (set by TSVMM_RUNTIME_DIR)' : '';
+  const fail = (why: string) => new TsvmmError('RUNTIME_DIR', `runtime directory ${dir}${fromEnv}: ${why}`);
+  const reason = (error: unknown) => {
+    const code = (error as NodeJS.ErrnoException).code ?? '';
+    return REASONS[code] ?? (code || (error as Error).message);
+  };
+  const absolute = path.resolve(dir);
+  const missing: string[] = [];
+  for (let p = absolute; ; p = path.dirname(p)) {
+    try {
+      const st = statSync(p);
+      if (!st.isDirectory()) throw fail(p === absolute ? 'exists and is not a directory' : `${p} is not a directory`);
+      break;
+    } catch (error) {
+      if (error instanceof TsvmmError) throw error;
+      // ENOTDIR: a file further up, which the walk reaches and names.
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw fail(reason(error));
+      missing.unshift(p);
+      if (p === path.dirname(p)) break;
+    }
   }
-  if ((st.mode & 0o077) !== 0) chmodSync(dir, 0o700);
+  for (const p of missing) {
+    try {
+      mkdirSync(p, { mode: 0o700 });
+    } catch (error) {
+      // Another tsvmm made it a moment ago: fine, it is checked below like any existing one.
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') continue;
+      const code = (error as NodeJS.ErrnoException).code;
+      throw fail(code === 'ENOENT' ? `cannot be created (mkdir ${p}: no such file or directory, as under /proc)` : `cannot be created (${reason(error)})`);
+    }
+  }
+  const st = statSync(absolute);
+  if (!st.isDirectory()) throw fail('exists and is not a directory');
+  if (process.getuid && st.uid !== process.getuid()) {
+    throw fail('belongs to another user; set TSVMM_RUNTIME_DIR to a directory of yours');
+  }
   return dir;
 }
 
