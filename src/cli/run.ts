@@ -153,9 +153,6 @@ export async function runVm(args: TerminalOptions, create: () => Promise<Vm>): P
   } else if (outcome.kind === 'error') {
     process.stderr.write(`\r\n${errorLine(outcome.message)}\n`);
     if (outcome.diagnostics) process.stderr.write(`${outcome.diagnostics.replace(/^/gm, '  ')}\n`);
-  } else if (detached) {
-    // The log of a VM in the background says how it ended, whatever it was.
-    process.stderr.write(`tsvmm: ${vm.config.name}: ${describeOutcome(outcome)} after ${seconds.toFixed(2)} s\n`);
   } else {
     status(`\r\ntsvmm: ${describeOutcome(outcome)} after ${seconds.toFixed(2)} s`);
   }

@@ -1,14 +1,14 @@
 // Snapshot memory can be checked (`tsvmm snapshot verify`, `restore --verify`), and a snapshot
 // file truncated under a VM restored from it ends that VM with an error saying so.
 
-import { openSync, readFileSync, readSync, truncateSync, writeSync, closeSync, mkdtempSync } from 'node:fs';
+import { openSync, readSync, truncateSync, writeSync, closeSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { kvmMissingReason, TEST_ELF } from '../helpers/kvm.js';
 import { expectOneLineError, tsvmm } from '../helpers/cli.js';
 import { openSnapshot } from '../../src/snapshot/index.js';
-import { runtimeDir } from '../../src/api/runtime-dir.js';
+import { readOutcome } from '../../src/api/runtime-dir.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'tsvmm-verify-'));
 const tag = `${process.pid}`;
@@ -64,7 +64,6 @@ describe.skipIf(kvmMissingReason)('snapshot memory checks', () => {
     expect(r.code, r.stderr).toBe(0);
     truncateSync(source, 8192);
     await expect.poll(() => tsvmm(['ps', '--json']).stdout, { timeout: 10_000 }).not.toContain(`"${restored}"`);
-    const log = readFileSync(path.join(runtimeDir(), `${restored}.log`), 'utf8');
-    expect(log).toContain(`tsvmm: error: the snapshot file ${source} this VM was restored from was truncated (`);
+    expect(readOutcome(restored)?.outcome).toContain(`the snapshot file ${source} this VM was restored from was truncated (`);
   });
 });
