@@ -22,6 +22,7 @@
 // tsvmm, and set its window size when tsvmm sends {"resize":{"rows":R,"cols":C}} on fd 3.
 
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -1475,7 +1476,195 @@ static int exec_main(const jval *root) {
   return report_exit(pid);
 }
 
-int main(void) {
+// ------------------------------------------------------------------------------------------
+// tsvmm-runc's fast path. An engine's shim runs the runtime once per verb, and a Node start costs
+// more than runc's whole verb, so bin/tsvmm-runc comes here first: `start` of a created container,
+// `kill` of a live one and `delete` of a stopped (or absent, with --force) one are done here from
+// <root>/<id>/state.json, when no hook is due. Anything else, and every refusal, goes on to
+// tsvmm-runc in Node (dist/bundle/runc.js), which holds the lifecycle's rules and words.
+//
+//   container-init --runc PACKAGE_ROOT [runc's arguments]
+
+static void __attribute__((noreturn)) runc_node(const char *package, int argc, char **argv) {
+  char entry[PATH_MAX];
+  snprintf(entry, sizeof entry, "%s/bin/tsvmm-runc.js", package);
+  char **args = calloc((size_t)argc + 3, sizeof *args);
+  if (!args) _exit(1);
+  args[0] = "node";
+  args[1] = entry;
+  for (int i = 0; i < argc; i++) args[i + 2] = argv[i];
+  execvp("node", args);
+  fprintf(stderr, "tsvmm-runc: cannot run node: %s\n", strerror(errno));
+  _exit(1);
+}
+
+static char *read_small_file(const char *path, size_t limit) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  char *buf = malloc(limit + 1);
+  size_t got = 0;
+  ssize_t n;
+  while (buf && got < limit && (n = read(fd, buf + got, limit - got)) > 0) got += (size_t)n;
+  close(fd);
+  if (!buf || got == limit) { free(buf); return NULL; }
+  buf[got] = 0;
+  return buf;
+}
+
+// The init is alive and is still the process that create made (state.json's startTime).
+static int runc_init_alive(long long pid, const char *start_time) {
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%lld/stat", pid);
+  char *stat = read_small_file(path, 4096);
+  if (!stat) return 0;
+  char *p = strrchr(stat, ')');
+  int alive = 0;
+  if (p && p[1] == ' ') {
+    char state = p[2];
+    // Fields after the command: state is field 3, starttime field 22.
+    char *field = p + 2;
+    for (int i = 3; i < 22 && field; i++) {
+      field = strchr(field, ' ');
+      if (field) field++;
+    }
+    if (field) {
+      size_t len = strcspn(field, " ");
+      alive = state != 'Z' && state != 'X' && strlen(start_time) == len && !strncmp(field, start_time, len);
+    }
+  }
+  free(stat);
+  return alive;
+}
+
+static int runc_hooks_due(const jval *record, const char *kind) {
+  const jval *spec = jget(record, "spec");
+  const jval *hooks = spec ? jget(spec, "hooks") : NULL;
+  const jval *list = hooks && hooks->type == J_OBJ ? jget(hooks, kind) : NULL;
+  return list && list->type == J_ARR && list->n > 0;
+}
+
+static int runc_fast(int argc, char **argv) {
+  const char *root = "/run/tsvmm-runc";
+  int i = 0;
+  // Global options: those that change nothing here; any other (--debug, a log of a format we
+  // would have to write) goes to Node.
+  const char *log = NULL;
+  for (; i < argc && argv[i][0] == '-'; i++) {
+    const char *a = argv[i] + (argv[i][1] == '-' ? 2 : 1);
+    const char *eq = strchr(a, '=');
+    size_t len = eq ? (size_t)(eq - a) : strlen(a);
+    const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
+    if (!value) return -1;
+    if (len == 4 && !strncmp(a, "root", 4)) root = value;
+    else if (len == 3 && !strncmp(a, "log", 3)) log = value;
+    else if (len == 10 && !strncmp(a, "log-format", 10)) { /* only errors are logged, and Node writes those */ }
+    else if (len == 14 && !strncmp(a, "systemd-cgroup", 14) && !eq) continue;
+    else return -1;
+    if (!eq) i++;
+  }
+  (void)log;
+  if (i >= argc) return -1;
+  const char *verb = argv[i++];
+  int force = 0;
+  if (!strcmp(verb, "delete") && i < argc && (!strcmp(argv[i], "--force") || !strcmp(argv[i], "-f"))) { force = 1; i++; }
+  if (i >= argc || argv[i][0] == '-') return -1;
+  const char *id = argv[i++];
+  if (strchr(id, '/') || !strcmp(id, ".") || !strcmp(id, "..")) return -1;
+  const char *signal_arg = NULL;
+  if (!strcmp(verb, "kill") && i < argc) signal_arg = argv[i++];
+  if (i != argc) return -1;
+
+  char dir[PATH_MAX], file[PATH_MAX + 32];
+  snprintf(dir, sizeof dir, "%s/%s", root, id);
+  snprintf(file, sizeof file, "%s/state.json", dir);
+  char *text = read_small_file(file, PLAN_LIMIT);
+  if (!text) {
+    // runc's delete --force of an unknown id: remove what a failed create may have left, succeed.
+    if (!strcmp(verb, "delete") && force && errno == ENOENT) {
+      if (rmdir(dir) < 0 && errno != ENOENT) return -1;
+      return 0;
+    }
+    return -1;
+  }
+  jp = text;
+  jend = text + strlen(text);
+  jval record;
+  if (jparse(&record, 0) < 0 || record.type != J_OBJ) return -1;
+  const jval *pid = jget(&record, "pid"), *start_time = jget(&record, "startTime"), *dirs = jget(&record, "cgroupDirs");
+  if (!pid || pid->type != J_NUM || !start_time || start_time->type != J_STR || !dirs || dirs->type != J_ARR) return -1;
+  int alive = runc_init_alive(pid->num, start_time->str);
+  char fifo[PATH_MAX + 32];
+  snprintf(fifo, sizeof fifo, "%s/exec.fifo", dir);
+
+  if (!strcmp(verb, "start")) {
+    if (!alive || access(fifo, F_OK) < 0 || runc_hooks_due(&record, "startContainer") || runc_hooks_due(&record, "poststart")) return -1;
+    int fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return -1;
+    // The init blocks opening the other end; once it has, it writes one byte and execs.
+    for (int tries = 0;; tries++) {
+      char byte;
+      ssize_t n = read(fd, &byte, 1);
+      if (n == 1) break;
+      if (n < 0 && errno != EAGAIN) { close(fd); return -1; }
+      if (!runc_init_alive(pid->num, start_time->str) || tries > 20000) { close(fd); return -1; }
+      usleep(tries < 100 ? 1000 : 10000);
+    }
+    close(fd);
+    unlink(fifo);
+    return 0;
+  }
+  if (!strcmp(verb, "kill")) {
+    int sig = SIGTERM;
+    if (signal_arg) {
+      char *end;
+      long n = strtol(signal_arg, &end, 10);
+      if (*end || n < 1 || n > 64) return -1; // names: Node knows them
+      sig = (int)n;
+    }
+    if (!alive || kill((pid_t)pid->num, sig) < 0) return -1;
+    return 0;
+  }
+  if (!strcmp(verb, "delete")) {
+    if (alive || runc_hooks_due(&record, "poststop")) return -1;
+    for (size_t k = 0; k < dirs->n; k++) {
+      if (dirs->items[k].type != J_STR) return -1;
+      // The last processes of a stopped container may still be on their way out.
+      int tries = 0;
+      while (rmdir(dirs->items[k].str) < 0 && errno != ENOENT) {
+        if (errno != EBUSY || ++tries > 200) return -1;
+        usleep(1000);
+      }
+      // tsvmm's parent cgroup goes with its last container, as src/container/cgroups.ts removes it.
+      char parent[PATH_MAX];
+      snprintf(parent, sizeof parent, "%s", dirs->items[k].str);
+      char *slash = strrchr(parent, '/');
+      if (slash) {
+        *slash = 0;
+        const char *base = strrchr(parent, '/');
+        if (base && !strcmp(base + 1, "tsvmm")) rmdir(parent);
+      }
+    }
+    // The state directory holds files only (state.json, exec.fifo); state.json goes last.
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, "state.json")) continue;
+      if (unlinkat(dirfd(d), e->d_name, 0) < 0) { closedir(d); return -1; }
+    }
+    closedir(d);
+    unlink(file);
+    if (rmdir(dir) < 0 && errno != ENOENT) return -1;
+    return 0;
+  }
+  return -1;
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 3 && !strcmp(argv[1], "--runc")) {
+    if (runc_fast(argc - 3, argv + 3) == 0) return 0;
+    runc_node(argv[2], argc - 3, argv + 3);
+  }
   if (fcntl(CHANNEL_FD, F_SETFD, FD_CLOEXEC) < 0) {
     fprintf(stderr, "container-init: run by tsvmm only (fd 3 must be its channel)\n");
     return 125;

@@ -143,11 +143,12 @@ export class Runtime {
     };
     const record: ContainerRecord = {
       id, pid: 0, startTime: '', bundle, rootfs: spec.root.path, created: new Date().toISOString(),
-      owner: '', annotations: spec.annotations ?? {}, cgroup: request, spec,
+      owner: '', annotations: spec.annotations ?? {}, cgroup: request, cgroupDirs: [], spec,
     };
     let cgroup: ContainerCgroup | undefined;
     try {
       cgroup = fromContainerError(() => createCgroup(this.#cgroups(), request));
+      record.cgroupDirs = [...new Set(Object.values(cgroup.paths))];
       const early = ['prestart', 'createRuntime', 'createContainer'] as const;
       const hooked = early.some((kind) => (spec.hooks?.[kind].length ?? 0) > 0);
       const plan = fromContainerError(() => buildPlan(spec, {

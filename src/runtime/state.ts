@@ -27,6 +27,8 @@ export interface ContainerRecord {
   owner: string;
   annotations: Record<string, string>;
   cgroup: CgroupRequest;
+  /** The cgroup directories made (the C fast path of bin/tsvmm-runc removes them on delete). */
+  cgroupDirs: string[];
   spec: ContainerSpec;
 }
 
