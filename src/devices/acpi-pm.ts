@@ -4,6 +4,7 @@
 
 import type { BusDevice } from './bus.js';
 import { ACPI_PM } from '../arch/x86/acpi.js';
+import { object, u16, type Persist, type StateReader } from './persist.js';
 
 const PM1_CNT_SCI_EN = 1 << 0;
 const PM1_CNT_SLP_TYP_SHIFT = 10;
@@ -22,7 +23,10 @@ export interface AcpiPmState {
   control: number;
 }
 
-export class AcpiPm implements BusDevice {
+/** Checks an AcpiPmState read from a snapshot. */
+export const readAcpiPmState: StateReader<AcpiPmState> = object({ status: u16, enable: u16, control: u16 });
+
+export class AcpiPm implements BusDevice, Persist<AcpiPmState> {
   #status = 0;
   #enable = 0;
   // SCI_EN set: the machine is in ACPI mode from the start (the FADT has no SMI_CMD).

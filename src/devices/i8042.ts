@@ -10,6 +10,7 @@
 
 import type { BusDevice } from './bus.js';
 import type { IrqLine } from './irq.js';
+import { array, byte, int, object, optional, type Persist, type StateReader } from './persist.js';
 
 export const I8042_DATA_PORT = 0x60;
 export const I8042_COMMAND_PORT = 0x64;
@@ -81,7 +82,13 @@ export interface I8042Wiring {
 
 const NO_IRQ: IrqLine = { set() {} };
 
-export class I8042 implements BusDevice {
+/** Checks an I8042State read from a snapshot. */
+export const readI8042State: StateReader<I8042State> = object({
+  commandByte: byte, status: byte, pending: optional(byte),
+  output: array(int(0, 0xff | FROM_AUX | TIMED_OUT), I8042_OUTPUT_LIMIT),
+});
+
+export class I8042 implements BusDevice, Persist<I8042State> {
   #commandByte = CTR_KBD_INT | CTR_SYSTEM | 0x40; // keyboard interrupt on, system flag, translation
   #status = STATUS_SYSTEM;
   /** A command waiting for its data byte on port 0x60. */

@@ -3,10 +3,12 @@
 // a cheap breadcrumb of how far a guest got.
 
 import type { BusDevice } from './bus.js';
+import type { Persist } from './persist.js';
 
 export const POST_PORT = 0x80;
 
-export class PostPort implements BusDevice {
+/** Its state is the last code written. */
+export class PostPort implements BusDevice, Persist<number> {
   lastCode = 0;
 
   read(_offset: number, data: Uint8Array): void {
@@ -16,5 +18,13 @@ export class PostPort implements BusDevice {
 
   write(_offset: number, data: Uint8Array): void {
     this.lastCode = data[0] ?? 0;
+  }
+
+  save(): number {
+    return this.lastCode;
+  }
+
+  restore(code: number): void {
+    this.lastCode = code & 0xff;
   }
 }

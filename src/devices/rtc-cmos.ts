@@ -4,6 +4,7 @@
 // interrupts: Linux uses the LAPIC timer and kvmclock for those.
 
 import type { BusDevice } from './bus.js';
+import { array, byte, finite, int, object, type Persist, type StateReader } from './persist.js';
 
 export const RTC_PORT = 0x70;
 export const RTC_PORT_COUNT = 2;
@@ -36,7 +37,12 @@ export interface RtcCmosState {
   ram: number[];
 }
 
-export class RtcCmos implements BusDevice {
+/** Checks an RtcCmosState read from a snapshot. */
+export const readRtcCmosState: StateReader<RtcCmosState> = object({
+  index: int(0, CMOS_SIZE - 1), offsetMs: finite, ram: array(byte, CMOS_SIZE),
+});
+
+export class RtcCmos implements BusDevice, Persist<RtcCmosState> {
   #index = 0;
   #offsetMs = 0;
   readonly #ram = new Uint8Array(CMOS_SIZE);

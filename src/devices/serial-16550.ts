@@ -5,6 +5,7 @@
 import type { BusDevice } from './bus.js';
 import type { ByteSink, ByteSource } from './byte-stream.js';
 import { NULL_SOURCE } from './byte-stream.js';
+import { array, bool, byte, object, type Persist, type StateReader } from './persist.js';
 import type { IrqLine } from './irq.js';
 
 // Register offsets from the base port. Some share an offset and differ by direction or DLAB.
@@ -67,7 +68,13 @@ export interface Serial16550State {
   rx: number[];
 }
 
-export class Serial16550 implements BusDevice {
+/** Checks a Serial16550State read from a snapshot. */
+export const readSerial16550State: StateReader<Serial16550State> = object({
+  ier: byte, lcr: byte, mcr: byte, lsr: byte, scr: byte, dll: byte, dlm: byte, fcr: byte,
+  threPending: bool, rx: array(byte, RX_FIFO_SIZE),
+});
+
+export class Serial16550 implements BusDevice, Persist<Serial16550State> {
   #ier = 0;
   #lcr = 0;
   #mcr = MCR_OUT2;

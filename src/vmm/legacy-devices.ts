@@ -3,14 +3,15 @@
 
 import { Bus, MMIO_SPACE, PIO_SPACE, type DeviceFault } from '../devices/bus.js';
 import type { ByteSink, ByteSource } from '../devices/byte-stream.js';
-import { I8042, I8042_AUX_IRQ, I8042_DATA_PORT, I8042_KBD_IRQ, I8042_PORT_COUNT, type I8042State } from '../devices/i8042.js';
+import { I8042, I8042_AUX_IRQ, I8042_DATA_PORT, I8042_KBD_IRQ, I8042_PORT_COUNT, readI8042State, type I8042State } from '../devices/i8042.js';
 import type { IrqLine } from '../devices/irq.js';
 import { POST_PORT, PostPort } from '../devices/post-port.js';
-import { RTC_PORT, RTC_PORT_COUNT, RtcCmos, type RtcCmosState } from '../devices/rtc-cmos.js';
-import { AcpiPm, type AcpiPmState } from '../devices/acpi-pm.js';
+import { readRtcCmosState, RTC_PORT, RTC_PORT_COUNT, RtcCmos, type RtcCmosState } from '../devices/rtc-cmos.js';
+import { AcpiPm, readAcpiPmState, type AcpiPmState } from '../devices/acpi-pm.js';
+import { byte, object, type StateReader } from '../devices/persist.js';
 import { FaultLog } from '../devices/fault-log.js';
 import { ACPI_PM } from '../arch/x86/acpi.js';
-import { COM1, SERIAL_PORT_COUNT, Serial16550, type Serial16550State } from '../devices/serial-16550.js';
+import { COM1, readSerial16550State, SERIAL_PORT_COUNT, Serial16550, type Serial16550State } from '../devices/serial-16550.js';
 
 export interface LegacyDevices {
   pio: Bus;
@@ -31,8 +32,13 @@ export interface LegacyDeviceState {
   postCode: number;
 }
 
+/** Checks a LegacyDeviceState read from a snapshot, field by field. */
+export const readLegacyDeviceState: StateReader<LegacyDeviceState> = object({
+  serial: readSerial16550State, i8042: readI8042State, rtc: readRtcCmosState, acpiPm: readAcpiPmState, postCode: byte,
+});
+
 export function saveLegacyDevices(d: LegacyDevices): LegacyDeviceState {
-  return { serial: d.serial.save(), i8042: d.i8042.save(), rtc: d.rtc.save(), acpiPm: d.acpiPm.save(), postCode: d.post.lastCode };
+  return { serial: d.serial.save(), i8042: d.i8042.save(), rtc: d.rtc.save(), acpiPm: d.acpiPm.save(), postCode: d.post.save() };
 }
 
 export function restoreLegacyDevices(d: LegacyDevices, state: LegacyDeviceState): void {
@@ -40,7 +46,7 @@ export function restoreLegacyDevices(d: LegacyDevices, state: LegacyDeviceState)
   d.i8042.restore(state.i8042);
   d.rtc.restore(state.rtc);
   d.acpiPm.restore(state.acpiPm);
-  d.post.lastCode = state.postCode & 0xff;
+  d.post.restore(state.postCode);
 }
 
 export interface LegacyDeviceWiring {

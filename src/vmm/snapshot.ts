@@ -22,9 +22,10 @@ import { restoreVcpu, saveVcpu, vcpuMsrIndices, type VcpuSnapshot } from '../kvm
 import { restoreVm, saveVm, type VmSnapshot } from '../kvm/vm-state.js';
 import { dirtyBitmapBytes, GuestMemory, type MemoryExtent } from '../memory/guest-memory.js';
 import { openSnapshot, writeSnapshot, type Snapshot, type WriteResult } from '../snapshot/index.js';
-import type { VirtioRunnerState } from '../devices/virtio/device.js';
+import { readVirtioRunnerState, type VirtioRunnerState } from '../devices/virtio/device.js';
+import { array, int, object, optional } from '../devices/persist.js';
 import { TsvmmError } from '../errors.js';
-import type { LegacyDeviceState } from './legacy-devices.js';
+import { readLegacyDeviceState, type LegacyDeviceState } from './legacy-devices.js';
 import type { ResolvedVmConfig } from './config.js';
 import type { VirtioSlot } from './virtio-slots.js';
 import { diskSize } from './virtio-setup.js';
@@ -333,16 +334,16 @@ export async function openVmSnapshot(file: string, options: RestoreOptions = {})
     const mapped = MappedFiles.open(snapshot.chain.map((f) => f.path));
     const state = (name: string) => snapshot.state(name);
     const vcpuSnapshots = Array.from({ length: config.cpus }, (_, id): VcpuSnapshot => {
-      const meta = snapshot.device(`vcpu${id}`) as { id: number; mpState: number; skippedMsrs: number[] };
+      const meta = readVcpuMeta(snapshot.device(`vcpu${id}`), `${file}: vcpu${id}`);
       const blobs = Object.fromEntries(VCPU_BLOBS.map((b) => [b, state(`vcpu${id}/${b}`)]));
       return { ...(blobs as Record<(typeof VCPU_BLOBS)[number], Uint8Array>), id: meta.id, mpState: meta.mpState, skippedMsrs: meta.skippedMsrs };
     });
     const vmSnapshot = Object.fromEntries(VM_BLOBS.map((b) => [b, state(`vm/${b}`)])) as unknown as VmSnapshot;
     const devices: RestoredDevices = {
-      legacy: snapshot.device('legacy') as unknown as LegacyDeviceState,
+      legacy: readLegacyDeviceState(snapshot.device('legacy'), `${file}: legacy`),
       virtio: virtioCount(snapshot).map((i) => ({
         registers: state(`virtio${i}/registers`),
-        io: (snapshot.device(`virtio${i}`) as unknown as VirtioRunnerState | null) ?? undefined,
+        io: optional(readVirtioRunnerState)(snapshot.device(`virtio${i}`), `${file}: virtio${i}`),
       })),
     };
     return {
@@ -361,6 +362,9 @@ export async function openVmSnapshot(file: string, options: RestoreOptions = {})
     snapshot.close();
   }
 }
+
+/** What a snapshot keeps of a vCPU besides its KVM structures. */
+const readVcpuMeta = object({ id: int(0, 4095), mpState: int(0, 0xffff), skippedMsrs: array(int(0, 2 ** 32 - 1), 4096) });
 
 function virtioCount(snapshot: Snapshot): number[] {
   return snapshot.deviceNames.filter((n) => /^virtio\d+$/.test(n)).map((n) => Number(n.slice(6))).sort((a, b) => a - b);

@@ -6,10 +6,11 @@
 
 import { EventFd } from '../../kvm/event-fd.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
-import { VirtQueue, VirtQueueError, type DescriptorChain, type QueueState } from './queue.js';
+import { readQueueState, VirtQueue, VirtQueueError, type DescriptorChain, type QueueState } from './queue.js';
+import { array, bool, int, object, tuple, type Persist, type StateReader } from '../persist.js';
 import { describeError, errorKind, FaultLog } from '../fault-log.js';
 import {
-  INTERRUPT, STATUS, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
+  INTERRUPT, MAX_QUEUES, STATUS, VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC,
   type VirtioDeviceInfo, type VirtioMmioState,
 } from './mmio-transport.js';
 
@@ -61,7 +62,13 @@ export interface VirtioRunnerState {
   queues: [index: number, state: QueueState][];
 }
 
-export class VirtioDeviceRunner {
+/** Checks a VirtioRunnerState read from a snapshot. */
+export const readVirtioRunnerState: StateReader<VirtioRunnerState> = object({
+  active: bool, broken: bool, resetsSeen: int(-(2 ** 31), 2 ** 31 - 1),
+  queues: array(tuple(int(0, MAX_QUEUES - 1), readQueueState), MAX_QUEUES),
+});
+
+export class VirtioDeviceRunner implements Persist<VirtioRunnerState> {
   #active = false;
   #broken = false;
   #resetsSeen = 0;

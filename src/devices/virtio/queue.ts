@@ -5,6 +5,7 @@
 // as a VirtQueueError; it never makes us touch memory outside the guest.
 
 import { TsvmmError } from '../../errors.js';
+import { bool, object, u16, type StateReader } from '../persist.js';
 import type { GuestMemory } from '../../memory/guest-memory.js';
 import {
   availRingSize, descTableSize, usedRingSize,
@@ -67,6 +68,11 @@ export interface QueueState {
   signalledUsed: number;
   notificationsEnabled: boolean;
 }
+
+/** Checks a QueueState read from a snapshot (VirtQueue.restore then checks it against the queue). */
+export const readQueueState: StateReader<QueueState> = object({
+  nextAvail: u16, nextUsed: u16, signalledUsed: u16, notificationsEnabled: bool,
+});
 
 /** The most readSegments() copies in one call; a chain can describe up to 4 GiB. */
 export const MAX_READ_LENGTH = 16 * 1024 * 1024;
