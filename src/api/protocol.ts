@@ -51,6 +51,11 @@ export interface InstanceStatus {
   /** Cumulative counters (VM exits; for containers whatever applies) and CPU time used, in µs. */
   exits: number;
   cpuTimeUs: number;
+  /**
+   * VMs: what the guest did that the VMM refused and went on: accesses to addresses no device
+   * claims, and device faults (a device model that threw, a virtqueue it broke).
+   */
+  guest?: { unclaimed: number; faults: number };
   /** Containers: the host pid of the container's init (its pid 1), once it exists. */
   pid?: number;
   /** Containers: its address, with a network of its own (--net veth). */

@@ -27,7 +27,8 @@ export function vmInstance(vm: Vm): ControlledInstance {
       const cpu = process.cpuUsage();
       return {
         name: vm.config.name, kind: 'vm', state: vm.state, cpus: vm.config.cpus, memory: vm.config.memory,
-        uptimeMs: vm.uptimeMs, exits: vm.stats.exits, cpuTimeUs: cpu.user + cpu.system, memoryUsed: ownMemory(),
+        uptimeMs: vm.uptimeMs, exits: vm.stats.exits, cpuTimeUs: cpu.user + cpu.system,
+        guest: { unclaimed: vm.stats.unclaimed, faults: vm.stats.faults }, memoryUsed: ownMemory(),
       };
     },
     pause: () => vm.pause(),

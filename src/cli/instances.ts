@@ -25,6 +25,7 @@ export const psCommand: CommandBody<{ json: boolean }> = {
       return {
         ...record, pid: live?.pid ?? record.pid, supervisorPid: record.pid, address: live?.address,
         state: live?.state ?? 'unresponsive', uptimeMs: live?.uptimeMs ?? Date.now() - record.startedAt, exits: live?.exits, cpuTimeUs: live?.cpuTimeUs,
+        guest: live?.guest,
       };
     }));
     if (args.json) {
