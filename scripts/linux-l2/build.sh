@@ -8,6 +8,9 @@
 # modules come from the same package, downloaded with apt-get and cached in .cache/.
 #
 # usage: build.sh OUT_DIR     prints the archive's path on stdout; messages go to stderr.
+# environment: L1_SCRIPT, a script the `script` scenario runs in L1 (as /l1/script.sh);
+#              L1_FILES, space-separated SRC:DEST pairs copied into L1 (an executable ELF with
+#              the shared libraries it loads).
 set -eu
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -96,6 +99,15 @@ cp "$vmlinuz" "$r/l2/vmlinuz"
 cp "$l2initrd" "$r/l2/initramfs.cpio.gz"
 { cat "$l2initrd"; newc_cpio "$staging/l2dev" | gzip -1; } > "$r/l2/initramfs-devices.cpio.gz"
 cp "$here/l1-init.sh" "$r/init"; chmod 755 "$r/init"
+if [ -n "${L1_SCRIPT:-}" ]; then mkdir -p "$r/l1"; cp "$L1_SCRIPT" "$r/l1/script.sh"; fi
+for pair in ${L1_FILES:-}; do
+  src=${pair%%:*}; dest=${pair#*:}
+  [ -e "$src" ] || fail "L1_FILES: $src does not exist"
+  mkdir -p "$r$(dirname "$dest")"; cp -rL "$src" "$r$dest"
+  if [ -f "$src" ] && [ -x "$src" ] && head -c 4 "$src" | grep -q ELF; then
+    for lib in $(ldd "$src" 2>/dev/null | grep -o '/[^ ]*'); do mkdir -p "$r$(dirname "$lib")"; cp -L "$lib" "$r$lib"; done
+  fi
+done
 
 archive="$out/l1-initramfs.cpio"
 { newc_cpio "$r"; newc dev/console $((0020600)) 5 1; newc 'TRAILER!!!' 0 0 0; } > "$archive.tmp"

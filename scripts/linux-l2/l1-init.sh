@@ -36,7 +36,8 @@ if [ "$scenarios" = shell ]; then
   setsid cttyhack node bin/tsvmm.js run --kernel /l2/vmlinuz --initrd /l2/initramfs-devices.cpio.gz --mem 256M \
     --cmdline "console=ttyS0 reboot=k panic=1 $(arg l1.l2append | tr , ' ')" --rng
 else
-  L2_BENCH_ROUNDS=$(arg l1.bench_rounds) node scripts/linux-l2/l1-run.mjs "$scenarios" || event l1-error "the scenario runner failed (exit $?)"
+  L2_BENCH_ROUNDS=$(arg l1.bench_rounds) L1_SCRIPT_TIMEOUT_S=$(arg l1.script_timeout) \
+    node scripts/linux-l2/l1-run.mjs "$scenarios" || event l1-error "the scenario runner failed (exit $?)"
 fi
 event l1-done ""
 poweroff -f

@@ -279,6 +279,18 @@ const SCENARIOS = {
   },
 
   /**
+   * A script of the caller's (run.mjs --l1-script), run in L1 as root with the files --l1-file
+   * added: other tests use L1 as a Linux machine of known kernel (cgroup v2, namespaces, KVM).
+   * It passes when the script exits 0; its output is the report.
+   */
+  async script(c) {
+    const timeoutMs = Number(process.env.L1_SCRIPT_TIMEOUT_S || 600) * 1000;
+    const run = track(new L2(['sh', '/l1/script.sh'], { cwd: '/root' }));
+    const out = await run.outcome(timeoutMs);
+    c.add('the script exits 0', out.code === 0, `exit ${JSON.stringify(out.code ?? out.signal)}; last output: ${run.output.slice(-1500)}${run.stderr.slice(-1500)}`);
+  },
+
+  /**
    * VMM start to L2 shell prompt, tsvmm against QEMU/KVM, with and without `quiet`; the order
    * alternates from round to round (bench/linux-l2.mjs reports the ratios).
    */

@@ -77,7 +77,8 @@ describe.skipIf(qemuMissing)('Linux on tsvmm as an L2 guest (QEMU TCG with neste
       summary = JSON.parse(readFileSync(path.join(earlier, 'results.json'), 'utf8')) as RunSummary;
       return;
     }
-    const child = spawn('node', ['scripts/linux-l2/run.mjs', '--out', out, '--timeout', String(RUN_TIMEOUT_MS / 2000 - 300)], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawn('node', ['scripts/linux-l2/run.mjs', '--out', out, '--timeout', String(RUN_TIMEOUT_MS / 2000 - 300),
+      '--scenarios', 'all,script', '--l1-script', 'test/helpers/linux-l1-probe.sh'], { stdio: ['ignore', 'inherit', 'inherit'] });
     const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
     try {
       summary = JSON.parse(readFileSync(path.join(out, 'results.json'), 'utf8')) as RunSummary;
@@ -119,6 +120,14 @@ describe.skipIf(qemuMissing)('Linux on tsvmm as an L2 guest (QEMU TCG with neste
     expectChecks('snapshot');
     expect(l2Output('snapshot', 1)).toContain('mark=set-before-snapshot');
     expect(l2Output('snapshot', 2)).toContain('only-in-the-diff');
+  });
+
+  it('runs a script of the caller in L1 (here: a process in a cgroup v2 child group)', () => {
+    expectChecks('script');
+    const output = l2Output('script');
+    expect(output).toMatch(/controllers: .*\bpids\b/);
+    expect(output).toMatch(/node in 0::\/probe/);
+    expect(output).toContain('kvm: c');
   });
 
   it("shows no kernel warning that QEMU/KVM's L2 in the same L1 does not also show", () => {
