@@ -6,8 +6,8 @@
 //
 // Every stage is bounded. The whole L1 console goes to a log (named on stderr), the scenarios'
 // results to results.json beside it. An L1 that goes silent (no console output and no heartbeat
-// for --silence seconds) is told apart from a failing scenario, and retried once with the
-// scenarios it did not finish.
+// for --silence seconds) or whose kernel reports a CPU stuck is told apart from a failing
+// scenario, and retried once with the scenarios it did not finish.
 //
 // usage: node scripts/linux-l2/run.mjs [--scenarios a,b|all] [--out DIR] [--shell] [--l2-append ARGS]
 //        [--silence S] [--timeout S] [--bench-rounds N]
@@ -19,7 +19,7 @@
 // (no QEMU, no kernel, an L1 without /dev/kvm, an L1 silent twice).
 
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, createWriteStream, mkdirSync, openSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, createWriteStream, mkdirSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -77,6 +77,7 @@ if (opts.shell) {
   say('booting L1 under QEMU TCG (about a minute), then Linux on tsvmm in it; Ctrl-A X in L2 quits tsvmm and L1 powers off');
   const l2append = opts['l2-append'].trim().split(/\s+/).filter(Boolean).join(',');
   const r = spawnSync('qemu-system-x86_64', qemuArgs(`quiet l1.scenarios=shell l1.l2append=${l2append}`), { stdio: 'inherit' });
+  rmSync(initramfs, { force: true });
   process.exit(r.status ?? 2);
 }
 
@@ -97,7 +98,12 @@ function bootL1(scenarios, attempt) {
     lastActivity = performance.now();
     const lines = (partial + chunk.toString('latin1')).split('\n');
     partial = lines.pop();
-    for (const line of lines) logStream.write(`${stamp()}${line}\n`);
+    for (const line of lines) {
+      logStream.write(`${stamp()}${line}\n`);
+      // L1's own kernel says one of its CPUs has been stuck (in KVM, under TCG) for half a
+      // minute: that L1 will not finish, whichever VMM ran in it.
+      if (/watchdog: BUG: soft lockup - CPU#\d+ stuck/.test(line)) end('stuck');
+    }
   };
   qemu.stdout.on('data', onConsole);
   qemu.stderr.on('data', onConsole);
@@ -127,9 +133,9 @@ function bootL1(scenarios, attempt) {
     }
   };
 
+  let ended;
+  const end = (why) => { if (!ended) { ended = why; qemu.kill('SIGKILL'); } };
   return new Promise((resolve) => {
-    let ended;
-    const end = (why) => { if (!ended) { ended = why; qemu.kill('SIGKILL'); } };
     const timer = setInterval(() => {
       readEvents();
       const now = performance.now();
@@ -165,9 +171,14 @@ for (let attempt = 1; attempt <= 2 && pending.length; attempt++) {
   if (l1Error) break;
   if (pending.length) {
     const started = run.events.filter((e) => e.event === 'start').map((e) => e.scenario);
-    say(`L1 ${run.ended === 'silent' ? `went silent (nothing for ${opts.silence} s)` : run.ended} during ${started.at(-1) ?? 'its start'}; ${attempt === 1 ? 'retrying once with' : 'giving up on'} ${pending.join(',')}`);
+    const why = run.ended === 'silent' ? `went silent (nothing for ${opts.silence} s)`
+      : run.ended === 'stuck' ? 'reported a CPU stuck (soft lockup)' : run.ended;
+    say(`L1 ${why} during ${started.at(-1) ?? 'its start'}; ${attempt === 1 ? 'retrying once with' : 'giving up on'} ${pending.join(',')}`);
   }
 }
+
+// The archive is rebuilt on every run; the logs and results stay.
+rmSync(initramfs, { force: true });
 
 const summary = {
   ok: wanted.every((s) => results[s]?.ok),
