@@ -15,7 +15,7 @@ mount -t devpts devpts /dev/pts
 ip link set lo up
 
 arg() { tr ' ' '\n' < /proc/cmdline | sed -n "s/^$1=//p" | tail -1; }
-event() { echo "{\"event\":\"$1\",\"message\":\"$2\"}" > /dev/ttyS1; }
+event() { echo "{\"event\":\"$1\",\"message\":\"$2\"}" > /dev/ttyS1 2>/dev/null; } # ttyS1 is only wired for scenarios
 stty -F /dev/ttyS1 raw -echo 2>/dev/null
 
 echo "linux-l2: L1 up: Linux $(uname -r), $(grep -c ^processor /proc/cpuinfo) CPUs"
