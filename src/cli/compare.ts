@@ -23,7 +23,7 @@ interface CompareArgs {
 
 export const compareCommand: CommandBody<CompareArgs> = {
   builder: (yargs: Argv) => yargs
-    .option('quick', { type: 'boolean', default: false, describe: 'A short run: fewer runs, smaller sizes (about 20-40 s)' })
+    .option('quick', { type: 'boolean', default: false, describe: 'A short run: fewer runs, smaller sizes (under a minute)' })
     .option('runs', numberOption('runs', { describe: 'Runs per figure (default 7; 3 with --quick)' }))
     .option('budget', { type: 'string', describe: 'Host memory the density test may fill, e.g. 1G (default 1G; 256M with --quick)' })
     .option('only', { type: 'string', array: true, default: [], choices: [...MEASUREMENTS], describe: 'Only these measurements' })

@@ -79,9 +79,16 @@ export function renderTable(r: CompareReport): string {
     line(widths.map((w) => '-'.repeat(w))),
     ...rows.map(line),
   ];
-  const na = r.measurements.flatMap((m) => m.figures.filter((f) => f.na).map((f) => `${m.title}, ${SUBJECT_LABEL[f.subject]}: n/a, ${f.na}`));
-  const unique = [...new Set(na.map((l) => l.replace(/^[^,]*, /, '')))];
-  if (unique.length) out.push('', ...unique.map((l) => `n/a: ${l}`));
+  // One line per contender and reason, naming the measurements it applies to.
+  const na = new Map<string, string[]>();
+  for (const m of r.measurements) {
+    for (const f of m.figures) {
+      if (f.na === undefined) continue;
+      const key = `${SUBJECT_LABEL[f.subject]}\u0000${f.na}`;
+      na.set(key, [...(na.get(key) ?? []), m.title]);
+    }
+  }
+  if (na.size) out.push('', ...[...na].map(([key, titles]) => { const [who, why] = key.split('\u0000'); return `n/a: ${who} (${titles.join('; ')}): ${why}`; }));
   const notes = r.measurements.flatMap((m) => m.notes.map((n) => `${m.title}: ${n}`));
   if (notes.length) out.push('', ...notes);
   const warnings = r.measurements.flatMap((m) => (m.warnings ?? []).map((w) => `warning: ${m.title}: ${w}`));
@@ -173,7 +180,7 @@ export function chart(m: Measurement): string {
   for (const t of ticks) {
     const tx = x(t);
     parts.push(`<line x1="${tx.toFixed(1)}" x2="${tx.toFixed(1)}" y1="${axisY}" y2="${axisY + 4}" stroke="#999"/>`);
-    const text = fmt(t);
+    const text = String(Number(t.toPrecision(3))); // a round value needs no trailing zeros: 0.5, not 0.500
     const w = labelWidth(text);
     const start = Math.min(W - w, tx - w / 2);
     if (start < lastEnd + 6) continue;

@@ -14,6 +14,8 @@ import type { CompareEnv } from './env.js';
 
 export interface Ran {
   t0: number;
+  /** When the instance was created and start() called (containers and VMs): the start's two parts. */
+  tStart?: number;
   clock: LineClock;
 }
 
@@ -47,13 +49,15 @@ export async function runContainer(env: CompareEnv, args: string[], patterns: st
   const clock = new LineClock(patterns);
   const what = `container compare-work ${args.join(' ')}`;
   const t0 = performance.now();
-  const c = Container.run({ bundle: env.bundle, command: [env.workInContainer, ...args], ...(memory ? { memory } : {}), stopTimeoutMs: 0 });
+  const c = Container.create({ bundle: env.bundle, command: [env.workInContainer, ...args], ...(memory ? { memory } : {}), stopTimeoutMs: 0 });
   c.on('output', (chunk, stream) => { if (stream === 'stdout') clock.feed(chunk); });
+  const tStart = performance.now();
+  c.start();
   const timer = setTimeout(() => { void c.stop(0); }, timeoutMs);
   const outcome = await c.wait();
   clearTimeout(timer);
   if (outcome.kind !== 'exited' || outcome.code !== 0) throw exitedBadly(what, `ended: ${JSON.stringify(outcome)}`, c.output);
-  return { t0, clock };
+  return { t0, tStart, clock };
 }
 
 /** Boots a guest in a VM in this process and waits until it shuts down. */
@@ -61,13 +65,15 @@ export async function runVm(config: VmConfig, patterns: string[], timeoutMs: num
   const clock = new LineClock(patterns);
   const what = `VM ${config.cmdline ?? ''}`;
   const t0 = performance.now();
-  const vm = Vm.boot(config);
+  const vm = Vm.create(config);
   vm.on('output', (chunk) => clock.feed(chunk));
+  const tStart = performance.now();
+  vm.start();
   const timer = setTimeout(() => { void vm.stop(); }, timeoutMs);
   const outcome = await vm.wait();
   clearTimeout(timer);
   if (outcome.kind !== 'shutdown') throw exitedBadly(what, `ended: ${JSON.stringify(outcome)}`, vm.output);
-  return { t0, clock };
+  return { t0, tStart, clock };
 }
 
 // ---------------------------------------------------------------------------------------------

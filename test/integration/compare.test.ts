@@ -16,7 +16,7 @@ const dir = mkdtempSync(path.join(tmpdir(), 'tsvmm-compare-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const EXPECTED = [
-  ['start', 'ms'], ['memory-steady', 'MiB'], ['memory-private', 'MiB'], ['memory-peak', 'MiB'], ['cpu', 'Mops/s'], ['exits', 'µs/op'],
+  ['start', 'ms'], ['start-create', 'ms'], ['start-run', 'ms'], ['memory-steady', 'MiB'], ['memory-private', 'MiB'], ['memory-peak', 'MiB'], ['cpu', 'Mops/s'], ['exits', 'µs/op'],
   ['io-write', 'MB/s'], ['io-read', 'MB/s'], ['density', 'instances'], ['density-time', 'ms/instance'],
   ['snapshot-save', 'ms'], ['snapshot-restore', 'ms'], ['snapshot-disk', 'MiB'],
 ];
@@ -136,6 +136,19 @@ describe('tsvmm compare --quick', () => {
       // A snapshot's holes take no disk: less than the guest's RAM.
       expect(fig('snapshot-disk', 'vm').summary!.median).toBeLessThan(32);
     }
+  });
+
+  it('breaks the start into create() and start() → first line, which add up run by run', () => {
+    const fig = (id: string, subject: string) => report.measurements.find((m) => m.id === id)!.figures.find((f) => f.subject === subject)!;
+    for (const subject of ['container', 'vm']) {
+      const total = fig('start', subject);
+      if (!total.summary) continue;
+      const create = fig('start-create', subject).runs;
+      const run = fig('start-run', subject).runs;
+      expect(create).toHaveLength(total.runs.length);
+      total.runs.forEach((t, i) => expect(create[i]! + run[i]!, `${subject} run ${i}`).toBeCloseTo(t, 6));
+    }
+    expect(fig('start-create', 'native').na).toMatch(/no separate set-up/);
   });
 
   it('shows a count stopped by the cap as a lower bound, and says what each column ran', () => {

@@ -101,9 +101,10 @@ describe.skipIf(kvmMissingReason ?? tmuxMissingReason)('tsvmm dashboard on a ter
   beforeAll(() => {
     expect(runtimeDir).toBeTruthy();
     for (const r of running()) tsvmm(['stop', r.name]);
-    // The latest `tsvmm compare` results the side-by-side view shows: the committed example.
+    // The latest `tsvmm compare` results the side-by-side view shows: a report of this machine
+    // kept as a fixture (docs/ holds the newest example, which changes).
     const results = path.join(work, 'compare-latest.json');
-    copyFileSync('docs/compare-example.json', results);
+    copyFileSync('test/fixtures/compare-report.json', results);
     session = new TmuxSession(`TSVMM_RUNTIME_DIR=${runtimeDir} TSVMM_COMPARE_RESULTS=${results} node bin/tsvmm.js dashboard`, process.cwd(), size);
   });
 

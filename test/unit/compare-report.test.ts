@@ -69,7 +69,7 @@ describe('the terminal table', () => {
     expect(t).toMatch(/CPU-bound throughput\s+Mops\/s\s+810 \(805–815\)\s+801 \(796–803\)\s+860 \(855–865\)\s+×0\.99\s+×1\.06/);
     expect(t).toMatch(/Exit\/syscall-heavy work\s+µs\/op/);
     expect(t).toMatch(/Snapshot of a paused instance\s+ms\s+-\s+n\/a\s+15 \(14\.5–15\.5\)/);
-    expect(t).toContain('n/a: container: n/a, tsvmm has no container checkpoint (no CRIU)');
+    expect(t).toContain('n/a: container (Snapshot of a paused instance): tsvmm has no container checkpoint (no CRIU)');
     expect(t).toContain('CPU-bound throughput: The result agrees.');
   });
 });

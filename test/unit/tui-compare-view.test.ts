@@ -1,5 +1,6 @@
-// The side-by-side view's comparison rows: the saved report of `tsvmm compare` (the committed
-// example), read where compare saves it, shown as medians with their ratios to native.
+// The side-by-side view's comparison rows: a saved report of `tsvmm compare` on this machine (a
+// fixture: the example in docs/ is renewed), read where compare saves it, shown as medians with
+// their ratios to native.
 
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,7 +10,7 @@ import { latestResultsPath, loadLatestResults, saveLatestResults } from '../../s
 import type { CompareReport } from '../../src/compare/model.js';
 import { comparisonLines, NO_COMPARISON_HINT } from '../../src/tui/compare-view.js';
 
-const example = JSON.parse(readFileSync('docs/compare-example.json', 'utf8')) as CompareReport;
+const example = JSON.parse(readFileSync('test/fixtures/compare-report.json', 'utf8')) as CompareReport;
 
 describe('comparisonLines', () => {
   it('shows the medians of the example report, VM and container, with ratios to native', () => {
