@@ -693,6 +693,16 @@ static void make_device(int rootfd, const device_node *d) {
   close(dir);
 }
 
+static void bind_device(int rootfd, const device_node *d) {
+  struct stat st;
+  if (stat(d->path, &st) < 0) fail(errno, "the host's %s, to bind into a user namespace's /dev", d->path);
+  if ((st.st_mode & S_IFMT) != (d->mode & S_IFMT) || major(st.st_rdev) != d->major || minor(st.st_rdev) != d->minor) {
+    fail(-EINVAL, "the host's %s is not device %u:%u", d->path, d->major, d->minor);
+  }
+  mount_step bind = { .source = d->path, .target = d->path, .type = "", .data = "", .flags = MS_BIND, .is_file = 1 };
+  do_mount(rootfd, &bind);
+}
+
 static void make_symlink(int rootfd, const char *target, const char *path) {
   char parent[PATH_MAX];
   snprintf(parent, sizeof parent, "%s", path);
@@ -786,7 +796,11 @@ static void setup_rootfs(const plan_t *plan) {
   if (rootfd < 0) fail(errno, "open the root %s", plan->rootfs);
 
   for (size_t i = 0; i < plan->n_mounts; i++) do_mount(rootfd, &plan->mounts[i]);
-  for (size_t i = 0; i < plan->n_devices; i++) make_device(rootfd, &plan->devices[i]);
+  for (size_t i = 0; i < plan->n_devices; i++) {
+    // In a user namespace mknod is refused: the host's node is bound there instead, as runc does.
+    if (plan->uid_map) bind_device(rootfd, &plan->devices[i]);
+    else make_device(rootfd, &plan->devices[i]);
+  }
   for (size_t i = 0; plan->symlink_paths[i]; i++) make_symlink(rootfd, plan->symlink_targets[i], plan->symlink_paths[i]);
 
   pivot_into(rootfd, plan->rootfs);
@@ -1441,6 +1455,11 @@ static int exec_main(const jval *root) {
     err_fd = errp[1];
     if (!plan.detach) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (setsid() < 0) fail(errno, "setsid");
+    // Joined into a user namespace, host root is nobody there: become its root (or the user
+    // below), never stay the host's root unmapped.
+    for (size_t i = 0; i < plan.n_joins; i++) {
+      if (plan.joins[i].flag == CLONE_NEWUSER && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) fail(errno, "become root of the user namespace");
+    }
     for (size_t i = 0; i < plan.n_rlimits; i++) {
       struct rlimit rl = { plan.rlimits[i].soft, plan.rlimits[i].hard };
       if (setrlimit(plan.rlimits[i].resource, &rl) < 0) fail(errno, "setrlimit %d", plan.rlimits[i].resource);

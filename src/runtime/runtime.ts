@@ -120,9 +120,7 @@ export class Runtime {
   }
 
   #spec(bundle: string): ContainerSpec {
-    const spec = fromContainerError(() => loadBundle(bundle));
-    if (spec.namespaces.includes('user')) throw new RuntimeError('config.json: linux.namespaces: user namespaces are not supported by tsvmm-runc yet');
-    return spec;
+    return fromContainerError(() => loadBundle(bundle));
   }
 
   /**

@@ -3,7 +3,7 @@
 // the state on stdin), and bad input: one line (JSON with --log-format json), exit status 1,
 // nothing left behind.
 
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, cpSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, cpSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -105,6 +105,33 @@ describe.skipIf(missing)('tsvmm-runc', () => {
     expect(lines.slice(0, 4)).toEqual(['mkdir=1', '80', '500', '321']);
     if (lines[4] !== 'no-v1') expect(lines[4]).toBe('512');
     expect(r.code).toBe(0);
+  });
+
+  it('runs a user namespace with its id mappings: root inside, an unprivileged uid on the host, exec included', () => {
+    const id = `userns-${suffix()}`;
+    // The mapped root is an unprivileged user on the host: the root filesystem's path must be
+    // open to it (the test bundle's directory is private), as with runc.
+    chmodSync(dir, 0o755);
+    const rootfs = path.join(dir, 'userns-rootfs');
+    cpSync(path.join(BUNDLE, 'rootfs'), rootfs, { recursive: true, verbatimSymlinks: true });
+    const b = bundle((c) => {
+      c.root.path = rootfs;
+      c.process.args = ['sh', '-c', 'id -u > /dev/shm/id; echo x > /dev/null && sleep 300'];
+      c.linux.namespaces.push({ type: 'user' });
+      c.linux.uidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+      c.linux.gidMappings = [{ containerID: 0, hostID: 100000, size: 65536 }];
+    });
+    const pidFile = path.join(dir, 'pid');
+    const created = runc(['create', '--bundle', b, '--pid-file', pidFile, id]);
+    expect(created.code, created.stderr).toBe(0);
+    expect(runc(['start', id]).code).toBe(0);
+    const hostUid = (pid: number) => readFileSync(`/proc/${pid}/status`, 'utf8').match(/^Uid:\s+(\d+)/m)?.[1];
+    expect(hostUid(Number(readFileSync(pidFile, 'utf8')))).toBe('100000');
+    const exec = runc(['exec', '--detach', '--pid-file', path.join(dir, 'exec.pid'), id, 'sleep', '300']);
+    expect(exec.code, exec.stderr).toBe(0);
+    expect(hostUid(Number(readFileSync(path.join(dir, 'exec.pid'), 'utf8')))).toBe('100000');
+    expect(runc(['exec', id, 'sh', '-c', 'cat /dev/shm/id; id -u; cat /proc/self/uid_map']).stdout.split(/\s+/).filter(Boolean)).toEqual(['0', '0', '0', '100000', '65536']);
+    expect(runc(['delete', '--force', id]).code).toBe(0);
   });
 
   it('runs the hooks with the state on stdin; a failing or hanging one fails create and leaves nothing', () => {
