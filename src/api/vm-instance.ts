@@ -1,5 +1,6 @@
 // A running Vm as the control server sees it.
 
+import type { EventEmitter } from 'node:events';
 import type { Vm } from '../vmm/vm.js';
 import type { ControlledInstance } from './control-server.js';
 import { processMemory } from './host-memory.js';
@@ -21,9 +22,15 @@ function ownMemory(): { bytes: number; how: 'PSS' } | undefined {
   }
 }
 
-export function vmInstance(vm: Vm): ControlledInstance {
+/**
+ * The control server's view of a VM. `current` gives the VM in charge now: with `run --reboot`,
+ * each guest reset brings a new one under the same name; `output` then relays every one's console.
+ */
+export function vmInstance(current: Vm | (() => Vm), output?: Pick<EventEmitter<{ output: [Buffer] }>, 'on' | 'off'>): ControlledInstance {
+  const get = typeof current === 'function' ? current : () => current;
   return {
     status: () => {
+      const vm = get();
       const cpu = process.cpuUsage();
       return {
         name: vm.config.name, kind: 'vm', state: vm.state, cpus: vm.config.cpus, memory: vm.config.memory,
@@ -31,17 +38,18 @@ export function vmInstance(vm: Vm): ControlledInstance {
         guest: { unclaimed: vm.stats.unclaimed, faults: vm.stats.faults }, memoryUsed: ownMemory(),
       };
     },
-    pause: () => vm.pause(),
-    resume: () => vm.resume(),
-    stop: () => vm.stop(),
-    snapshot: async (path, options) => { await vm.snapshot(path, { diff: options.diff, onProgress: options.onProgress }); },
+    pause: () => get().pause(),
+    resume: () => get().resume(),
+    stop: () => get().stop(),
+    snapshot: async (path, options) => { await get().snapshot(path, { diff: options.diff, onProgress: options.onProgress }); },
     console: {
-      backlog: () => Buffer.from(vm.output),
+      backlog: () => Buffer.from(get().output),
       subscribe: (onChunk) => {
-        vm.on('output', onChunk);
-        return () => vm.off('output', onChunk);
+        const relay = output ?? get();
+        relay.on('output', onChunk);
+        return () => relay.off('output', onChunk);
       },
-      write: (data) => vm.write(data),
+      write: (data) => get().write(data),
     },
   };
 }

@@ -1,11 +1,12 @@
 // `tsvmm run`: boot a guest with its serial console on this terminal.
 
+import { EventEmitter } from 'node:events';
 import path from 'node:path';
 import type { ArgumentsCamelCase, Argv } from 'yargs';
 import type { CommandBody } from './commands.js';
 import { Vm } from '../vmm/vm.js';
 import { DEFAULT_CMDLINE } from '../vmm/config.js';
-import { describeOutcome, type VmOutcome } from '../vmm/outcome.js';
+import { describeOutcome, type ShutdownReason, type VmOutcome } from '../vmm/outcome.js';
 import { formatSize } from '../boot/format.js';
 import { ConsoleEscape, ESCAPE_HELP } from './console-escape.js';
 import { errorLine, reportError } from './output.js';
@@ -29,6 +30,7 @@ interface RunArgs {
   rng: boolean;
   console: 'serial' | 'virtio';
   virtioCmdline?: boolean;
+  reboot: boolean;
   name?: string;
   detach: boolean;
   quiet: boolean;
@@ -49,6 +51,7 @@ export const runCommand: CommandBody<RunArgs> = {
     .option('console', { choices: ['serial', 'virtio'] as const, default: 'serial' as const, describe: 'Where typed input goes: the 16550 UART (ttyS0) or a virtio console (hvc0)' })
     .option('virtio-cmdline', { type: 'boolean', describe: 'Also announce virtio devices as virtio_mmio.device= on the kernel command line (they are always in the ACPI DSDT; default: for ELF kernels only, not for a bzImage)' })
     .group(['disk', 'net', 'rng', 'console', 'virtio-cmdline'], 'Devices:')
+    .option('reboot', { type: 'boolean', default: false, describe: 'When the guest resets (reboot, triple fault), boot it again as QEMU does; by default a reset ends the VM' })
     .option('name', { type: 'string', describe: 'Name for `tsvmm ps`, `console`, `pause`, `stop` (default vm-PID)' })
     .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Run in the background; reach the console with `tsvmm console NAME`' })
     .example('$0 run', 'boot the demo guest (type `exit` in it, or Ctrl-A X)')
@@ -78,18 +81,26 @@ export function terminalOptions(yargs: Argv) {
     .option('json', { type: 'boolean', default: false, describe: 'At exit, print a JSON summary on stderr instead of a sentence' });
 }
 
-/** Runs a VM that `create` builds (not yet started) with its console on this terminal. */
-export async function runVm(args: TerminalOptions, create: () => Promise<Vm>): Promise<number> {
+/** Guest resets that `run --reboot` answers with a fresh boot (QEMU's default; without it, the VM ends). */
+const RESETS: readonly ShutdownReason[] = ['i8042-reset', 'acpi-reset', 'triple-fault', 'system-reset'];
+
+/**
+ * Runs a VM that `create` builds (not yet started) with its console on this terminal. With
+ * `reboot`, a guest reset builds and boots a new one, under the same name and control socket.
+ */
+export async function runVm(args: TerminalOptions & { reboot?: boolean }, create: () => Promise<Vm>): Promise<number> {
   let vm: Vm;
   try {
     vm = await create();
   } catch (error) {
     return reportError(error);
   }
+  // Every VM's console, whichever is running now, for consoles attached through the socket.
+  const output = new EventEmitter<{ output: [Buffer] }>();
   // Registered before the guest starts, so that a name already taken is refused up front.
   let control: ControlServer;
   try {
-    control = await ControlServer.listen(vmRecord(vm), vmInstance(vm));
+    control = await ControlServer.listen(vmRecord(vm), vmInstance(() => vm, output));
   } catch (error) {
     await vm.stop();
     return reportError(error);
@@ -104,13 +115,17 @@ export async function runVm(args: TerminalOptions, create: () => Promise<Vm>): P
     stdin.pause();
   };
 
-  if (!detached) vm.on('output', (chunk) => process.stdout.write(chunk));
+  const wire = (v: Vm) => {
+    v.on('output', (chunk) => output.emit('output', chunk));
+    v.on('log', (message) => { if (args.verbose) process.stderr.write(`tsvmm: ${message}\r\n`); });
+  };
+  if (!detached) output.on('output', (chunk) => process.stdout.write(chunk));
+  wire(vm);
   // A reader that went away (`tsvmm run | head`) ends the VM quietly instead of crashing us.
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
     if (error.code === 'EPIPE') void vm.stop();
     else throw error;
   });
-  vm.on('log', (message) => { if (args.verbose) process.stderr.write(`tsvmm: ${message}\r\n`); });
 
   const escape = new ConsoleEscape();
   stdin.on('data', (data: Buffer) => {
@@ -128,25 +143,37 @@ export async function runVm(args: TerminalOptions, create: () => Promise<Vm>): P
   stdin.on('error', () => { /* a closed stdin just means no more input */ });
   if (interactive) stdin.setRawMode(true);
   if (!detached) stdin.resume();
+  // SIGHUP too (a closed terminal, kill -HUP): a normal end, as QEMU takes it, not one that leaves the socket behind.
   const onSignal = () => { void vm.stop(); };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  for (const signal of STOP_SIGNALS) process.once(signal, onSignal);
 
   const what = vm.bootProtocol === 'snapshot' ? `restoring ${vm.config.name}` : `booting ${path.basename(vm.config.kernel)}`;
   status(`tsvmm: ${what} (${vm.bootProtocol}, ${formatSize(vm.config.memory)}, ${vm.config.cpus} vCPU${vm.config.cpus > 1 ? 's' : ''})${interactive ? '; Ctrl-A X quits' : ''}`);
   const started = performance.now();
-  try {
-    vm.start();
-  } catch (error) {
-    restoreTerminal();
-    await control.close();
-    return reportError(error);
+  let outcome: VmOutcome;
+  for (;;) {
+    try {
+      vm.start();
+    } catch (error) {
+      restoreTerminal();
+      await control.close();
+      return reportError(error);
+    }
+    outcome = await vm.wait();
+    if (!args.reboot || outcome.kind !== 'shutdown' || !RESETS.includes(outcome.reason)) break;
+    status(`\r\ntsvmm: ${describeOutcome(outcome)}; booting again (--reboot)`);
+    try {
+      vm = await create();
+    } catch (error) {
+      restoreTerminal();
+      await control.close();
+      return reportError(error);
+    }
+    wire(vm);
   }
-  const outcome = await vm.wait();
   await control.close(describeOutcome(outcome));
   restoreTerminal();
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
+  for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
   const seconds = (performance.now() - started) / 1000;
   if (args.json) {
     process.stderr.write(`${JSON.stringify({ outcome, seconds, stats: vm.stats })}\n`);
@@ -174,6 +201,7 @@ function runArgv(args: RunArgs): string[] {
   for (const disk of args.disk) argv.push('--disk', disk);
   if (args.net) argv.push('--net', args.net);
   if (args.rng) argv.push('--rng');
+  if (args.reboot) argv.push('--reboot');
   if (args.virtioCmdline !== undefined) argv.push(args.virtioCmdline ? '--virtio-cmdline' : '--no-virtio-cmdline');
   return argv;
 }
@@ -201,6 +229,8 @@ export async function runDetached(requestedName: string | undefined, quiet: bool
       return reportError(new TsvmmError('TIMEOUT', `${name} did not come up within ${DETACH_TIMEOUT_MS / 1000} s (see ${logFile})`));
   }
 }
+
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 export function exitCode(outcome: VmOutcome): number {
   return outcome.kind === 'error' ? 1 : 0;

@@ -12,6 +12,17 @@ describe('ELF kernel parsing', () => {
     expect(elf.segments).toEqual([{ paddr: 0x100000, fileOffset: expect.any(Number), fileSize: 1, memSize: 0x2000 }]);
   });
 
+  it('reads a 32-bit ELF with a PVH note, and refuses one without', () => {
+    const elf32 = parseElf(readFileSync('guests/build/test32.elf'));
+    const elf64 = parseElf(readFileSync('guests/build/test.elf'));
+    expect(elf32.pvhEntry).toBe(elf64.pvhEntry);
+    expect(elf32.segments.map((s) => [s.paddr, s.fileSize, s.memSize])).toEqual(elf64.segments.map((s) => [s.paddr, s.fileSize, s.memSize]));
+    const noNote = readFileSync('guests/build/test32.elf');
+    // Rename the note "Xen" to "Xem": a 32-bit ELF with no PVH note left.
+    noNote[noNote.indexOf(Buffer.from('Xen\0'))! + 2] = 0x6d;
+    expect(() => parseElf(noNote, 'kernel k')).toThrow('kernel k: a 32-bit ELF without a PVH entry note');
+  });
+
   it('reads the guests this project builds', () => {
     expect(parseElf(readFileSync('guests/build/hello.elf')).pvhEntry).toBeGreaterThanOrEqual(0x100000);
     const plain = parseElf(readFileSync('guests/build/elf64.elf'));
@@ -20,6 +31,11 @@ describe('ELF kernel parsing', () => {
   });
 
   const good = buildElf({ entry: 0x100000, segments: [{ paddr: 0x100000, data: code }] });
+  const corruptPvh = (mutate: (v: DataView) => void) => {
+    const copy = buildElf({ entry: 0x100000, pvhEntry: 0x100000, segments: [{ paddr: 0x100000, data: code }] });
+    mutate(new DataView(copy.buffer));
+    return copy;
+  };
   const corrupt = (mutate: (v: DataView) => void) => {
     const copy = good.slice();
     mutate(new DataView(copy.buffer));
@@ -29,8 +45,11 @@ describe('ELF kernel parsing', () => {
   it.each([
     ['empty file', new Uint8Array(0), /not an ELF file/],
     ['text file', Buffer.from('#!/bin/sh\necho hello, this is not a kernel\n'.repeat(3)), /not an ELF file/],
-    ['32-bit ELF', buildElf({ entry: 0, elfClass: 1, segments: [{ paddr: 0x100000, data: code }] }), /not a 64-bit/],
     ['ARM ELF', buildElf({ entry: 0, machine: 183, segments: [{ paddr: 0x100000, data: code }] }), /not x86-64/],
+    // The PVH note (after two program headers) with a 2-byte entry, or sizes past its segment.
+    ['a PVH note holding 2 bytes', corruptPvh((v) => v.setUint32(176 + 4, 2, true)), /note segment 0: its PVH entry note holds 2 bytes/],
+    ['a note larger than its segment', corruptPvh((v) => v.setUint32(176, 4096, true)), /note segment 0: the note at file offset 0xb0 .* does not fit its segment/],
+    ['a PVH entry above 4 GiB', corruptPvh((v) => { v.setUint32(176 + 4, 8, true); v.setUint32(176 + 8 + 4 + 4, 0, true); }), /does not fit|above 4 GiB/],
     ['truncated program headers', good.subarray(0, 80), /past the end/],
     ['segment past end of file', corrupt((v) => v.setBigUint64(64 + 32, 1n << 20n, true)), /segment 0 extends past the end/],
     ['file size above memory size', corrupt((v) => v.setBigUint64(64 + 40, 0n, true)), /more file bytes/],

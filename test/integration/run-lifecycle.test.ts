@@ -1,0 +1,81 @@
+// How a VM's life ends, or does not: a guest reset with and without --reboot, SIGHUP; and what
+// it may boot from: a 32-bit PVH ELF as QEMU boots it, a block device as a disk.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { GUESTS, kvmMissingReason, TEST_ELF } from '../helpers/kvm.js';
+import { tsvmm } from '../helpers/cli.js';
+import { listInstances, readOutcome, runtimeDir } from '../../src/api/runtime-dir.js';
+
+const TEST32_ELF = path.join(GUESTS, 'test32.elf');
+const RESET_LINE = /acpi: reset reg=/g;
+
+describe.skipIf(kvmMissingReason)('the end of a VM', () => {
+  it('a guest reset ends the VM by default; with --reboot it boots again, until stopped', async () => {
+    const once = tsvmm(['run', '--kernel', TEST_ELF, '--cmdline', 'mode=acpi-reset', '--mem', '32M']);
+    expect(once.code, once.stderr).toBe(0);
+    expect(once.stdout.match(RESET_LINE)).toHaveLength(1);
+    expect(once.stderr).toContain('guest reset (ACPI reset register)');
+
+    const p = spawn(process.execPath, ['bin/tsvmm.js', 'run', '--reboot', '--kernel', TEST_ELF, '--cmdline', 'mode=acpi-reset', '--mem', '32M'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    const code = await new Promise<number | null>((resolve) => {
+      p.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if ((out.match(RESET_LINE) ?? []).length >= 3) p.kill('SIGTERM');
+      });
+      p.on('exit', (c) => resolve(c));
+    });
+    expect(code, err).toBe(0);
+    expect(err).toContain('guest reset (ACPI reset register); booting again (--reboot)');
+    expect(err).toMatch(/stopped after/);
+  });
+
+  it('SIGHUP stops a VM cleanly: no socket or record left behind', async () => {
+    const name = `hup-${process.pid}`;
+    const started = tsvmm(['run', '--detach', '--name', name, '--kernel', TEST_ELF, '--cmdline', 'mode=halt', '--mem', '32M']);
+    expect(started.code, started.stderr).toBe(0);
+    const record = listInstances().find((r) => r.name === name)!;
+    process.kill(record.pid, 'SIGHUP');
+    await expect.poll(() => { try { process.kill(record.pid, 0); return true; } catch { return false; } }, { timeout: 10_000 }).toBe(false);
+    expect(existsSync(path.join(runtimeDir(), `${name}.sock`))).toBe(false);
+    expect(existsSync(path.join(runtimeDir(), `${name}.json`))).toBe(false);
+    expect(readOutcome(name)?.outcome).toBe('stopped');
+  });
+
+  it('boots a 32-bit ELF with a PVH note (test.elf in an ELF32 container), as QEMU does', () => {
+    const r = tsvmm(['run', '--kernel', TEST32_ELF, '--cmdline', 'mode=info', '--mem', '64M']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('booting test32.elf (PVH ELF');
+    expect(r.stdout).toContain('info: magic=0x336ec578 version=0x1 cmdline="mode=info"');
+    const qemu = spawnSync('qemu-system-x86_64', ['-M', 'microvm', '-display', 'none', '-nodefaults', '-serial', 'stdio', '-no-reboot',
+      '-kernel', TEST32_ELF, '-append', 'mode=info', '-m', '64M'], { encoding: 'utf8', timeout: 60_000 });
+    if (qemu.error) return; // no QEMU here: tsvmm's side is checked above
+    expect(qemu.stdout).toContain('info: magic=0x336ec578 version=0x1 cmdline="mode=info"');
+  });
+
+  it('a block device as --disk: its size comes from the device (BLKGETSIZE64)', (ctx) => {
+    const image = path.join(mkdtempSync(path.join(tmpdir(), 'tsvmm-blockdev-')), 'backing.img');
+    writeFileSync(image, '');
+    truncateSync(image, 4 << 20);
+    const loop = spawnSync('losetup', ['--find', '--show', image], { encoding: 'utf8' });
+    if (loop.status !== 0) {
+      ctx.skip(`no loop device to test with here (losetup: ${(loop.stderr || String(loop.error)).trim()})`);
+      return;
+    }
+    const device = loop.stdout.trim();
+    try {
+      const r = tsvmm(['run', '--kernel', path.join(GUESTS, 'virtio.elf'), '--cmdline', 'mode=blk op=write seed=1 start=0 sectors=8', '--mem', '64M', '--disk', device]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain('blk: capacity=8192');
+      expect(r.stdout).toContain('blk: wrote 8 sectors');
+    } finally {
+      spawnSync('losetup', ['--detach', device]);
+    }
+  });
+});
