@@ -253,6 +253,11 @@ function readProcess(f: Fields, value: Json): ContainerSpec['process'] {
   };
 }
 
+/** Reads the resources JSON of `update --resources FILE` (a config.json `linux.resources` object). */
+export function resourcesFromJson(json: Json, file: string): ResourceLimits {
+  return readResources(new Fields(file), json).resources;
+}
+
 /** Reads the process JSON of `exec --process FILE` (a config.json `process` object). */
 export function processFromJson(json: Json, file: string): ContainerSpec['process'] {
   return readProcess(new Fields(file), json);

@@ -4,7 +4,7 @@
 // the command. Errors are one line and exit status 1; run and exec pass the process's status on.
 // Kept free of yargs and of the VMM: every verb is a process start of its own.
 
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { isTsvmmError } from '../errors.js';
 import { RuntimeError } from './errors.js';
@@ -51,6 +51,7 @@ const COMMANDS: Record<string, FlagTable & { usage: string }> = {
     usage: 'exec [--process FILE | <command> [args]] [--detach] [--pid-file FILE] [--tty] [--console-socket SOCKET] [--cwd DIR] [--env K=V] [--user UID[:GID]] <container-id> ...',
   },
   spec: { values: { bundle: 'b' }, booleans: { rootless: undefined }, usage: 'spec [--bundle DIR]' },
+  update: { values: { resources: 'r' }, booleans: {}, usage: 'update --resources FILE|- <container-id>' },
 };
 
 interface Parsed {
@@ -187,6 +188,19 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
           tty: opts.flags.has('tty'), consoleSocket: opts.values['console-socket'], cwd: opts.values.cwd, env: opts.lists.env ?? [],
           user: opts.values.user, noNewPrivileges: opts.flags.has('no-new-privs'),
         });
+      }
+      case 'update': {
+        const id = needId(opts.rest, command);
+        const source = opts.values.resources;
+        if (!source) throw new RuntimeError('update: give the new limits as --resources FILE (or - for stdin), a linux.resources object');
+        let text: string;
+        try {
+          text = readFileSync(source === '-' ? 0 : source, 'utf8');
+        } catch (error) {
+          throw new RuntimeError(`--resources ${source}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+        }
+        runtime.update(id, text, source === '-' ? 'stdin' : source);
+        return 0;
       }
       case 'spec': {
         if (opts.flags.has('rootless')) throw new RuntimeError('spec --rootless is not supported by tsvmm-runc');

@@ -9,7 +9,7 @@ import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { createCgroup, detectCgroups, openCgroup, type CgroupLayout, type CgroupRequest, type ContainerCgroup } from '../container/cgroups.js';
 import { isTsvmmError } from '../errors.js';
-import { loadBundle, processFromJson } from '../container/oci.js';
+import { loadBundle, processFromJson, resourcesFromJson } from '../container/oci.js';
 import { buildExecPlan, buildPlan, specTerminal } from '../container/plan.js';
 import type { ContainerSpec } from '../container/spec.js';
 import { RuntimeError } from './errors.js';
@@ -317,6 +317,22 @@ export class Runtime {
     const { record, status } = this.load(id);
     checkTransition('resume', status, id);
     await fromContainerError(() => this.cgroup(record).thaw());
+  }
+
+  /** `update --resources FILE|-`: new limits, as containerd and the CRI plugin set them on a live container. */
+  update(id: string, text: string, source: string): void {
+    const { record, status } = this.load(id);
+    if (status === 'stopped') throw new RuntimeError('container not running');
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (error) {
+      throw new RuntimeError(`--resources ${source}: not valid JSON (${(error as Error).message})`);
+    }
+    const resources = fromContainerError(() => resourcesFromJson(json, source));
+    fromContainerError(() => this.cgroup(record).apply(resources));
+    record.spec.resources = { ...record.spec.resources, ...resources };
+    this.store.save(record);
   }
 
   ps(id: string, format: string): string {

@@ -81,6 +81,10 @@ describe.skipIf(missing)('tsvmm-runc', () => {
     expect(runc(['resume', id]).code).toBe(0);
     const exec = runc(['exec', id, 'cat', '/dev/shm/x']);
     expect(exec.stdout).toBe('started\n');
+    // update, as containerd's and the CRI plugin's resource updates call it.
+    writeFileSync(path.join(dir, 'resources.json'), JSON.stringify({ pids: { limit: 50 } }));
+    expect(runc(['update', '--resources', path.join(dir, 'resources.json'), id]).code).toBe(0);
+    expect(runc(['exec', id, 'sh', '-c', 'cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max']).stdout).toBe('50\n');
     expect(runc(['kill', id, '9'], noNode).code).toBe(0);
     for (let i = 0; i < 200 && state().status !== 'stopped'; i++) spawnSync('sleep', ['0.02']);
     expect(state()).toMatchObject({ status: 'stopped', pid: 0 });
