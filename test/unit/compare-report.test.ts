@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { measured, notAvailable, withRatios, type CompareReport, type Measurement } from '../../src/compare/model.js';
 import { chart, fmt, logTicks, niceTicks, renderHtml, renderJson, renderTable } from '../../src/compare/report.js';
 import { kvmKind } from '../../src/compare/machine.js';
+import { warningsFor } from '../../src/compare/reliability.js';
 import { resolveOptions } from '../../src/compare/harness.js';
 
 function sample(): CompareReport {
@@ -156,6 +157,24 @@ describe('the HTML report', () => {
     expect(html).toContain('<ul class="warnings"><li>VM: the runs spread widely</li></ul>');
     expect(html).toContain('<h2>What each one isolates</h2>');
     expect(chart(density)).toContain('class="val">≥ 100 (cap)</text>');
+  });
+});
+
+describe('warnings', () => {
+  it('say when runs spread widely, the machine was busy, or a contender beats native on the same instructions', () => {
+    const cpu = withRatios({
+      id: 'cpu', title: 'CPU', unit: 'Mops/s', higherIsBetter: true, notes: [], description: 'LCG.',
+      figures: [measured('native', 'a', 'Mops/s', [100, 101, 99]), measured('container', 'b', 'Mops/s', [150, 151, 149]), measured('vm', 'c', 'Mops/s', [50, 150, 100, 90])],
+    });
+    const w = warningsFor(cpu, 5, 2, true);
+    expect(w).toEqual([
+      expect.stringMatching(/^VM: the runs spread widely \(q1–q3 is \d+ % of the median\)/),
+      expect.stringMatching(/^container comes out 1\.50 times as fast as native on the same instructions/),
+      'The machine was busy while this ran (load average 5.0 on 2 CPUs, ours included): other work competed for the CPUs, so times may be inflated unevenly.',
+    ]);
+    // A quiet machine, tight runs, and work that may differ: nothing to say.
+    expect(warningsFor(cpu, 1.2, 2, false).filter((x) => !x.startsWith('VM'))).toEqual([]);
+    expect(warningsFor(cpu, null, 2, false).some((x) => x.includes('busy'))).toBe(false);
   });
 });
 
