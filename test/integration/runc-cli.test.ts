@@ -174,6 +174,8 @@ describe.skipIf(missing)('tsvmm-runc', () => {
     expectOneLine(runc(['delete', 'nosuch']), 'container "nosuch" does not exist');
     expect(runc(['delete', '--force', 'nosuch']).code).toBe(0);
     expectOneLine(runc(['create', '--bundle', path.join(dir, 'none'), id]), `bundle ${path.join(dir, 'none')}: no such directory`);
+    const notThere = bundle((c) => { c.process.args = ['no-such-command']; });
+    expectOneLine(runc(['create', '--bundle', notThere, id]), /^container init failed: exec no-such-command: not found in the container's PATH/);
     const invalid = bundle((c) => { c.process.args = 'sh'; });
     expectOneLine(runc(['create', '--bundle', invalid, id]), `${path.join(invalid, 'config.json')}: process.args must be a list of strings`);
     const json = runc(['state', 'nosuch'], { json: true });
