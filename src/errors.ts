@@ -3,11 +3,17 @@
 
 export class TsvmmError extends Error {
   readonly code: string;
+  /**
+   * The library option the error is about ("memory", "cpus"), when the message starts with it:
+   * the CLI says its flag there instead (cli/output.ts).
+   */
+  readonly option?: string;
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
+  constructor(code: string, message: string, options?: { cause?: unknown; option?: string }) {
     super(message, options);
     this.name = 'TsvmmError';
     this.code = code;
+    if (options?.option !== undefined) this.option = options.option;
   }
 }
 

@@ -2,6 +2,11 @@
 
 export { Vm, VmError, type VmState, type VmEvents } from './vmm/vm.js';
 export type { VmConfig, ResolvedVmConfig } from './vmm/config.js';
+export type { DiskConfig, NetConfig, VirtioConfig } from './vmm/virtio-setup.js';
+export type { SnapshotOptions, RestoreOptions, DiskIdentity } from './vmm/snapshot.js';
+export type { Counter } from './vmm/vcpu-control.js';
+export type { WriteResult } from './snapshot/index.js';
+export { SnapshotError, type SnapshotErrorCode } from './snapshot/format.js';
 export { DEFAULT_CMDLINE, DEFAULT_KERNEL, GUESTS_DIR, parseSize } from './vmm/config.js';
 export { describeOutcome, type VmOutcome, type ShutdownReason, type VmErrorCode } from './vmm/outcome.js';
 export { TsvmmError, isTsvmmError } from './errors.js';

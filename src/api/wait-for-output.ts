@@ -3,6 +3,8 @@
 /** What waitForOutput needs of an instance: its output so far, and its 'output' and 'exit' events. */
 export interface OutputSource<Outcome> {
   readonly output: string;
+  /** How the instance ended, once it has: its 'exit' event will not come again. */
+  readonly outcome?: Outcome | undefined;
   on(event: 'output', listener: () => void): unknown;
   on(event: 'exit', listener: (outcome: Outcome) => void): unknown;
   off(event: 'output', listener: () => void): unknown;
@@ -21,6 +23,7 @@ export function waitForOutput<Outcome>(
 ): Promise<string> {
   const matches = () => (typeof pattern === 'string' ? source.output.includes(pattern) : pattern.test(source.output));
   if (matches()) return Promise.resolve(source.output);
+  if (source.outcome !== undefined) return Promise.reject(errors.ended(source.outcome));
   return new Promise((resolve, reject) => {
     const done = (error?: Error) => {
       clearTimeout(timer);

@@ -43,9 +43,10 @@ export interface ResolvedVmConfig {
   virtio: VirtioConfig;
 }
 
+/** A VmConfig option that cannot be used; the message starts with the option's name. */
 export class ConfigError extends TsvmmError {
-  constructor(message: string) {
-    super('BAD_CONFIG', message);
+  constructor(message: string, option?: string) {
+    super('BAD_CONFIG', message, { option });
     this.name = 'ConfigError';
   }
 }
@@ -66,32 +67,32 @@ const UNITS: Record<string, number> = {
 };
 
 /** Parses "256M", "1.5G", "512MiB" or a plain number of MiB (as QEMU's -m does) into bytes. */
-export function parseSize(value: number | string, option = '--mem'): number {
+export function parseSize(value: number | string, option = 'memory'): number {
   if (typeof value === 'number') {
-    if (!Number.isSafeInteger(value) || value <= 0) throw new ConfigError(`${option} ${value}: not a positive whole number of bytes`);
+    if (!Number.isSafeInteger(value) || value <= 0) throw new ConfigError(`${option} ${value}: not a positive whole number of bytes`, option);
     return value;
   }
   const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
   const unit = match ? UNITS[match[2]!.toLowerCase()] : undefined;
-  if (!match || unit === undefined) throw new ConfigError(`${option} ${JSON.stringify(value)}: not a size (try 256M or 1G)`);
+  if (!match || unit === undefined) throw new ConfigError(`${option} ${JSON.stringify(value)}: not a size (try 256M or 1G)`, option);
   const bytes = Math.round(Number(match[1]) * unit);
-  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new ConfigError(`${option} ${value}: not a usable size`);
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new ConfigError(`${option} ${value}: not a usable size`, option);
   return bytes;
 }
 
 export function resolveConfig(config: VmConfig, limits: { hostMemory?: number } = {}): ResolvedVmConfig {
   const memory = parseSize(config.memory ?? DEFAULT_MEMORY);
-  if (memory < MIN_MEMORY) throw new ConfigError(`--mem ${config.memory}: at least ${MIN_MEMORY / MiB} MiB is needed`);
-  if (memory % 4096 !== 0) throw new ConfigError(`--mem ${config.memory}: must be a whole number of 4 KiB pages`);
+  if (memory < MIN_MEMORY) throw new ConfigError(`memory ${config.memory}: at least ${MIN_MEMORY / MiB} MiB is needed`, 'memory');
+  if (memory % 4096 !== 0) throw new ConfigError(`memory ${config.memory}: must be a whole number of 4 KiB pages`, 'memory');
   const hostMemory = limits.hostMemory ?? totalmem();
   if (memory > hostMemory) {
-    throw new ConfigError(`--mem ${config.memory}: ${Math.round(memory / MiB)} MiB is more than this host's ${Math.round(hostMemory / MiB)} MiB`);
+    throw new ConfigError(`memory ${config.memory}: ${Math.round(memory / MiB)} MiB is more than this host's ${Math.round(hostMemory / MiB)} MiB`, 'memory');
   }
   const cpus = config.cpus ?? 1;
-  if (!Number.isInteger(cpus) || cpus < 1) throw new ConfigError(`--cpus ${config.cpus}: must be a whole number of at least 1`);
-  if (cpus > MAX_CPUS) throw new ConfigError(`--cpus ${cpus}: at most ${MAX_CPUS} vCPUs are supported`);
+  if (!Number.isInteger(cpus) || cpus < 1) throw new ConfigError(`cpus ${config.cpus}: must be a whole number of at least 1`, 'cpus');
+  if (cpus > MAX_CPUS) throw new ConfigError(`cpus ${cpus}: at most ${MAX_CPUS} vCPUs are supported`, 'cpus');
   if (config.console !== undefined && config.console !== 'serial' && config.console !== 'virtio') {
-    throw new ConfigError(`--console ${String(config.console)}: must be serial or virtio`);
+    throw new ConfigError(`console ${String(config.console)}: must be serial or virtio`, 'console');
   }
   const kernel = config.kernel ?? DEFAULT_KERNEL;
   if (config.kernel === undefined && !existsSync(kernel)) {

@@ -218,6 +218,11 @@ export class Vm extends EventEmitter<VmEvents> {
     return this.#built.kernel.protocol;
   }
 
+  /** How the VM ended, once it has (and its resources are released); undefined before. */
+  get outcome(): VmOutcome | undefined {
+    return this.#state === 'exited' ? this.#outcome : undefined;
+  }
+
   /** Everything the guest wrote to its serial console so far. */
   get output(): string {
     return Buffer.concat(this.#output).toString('utf8');

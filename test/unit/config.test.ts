@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { TsvmmError } from '../../src/errors.js';
+import { cliMessage } from '../../src/cli/output.js';
 import { ConfigError, parseSize, resolveConfig, DEFAULT_MEMORY } from '../../src/vmm/config.js';
 
 const MiB = 1024 * 1024;
@@ -24,10 +26,27 @@ describe('VM configuration', () => {
     [{ memory: '8M' }, /at least 16 MiB/],
     [{ memory: '1T' }, /more than this host's 2048 MiB/],
     [{ memory: 16 * MiB + 100 }, /whole number of 4 KiB pages/],
-    [{ cpus: 0 }, /--cpus 0: must be a whole number of at least 1/],
-    [{ cpus: 1.5 }, /--cpus 1.5/],
+    [{ cpus: 0 }, /^cpus 0: must be a whole number of at least 1$/],
+    [{ cpus: 1.5 }, /^cpus 1.5/],
+    [{ memory: 'lots' }, /^memory "lots": not a size/],
     [{ cpus: 300 }, /at most 254 vCPUs/],
   ])('refuses %j in one line', (config, message) => {
     expect(() => resolveConfig({ kernel: 'k', ...config }, { hostMemory: 2048 * MiB })).toThrow(message);
+  });
+});
+
+describe('errors in the library\'s words, and the CLI\'s', () => {
+  it('names the option; the CLI names its flag instead', () => {
+    let error: unknown;
+    try {
+      resolveConfig({ kernel: 'k', memory: '8M' });
+    } catch (e) {
+      error = e;
+    }
+    expect((error as TsvmmError).message).toBe('memory 8M: at least 16 MiB is needed');
+    expect((error as TsvmmError).option).toBe('memory');
+    expect(cliMessage(error as TsvmmError)).toBe('--mem 8M: at least 16 MiB is needed');
+    expect(cliMessage(new TsvmmError('X', 'cpus 0: no', { option: 'cpus' }))).toBe('--cpus 0: no');
+    expect(cliMessage(new TsvmmError('X', 'plain message'))).toBe('plain message');
   });
 });
