@@ -118,7 +118,8 @@ export async function startContainerd(dir: string, options: { cri?: string } = {
       for (const id of ctr(['containers', 'ls', '-q']).stdout.split('\n').filter(Boolean)) ctr(['containers', 'delete', id]);
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));
-      execFileSync('sh', ['-c', `umount -R ${dir}/root 2>/dev/null; umount -R ${dir}/state 2>/dev/null; true`]);
+      // ctr and the shim keep fifos, sockets and the runtime state under /run/containerd: empty by now.
+      execFileSync('sh', ['-c', `umount -R ${dir}/root 2>/dev/null; umount -R ${dir}/state 2>/dev/null; rmdir /run/containerd/runc/tsvmm /run/containerd/runc /run/containerd/fifo /run/containerd/s /run/containerd 2>/dev/null; true`]);
       rmSync(dir, { recursive: true, force: true });
     },
   };
