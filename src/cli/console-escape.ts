@@ -43,8 +43,13 @@ export class ConsoleEscape {
   }
 }
 
-export const ESCAPE_HELP = [
-  'C-a x    quit tsvmm (stops the guest)',
-  'C-a h    this help',
-  'C-a C-a  send C-a to the guest',
-].join('\r\n');
+/** The keys' help; `quit` says what C-a x does where it is shown. */
+export function escapeHelp(quit = 'quit tsvmm (stops the guest)'): string {
+  return [
+    `C-a x    ${quit}`,
+    'C-a h    this help',
+    'C-a C-a  send C-a to the guest',
+  ].join('\r\n');
+}
+
+export const ESCAPE_HELP = escapeHelp();

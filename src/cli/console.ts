@@ -6,7 +6,7 @@ import type { ArgumentsCamelCase, Argv } from 'yargs';
 import type { CommandBody } from './commands.js';
 import { openConsole, type ConsoleStream } from '../api/control-client.js';
 import type { TerminalSize } from '../api/protocol.js';
-import { ConsoleEscape } from './console-escape.js';
+import { ConsoleEscape, escapeHelp } from './console-escape.js';
 import { reportError } from './output.js';
 
 export const consoleCommand: CommandBody<{ name: string }> = {
@@ -49,7 +49,10 @@ export const consoleCommand: CommandBody<{ name: string }> = {
       }
       const { forward, commands } = escape.feed(data);
       if (forward.length) socket.write(forward);
-      if (commands.includes('quit')) detach();
+      for (const command of commands) {
+        if (command === 'quit') detach();
+        else process.stderr.write(`\r\n${escapeHelp('detach (it goes on running; `tsvmm stop` ends it)')}\r\n`);
+      }
     });
     stdin.on('end', () => { if (!interactive) setTimeout(detach, 200); });
     stdin.resume();

@@ -17,10 +17,13 @@ export function cliMessage(error: TsvmmError): string {
   return flag !== undefined && error.message.startsWith(`${error.option} `) ? `${flag}${error.message.slice(error.option!.length)}` : error.message;
 }
 
-/** Prints an error the right way for its kind and returns the process exit code. */
-export function reportError(error: unknown, stderr: NodeJS.WritableStream = process.stderr): number {
+/**
+ * Prints an error the right way for its kind and returns the process exit code. With `json`
+ * (a command's --json), a user error is one JSON line too: {"error":{"code","message"}}.
+ */
+export function reportError(error: unknown, stderr: NodeJS.WritableStream = process.stderr, json = false): number {
   if (isTsvmmError(error)) {
-    stderr.write(`${errorLine(cliMessage(error))}\n`);
+    stderr.write(json ? `${JSON.stringify({ error: { code: error.code, message: cliMessage(error) } })}\n` : `${errorLine(cliMessage(error))}\n`);
     return 1;
   }
   stderr.write(`tsvmm: internal error (a bug; please report it):\n${(error as Error)?.stack ?? String(error)}\n`);

@@ -93,7 +93,7 @@ export async function runVm(args: TerminalOptions & { reboot?: boolean }, create
   try {
     vm = await create();
   } catch (error) {
-    return reportError(error);
+    return reportError(error, process.stderr, args.json);
   }
   // Every VM's console, whichever is running now, for consoles attached through the socket.
   const output = new EventEmitter<{ output: [Buffer] }>();
@@ -103,7 +103,7 @@ export async function runVm(args: TerminalOptions & { reboot?: boolean }, create
     control = await ControlServer.listen(vmRecord(vm), vmInstance(() => vm, output));
   } catch (error) {
     await vm.stop();
-    return reportError(error);
+    return reportError(error, process.stderr, args.json);
   }
   // In the background (run --detach), the console is reached only through the control socket.
   const detached = isDetached();
@@ -157,7 +157,7 @@ export async function runVm(args: TerminalOptions & { reboot?: boolean }, create
     } catch (error) {
       restoreTerminal();
       await control.close();
-      return reportError(error);
+      return reportError(error, process.stderr, args.json);
     }
     outcome = await vm.wait();
     if (!args.reboot || outcome.kind !== 'shutdown' || !RESETS.includes(outcome.reason)) break;
@@ -167,7 +167,7 @@ export async function runVm(args: TerminalOptions & { reboot?: boolean }, create
     } catch (error) {
       restoreTerminal();
       await control.close();
-      return reportError(error);
+      return reportError(error, process.stderr, args.json);
     }
     wire(vm);
   }

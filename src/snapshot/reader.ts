@@ -10,6 +10,7 @@ import { constants } from 'node:fs';
 import { open, realpath, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32 } from './crc32.js';
+import { ioReason } from './io-reason.js';
 import {
   checkManifest, checksumToHex, countPages, decodeName, DEFAULT_LIMITS, ENTRY_SIZE, FLAG_DIFF, FORMAT_MAJOR,
   FORMAT_MINOR, hex, HEADER_CRC_SPAN, HEADER_SIZE, idToHex, KNOWN_FLAGS, MAGIC, MANIFEST_NAME, PAGE_SIZE,
@@ -58,14 +59,6 @@ const crcMismatch = (file: string, what: string, actual: number, expected: numbe
 
 function describeSection(kind: SectionKind, name: string): string {
   return kind === 'manifest' ? 'the manifest' : `${kind} section "${name}"`;
-}
-
-function ioReason(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return 'no such file';
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
-  if (code === 'EISDIR') return 'is a directory';
-  return (error as Error).message;
 }
 
 /** One snapshot file, opened and checked; its memory stays in the file. */

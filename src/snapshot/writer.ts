@@ -12,6 +12,7 @@ import { open, readdir, realpath, rename, unlink, type FileHandle } from 'node:f
 import path from 'node:path';
 import { packageVersion } from '../meta/package.js';
 import { crc32, crc32Zeros } from './crc32.js';
+import { ioReason } from './io-reason.js';
 import {
   alignUp, checkManifest, checkSectionName, checksumToHex, countPages, DEFAULT_LIMITS, encodeName, ENTRY_SIZE,
   FLAG_DIFF, FORMAT_MAJOR, FORMAT_MINOR, HEADER_CRC_SPAN, HEADER_SIZE, idToHex, MAGIC, MANIFEST_NAME, PAGE_SIZE,
@@ -474,7 +475,7 @@ async function writeAtomically(target: string, mode: number, body: (file: FileHa
     await file?.close().catch(() => undefined);
     await unlink(temporary).catch(() => undefined);
     throw error instanceof SnapshotError ? error
-      : new SnapshotError('SNAPSHOT_WRITE_FAILED', `${target}: cannot write snapshot: ${(error as Error).message}`, { cause: error });
+      : new SnapshotError('SNAPSHOT_WRITE_FAILED', `${target}: cannot write snapshot: ${ioReason(error)}`, { cause: error });
   }
   // The rename is durable only once the directory entry is; until then a crash may bring back the old file.
   try {
@@ -485,7 +486,7 @@ async function writeAtomically(target: string, mode: number, body: (file: FileHa
       await dir.close();
     }
   } catch (error) {
-    throw new SnapshotError('SNAPSHOT_WRITE_FAILED', `${target}: written, but its directory could not be synced: ${(error as Error).message}`,
+    throw new SnapshotError('SNAPSHOT_WRITE_FAILED', `${target}: written, but its directory could not be synced: ${ioReason(error)}`,
       { cause: error });
   }
 }

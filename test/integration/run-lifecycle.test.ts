@@ -78,4 +78,10 @@ describe.skipIf(kvmMissingReason)('the end of a VM', () => {
       spawnSync('losetup', ['--detach', device]);
     }
   });
+
+  it('run --json reports a start-up error as one JSON line', () => {
+    const r = tsvmm(['run', '--json', '--mem', '8M']);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stderr.trim())).toEqual({ error: { code: 'BAD_CONFIG', message: '--mem 8M: at least 16 MiB is needed' } });
+  });
 });

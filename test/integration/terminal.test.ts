@@ -1,8 +1,10 @@
-// tsvmm on a real terminal: raw mode, echo from the guest, Ctrl-A X, and a sane terminal after.
+// tsvmm on a real terminal: raw mode, echo from the guest, Ctrl-A X and H, and a sane terminal after.
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { kvmMissingReason } from '../helpers/kvm.js';
 import { TmuxSession, tmuxMissingReason } from '../helpers/tmux.js';
+import { tsvmm } from '../helpers/cli.js';
+import { listInstances, runtimeDir } from '../../src/api/runtime-dir.js';
 
 describe.skipIf(kvmMissingReason ?? tmuxMissingReason)('tsvmm run on a terminal', () => {
   let session: TmuxSession | undefined;
@@ -34,5 +36,22 @@ describe.skipIf(kvmMissingReason ?? tmuxMissingReason)('tsvmm run on a terminal'
     session.keys('Enter');
     await session.waitFor('[exit=0]');
     expect(session.screen()).toContain('goodbye');
+  });
+
+  it('tsvmm console: Ctrl-A H shows the keys, Ctrl-A X detaches and the VM goes on', async () => {
+    const name = `term-console-${process.pid}`;
+    expect(tsvmm(['run', '--detach', '--name', name, '--mem', '64M']).code).toBe(0);
+    try {
+      session = new TmuxSession(`TSVMM_RUNTIME_DIR=${runtimeDir()} node bin/tsvmm.js console ${name}`, process.cwd());
+      await session.waitFor(`attached to ${name}`);
+      session.keys('C-a', 'h');
+      const help = await session.waitFor('C-a h    this help');
+      expect(help).toContain('C-a x    detach (it goes on running');
+      session.keys('C-a', 'x');
+      await session.waitFor(`detached from ${name}`);
+      expect(listInstances().some((r) => r.name === name)).toBe(true);
+    } finally {
+      tsvmm(['stop', name]);
+    }
   });
 });
