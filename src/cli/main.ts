@@ -3,12 +3,13 @@
 // yargs' parser when yargs would take its words as they are (quick-parse.ts), yargs itself for
 // anything else (its --help, its errors); only a word that is no command registers them all with
 // yargs, by name and summary, for its error and nearest-name suggestion.
-// This module imports nothing else statically, so that the bundle's entry (scripts/bundle.mjs)
-// is one file: what only some paths need comes in with a dynamic import.
+// This module imports nothing else statically but wrap.ts (import-free), so that the bundle's
+// entry (scripts/bundle.mjs) is one file: what only some paths need comes in with a dynamic import.
 
 import { fstatSync, writeSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { COMMANDS, findCommand } from './commands.js';
+import { wrapWords } from './wrap.js';
 
 /** bin/tsvmm.js: runs the command line and sets the exit code. */
 export async function cli(): Promise<void> {
@@ -83,23 +84,9 @@ export function topLevelHelp(width: number): string {
   const options: [string, string][] = [['-h, --help', 'Show help'], ['    --version', 'Show version number']];
   const section = (title: string, list: [string, string][]): string => {
     const left = Math.max(...list.map(([l]) => l.length)) + 4;
-    return `${title}:\n${list.map(([l, d]) => `  ${l.padEnd(left - 2)}${wrap(d, Math.max(20, width - left)).join(`\n${' '.repeat(left)}`)}`).join('\n')}\n`;
+    return `${title}:\n${list.map(([l, d]) => `  ${l.padEnd(left - 2)}${wrapWords(d, Math.max(20, width - left)).join(`\n${' '.repeat(left)}`)}`).join('\n')}\n`;
   };
   return `tsvmm <command> [options]\n\nA KVM hypervisor written in TypeScript.\n\n${section('Commands', rows)}\n${section('Options', options)}\n`
     + 'Run `tsvmm COMMAND --help` for what a command takes.\n';
-}
-
-function wrap(text: string, width: number): string[] {
-  const lines: string[] = [];
-  let line = '';
-  for (const word of text.split(' ')) {
-    if (line && line.length + 1 + word.length > width) {
-      lines.push(line);
-      line = word;
-    } else {
-      line = line ? `${line} ${word}` : word;
-    }
-  }
-  return [...lines, line];
 }
 

@@ -8,6 +8,7 @@ import { openConsole, type ConsoleStream } from '../api/control-client.js';
 import type { TerminalSize } from '../api/protocol.js';
 import { listInstances, readOutcome } from '../api/runtime-dir.js';
 import { status as instanceStatus } from '../api/control-client.js';
+import { wrapWords } from '../cli/wrap.js';
 import { loadLatestResults } from '../compare/latest.js';
 import type { CompareReport } from '../compare/model.js';
 import * as defaultActions from './actions.js';
@@ -319,7 +320,9 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
     let lines: string[];
     let label: string;
     if (mode.kind === 'help') {
-      const all = KEY_HELP.map(([k, what]) => ` ${k.padEnd(16)}${what}`);
+      // Each key on its line, its description folded under itself where the terminal is narrow.
+      const columns = Math.max(10, Math.min(width - 2, 86) - 2 - 17);
+      const all = KEY_HELP.flatMap(([k, what]) => wrapWords(what, columns).map((part, i) => ` ${(i === 0 ? k : '').padEnd(16)}${part}`));
       const footer = ['', ' Up/Down scroll; any other key closes'];
       const room = Math.max(1, height - 3 - 2 - footer.length);
       const offset = Math.max(0, Math.min(mode.offset, all.length - room));
@@ -346,8 +349,10 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
     const h = Math.max(3, Math.min(height - 3, lines.length + 2));
     place(overlay, { top: 1 + Math.max(0, Math.floor((height - 3 - h) / 2)), left: Math.max(0, Math.floor((width - w) / 2)), width: w, height: h });
     overlay.setLabel(label);
-    // A form's field shows its end, where typing goes.
-    overlay.setContent(lines.slice(0, h - 2).map((l) => ([...l].length > w - 2 ? `~${[...l].slice(-(w - 3)).join('')}` : l)).join('\n'));
+    // Lines too long for a narrow terminal are cut at the end, except a form's, which shows the
+    // end of what is typed.
+    const fit = (l: string) => ([...l].length <= w - 2 ? l : mode.kind === 'form' ? `~${[...l].slice(-(w - 3)).join('')}` : clip(l, w - 2));
+    overlay.setContent(lines.slice(0, h - 2).map(fit).join('\n'));
     overlay.show();
   }
 
