@@ -98,6 +98,12 @@ for f in linuxboot_dma.bin linuxboot.bin kvmvapic.bin; do cp -L "/usr/share/qemu
   for d in $(npm ls --omit=dev --parseable --all 2>/dev/null | grep /node_modules/); do
     rel=${d#"$root"/}; mkdir -p "$r/tsvmm/$(dirname "$rel")"; cp -r "$d" "$r/tsvmm/$rel"
   done )
+# The container scenario: the helper and the busybox root of the container tests.
+if [ -x "$root/build/Release/container-init" ]; then
+  cp "$root/build/Release/container-init" "$r/tsvmm/build/Release/"
+  rootfs=$(sh "$root/scripts/build-busybox-rootfs.sh")/rootfs
+  mkdir -p "$r/containers"; cp -a "$rootfs" "$r/containers/rootfs"
+fi
 cp "$vmlinuz" "$r/l2/vmlinuz"
 cp "$l2initrd" "$r/l2/initramfs.cpio.gz"
 { cat "$l2initrd"; newc_cpio "$staging/l2dev" | gzip -1; } > "$r/l2/initramfs-devices.cpio.gz"

@@ -26,7 +26,7 @@ import { parseArgs } from 'node:util';
 import { clearInterval, setInterval } from 'node:timers';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const ALL_SCENARIOS = ['boot1', 'devices', 'smp2', 'smp4', 'snapshot', 'qemu'];
+const ALL_SCENARIOS = ['boot1', 'devices', 'smp2', 'smp4', 'snapshot', 'qemu', 'containers'];
 
 const { values: opts } = parseArgs({
   options: {

@@ -22,8 +22,9 @@ export const psCommand: CommandBody<{ json: boolean }> = {
     const rows = await Promise.all(listInstances().map(async (record) => {
       const live = await status(record.name, 1000).catch(() => undefined);
       // PID: a VM's VMM process; a container's init (its pid 1), beside the process supervising it.
+      const { leftovers: _leftovers, ...shown } = record; // the reaper's business, not the user's
       return {
-        ...record, pid: live?.pid ?? record.pid, supervisorPid: record.pid, address: live?.address,
+        ...shown, pid: live?.pid ?? record.pid, supervisorPid: record.pid, address: live?.address,
         state: live?.state ?? 'unresponsive', uptimeMs: live?.uptimeMs ?? Date.now() - record.startedAt, exits: live?.exits, cpuTimeUs: live?.cpuTimeUs,
         guest: live?.guest,
       };

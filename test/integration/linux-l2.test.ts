@@ -131,6 +131,11 @@ describe.skipIf(qemuMissing)('Linux on tsvmm as an L2 guest (QEMU TCG with neste
     expect(output).toContain('kvm: c');
   });
 
+  it('runs containers on cgroup v2 with its controllers (L1\'s kernel): limits, OOM killer, pids, update, pause, cleanup', () => {
+    // These hosts' own cgroup2 hierarchy has no controllers; L1 mounts one that has them.
+    expectChecks('containers');
+  });
+
   it("shows no kernel warning that QEMU/KVM's L2 in the same L1 does not also show", () => {
     const qemu = new Set((expectChecks('qemu').warnings ?? []).map(sameWarning));
     const ours = [...(result('boot1').warnings ?? []), ...(result('devices').warnings ?? [])].map(sameWarning);
