@@ -150,13 +150,13 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         if (command === 'create') return await runtime.create(id, create, 'create');
         if (opts.flags.has('detach')) {
           await runtime.create(id, create, 'create');
-          runtime.start(id);
+          await runtime.start(id);
           return 0;
         }
         return await runtime.create(id, create, 'run');
       }
       case 'start':
-        runtime.start(needId(opts.rest, command));
+        await runtime.start(needId(opts.rest, command));
         return 0;
       case 'state':
         out(runtime.state(needId(opts.rest, command)));

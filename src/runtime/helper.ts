@@ -26,13 +26,18 @@ export interface Helper {
   closed: Promise<number | null>;
 }
 
-export function startHelper(plan: InitPlan | ExecPlan, onMessage: (message: HelperMessage) => void): Helper {
+/** `stdin`: text for the process's stdin (a hook's state) instead of ours. */
+export function startHelper(plan: InitPlan | ExecPlan, onMessage: (message: HelperMessage) => void, stdin?: string): Helper {
   try {
     accessSync(CONTAINER_INIT, constants.X_OK);
   } catch {
     throw new RuntimeError(`the container helper ${CONTAINER_INIT} is not built; run \`npm install\``);
   }
-  const child = spawn(CONTAINER_INIT, [], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'] });
+  const child = spawn(CONTAINER_INIT, [], { stdio: [stdin === undefined ? 'inherit' : 'pipe', 'inherit', 'inherit', 'pipe'] });
+  if (stdin !== undefined) {
+    child.stdin?.on('error', () => { /* a hook need not read its state */ });
+    child.stdin?.end(stdin);
+  }
   const channel = child.stdio[3] as Duplex;
   const reader = new LineReader();
   channel.on('data', (chunk: Buffer) => reader.push(chunk, (line) => {

@@ -11,7 +11,7 @@ import { createCgroup, detectCgroups, openCgroup, type CgroupLayout, type Cgroup
 import { isTsvmmError } from '../errors.js';
 import { loadBundle, processFromJson, resourcesFromJson } from '../container/oci.js';
 import { buildExecPlan, buildPlan, specTerminal } from '../container/plan.js';
-import type { ContainerSpec } from '../container/spec.js';
+import type { ContainerSpec, Hook } from '../container/spec.js';
 import { RuntimeError } from './errors.js';
 import { startHelper, type HelperMessage } from './helper.js';
 import { runHooksOrFail, runHooksWarn } from './hooks.js';
@@ -218,11 +218,35 @@ export class Runtime {
     runHooksWarn(record.spec.hooks, 'poststop', ociState(record, 'stopped'), (m) => this.log.warn(m));
   }
 
-  start(id: string): void {
+  /** One startContainer hook, run by the helper's exec mode inside the waiting container; undefined if it succeeded. */
+  async #hookInContainer(record: ContainerRecord, index: number, hook: Hook): Promise<string | undefined> {
+    const what = `startContainer hook #${index} (${hook.path})`;
+    const hookProcess = { ...record.spec.process, args: [hook.path, ...hook.args.slice(1)], env: hook.env, cwd: '/', terminal: false };
+    const plan = buildExecPlan({ ...record.spec, process: hookProcess }, record.pid, this.cgroup(record).plan, { detach: false });
+    let failure: HelperMessage['error'];
+    let exit: HelperMessage['exit'];
+    const helper = startHelper(plan, (message) => {
+      if (message.error) failure ??= message.error;
+      else if (message.exit) exit = message.exit;
+    }, JSON.stringify(ociState(record, 'created')));
+    const timer = hook.timeout === undefined ? undefined : setTimeout(() => helper.process.kill('SIGKILL'), hook.timeout * 1000);
+    await helper.closed;
+    clearTimeout(timer);
+    if (failure) return `${what} could not run: ${failure.message}`;
+    if (exit?.code === 0) return undefined;
+    if (!exit) return hook.timeout === undefined ? `${what} ended without a status` : `${what} did not finish within ${hook.timeout} s and was killed`;
+    return exit.signal !== undefined ? `${what} was killed by signal ${exit.signal}` : `${what} exited with status ${exit.code}`;
+  }
+
+  async start(id: string): Promise<void> {
     const { record, status } = this.load(id);
     checkTransition('start', status, id);
-    // startContainer hooks run before the command; ours run from here, in the runtime's namespaces.
-    runHooksOrFail(record.spec.hooks, 'startContainer', ociState(record, 'created'));
+    // startContainer hooks run in the container (its namespaces and cgroups, as its process's user),
+    // before the command.
+    for (const [i, hook] of (record.spec.hooks?.startContainer ?? []).entries()) {
+      const failure = await this.#hookInContainer(record, i, hook);
+      if (failure) throw new RuntimeError(`error running ${failure}`);
+    }
     const fifo = this.store.fifo(id);
     let fd: number;
     try {

@@ -157,6 +157,18 @@ describe.skipIf(missing)('tsvmm-runc', () => {
     expect(prestart.pid).toBeGreaterThan(0);
     expect(JSON.parse(lines[3]!.slice('poststop '.length))).toMatchObject({ id, status: 'stopped' });
 
+    // startContainer runs inside the container (its /dev/shm), before the command.
+    const inside = `inside-${suffix()}`;
+    const b2 = bundle((c) => {
+      c.process.args = ['sh', '-c', 'test -s /dev/shm/state && sleep 300'];
+      c.hooks = { startContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'cat > /dev/shm/state'] }] };
+    });
+    expect(runc(['create', '--bundle', b2, inside]).code).toBe(0);
+    expect(runc(['start', inside]).code).toBe(0);
+    expect(JSON.parse(runc(['exec', inside, 'cat', '/dev/shm/state']).stdout)).toMatchObject({ id: inside, status: 'created' });
+    expect(JSON.parse(runc(['state', inside]).stdout).status).toBe('running');
+    expect(runc(['delete', '--force', inside]).code).toBe(0);
+
     const failing = bundle((c) => { c.hooks = { prestart: [{ path: '/bin/sh', args: ['sh', '-c', 'echo no network for you >&2; exit 3'] }] }; });
     expectOneLine(runc(['create', '--bundle', failing, `fail-${suffix()}`]), /^error running prestart hook #0 \(\/bin\/sh\) exited with status 3: no network for you$/);
     const hanging = bundle((c) => { c.hooks = { createRuntime: [{ path: '/bin/sleep', args: ['sleep', '100'], timeout: 1 }] }; });
