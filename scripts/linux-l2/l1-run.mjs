@@ -256,6 +256,8 @@ const SCENARIOS = {
     await l2.waitFor('hvc0 shell', /hvc0 # /, 30_000);
     const tty = await l2.sh('tty');
     c.add('shell on hvc0', tty.text.trim() === '/dev/hvc0', tty.text);
+    const cmdline = await l2.sh('cat /proc/cmdline');
+    c.add('a bzImage gets no virtio_mmio.device= (the DSDT alone)', !cmdline.text.includes('virtio_mmio'), cmdline.text);
     const found = await l2.sh('cat /sys/bus/virtio/devices/*/device | sort | tr "\\n" " "; cat /proc/partitions');
     c.add('virtio devices found through ACPI', /0x0001 0x0002 0x0002 0x0003 0x0004/.test(found.text) && /vda/.test(found.text) && /vdb/.test(found.text), found.text);
     const read = await l2.sh('head -c 22 /dev/vda; echo');
