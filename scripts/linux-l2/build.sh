@@ -22,9 +22,8 @@ say() { echo "linux-l2 build: $*" >&2; }
 fail() { say "$*"; exit 1; }
 
 [ -f "$root/dist/index.js" ] && [ -f "$root/build/Release/tsvmm.node" ] || fail "tsvmm is not built in $root (run npm install)"
-for f in "$root"/native/*.c; do
-  [ "$root/build/Release/tsvmm.node" -nt "$f" ] || fail "the native addon is older than $f: run npm install (or npx node-gyp rebuild)"
-done
+[ "$root/build/Release/tsvmm.node" -nt "$root/native/tsvmm.c" ] \
+  || fail "the native addon is older than native/tsvmm.c: run npm install (or npx node-gyp rebuild)"
 for tool in cpio qemu-system-x86_64 apt-get dpkg-deb ldd script; do
   command -v "$tool" >/dev/null 2>&1 || fail "needs $tool (scripts/ensure-test-deps.sh installs it)"
 done
