@@ -2,7 +2,7 @@
 // it was given (for a snapshot being written, a temporary name the user never chose).
 
 const REASONS: Readonly<Record<string, string>> = {
-  ENOENT: 'no such file or directory',
+  ENOENT: 'no such file',
   EACCES: 'permission denied',
   EPERM: 'permission denied',
   EISDIR: 'is a directory',
