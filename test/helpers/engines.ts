@@ -125,6 +125,15 @@ export async function startContainerd(dir: string, options: { cri?: string } = {
   };
 }
 
+/**
+ * The parent cgroup an engine puts its containers in (Docker's /docker, podman's /libpod_parent),
+ * removed with whatever empty cgroups are left below it: the runtime removes each container's own,
+ * as runc does, and no engine of a test may leave the host's hierarchies fuller.
+ */
+export function removeEmptyCgroups(parent: string): void {
+  execFileSync('sh', ['-c', `for d in $(find /sys/fs/cgroup/*/${parent} -depth -type d 2>/dev/null); do rmdir "$d" 2>/dev/null; done; true`]);
+}
+
 export interface Dockerd {
   /** The client command line, for a shell. */
   command: string;
@@ -165,6 +174,7 @@ export async function startDockerd(dir: string): Promise<Dockerd> {
       child.kill('SIGTERM');
       await new Promise((resolve) => child.once('exit', resolve));
       execFileSync('sh', ['-c', `umount -R ${dir}/data 2>/dev/null; umount -R ${dir}/exec 2>/dev/null; true`]);
+      removeEmptyCgroups('docker');
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -107,14 +107,14 @@ describe.skipIf(engineMissingReason([]))('Kubernetes\' path: a CRI pod sandbox a
       // The pause image's /pause: here a sleeping busybox.
       const sandbox = criBundle(dir, 'kubernetes-cri-pod-sandbox.json', (c) => {
         c.process.args = ['sleep', '600'];
-        c.linux.cgroupsPath = `/tsvmm-test/${sandboxId}`;
+        c.linux.cgroupsPath = `/tsvmm/${sandboxId}`;
       });
       expect(runc(['create', '--bundle', sandbox, '--pid-file', path.join(dir, 'sandbox.pid'), sandboxId]).status).toBe(0);
       expect(runc(['start', sandboxId]).status).toBe(0);
       const sandboxPid = Number(readFileSync(path.join(dir, 'sandbox.pid'), 'utf8'));
       const app = criBundle(dir, 'kubernetes-cri-container.json', (c) => {
         for (const ns of c.linux.namespaces) if (ns.path) ns.path = ns.path.replace('/proc/17351/', `/proc/${sandboxPid}/`);
-        c.linux.cgroupsPath = `/tsvmm-test/${appId}`;
+        c.linux.cgroupsPath = `/tsvmm/${appId}`;
       });
       // The app's output goes to our pipe; its init is the helper's child, so read it through `run`.
       const r = runc(['run', '--bundle', app, appId]);

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { busyboxImage, engineMissingReason, IMAGE, RUNC } from '../helpers/engines.js';
+import { busyboxImage, engineMissingReason, IMAGE, removeEmptyCgroups, RUNC } from '../helpers/engines.js';
 
 const missing = engineMissingReason(['podman', 'conmon']);
 // podman asks root's containers for 1048576 open files; a host that keeps CAP_SYS_RESOURCE from
@@ -32,6 +32,7 @@ describe.skipIf(missing)('tsvmm-runc under podman', () => {
   afterAll(() => {
     podman(['rm', '-af']);
     spawnSync('sh', ['-c', `umount -R ${dir}/storage 2>/dev/null; umount -R ${dir}/run 2>/dev/null; true`]);
+    removeEmptyCgroups('libpod_parent');
     rmSync(dir, { recursive: true, force: true });
   }, 120_000);
 
