@@ -5,16 +5,10 @@ import type { CommandBody } from './commands.js';
 import { listInstances } from '../api/runtime-dir.js';
 import { request, status } from '../api/control-client.js';
 import type { InstanceStatus } from '../api/protocol.js';
-import { formatSize } from '../boot/format.js';
+// The dashboard's cell formats, so that ps and the dashboard show an instance alike.
+import { formatMemory, formatUptime } from '../tui/format.js';
 import { reportError } from './output.js';
 import { numberOption } from './number-option.js';
-
-function formatUptime(ms: number): string {
-  const s = Math.floor(ms / 1000);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, '0')}m`;
-}
 
 export const psCommand: CommandBody<{ json: boolean }> = {
   builder: (y: Argv) => y.option('json', { type: 'boolean', default: false, describe: 'Print JSON for scripts' }) as Argv<{ json: boolean }>,
@@ -27,6 +21,9 @@ export const psCommand: CommandBody<{ json: boolean }> = {
         ...shown, pid: live?.pid ?? record.pid, supervisorPid: record.pid, address: live?.address,
         state: live?.state ?? 'unresponsive', uptimeMs: live?.uptimeMs ?? Date.now() - record.startedAt, exits: live?.exits, cpuTimeUs: live?.cpuTimeUs,
         guest: live?.guest,
+        // Memory used on the host (as the dashboard's MEMORY), apart from `memory`, what it may use;
+        // a container's limits in force (memory null: no limit, `memory` is then the host's).
+        memoryUsed: live?.memoryUsed ?? null, limits: live?.limits,
       };
     }));
     if (args.json) {
@@ -37,8 +34,10 @@ export const psCommand: CommandBody<{ json: boolean }> = {
       process.stdout.write('No VMs or containers are running. Start one with `tsvmm run --name NAME --detach`.\n');
       return;
     }
-    const table = [['NAME', 'KIND', 'STATE', 'CPUS', 'MEMORY', 'UPTIME', 'EXITS', 'PID', 'ADDRESS'],
-      ...rows.map((r) => [r.name, r.kind, r.state, String(r.cpus), formatSize(r.memory), formatUptime(r.uptimeMs), r.exits === undefined ? '-' : String(r.exits), String(r.pid), r.address ?? '-'])];
+    // MEMORY: used ('-' when it cannot be read); LIMIT: what it may use ('none': a container without one).
+    const table = [['NAME', 'KIND', 'STATE', 'CPUS', 'MEMORY', 'LIMIT', 'UPTIME', 'EXITS', 'PID', 'ADDRESS'],
+      ...rows.map((r) => [r.name, r.kind, r.state, String(r.cpus), r.memoryUsed ? formatMemory(r.memoryUsed.bytes) : '-',
+        r.limits?.memory === null ? 'none' : formatMemory(r.memory), formatUptime(r.uptimeMs), r.exits === undefined ? '-' : String(r.exits), String(r.pid), r.address ?? '-'])];
     const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
     for (const row of table) process.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
   },

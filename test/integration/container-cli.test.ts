@@ -123,10 +123,13 @@ describe.skipIf(containerMissingReason)('tsvmm container run', () => {
     expect(started.code, started.stderr).toBe(0);
     expect(started.stdout.trim()).toBe('ctr-bg');
 
-    const ps = JSON.parse(tsvmm(['ps', '--json']).stdout) as { name: string; kind: string; state: string; cpus: number; memory: number; pid: number; supervisorPid: number }[];
+    const ps = JSON.parse(tsvmm(['ps', '--json']).stdout) as { name: string; kind: string; state: string; cpus: number; memory: number; memoryUsed: { bytes: number; how: string }; pid: number; supervisorPid: number }[];
     const row = ps.find((r) => r.name === 'ctr-bg')!;
-    expect(row).toMatchObject({ kind: 'container', state: 'running', cpus: 0.5, memory: 64 << 20 });
-    expect(tsvmm(['ps']).stdout).toMatch(new RegExp(`^ctr-bg\\s+container\\s+running\\s+0\\.5\\s+64 MiB\\s+\\S+\\s+\\S+\\s+${row.pid}\\s+-$`, 'm'));
+    expect(row).toMatchObject({ kind: 'container', state: 'running', cpus: 0.5, memory: 64 << 20, memoryUsed: { how: 'cgroup' }, limits: { memory: 64 << 20, cpus: 0.5, pids: 40 } });
+    expect(row.memoryUsed.bytes).toBeGreaterThan(0);
+    expect(row.memoryUsed.bytes).toBeLessThanOrEqual(64 << 20);
+    // MEMORY is its cgroup's charge, LIMIT its --mem.
+    expect(tsvmm(['ps']).stdout).toMatch(new RegExp(`^ctr-bg\\s+container\\s+running\\s+0\\.5\\s+\\d+(\\.\\d)? [KM]iB\\s+64 MiB\\s+\\S+\\s+\\S+\\s+${row.pid}\\s+-$`, 'm'));
     // PID is the container's init, pid 1 inside; the Node process supervising it is beside it.
     expect(readFileSync(`/proc/${row.pid}/status`, 'utf8')).toMatch(new RegExp(`^NSpid:\\s+${row.pid}\\s+1$`, 'm'));
     expect(row.supervisorPid).not.toBe(row.pid);
@@ -152,7 +155,7 @@ describe.skipIf(containerMissingReason)('tsvmm container run', () => {
     expect(readCgroupFile(cpu, 'cpu.cfs_quota_us')).toBe('150000');
     expect(readCgroupFile(cpu, 'cpu.cfs_period_us')).toBe('100000');
     expect(readCgroupFile(pids, 'pids.max')).toBe('64');
-    expect(tsvmm(['ps']).stdout).toMatch(/^ctr-bg\s+container\s+running\s+1\.5\s+128 MiB/m);
+    expect(tsvmm(['ps']).stdout).toMatch(/^ctr-bg\s+container\s+running\s+1\.5\s+\d+(\.\d)? [KM]iB\s+128 MiB\s/m);
     expectOneLineError(tsvmm(['update', 'ctr-bg', '--cpus', '0']), '--cpus 0: must be a positive number, such as 0.5 or 2');
     expectOneLineError(tsvmm(['update', 'ctr-bg']), 'say what to change: --mem SIZE, --cpus N and/or --pids N');
     expect(readCgroupFile(cpu, 'cpu.cfs_quota_us')).toBe('150000');
@@ -220,7 +223,11 @@ describe.skipIf(containerMissingReason)('names and leftovers', () => {
         expect(r.code).toBe(1);
         expect(r.stderr).toBe(`tsvmm: error: an instance named "${name}" is already running\n`);
       }
-      expect(JSON.parse(tsvmm(['ps', '--json']).stdout).filter((r: { name: string }) => r.name === name)).toHaveLength(1);
+      const rows = (JSON.parse(tsvmm(['ps', '--json']).stdout) as { name: string; memoryUsed: { how: string }; limits: { memory: number | null } }[]).filter((r) => r.name === name);
+      expect(rows).toHaveLength(1);
+      // Without --mem: no memory limit (LIMIT none), and MEMORY is still its cgroup's charge, not the host's memory.
+      expect(rows[0]).toMatchObject({ memoryUsed: { how: 'cgroup' }, limits: { memory: null } });
+      expect(tsvmm(['ps']).stdout).toMatch(new RegExp(`^${name}\\s+container\\s+running\\s+\\S+\\s+\\d+(\\.\\d)? [KM]iB\\s+none\\s`, 'm'));
       // No start log is left behind: only the winner's socket and record.
       expect(mine(name).sort()).toEqual([`${name}.json`, `${name}.sock`]);
     } finally {

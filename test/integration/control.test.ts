@@ -47,9 +47,12 @@ describe.skipIf(kvmMissingReason)('VMs in the background', () => {
     expect(statSync(runtimeDir()).mode & 0o777).toBe(0o700);
     expect(statSync(path.join(runtimeDir(), 'bg-demo.sock')).mode & 0o777).toBe(0o600);
 
-    const ps = JSON.parse(tsvmm(['ps', '--json']).stdout) as { name: string; kind: string; state: string; cpus: number }[];
-    expect(ps.find((r) => r.name === 'bg-demo')).toMatchObject({ kind: 'vm', state: 'running', cpus: 1 });
-    expect(tsvmm(['ps']).stdout).toMatch(/^bg-demo\s+vm\s+running\s+1\s+64 MiB/m);
+    const ps = JSON.parse(tsvmm(['ps', '--json']).stdout) as { name: string; kind: string; state: string; cpus: number; memory: number; memoryUsed: { bytes: number; how: string } }[];
+    const row = ps.find((r) => r.name === 'bg-demo')!;
+    expect(row).toMatchObject({ kind: 'vm', state: 'running', cpus: 1, memory: 64 << 20, memoryUsed: { how: 'PSS' } });
+    expect(row.memoryUsed.bytes).toBeGreaterThan(0);
+    // MEMORY is what it uses on the host (its process's PSS), LIMIT its RAM.
+    expect(tsvmm(['ps']).stdout).toMatch(/^bg-demo\s+vm\s+running\s+1\s+\d+(\.\d)? [KMG]iB\s+64 MiB\s/m);
 
     expect(tsvmm(['pause', 'bg-demo']).stdout.trim()).toBe('bg-demo: paused');
     expect((await status('bg-demo')).state).toBe('paused');
