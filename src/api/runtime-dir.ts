@@ -186,16 +186,27 @@ export function runtimeDirKey(dir = runtimeDir()): string {
  */
 function reap(record: InstanceRecord, stateRoot: string): boolean {
   let done = true;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
   for (const dir of record.leftovers?.cgroups ?? []) {
     if (!dir.startsWith('/sys/fs/cgroup/')) continue;
-    try {
-      rmdirSync(dir);
-      // The shared tsvmm/ parent goes with its last container.
-      if (path.basename(path.dirname(dir)) === 'tsvmm') rmdirSync(path.dirname(dir));
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'EBUSY') done = false;
+    // Its processes were killed with their supervisor, but may take a moment to leave.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        rmdirSync(dir);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'EBUSY' && attempt < 100) {
+          Atomics.wait(nap, 0, 0, 10);
+          continue;
+        }
+        if (code === 'EBUSY') done = false;
+      }
+      break;
     }
+    // The shared tsvmm/ parent goes with its last container.
+    try {
+      if (path.basename(path.dirname(dir)) === 'tsvmm') rmdirSync(path.dirname(dir));
+    } catch { /* another container is in it */ }
   }
   for (const dir of record.leftovers?.dirs ?? []) {
     const inside = path.relative(stateRoot, path.resolve(dir));

@@ -14,6 +14,13 @@ function tsvmm(args: string[], input = '') {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** Stops `name` at once (SIGKILL) and waits until it is gone, so that no later test file sees it. */
+async function stopNow(name: string): Promise<void> {
+  tsvmm(['stop', name, '--timeout', '0']);
+  const listed = () => (JSON.parse(tsvmm(['ps', '--json']).stdout) as { name: string }[]).some((r) => r.name === name);
+  for (let i = 0; i < 100 && listed(); i++) await new Promise((r) => setTimeout(r, 100));
+}
+
 /** A user error: exit code 1, exactly one line on stderr, no stack trace. */
 function expectOneLineError(r: ReturnType<typeof tsvmm>, message: string | RegExp) {
   expect(r.code, r.stderr).toBe(1);
@@ -51,7 +58,7 @@ describe('tsvmm container --help', () => {
 
 describe.skipIf(containerMissingReason)('tsvmm container run', () => {
   const names: string[] = [];
-  afterAll(() => { for (const n of names) tsvmm(['stop', n]); });
+  afterAll(async () => { for (const n of names) await stopNow(n); });
 
   it('passes output, input and the exit code through', () => {
     const r = tsvmm(['container', 'run', '--rootfs', ROOTFS, '--hostname', 'box', '--', 'sh', '-c', 'read x; echo "$x from $(hostname)"; echo oops >&2; exit 7'], 'hello\n');
@@ -231,7 +238,7 @@ describe.skipIf(containerMissingReason)('names and leftovers', () => {
       // No start log is left behind: only the winner's socket and record.
       expect(mine(name).sort()).toEqual([`${name}.json`, `${name}.sock`]);
     } finally {
-      tsvmm(['stop', name]);
+      await stopNow(name);
     }
   });
 

@@ -143,9 +143,11 @@ function tsvmm(args: string[]) {
 describe.skipIf(reason)('a detached container with a pty, through tsvmm console', () => {
   const name = `ctr-tty-${process.pid}`;
   let session: TmuxSession | undefined;
-  afterAll(() => {
+  afterAll(async () => {
     session?.kill();
-    tsvmm(['stop', name]);
+    tsvmm(['stop', name, '--timeout', '0']);
+    const listed = () => (JSON.parse(tsvmm(['ps', '--json']).stdout) as { name: string }[]).some((r) => r.name === name);
+    for (let i = 0; i < 100 && listed(); i++) await new Promise((r) => setTimeout(r, 100));
   });
 
   it('echoes, edits lines, makes Ctrl-C a SIGINT and follows the window size; Ctrl-A X detaches', async () => {
