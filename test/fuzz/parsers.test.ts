@@ -65,11 +65,13 @@ function refusesCleanly(parse: () => unknown, allowed: (error: unknown) => boole
 
 const hello = new Uint8Array(readFileSync('guests/build/hello.elf'));
 const elf64 = new Uint8Array(readFileSync('guests/build/elf64.elf'));
+/** test.elf in an ELF32 container: the PVH entry of a 32-bit kernel. */
+const elf32 = new Uint8Array(readFileSync('guests/build/test32.elf'));
 const bz = buildBzImage();
 
 describe('kernel image parsers under mutated input', () => {
-  it('parseElf: a PVH ELF and a plain ELF64, mutated and cut anywhere, parse or give KernelImageError', () => {
-    fc.assert(fc.property(fc.constantFrom(hello, elf64), mutations(1024, hello.length), fc.option(fc.nat({ max: 8192 })), (image, list, cut) => {
+  it('parseElf: PVH ELF64 and ELF32 kernels and a plain ELF64, mutated and cut anywhere, parse or give KernelImageError', () => {
+    fc.assert(fc.property(fc.constantFrom(hello, elf64, elf32), mutations(1024, hello.length), fc.option(fc.nat({ max: 8192 })), (image, list, cut) => {
       refusesCleanly(() => parseElf(mutate(image, list, cut ?? undefined)), (e) => e instanceof KernelImageError);
     }), runs(2000));
   }, timeout(60_000));
@@ -114,7 +116,7 @@ describe('kernel image parsers under mutated input', () => {
 
   it('loadKernel: mutated kernels load into guest memory or are refused with a TsvmmError', () => {
     const memory = GuestMemory.fromBuffers([{ start: 0, bytes: new Uint8Array(8 * 2 ** 20) }]);
-    fc.assert(fc.property(fc.constantFrom(hello, elf64, bz), mutations(1024, 4096), fc.option(fc.uint8Array({ maxLength: 4096 }), { nil: undefined }), (image, list, initrd) => {
+    fc.assert(fc.property(fc.constantFrom(hello, elf64, elf32, bz), mutations(1024, 4096), fc.option(fc.uint8Array({ maxLength: 4096 }), { nil: undefined }), (image, list, initrd) => {
       refusesCleanly(() => loadKernel(memory, { kernelPath: 'k', kernel: mutate(image, list), cmdline: 'console=ttyS0', initrd, initrdPath: 'i' }));
     }), runs(1000));
   }, timeout(60_000));
