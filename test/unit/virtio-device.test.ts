@@ -5,13 +5,13 @@ import { closeSync, readSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { addon, EFD_NONBLOCK } from '../../src/kvm/addon.js';
 import { INTERRUPT, REG, STATUS, VIRTIO_F_VERSION_1, VirtioMmioState, VirtioMmioTransport } from '../../src/devices/virtio/mmio-transport.js';
-import { VirtioDeviceRunner, type FdWatcher } from '../../src/devices/virtio/device.js';
+import { VirtioDeviceRunner, type FdWatcher, type VirtioBackend } from '../../src/devices/virtio/device.js';
 import { RngBackend, rngInfo } from '../../src/devices/virtio/rng.js';
 import { MockDriver } from '../helpers/virtq-builder.js';
 
 const VIRTQ_DESC_F_NEXT = 1;
 
-function setup() {
+function setup(backend: VirtioBackend = new RngBackend()) {
   const driver = new MockDriver({ size: 16 });
   const info = rngInfo();
   const state = VirtioMmioState.create(info);
@@ -19,7 +19,7 @@ function setup() {
   const irqfd = addon().eventfd(0, EFD_NONBLOCK);
   const logs: string[] = [];
   const watcher: FdWatcher = { watch: () => {}, unwatch: () => {} };
-  const runner = new VirtioDeviceRunner('virtio-rng', state, info, new RngBackend(), driver.memory, irqfd, watcher, (m) => logs.push(m));
+  const runner = new VirtioDeviceRunner('virtio-rng', state, info, backend, driver.memory, irqfd, watcher, (m) => logs.push(m));
   const write = (offset: number, value: number) => transport.write(offset, new Uint8Array(new Uint32Array([value >>> 0]).buffer));
   /** What a driver does from reset to DRIVER_OK, with the queue rings at `base` offsets of the mock's. */
   const initialize = (shift = 0) => {
@@ -96,5 +96,26 @@ describe('virtio device runner', () => {
     s.runner.onStateChange();
     expect(s.driver.usedIdx).toBe(1);
     expect(s.driver.usedElem(0).len).toBe(16);
+  });
+
+  it('a backend that throws anything puts the device in NEEDS_RESET, logged once per kind and counted; the I/O thread goes on', () => {
+    let calls = 0;
+    const s = setup({
+      activate: () => {},
+      process: () => { calls++; throw new TypeError(`bug number ${calls}`); },
+      reset: () => {},
+    });
+    fd = s.irqfd;
+    s.initialize();
+    s.runner.onStateChange(); // activation serves the queue once: the first throw
+    expect(() => s.runner.onQueueNotify(0)).not.toThrow();
+    expect(s.state.status & STATUS.DEVICE_NEEDS_RESET).toBe(STATUS.DEVICE_NEEDS_RESET);
+    expect(s.interrupts()).toBeGreaterThan(0);
+    // The driver resets and sets up again, and the backend throws again: counted, not logged again.
+    s.initialize();
+    s.runner.onStateChange();
+    expect(calls).toBe(2);
+    expect(s.runner.faults.total).toBe(2);
+    expect(s.logs).toEqual(['virtio-rng: the device failed (TypeError: bug number 1); device needs reset (logged once; repeats are counted)']);
   });
 });
