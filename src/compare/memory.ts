@@ -7,8 +7,8 @@
 
 import type { CompareEnv } from './env.js';
 import { withRatios, type Figure, type Measurement, type Subject } from './model.js';
-import { rounds, type Options } from './rounds.js';
-import { median, summarize } from './stats.js';
+import { alongside, rounds, type Options } from './rounds.js';
+import { median } from './stats.js';
 import { holdContainer, holdNative, holdVmProcess, type Held, type HostMemory } from './run.js';
 
 const MiB = 2 ** 20;
@@ -41,12 +41,8 @@ export async function measureMemory(env: CompareEnv, o: Options): Promise<Measur
     { subject: 'container', method: methods.container, missing: env.containerMissing, run: sample('container', () => holdContainer(env, o.instanceMemory, T)) },
     { subject: 'vm', method: methods.vm, missing: env.vmMissing, run: sample('vm', () => holdVmProcess(env, o.instanceMemory, T)) },
   ]);
-  // The warm-up round's samples came first; keep the last `runs` ones, as rounds() does.
-  const derived = (pick: (m: HostMemory) => number, method: (f: Figure) => string): Figure[] => steady.map((f) => {
-    if (f.na) return { ...f, method: method(f) };
-    const runs = samples.get(f.subject)!.slice(-o.runs).map((m) => pick(m) / MiB);
-    return { ...f, method: method(f), runs, summary: summarize(runs) };
-  });
+  const derived = (pick: (m: HostMemory) => number, method: (f: Figure) => string): Figure[] =>
+    alongside(steady, o.runs, (who) => samples.get(who)!.map((m) => pick(m) / MiB), (f) => ({ method: method(f) }));
   const privateFigures = derived((m) => m.private, (f) => f.method.replace(/PSS/g, 'private memory'));
   const peakFigures = derived((m) => m.peak, (f) => (f.subject === 'container'
     ? `the same container: its memory cgroup's peak plus its helper's PSS`

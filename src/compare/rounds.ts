@@ -4,6 +4,7 @@
 
 import type { CompareEnv } from './env.js';
 import { measured, notAvailable, type Figure, type Subject } from './model.js';
+import { summarize } from './stats.js';
 
 export interface Options {
   quick: boolean;
@@ -64,5 +65,19 @@ export async function rounds(env: CompareEnv, title: string, unit: string, runs:
   return contenders.map((c) => {
     const reason = failed.get(c.subject);
     return reason ? notAvailable(c.subject, c.method, unit, reason) : measured(c.subject, c.method, unit, values.get(c.subject)!);
+  });
+}
+
+/**
+ * More figures from the same runs as `figures` (rounds()' result), from values each contender's run
+ * recorded beside the one it returned: a subject's last `runs` values (the warm-up run's came
+ * first, as rounds() drops it), with `change` (its method, its unit) applied; an n/a figure stays
+ * n/a, with `change` too.
+ */
+export function alongside(figures: Figure[], runs: number, recorded: (subject: Subject) => number[], change: (f: Figure) => Partial<Pick<Figure, 'method' | 'unit'>> = () => ({})): Figure[] {
+  return figures.map((f) => {
+    if (f.na) return { ...f, ...change(f) };
+    const values = recorded(f.subject).slice(-runs);
+    return { ...f, ...change(f), runs: values, summary: summarize(values) };
   });
 }

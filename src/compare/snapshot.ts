@@ -8,8 +8,7 @@ import path from 'node:path';
 import { Vm } from '../vmm/vm.js';
 import type { CompareEnv } from './env.js';
 import { notAvailable, withRatios, type Measurement } from './model.js';
-import { rounds, type Options } from './rounds.js';
-import { summarize } from './stats.js';
+import { alongside, rounds, type Options } from './rounds.js';
 
 const NO_CHECKPOINT = 'tsvmm has no container checkpoint/restore (no CRIU): nothing to measure';
 
@@ -44,10 +43,8 @@ export async function measureSnapshot(env: CompareEnv, o: Options): Promise<Meas
         }
       },
     }]);
-    const restore = save.map((f) => (f.na ? { ...f } : { ...f, runs: restoreRuns.slice(-o.runs), summary: null }));
-    for (const f of restore) if (!f.na) f.summary = summarize(f.runs);
-    const disk = save.map((f) => (f.na ? { ...f, unit: 'MiB' } : { ...f, unit: 'MiB', method: `the snapshot file of ${f.method.split(';')[0]}: its blocks on disk`, runs: diskRuns.slice(-o.runs), summary: null }));
-    for (const f of disk) if (!f.na) f.summary = summarize(f.runs);
+    const restore = alongside(save, o.runs, () => restoreRuns);
+    const disk = alongside(save, o.runs, () => diskRuns, (f) => ({ unit: 'MiB', ...(f.na ? {} : { method: `the snapshot file of ${f.method.split(';')[0]}: its blocks on disk` }) }));
     const container = (unit: string) => notAvailable('container', 'checkpoint of a running container', unit, NO_CHECKPOINT);
     return [
       withRatios({

@@ -9,8 +9,7 @@
 
 import type { CompareEnv } from './env.js';
 import { notAvailable, withRatios, type Figure, type Measurement, type Subject } from './model.js';
-import { summarize } from './stats.js';
-import { rounds, type Options } from './rounds.js';
+import { alongside, rounds, type Options } from './rounds.js';
 import { runContainer, runNative, runVm } from './run.js';
 
 export async function measureStart(env: CompareEnv, o: Options): Promise<Measurement[]> {
@@ -35,12 +34,8 @@ export async function measureStart(env: CompareEnv, o: Options): Promise<Measure
       run: async () => first(await runVm({ kernel: env.testElf, memory: o.instanceMemory, cmdline: 'mode=exits count=0' }, [], T), 'VM', 'vm'),
     },
   ]);
-  // The warm-up round's parts came first; keep the last `runs`, as rounds() does.
-  const part = (which: 'create' | 'start', method: (f: Figure) => string): Figure[] => figures.filter((f) => f.subject !== 'native').map((f) => {
-    if (f.na) return { ...f, method: method(f) };
-    const runs = parts.get(f.subject)!.slice(-o.runs).map((p) => p[which]);
-    return { ...f, method: method(f), runs, summary: summarize(runs) };
-  });
+  const part = (which: 'create' | 'start', method: (f: Figure) => string): Figure[] =>
+    alongside(figures.filter((f) => f.subject !== 'native'), o.runs, (who) => parts.get(who)!.map((p) => p[which]), (f) => ({ method: method(f) }));
   const native = (unit: string) => notAvailable('native', 'spawn()', unit, 'a process has no separate set-up step');
   return [
     withRatios({
