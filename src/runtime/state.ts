@@ -127,13 +127,6 @@ export function initAlive(record: Pick<ContainerRecord, 'pid' | 'startTime'>): b
   return stat !== undefined && stat.startTime === record.startTime && stat.state !== 'Z' && stat.state !== 'X';
 }
 
-/** The status as the host shows it now. `frozen` asks the cgroup (only when the init lives). */
-export function statusOf(store: StateStore, record: ContainerRecord, frozen: () => boolean): Status {
-  if (!initAlive(record)) return 'stopped';
-  if (existsSync(store.fifo(record.id))) return 'created';
-  return frozen() ? 'paused' : 'running';
-}
-
 export function ociState(record: ContainerRecord, status: Status): OciState {
   return {
     ociVersion: OCI_VERSION,
