@@ -7,13 +7,12 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { isTsvmmError } from '../errors.js';
+import { packageVersion } from '../meta/package.js';
 import { RuntimeError } from './errors.js';
 import { Log, type LogFormat } from './log.js';
 import { Runtime } from './runtime.js';
 import { DEFAULT_ROOT, OCI_VERSION } from './state.js';
 import { runcSpec } from './spec-template.js';
-
-const VERSION = '0.1.0';
 
 interface FlagTable {
   /** long name → short alias */
@@ -125,7 +124,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     if (format !== 'text' && format !== 'json') throw new RuntimeError(`invalid log-format: ${format} (text or json)`);
     log = new Log(global.values.log, format, global.flags.has('debug'));
     if (global.flags.has('version')) {
-      process.stdout.write(`tsvmm-runc version ${VERSION}\nspec: ${OCI_VERSION}\n`);
+      process.stdout.write(`tsvmm-runc version ${packageVersion()}\nspec: ${OCI_VERSION}\n`);
       return 0;
     }
     const [command, ...args] = global.rest;
