@@ -86,6 +86,18 @@ function fromContainerError<T>(fn: () => T): T {
   }
 }
 
+/** runc's rule: a process with a terminal needs --console-socket (its pty master goes there), and only such a process takes one. */
+function checkConsole(terminal: boolean | undefined, consoleSocket: string | undefined): void {
+  if (terminal && !consoleSocket) throw new RuntimeError('cannot allocate tty if runc will detach without setting console socket');
+  if (!terminal && consoleSocket) throw new RuntimeError('cannot use console socket if runc will not detach or allocate tty');
+}
+
+/** The exit status of an attached process, as a shell gives it: 128 + N when signal N killed it. */
+function exitStatus(exit: HelperMessage['exit'], helperCode: number | null): number {
+  if (exit?.signal !== undefined) return 128 + exit.signal;
+  return exit?.code ?? helperCode ?? 1;
+}
+
 function helperFailure(message: HelperMessage['error'] | undefined, fallback: string, what = 'container init'): RuntimeError {
   return new RuntimeError(message ? `${what} failed: ${message.message}` : fallback);
 }
@@ -131,8 +143,7 @@ export class Runtime {
     checkId(id);
     const bundle = path.resolve(options.bundle);
     const spec = this.#spec(bundle);
-    if (spec.process.terminal && !options.consoleSocket) throw new RuntimeError('cannot allocate tty if runc will detach without setting console socket');
-    if (!spec.process.terminal && options.consoleSocket) throw new RuntimeError('cannot use console socket if runc will not detach or allocate tty');
+    checkConsole(spec.process.terminal, options.consoleSocket);
     this.store.claim(id);
 
     const request: CgroupRequest = {
@@ -198,8 +209,7 @@ export class Runtime {
       this.#poststop(record);
       await cgroup.remove().catch(() => {});
       this.store.remove(id);
-      if (exit?.signal !== undefined) return 128 + exit.signal;
-      return exit?.code ?? code ?? 1;
+      return exitStatus(exit, code);
     } catch (error) {
       // Nothing is left behind by a create that failed.
       if (record.pid && initAlive(record)) {
@@ -414,8 +424,7 @@ export class Runtime {
       processSpec.user = { ...processSpec.user, uid: Number(match[1]), gid: match[2] === undefined ? processSpec.user.gid : Number(match[2]) };
     }
     if (options.noNewPrivileges) processSpec.noNewPrivileges = true;
-    if (processSpec.terminal && !options.consoleSocket) throw new RuntimeError('cannot allocate tty if runc will detach without setting console socket');
-    if (!processSpec.terminal && options.consoleSocket) throw new RuntimeError('cannot use console socket if runc will not detach or allocate tty');
+    checkConsole(processSpec.terminal, options.consoleSocket);
 
     const plan = buildExecPlan({ ...record.spec, process: processSpec }, record.pid, this.cgroup(record).plan, { consoleSocket: options.consoleSocket, detach: options.detach });
     let failure: HelperMessage['error'];
@@ -442,7 +451,6 @@ export class Runtime {
       throw helperFailure(failure, `exec ended before the process ran (exit status ${code})`, 'exec');
     }
     if (options.detach) return 0;
-    if (exit?.signal !== undefined) return 128 + exit.signal;
-    return exit?.code ?? code ?? 1;
+    return exitStatus(exit, code);
   }
 }
