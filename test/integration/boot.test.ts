@@ -114,6 +114,6 @@ describe.skipIf(kvmMissingReason)('booting guests on /dev/kvm', () => {
 
   it('refuses bad input before touching KVM and leaves nothing running', () => {
     expect(() => Vm.create({ kernel: '/nonexistent/kernel' })).toThrow('kernel /nonexistent/kernel: no such file');
-    expect(() => Vm.create({ kernel: TEST_ELF, memory: 'lots' })).toThrow(/--mem "lots": not a size/);
+    expect(() => Vm.create({ kernel: TEST_ELF, memory: 'lots' })).toThrow(/^memory "lots": not a size/);
   });
 });
