@@ -2,7 +2,10 @@
 // process placed in them by the helper, frozen and thawed for pause and resume, read for CPU
 // time and OOM kills, and removed when it has ended. Two layouts, one interface:
 //
-//  - cgroup v2: one directory, <cgroup2 mount>/tsvmm/<name>, with memory.max, cpu.max,
+// The directory is tsvmm/<name>-<key>, the key naming the runtime directory (names are unique
+// only within one), unless a bundle gives linux.cgroupsPath.
+//
+//  - cgroup v2: one directory, <cgroup2 mount>/tsvmm/<name>-<key>, with memory.max, cpu.max,
 //    pids.max, cgroup.freeze. Controllers must be enabled in every ancestor's
 //    cgroup.subtree_control, and v2 forbids that in a cgroup holding processes, so the
 //    containers live under the hierarchy's root rather than under our own cgroup.
