@@ -2,7 +2,6 @@
 // Kept thin; what can be decided without a terminal lives in model.ts, keys.ts and format.ts.
 // The terminal's streams are parameters, so a test can run it on fakes.
 
-import type net from 'node:net';
 import blessed from 'blessed';
 import { openConsole, type ConsoleStream } from '../api/control-client.js';
 import type { TerminalSize } from '../api/protocol.js';
@@ -136,7 +135,6 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
   const consoleBuffer = new ConsoleBuffer();
   const consoleKeys = new ConsoleKeys();
   let consoleName: string | undefined;
-  let consoleSocket: net.Socket | undefined;
   let consoleStream: ConsoleStream | undefined;
   let layout: Layout | undefined;
   /** The console pane's inside, for a container's pty, and the size it was last told. */
@@ -153,8 +151,7 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
 
   function connectConsole(): void {
     if (consoleName === selected) return;
-    consoleSocket?.destroy();
-    consoleSocket = undefined;
+    consoleStream?.socket.destroy();
     consoleStream = undefined;
     consoleBuffer.clear();
     consoleName = selected;
@@ -167,15 +164,13 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
         socket.destroy();
         return;
       }
-      consoleSocket = socket;
       consoleStream = stream;
       render();
       socket.on('data', (chunk: Buffer) => { consoleBuffer.push(chunk); render(); });
       socket.on('error', () => {});
       socket.on('close', () => {
-        if (consoleSocket !== socket) return;
+        if (consoleStream?.socket !== socket) return;
         // What it printed stays in the pane, under a line that says the console went away.
-        consoleSocket = undefined;
         consoleStream = undefined;
         consoleBuffer.push(`\n(console closed: ${name} ended)\n`);
         if (mode.kind === 'console') mode = { kind: 'list' };
@@ -286,7 +281,7 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
     place(consolePane, L.console);
     const focused = mode.kind === 'console';
     const label = consoleName
-      ? ` console: ${consoleName} ${focused ? '(typing goes to it; Ctrl-A X or Esc leaves)' : consoleSocket ? '(Enter to type)' : ''}`
+      ? ` console: ${consoleName} ${focused ? '(typing goes to it; Ctrl-A X or Esc leaves)' : consoleStream ? '(Enter to type)' : ''}`
       : ' console';
     consolePane.setLabel(clip(`${label.trimEnd()} `, L.console.width - 4));
     consolePane.style.border = { fg: focused ? 'green' : 'default' };
@@ -525,7 +520,7 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
         render();
         break;
       case 'console':
-        if (!consoleSocket) {
+        if (!consoleStream) {
           say(sel ? `no console for ${sel.name}${sel.state === 'ended' ? ' (it has ended)' : ''}` : 'nothing selected');
           return;
         }
@@ -581,15 +576,15 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
         if (leave) {
           mode = { kind: 'list' };
           render();
-        } else if (forward && consoleSocket) {
-          if (current()?.kind === 'container' && !consoleStream?.terminal) {
+        } else if (forward && consoleStream) {
+          if (current()?.kind === 'container' && !consoleStream.terminal) {
             // A container without a pty has a pipe for a console: nothing turns Enter into a
             // newline or echoes what is typed, so we do both. (A pty does that itself.)
             const line = forward.replace(/\r/g, '\n');
             consoleBuffer.push(line);
-            consoleSocket.write(line);
+            consoleStream.socket.write(line);
             render();
-          } else consoleSocket.write(forward);
+          } else consoleStream.socket.write(forward);
         }
         break;
       }
@@ -626,7 +621,7 @@ export function runDashboard(options: DashboardOptions = {}): Promise<void> {
     quitting = true;
     model.stop();
     consoleName = '\0';
-    consoleSocket?.destroy();
+    consoleStream?.socket.destroy();
     for (const signal of ['SIGTERM', 'SIGHUP'] as const) process.off(signal, quit);
     screen.destroy();
     finished();
