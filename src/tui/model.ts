@@ -226,20 +226,16 @@ function sortValue(row: Row, key: SortKey): number | string {
   }
 }
 
-/** The rows to show, in order: filtered, then sorted (stable, so ties keep the start order). */
+/** The rows to show, in order: filtered, then sorted (Array.prototype.sort is stable, so ties keep the start order). */
 export function arrange(rows: readonly Row[], a: Arrangement): Row[] {
   const needle = a.filter.trim().toLowerCase();
   const kept = rows.filter((r) => (a.showEnded || r.state !== 'ended')
     && (!needle || [r.name, r.kind, r.state, r.image].some((v) => v.toLowerCase().includes(needle))));
   if (a.sort === 'started') return a.descending ? kept.reverse() : kept;
   const sign = a.descending ? -1 : 1;
-  return kept
-    .map((row, i) => ({ row, i }))
-    .sort((x, y) => {
-      const p = sortValue(x.row, a.sort);
-      const q = sortValue(y.row, a.sort);
-      const c = typeof p === 'number' && typeof q === 'number' ? p - q : String(p).localeCompare(String(q));
-      return c === 0 ? x.i - y.i : sign * c;
-    })
-    .map((x) => x.row);
+  return kept.sort((x, y) => {
+    const p = sortValue(x, a.sort);
+    const q = sortValue(y, a.sort);
+    return sign * (typeof p === 'number' && typeof q === 'number' ? p - q : String(p).localeCompare(String(q)));
+  });
 }
