@@ -1,5 +1,8 @@
 // The library as a user imports it: its words, its types, and nothing internal on show.
 
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Vm, type Counter, type DiskConfig, type NetConfig, type RestoreOptions, type SnapshotOptions, type WriteResult } from 'tsvmm';
 import { kvmMissingReason, TEST_ELF } from '../helpers/kvm.js';
@@ -32,5 +35,21 @@ describe('the library API', () => {
     await expect(vm.waitForOutput('never printed', 20_000)).rejects.toMatchObject({ code: 'VM_EXITED' });
     expect(performance.now() - started).toBeLessThan(1000);
     await expect(vm.waitForOutput('info: cpl=0', 20_000)).resolves.toContain('info: cpl=0');
+  });
+
+  it.skipIf(kvmMissingReason)('pause and snapshot run one at a time; resume meanwhile is refused with VM_BUSY', async () => {
+    const vm = Vm.boot({ kernel: TEST_ELF, cmdline: 'mode=counter', memory: '32M' });
+    await vm.waitForOutput('counter: 2\n');
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'tsvmm-lib-')), 'vm.snap');
+    const saved = vm.snapshot(file);
+    const paused = vm.pause();
+    expect(() => vm.resume()).toThrow(expect.objectContaining({ code: 'VM_BUSY' }));
+    await saved;
+    await paused;
+    // The snapshot resumed the VM it had paused, then the pause asked after it paused it for good.
+    expect(vm.state).toBe('paused');
+    vm.resume();
+    expect(vm.state).toBe('running');
+    await vm.stop();
   });
 });
