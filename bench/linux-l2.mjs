@@ -9,7 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { ROOT, fail, parseOptions, table } from './lib.mjs';
+import { ROOT, fail, parseOptions, summarize, table } from './lib.mjs';
 
 const opts = { rounds: 3, out: path.join(ROOT, '.cache/linux-l2/bench'), json: false };
 parseOptions(process.argv.slice(2), 'usage: node bench/linux-l2.mjs [--rounds R] [--out DIR] [--json]', (name, { raw, integer }) => {
@@ -31,7 +31,7 @@ try {
 }
 if (!result?.ok) fail(`the bench scenario failed: ${result?.error ?? 'see the checks'} (${opts.out})`);
 
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const median = (xs) => summarize(xs).median;
 const rows = [];
 const report = {};
 for (const quiet of [true, false]) {
