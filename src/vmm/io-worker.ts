@@ -133,6 +133,11 @@ function main(data: IoWorkerData): void {
       const asked = control.pausesAsked;
       if (asked !== pausesAnswered) {
         pausesAnswered = asked;
+        // The vCPUs are paused, but a state change they made (DRIVER_OK, a reset) may still wait
+        // in the control eventfd behind this pause: take it in first, so that the saved queue
+        // positions agree with the register file the snapshot holds.
+        stateChanged.drain();
+        for (const r of runners) r.onStateChange();
         parentPort?.postMessage({ type: 'paused', devices: runners.map((r) => r.save()) } satisfies IoWorkerMessage);
       }
       control.waitWhilePaused(PAUSED_RECHECK_MS);
