@@ -3,6 +3,7 @@
 // every figure, its unit, its runs, median and spread, the machine and the date.
 
 import { SUBJECTS, SUBJECT_LABEL, type CompareReport, type Figure, type Measurement } from './model.js';
+import { niceCeil } from './stats.js';
 
 /** A number with about three significant digits, no exponent for the sizes we meet. */
 export function fmt(v: number): string {
@@ -112,8 +113,7 @@ const COLOURS: Record<string, string> = { native: '#4c78a8', container: '#59a14f
 export function niceTicks(hi: number, count = 5): number[] {
   if (!(hi > 0)) return [0, 1];
   const raw = hi / count;
-  const power = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 5, 10].map((m) => m * power).find((st) => st >= raw)!;
+  const step = niceCeil(raw);
   const ticks: number[] = [];
   for (let t = 0; t < hi + step * 1e-9; t += step) ticks.push(Number(t.toPrecision(12)));
   if (ticks[ticks.length - 1]! < hi) ticks.push(Number((ticks.length * step).toPrecision(12)));

@@ -57,3 +57,11 @@ export function pairedRatios(a: readonly number[], b: readonly number[]): number
   for (let i = 0; i < n; i++) if (b[i] !== 0) out.push(a[i]! / b[i]!);
   return out;
 }
+
+/** The smallest of 1, 2, 5 × 10^k at or above `x` (a chart's top, or its tick step, that reads well: the dashboard's charts, the report's axes). */
+export function niceCeil(x: number): number {
+  if (!(x > 0)) return 1;
+  const power = 10 ** Math.floor(Math.log10(x));
+  for (const step of [1, 2, 5, 10]) if (step * power >= x * (1 - 1e-9)) return step * power;
+  return 10 * power;
+}

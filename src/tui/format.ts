@@ -1,5 +1,6 @@
 // Text for the dashboard: table rows, sparklines, the console pane's lines. Pure functions.
 
+import { niceCeil } from '../compare/stats.js';
 import { HISTORY, type Row } from './model.js';
 
 export const EMPTY_MESSAGE = 'No VMs or containers are running. Press b to boot the demo guest or c to start a container.';
@@ -109,14 +110,6 @@ export function sparkline(values: number[], width: number, max?: number): string
     return BLOCKS[Math.min(BLOCKS.length - 1, Math.round((v / top) * (BLOCKS.length - 1)))]!;
   }).join('');
   return line.padStart(width, ' ');
-}
-
-/** The smallest of 1, 2, 5 × 10^k at or above `x` (a chart's top that reads well). */
-export function niceCeil(x: number): number {
-  if (!(x > 0)) return 1;
-  const power = 10 ** Math.floor(Math.log10(x));
-  for (const step of [1, 2, 5, 10]) if (step * power >= x * (1 - 1e-9)) return step * power;
-  return 10 * power;
 }
 
 /** A chart's top as a short round number: 5, 200, 20k, 1M. */

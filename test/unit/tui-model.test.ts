@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import type { InstanceStatus } from '../../src/api/protocol.js';
 import type { InstanceRecord } from '../../src/api/runtime-dir.js';
 import { DEFAULT_ARRANGEMENT, DashboardModel, ENDED_KEEP_MS, HISTORY, arrange, rates, type InstanceSource, type Row } from '../../src/tui/model.js';
-import { ConsoleBuffer, EMPTY_MESSAGE, chartScales, formatMemory, formatRate, formatUptime, niceCeil, rowLine, sparkline, statsLines } from '../../src/tui/format.js';
+import { ConsoleBuffer, EMPTY_MESSAGE, chartScales, formatMemory, formatRate, formatUptime, rowLine, sparkline, statsLines } from '../../src/tui/format.js';
+import { niceCeil } from '../../src/compare/stats.js';
 import type { InstanceOutcome } from '../../src/api/runtime-dir.js';
 
 function record(name: string, kind: 'vm' | 'container' = 'vm'): InstanceRecord {
