@@ -111,7 +111,8 @@ function contenders(haveQemu) {
 function commandContenders(runtimeDir) {
   const env = { ...process.env, TSVMM_RUNTIME_DIR: runtimeDir };
   const tsvmm = (id, args, limit) => ({ id, name: `tsvmm ${args.join(' ')}`, env, limit, command: () => [process.execPath, path.join(ROOT, 'bin/tsvmm.js'), ...args] });
-  const runc = { id: 'runcList', name: 'tsvmm-runc list', limit: TARGET_RUNC_VS_NODE, command: () => [process.execPath, path.join(ROOT, 'bin/tsvmm-runc'), '--root', runtimeDir, 'list'] };
+  // bin/tsvmm-runc is a shell script (it tries the C helper's fast path before Node): run it as engines do.
+  const runc = { id: 'runcList', name: 'tsvmm-runc list', limit: TARGET_RUNC_VS_NODE, command: () => [path.join(ROOT, 'bin/tsvmm-runc'), '--root', runtimeDir, 'list'] };
   return [tsvmm('version', ['--version'], TARGET_COMMAND_VS_NODE), tsvmm('help', ['--help'], TARGET_COMMAND_VS_NODE), tsvmm('ps', ['ps'], TARGET_COMMAND_VS_NODE), runc];
 }
 
