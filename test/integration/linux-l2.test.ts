@@ -19,6 +19,8 @@ interface ScenarioResult {
   warnings?: string[];
   seconds: number;
   vmm: { argv: string; output: string; stderr: string }[];
+  /** A scenario that failed and was run again (l1-run.mjs, at most twice) keeps its failed attempts here. */
+  failedAttempts?: { error?: string; failedChecks: Check[]; vmm: { argv: string; output: string; stderr: string }[] }[];
 }
 interface RunSummary {
   ok: boolean;
@@ -57,9 +59,16 @@ describe.skipIf(qemuMissing)('Linux on tsvmm as an L2 guest (QEMU TCG with neste
   const out = mkdtempSync(path.join(tmpdir(), 'tsvmm-linux-l2-'));
   let summary: RunSummary;
   const where = () => `(console logs in ${out})`;
+  const retriesTold = new Set<string>();
   const result = (name: string): ScenarioResult => {
     const r = summary.results[name];
     if (!r) throw new Error(`scenario ${name} has no result: L1 did not finish it ${where()}; attempts: ${JSON.stringify(summary.attempts)}`);
+    if (r.failedAttempts && !retriesTold.has(name)) {
+      retriesTold.add(name);
+      for (const failed of r.failedAttempts) {
+        console.warn(`Linux on tsvmm: scenario ${name} failed an attempt before the one reported: ${failed.error ?? failed.failedChecks.map((c) => c.name).join(', ')}; its L2 output ended with: ${failed.vmm.at(-1)?.output.slice(-300) ?? ''}`);
+      }
+    }
     return r;
   };
   /** Every check of a scenario passed; a failing one shows what L2 printed for it. */
