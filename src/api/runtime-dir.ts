@@ -2,10 +2,11 @@
 // control socket and a small record per VM. `tsvmm ps` lists it; other commands find a VM by name.
 
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { TsvmmError } from '../errors.js';
+import { writeWhole } from '../meta/write-whole.js';
 
 /** What `ps` shows without asking the VM: fixed when it starts. */
 export interface InstanceRecord {
@@ -119,9 +120,7 @@ function recordPath(name: string, dir: string): string {
 
 export function writeRecord(record: InstanceRecord, dir = runtimeDir()): void {
   const file = recordPath(record.name, dir);
-  const temp = `${file}.${process.pid}.tmp`;
-  writeFileSync(temp, JSON.stringify(record), { mode: 0o600 });
-  renameSync(temp, file);
+  writeWhole(file, JSON.stringify(record), { mode: 0o600 });
 }
 
 /**
@@ -152,9 +151,7 @@ export function writeOutcome(outcome: InstanceOutcome, dir = runtimeDir()): void
       if (Date.now() - statSync(full).mtimeMs > OUTCOME_KEEP_MS) rmSync(full, { force: true });
     }
     const file = outcomePath(outcome.name, dir);
-    const temp = `${file}.${process.pid}.tmp`;
-    writeFileSync(temp, JSON.stringify(outcome), { mode: 0o600 });
-    renameSync(temp, file);
+    writeWhole(file, JSON.stringify(outcome), { mode: 0o600 });
   } catch {
     // Only a courtesy to watchers: an instance ends the same without it.
   }

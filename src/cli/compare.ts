@@ -6,7 +6,8 @@
 import type { ArgumentsCamelCase, Argv } from 'yargs';
 import type { CommandBody } from './commands.js';
 import { MEASUREMENTS, resolveOptions, runComparison, type MeasurementName } from '../compare/harness.js';
-import { checkOutputFile, writeWhole } from '../compare/output-file.js';
+import { checkOutputFile } from '../compare/output-file.js';
+import { writeWhole } from '../meta/write-whole.js';
 import { latestResultsPath, saveLatestResults } from '../compare/latest.js';
 import { renderHtml, renderJson, renderTable } from '../compare/report.js';
 import { numberOption } from './number-option.js';

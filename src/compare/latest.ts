@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import type { CompareReport } from './model.js';
-import { writeWhole } from './output-file.js';
+import { writeWhole } from '../meta/write-whole.js';
 import { renderJson } from './report.js';
 
 export function latestResultsPath(env: NodeJS.ProcessEnv = process.env): string {

@@ -2,7 +2,7 @@
 // that a bad path costs a line at once and not minutes of work, and written whole (a temporary
 // file in the same directory, renamed), so that nobody finds half a report.
 
-import { rmSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { TsvmmError } from '../errors.js';
 
@@ -37,16 +37,4 @@ export function checkOutputFile(flag: string, file: string): string {
     rmSync(probe, { force: true });
   }
   return target;
-}
-
-/** Writes `text` to `file` whole: into a temporary file beside it, then renamed over it. */
-export function writeWhole(file: string, text: string): void {
-  const temporary = `${file}.${process.pid}.tmp`;
-  try {
-    writeFileSync(temporary, text);
-    renameSync(temporary, file);
-  } catch (error) {
-    rmSync(temporary, { force: true });
-    throw error;
-  }
 }

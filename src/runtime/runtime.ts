@@ -4,11 +4,12 @@
 // no Node process stays alive per container.
 
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, existsSync, openSync, readFileSync, readSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, readFileSync, readSync, unlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { createCgroup, detectCgroups, openCgroup, type CgroupLayout, type CgroupRequest, type ContainerCgroup } from '../container/cgroups.js';
 import { isTsvmmError } from '../errors.js';
+import { writeWhole } from '../meta/write-whole.js';
 import { loadBundle, processFromJson, resourcesFromJson } from '../container/oci.js';
 import { buildExecPlan, buildPlan, specTerminal } from '../container/plan.js';
 import type { ContainerSpec, Hook } from '../container/spec.js';
@@ -65,9 +66,7 @@ export function parseSignal(text: string | undefined): number {
 
 /** Writes a pid file the way runc does: whole or not at all. */
 function writePidFile(file: string, pid: number): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}`);
-  writeFileSync(tmp, String(pid));
-  renameSync(tmp, file);
+  writeWhole(file, String(pid), { temporary: path.join(path.dirname(file), `.${path.basename(file)}`) });
 }
 
 /** systemd's "slice:prefix:name" as the cgroupfs path systemd would give it. */

@@ -3,10 +3,11 @@
 // read from the host each time, as runc does: no init process (or another one under its pid, or
 // a zombie) means stopped; the fifo still there means created; a frozen cgroup means paused.
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { CgroupRequest } from '../container/cgroups.js';
 import type { ContainerSpec } from '../container/spec.js';
+import { writeWhole } from '../meta/write-whole.js';
 import { notExist, RuntimeError } from './errors.js';
 import type { Status } from './lifecycle.js';
 
@@ -76,8 +77,7 @@ export class StateStore {
 
   save(record: ContainerRecord): void {
     const file = path.join(this.dir(record.id), 'state.json');
-    writeFileSync(`${file}.tmp`, JSON.stringify(record));
-    renameSync(`${file}.tmp`, file);
+    writeWhole(file, JSON.stringify(record));
   }
 
   load(id: string): ContainerRecord {
