@@ -432,10 +432,10 @@ async function attempt(name, scenario) {
 for (const name of wanted) {
   const scenario = SCENARIOS[name];
   emit({ event: 'start', scenario: name, uptime: uptime() });
-  // A scenario that fails runs again, up to twice, and its result keeps the failed attempts: a
-  // 4-vCPU L2 triple-faults at a random moment (in boot or at the shell) in about one boot in
-  // three here, not yet explained (tsvmm's SMP under nested SVM, or TCG's); one such flake should
-  // not fail the whole nested run, three in a row do. Every failed attempt is reported.
+  // A scenario that fails runs again, up to twice, and its result keeps the failed attempts: an
+  // L2 now and then triple-faults at a random moment (mostly with 4 vCPUs, in boot or at the
+  // shell; once with 1 vCPU in early memory set-up), not yet explained (tsvmm's, or nested SVM
+  // under TCG's); one such flake should not fail the whole nested run, three in a row do.
   const failedAttempts = [];
   let result = await attempt(name, scenario);
   while (!result.ok && scenario && failedAttempts.length < 2) {
