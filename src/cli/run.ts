@@ -8,6 +8,7 @@ import { Vm } from '../vmm/vm.js';
 import { DEFAULT_CMDLINE } from '../vmm/config.js';
 import { describeOutcome, type ShutdownReason, type VmOutcome } from '../vmm/outcome.js';
 import { formatSize } from '../boot/format.js';
+import { formatVcpuDump } from '../vmm/diagnostics.js';
 import { ConsoleEscape, ESCAPE_HELP } from './console-escape.js';
 import { errorLine, reportError } from './output.js';
 import { parseDiskOption, parseNetOption } from './device-options.js';
@@ -182,6 +183,12 @@ export async function runVm(args: TerminalOptions & { reboot?: boolean }, create
     if (outcome.diagnostics) process.stderr.write(`${outcome.diagnostics.replace(/^/gm, '  ')}\n`);
   } else {
     status(`\r\ntsvmm: ${describeOutcome(outcome)} after ${seconds.toFixed(2)} s`);
+  }
+  // A crash's report (every vCPU's state) is printed even with --quiet: it is what there is to see.
+  const vcpus = outcome.kind === 'stopped' ? undefined : outcome.vcpus;
+  if (vcpus && !args.json) {
+    process.stderr.write(`tsvmm: the vCPUs' state when the VM ended:\n`);
+    process.stderr.write(`${vcpus.map(formatVcpuDump).join('\n').replace(/^/gm, '  ')}\n`);
   }
   return exitCode(outcome);
 }

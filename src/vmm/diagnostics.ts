@@ -3,7 +3,8 @@
 
 import type { VcpuFd } from '../kvm/kvm.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
-import type { KvmRegs, KvmSregs } from '../kvm/structs.js';
+import type { KvmRegs, KvmSegment, KvmSregs, KvmVcpuEvents } from '../kvm/structs.js';
+import type { TracedExit } from './exit-trace.js';
 
 const h = (n: bigint, width = 16) => n.toString(16).padStart(width, '0');
 
@@ -48,4 +49,106 @@ export function vcpuReport(vcpu: VcpuFd, memory: GuestMemory): string {
   } catch (error) {
     return `registers unavailable: ${(error as Error).message}`;
   }
+}
+
+/**
+ * One vCPU's state when its VM crashed (a triple fault, an internal error), as the outcome
+ * carries it: registers, control and segment registers, the descriptor tables, the events KVM
+ * had pending and the last exits it took. Numbers are hex strings, as a reader compares them.
+ */
+export interface VcpuDump {
+  id: number;
+  /** KVM_GET_MP_STATE: running, halted, or still waiting for INIT/SIPI (an AP never started). */
+  mpState: string;
+  regs: Record<string, string>;
+  sregs: Record<string, string>;
+  segments: Record<string, string>;
+  /** KVM_GET_VCPU_EVENTS: an exception, interrupt or NMI being delivered or pending. */
+  events: Record<string, string>;
+  /** Up to 16 bytes at CS:RIP, or why there are none. */
+  code: string;
+  /** Oldest first; times in ms of the VMM process's clock (comparable across vCPUs). */
+  lastExits: TracedExit[];
+  /** A part that could not be read (the vCPU may be in any state). */
+  unavailable?: string;
+}
+
+const MP_STATES = ['runnable', 'uninitialized (waiting for INIT/SIPI)', 'init-received', 'halted', 'sipi-received'];
+
+const hex = (n: bigint | number) => `0x${n.toString(16)}`;
+
+function segment(s: KvmSegment): string {
+  const kind = s.s ? (s.type & 8 ? 'code' : 'data') : 'system';
+  return `sel=${hex(s.selector)} base=${hex(s.base)} limit=${hex(s.limit)} type=${s.type} ${kind} dpl=${s.dpl}`
+    + `${s.present ? '' : ' not-present'}${s.unusable ? ' unusable' : ''}${s.l ? ' L' : ''}${s.db ? ' D' : ''}${s.g ? ' G' : ''}`;
+}
+
+function events(e: KvmVcpuEvents): Record<string, string> {
+  const out: Record<string, string> = {};
+  const x = e.exception;
+  if (x.injected || x.pending) {
+    out.exception = `vector ${x.nr}${x.injected ? ' injected' : ''}${x.pending ? ' pending' : ''}${x.has_error_code ? ` error ${hex(x.error_code)}` : ''}`
+      + `${e.exception_has_payload ? ` payload ${hex(e.exception_payload)}` : ''}`;
+  }
+  if (e.interrupt.injected) out.interrupt = `vector ${e.interrupt.nr} injected${e.interrupt.soft ? ' (soft)' : ''}`;
+  if (e.interrupt.shadow) out.interruptShadow = String(e.interrupt.shadow);
+  out.nmi = `${e.nmi.injected ? 'injected ' : ''}${e.nmi.pending ? 'pending ' : ''}${e.nmi.masked ? 'masked' : 'unmasked'}`;
+  if (e.smi.smm || e.smi.pending) out.smi = `smm=${e.smi.smm} pending=${e.smi.pending}`;
+  if (e.smi.latched_init) out.latchedInit = '1';
+  if (e.triple_fault.pending) out.tripleFault = 'pending';
+  return out;
+}
+
+/** Reads one vCPU's state for a crash report; never throws. Call on the vCPU's own thread, outside KVM_RUN. */
+export function vcpuDump(vcpu: VcpuFd, memory: GuestMemory, lastExits: TracedExit[]): VcpuDump {
+  const dump: VcpuDump = { id: vcpu.id, mpState: '?', regs: {}, sregs: {}, segments: {}, events: {}, code: '', lastExits };
+  const failed: string[] = [];
+  const attempt = (what: string, read: () => void) => {
+    try { read(); } catch (error) { failed.push(`${what}: ${(error as Error).message}`); }
+  };
+  attempt('mp state', () => {
+    const state = vcpu.getMpState();
+    dump.mpState = MP_STATES[state] ?? String(state);
+  });
+  let regs: KvmRegs | undefined;
+  let sregs: KvmSregs | undefined;
+  attempt('registers', () => {
+    regs = vcpu.getRegs();
+    for (const [name, value] of Object.entries(regs)) dump.regs[name] = hex(value);
+  });
+  attempt('special registers', () => {
+    const s = vcpu.getSregs();
+    sregs = s;
+    Object.assign(dump.sregs, {
+      cr0: hex(s.cr0), cr2: hex(s.cr2), cr3: hex(s.cr3), cr4: hex(s.cr4), cr8: hex(s.cr8), efer: hex(s.efer), apicBase: hex(s.apic_base),
+      gdt: `${hex(s.gdt.base)}/${hex(s.gdt.limit)}`, idt: `${hex(s.idt.base)}/${hex(s.idt.limit)}`,
+    });
+    if (s.interrupt_bitmap.some((w) => w !== 0n)) dump.sregs.pendingInterrupts = s.interrupt_bitmap.map(hex).join(' ');
+    for (const name of ['cs', 'ss', 'ds', 'es', 'fs', 'gs', 'tr', 'ldt'] as const) dump.segments[name] = segment(s[name]);
+  });
+  attempt('events', () => { dump.events = events(vcpu.getVcpuEvents()); });
+  if (regs && sregs) {
+    const bytes = bytesAtRip(vcpu, memory, regs, sregs);
+    dump.code = bytes ? [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(' ') : '(not in guest memory)';
+  }
+  if (failed.length) dump.unavailable = failed.join('; ');
+  return dump;
+}
+
+/** A VcpuDump as lines for a person (the CLI without --json). */
+export function formatVcpuDump(d: VcpuDump): string {
+  const pairs = (record: Record<string, string>) => Object.entries(record).map(([k, v]) => `${k}=${v}`);
+  const regs = pairs(d.regs);
+  const lines = [
+    `vCPU ${d.id}: ${d.mpState}`,
+    ...Array.from({ length: Math.ceil(regs.length / 6) }, (_, i) => `  ${regs.slice(i * 6, i * 6 + 6).join(' ')}`),
+    `  ${pairs(d.sregs).join(' ')}`,
+    ...Object.entries(d.segments).map(([name, s]) => `  ${name}: ${s}`),
+    `  events: ${pairs(d.events).join(', ') || 'none'}`,
+    `  code at rip: ${d.code}`,
+    ...(d.unavailable ? [`  unavailable: ${d.unavailable}`] : []),
+    `  last ${d.lastExits.length} exits:`,
+    ...d.lastExits.map((e) => `    ${e.atMs.toFixed(3).padStart(12)} ms  ${e.exit}`),
+  ];
+  return lines.join('\n');
 }

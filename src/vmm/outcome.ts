@@ -1,5 +1,7 @@
 // How a VM run ends, as the vCPU thread reports it and the API and CLI present it.
 
+import type { VcpuDump } from './diagnostics.js';
+
 export type ShutdownReason =
   /** The guest pulsed the i8042 reset line (how a PC guest reboots or powers off). */
   | 'i8042-reset'
@@ -15,10 +17,18 @@ export type ShutdownReason =
   | 'system-crash';
 
 export type VmOutcome =
-  | { kind: 'shutdown'; reason: ShutdownReason }
+  /** `vcpus`: every vCPU's state when the guest crashed (a triple fault or a reported crash). */
+  | { kind: 'shutdown'; reason: ShutdownReason; vcpus?: VcpuDump[] }
   /** Stopped by the host: the user, a script or the dashboard. */
   | { kind: 'stopped' }
-  | { kind: 'error'; code: VmErrorCode; message: string; diagnostics?: string };
+  /** `vcpus`: every vCPU's state when KVM could not go on (emulation failure, internal error, ...). */
+  | { kind: 'error'; code: VmErrorCode; message: string; diagnostics?: string; vcpus?: VcpuDump[] };
+
+/** An outcome that is a crash of the guest or of KVM: worth every vCPU's state in the report. */
+export function isCrash(outcome: VmOutcome): boolean {
+  if (outcome.kind === 'shutdown') return outcome.reason === 'triple-fault' || outcome.reason === 'system-crash';
+  return outcome.kind === 'error' && outcome.code !== 'SNAPSHOT_CHANGED' && outcome.code !== 'VMM_ERROR';
+}
 
 export type VmErrorCode =
   | 'EMULATION_FAILURE'

@@ -13,6 +13,8 @@ const PAUSED_RECHECK_MS = 50;
 const STATE = 1;
 /** A request to a paused vCPU thread besides its command: see VcpuRequest. */
 const REQUEST = 2;
+/** Set when the VM is ending in a crash: the thread reports its vCPU's state as it exits. */
+const DUMP_ON_EXIT = 3;
 const INTS = 4;
 
 /** What a paused boot CPU's thread can be asked to do for a snapshot. */
@@ -83,6 +85,15 @@ export class VcpuControl {
   set request(request: VcpuRequest) {
     Atomics.store(this.#ints, REQUEST, request);
     if (request !== VcpuRequest.None) this.poke();
+  }
+
+  get dumpOnExit(): boolean {
+    return Atomics.load(this.#ints, DUMP_ON_EXIT) !== 0;
+  }
+
+  /** Set before the Stop command that follows a crash, so the thread sees it when it obeys. */
+  set dumpOnExit(value: boolean) {
+    Atomics.store(this.#ints, DUMP_ON_EXIT, value ? 1 : 0);
   }
 
   /** Wakes a vCPU sleeping in waitWhileCommand without changing its command. */

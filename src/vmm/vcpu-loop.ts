@@ -4,13 +4,14 @@
 
 import type { VcpuFd } from '../kvm/kvm.js';
 import type { KvmRun, VcpuExit } from '../kvm/kvm-run.js';
-import { KVM_INTERNAL_ERROR, KVM_SYSTEM_EVENT } from '../kvm/ioctls.js';
+import { KVM_EXIT, KVM_INTERNAL_ERROR, KVM_SYSTEM_EVENT } from '../kvm/ioctls.js';
 import type { IoSpace } from '../devices/bus.js';
 import { FaultLog } from '../devices/fault-log.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import { COUNTERS, VcpuCommand, VcpuControl, VcpuState, type Counter } from './vcpu-control.js';
 import type { VmOutcome } from './outcome.js';
-import { vcpuReport } from './diagnostics.js';
+import { vcpuDump, vcpuReport, type VcpuDump } from './diagnostics.js';
+import { ExitTrace } from './exit-trace.js';
 
 export interface VcpuLoopContext {
   vcpu: VcpuFd;
@@ -37,6 +38,7 @@ export class VcpuLoop {
   readonly #index: Record<Counter, number>;
   /** Unassigned addresses the guest touched: the first few are logged, all are counted. */
   readonly #unassigned: FaultLog;
+  readonly #trace = new ExitTrace();
 
   constructor(ctx: VcpuLoopContext) {
     this.#ctx = ctx;
@@ -70,7 +72,10 @@ export class VcpuLoop {
       if (rc === 0 && run.isSingleIo) {
         counters[ioIndex]!++;
         const port = run.ioPort;
-        const claimed = run.ioIsWrite ? pio.write(port, run.ioItem) : pio.read(port, run.ioItem);
+        const write = run.ioIsWrite;
+        const item = run.ioItem;
+        const claimed = write ? pio.write(port, item) : pio.read(port, item);
+        this.#trace.access(KVM_EXIT.KVM_EXIT_IO, port, write, item);
         if (!claimed) this.#unclaimed('port', port);
       } else {
         const outcome = this.handle(run.decode(rc));
@@ -82,6 +87,8 @@ export class VcpuLoop {
 
   /** One exit: undefined to go on, or how the run ends. Every exit kind is handled here. */
   handle(exit: VcpuExit): VmOutcome | undefined {
+    if (exit.kind === 'interrupted') this.#trace.other(-1, 0);
+    else if (exit.kind !== 'io' && exit.kind !== 'mmio') this.#trace.other(0, this.#ctx.run.exitReason);
     switch (exit.kind) {
       case 'io':
         this.#io(exit);
@@ -128,6 +135,7 @@ export class VcpuLoop {
     for (let i = 0; i < exit.count; i++) {
       const item = exit.count === 1 ? data : data.subarray(i * exit.size, (i + 1) * exit.size);
       const claimed = exit.write ? pio.write(exit.port, item) : pio.read(exit.port, item);
+      if (i === 0) this.#trace.access(KVM_EXIT.KVM_EXIT_IO, exit.port, exit.write, item);
       if (!claimed) this.#unclaimed('port', exit.port);
     }
   }
@@ -137,6 +145,7 @@ export class VcpuLoop {
     const { mmio, run } = this.#ctx;
     const data = run.mmioData(exit.length);
     const claimed = exit.write ? mmio.write(exit.address, data) : mmio.read(exit.address, data);
+    this.#trace.access(KVM_EXIT.KVM_EXIT_MMIO, exit.address, exit.write, data);
     if (!claimed) this.#unclaimed('MMIO address', exit.address);
   }
 
@@ -169,6 +178,18 @@ export class VcpuLoop {
     run.immediateExit = true;
     vcpu.run();
     run.immediateExit = false;
+  }
+
+  /**
+   * This vCPU's state for a crash report, once run() has returned. A vCPU stopped in the middle
+   * of a port-I/O or MMIO exit first finishes that instruction, so its registers are whole.
+   */
+  dump(): VcpuDump {
+    const last = this.#trace.lastReason;
+    if (last === KVM_EXIT.KVM_EXIT_IO || last === KVM_EXIT.KVM_EXIT_MMIO) {
+      try { this.#completePendingIo(); } catch { /* the dump says what it can */ }
+    }
+    return vcpuDump(this.#ctx.vcpu, this.#ctx.memory, this.#trace.entries());
   }
 
   #error(code: Extract<VmOutcome, { kind: 'error' }>['code'], message: string): VmOutcome {

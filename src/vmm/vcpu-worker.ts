@@ -10,7 +10,8 @@ import { ByteRing } from './byte-ring.js';
 import { VcpuCommand, VcpuControl, VcpuRequest, VcpuState } from './vcpu-control.js';
 import { VcpuLoop } from './vcpu-loop.js';
 import { createLegacyDevices, restoreLegacyDevices, saveLegacyDevices, type LegacyDeviceState } from './legacy-devices.js';
-import type { VmOutcome } from './outcome.js';
+import { isCrash, type VmOutcome } from './outcome.js';
+import type { VcpuDump } from './diagnostics.js';
 import { DeviceMailbox, RemoteBus } from './device-mailbox.js';
 import { kickVcpu } from './kick.js';
 import type { IoSpace } from '../devices/bus.js';
@@ -39,7 +40,8 @@ export interface VcpuWorkerData {
 }
 
 export type VcpuWorkerMessage =
-  | { type: 'exit'; outcome: VmOutcome }
+  /** `dump`: this vCPU's state, when the VM ended in a crash (its own or another vCPU's). */
+  | { type: 'exit'; outcome: VmOutcome; dump?: VcpuDump }
   | { type: 'devices'; state: LegacyDeviceState }
   | { type: 'log'; message: string };
 
@@ -52,6 +54,7 @@ function main(data: VcpuWorkerData): void {
   const control = VcpuControl.attach(data.control);
   control.thread = native.threadSelf();
   let outcome: VmOutcome;
+  let dump: VcpuDump | undefined;
   const memory = GuestMemory.attach(data.memory);
   const deviceFaults = new FaultLog('device faults', (message) => post({ type: 'log', message }));
   try {
@@ -115,11 +118,12 @@ function main(data: VcpuWorkerData): void {
       log: (message) => post({ type: 'log', message }),
     });
     outcome = loop.run();
+    if (isCrash(outcome) || control.dumpOnExit) dump = loop.dump();
   } catch (error) {
     outcome = { kind: 'error', code: 'VMM_ERROR', message: `vCPU ${data.vcpuId}: ${(error as Error).message}`, diagnostics: (error as Error).stack };
   }
   control.state = VcpuState.Exited;
-  post({ type: 'exit', outcome });
+  post({ type: 'exit', outcome, dump });
 }
 
 // Started ahead of its VM (threads.ts), the thread gets what to run in its first message.

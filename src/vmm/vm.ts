@@ -11,7 +11,8 @@ import { diskIdentities, MappedFiles, openVmSnapshot, SnapshotHistory, type Rest
 import type { WriteResult } from '../snapshot/index.js';
 import { ByteRing } from './byte-ring.js';
 import { COUNTERS, VcpuCommand, VcpuControl, VcpuState, type Counter } from './vcpu-control.js';
-import { describeOutcome, type VmOutcome } from './outcome.js';
+import { describeOutcome, isCrash, type VmOutcome } from './outcome.js';
+import type { VcpuDump } from './diagnostics.js';
 import type { VcpuWorkerData, VcpuWorkerMessage } from './vcpu-worker.js';
 import { DeviceMailbox } from './device-mailbox.js';
 import { installKickHandler, kickThread, kickVcpu } from './kick.js';
@@ -76,6 +77,8 @@ export class Vm extends EventEmitter<VmEvents> {
   #outputBytes = 0;
   #pendingInput: Buffer[] = [];
   #outcome: VmOutcome | undefined;
+  /** The vCPUs' states as their threads exited, when the VM ended in a crash. */
+  readonly #dumps: VcpuDump[] = [];
   #exited: Promise<VmOutcome>;
   #resolveExited!: (outcome: VmOutcome) => void;
   /** Resolves as soon as the VM starts to stop: waits for a thread's answer give up then. */
@@ -431,6 +434,7 @@ export class Vm extends EventEmitter<VmEvents> {
   #onMessage(message: VcpuWorkerMessage): void {
     switch (message.type) {
       case 'exit':
+        if (message.dump) this.#dumps.push(message.dump);
         this.#stopThreads(message.outcome);
         break;
       case 'log':
@@ -452,6 +456,8 @@ export class Vm extends EventEmitter<VmEvents> {
     // A guest whose memory vanished with its snapshot file faults: that, not the fault, is the news.
     const problem = outcome.kind !== 'stopped' && this.#outcome === undefined ? this.#mapped?.files.problem() : undefined;
     this.#outcome ??= problem ? { kind: 'error', code: 'SNAPSHOT_CHANGED', message: problem } : outcome;
+    // After a crash every vCPU reports its state as it leaves, for the outcome's crash report.
+    if (isCrash(this.#outcome)) for (const t of this.#threads) t.control.dumpOnExit = true;
     if (!this.#stopping) {
       this.#stopping = true;
       this.#resolveEnding();
@@ -562,7 +568,11 @@ export class Vm extends EventEmitter<VmEvents> {
       clearInterval(this.#mapped.timer);
       this.#mapped.files.close();
     }
-    const outcome = this.#outcome ?? { kind: 'stopped' };
+    let outcome: VmOutcome = this.#outcome ?? { kind: 'stopped' };
+    if (isCrash(outcome) && this.#dumps.length && outcome.kind !== 'stopped') {
+      outcome = { ...outcome, vcpus: this.#dumps.sort((a, b) => a.id - b.id) };
+      this.#outcome = outcome;
+    }
     this.emit('exit', outcome);
     this.#resolveExited(outcome);
   }

@@ -43,10 +43,23 @@ describe.skipIf(kvmMissingReason)('booting guests on /dev/kvm', () => {
     expect(vm.stats.io).toBeGreaterThan(2000);
   });
 
-  it('a triple fault ends the VM cleanly', async () => {
-    const vm = testGuest('mode=triple-fault');
-    expect(await vm.wait()).toEqual({ kind: 'shutdown', reason: 'triple-fault' });
+  it('a triple fault ends the VM cleanly, with every vCPU\'s state in the outcome', async () => {
+    const vm = testGuest('mode=triple-fault', { cpus: 2 });
+    const outcome = await vm.wait();
+    expect(outcome).toMatchObject({ kind: 'shutdown', reason: 'triple-fault' });
     expect(vm.output).toContain('triple-fault: now');
+    if (outcome.kind !== 'shutdown') return;
+    const [boot, ap] = outcome.vcpus ?? [];
+    expect(boot).toMatchObject({ id: 0, regs: { rip: expect.stringMatching(/^0x[0-9a-f]+$/) }, sregs: { cr0: expect.stringMatching(/^0x/), efer: expect.stringMatching(/^0x/) } });
+    expect(boot!.segments.cs).toMatch(/^sel=0x8 .* code dpl=0/);
+    expect(boot!.unavailable).toBeUndefined();
+    // The console line before the fault went out through COM1's data port; the fault is the last exit.
+    const exits = boot!.lastExits.map((e) => e.exit);
+    expect(exits).toContain('io write 0x3f8 1 = 0xa');
+    expect(exits.at(-1)).toBe('shutdown');
+    expect(boot!.lastExits.every((e, i, all) => i === 0 || e.atMs >= all[i - 1]!.atMs)).toBe(true);
+    // The AP was never started: the report says so rather than showing garbage registers.
+    expect(ap).toMatchObject({ id: 1, mpState: expect.stringMatching(/^uninitialized/) });
   });
 
   it('an emulation failure ends the VM with the registers and the bytes at RIP', async () => {
