@@ -39,6 +39,11 @@ export function runtimeDir(): string {
   return xdg ? path.join(xdg, 'tsvmm') : path.join('/tmp', `tsvmm-${process.getuid?.() ?? 'user'}`);
 }
 
+/** The runtime's state root of tsvmm's own containers (`tsvmm-runc --root` of them): <runtime dir>/containers. */
+export function containerStateRoot(dir = runtimeDir()): string {
+  return path.join(dir, 'containers');
+}
+
 const REASONS: Record<string, string> = {
   EACCES: 'permission denied',
   EPERM: 'permission denied',
@@ -178,10 +183,11 @@ export function runtimeDirKey(dir = runtimeDir()): string {
 
 /**
  * Removes what a dead instance left: cgroup directories (rmdir: only an empty one goes) and
- * its directories under `stateRoot` (nothing outside it, whatever the record says). Returns
+ * its directories under `roots` (nothing outside them, whatever the record says): its writable
+ * layer under stateRoot, its container state under the runtime directory's containers/. Returns
  * whether everything is gone; a cgroup whose last process is still dying is left for next time.
  */
-function reap(record: InstanceRecord, stateRoot: string): boolean {
+function reap(record: InstanceRecord, roots: string[]): boolean {
   let done = true;
   const nap = new Int32Array(new SharedArrayBuffer(4));
   for (const dir of record.leftovers?.cgroups ?? []) {
@@ -206,9 +212,11 @@ function reap(record: InstanceRecord, stateRoot: string): boolean {
     } catch { /* another container is in it */ }
   }
   for (const dir of record.leftovers?.dirs ?? []) {
-    const inside = path.relative(stateRoot, path.resolve(dir));
-    if (!inside || inside.startsWith('..') || path.isAbsolute(inside)) continue;
-    rmSync(dir, { recursive: true, force: true });
+    const within = (root: string) => {
+      const inside = path.relative(root, path.resolve(dir));
+      return inside !== '' && !inside.startsWith('..') && !path.isAbsolute(inside);
+    };
+    if (roots.some(within)) rmSync(dir, { recursive: true, force: true });
   }
   return done;
 }
@@ -247,7 +255,7 @@ export function listInstances(dir = runtimeDir()): InstanceRecord[] {
     try {
       const record = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as InstanceRecord;
       if (alive(record.pid)) out.push(record);
-      else if (reap(record, stateRoot())) removeInstance(record.name, dir);
+      else if (reap(record, [stateRoot(), containerStateRoot(dir)])) removeInstance(record.name, dir);
     } catch {
       // A record being written or a stray file: not an instance.
     }

@@ -1,10 +1,17 @@
 // The public face of a container, shaped like Vm: create it, start it, exchange bytes with it,
 // pause, resume, update its limits, stop it, and learn how it ended.
 //
-//   TypeScript (this file)                       container-init (native/container-init.c)
-//   config → spec → cgroups made, limits set
-//   rootfs (overlay layers) prepared
-//   plan ─────────── one JSON line on fd 3 ────▶ clone() into new namespaces; the init waits
+// It is a layer over the runtime core of tsvmm-runc (src/runtime/runtime.ts), not a runtime of
+// its own: the container is launched by Runtime.launch (state under <runtime dir>/containers,
+// its cgroups, the plan, the C helper), and paused, resumed, updated, signalled and deleted by
+// the runtime's operations with their state checks, so `tsvmm-runc --root <runtime
+// dir>/containers list` shows tsvmm's containers too. What this class adds is what an engine
+// leaves to its shim: the workload's stdio and pty relayed through the helper (which stays as
+// the init's parent, as in `runc run`), the network, layers, stop timeouts and the outcome.
+//
+//   TypeScript                                   container-init (native/container-init.c)
+//   config → spec; layers prepared
+//   Runtime.launch: state, cgroups, plan ──fd 3─▶ clone() into new namespaces; the init waits
 //                                                writes the init's pid into cgroup.procs
 //   veth into its netns (if --net veth) ◀─ {"pid":N}
 //   "go" ───────────────────────────────────────▶ init: mounts, pivot_root, /proc, /dev, masks,
@@ -12,22 +19,22 @@
 //   'running' ◀──────────────────────────────── {"running":true}   (or {"error":...})
 //   exit outcome, OOM kills read, cleanup ◀──── {"exit":{"code"|"signal"}}
 //
-// The helper stays as the init's parent until it ends and passes its status on; it dies with
-// us (PR_SET_PDEATHSIG), and the init dies with it, so nothing outlives its supervisor.
+// The helper dies with us (PR_SET_PDEATHSIG), and the init dies with it, so nothing outlives
+// its supervisor.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import type { Duplex } from 'node:stream';
 import { accessSync, constants } from 'node:fs';
+import path from 'node:path';
 import { isatty } from 'node:tty';
 import { constants as osConstants } from 'node:os';
-import { LineReader } from '../api/protocol.js';
-import { runtimeDirKey } from '../api/runtime-dir.js';
-import { checkLimits, createCgroup, detectCgroups, type CgroupLayout, type CgroupLimits, type ContainerCgroup } from './cgroups.js';
+import { containerStateRoot, runtimeDirKey } from '../api/runtime-dir.js';
+import { Log } from '../runtime/log.js';
+import { Runtime, type Launch, type LaunchEnd } from '../runtime/runtime.js';
+import { checkLimits, detectCgroups, type CgroupLimits } from './cgroups.js';
 import { checkTerminalSize, resolveContainerConfig, resolveLimits, type ContainerConfig, type ContainerLimits, type ResolvedContainerConfig } from './config.js';
 import { ContainerError } from './errors.js';
 import { attachVeth, type NetworkAttachment } from './network.js';
-import { buildPlan } from './plan.js';
 import type { TerminalSize } from '../api/protocol.js';
 import { prepareRoot, type PreparedRoot } from './rootfs.js';
 import { waitForOutput } from '../api/wait-for-output.js';
@@ -102,28 +109,33 @@ export function describeContainerOutcome(outcome: ContainerOutcome): string {
   }
 }
 
-interface HelperMessage {
-  pid?: number;
-  running?: boolean;
-  error?: { step: string; message: string; errno: number };
-  exit?: { code?: number; signal?: number };
-}
-
 /** What each running container must do if this process exits under it; one 'exit' listener for all. */
 const live = new Set<() => void>();
 process.on('exit', () => { for (const onExit of live) onExit(); });
 
-/** Detected once per process (per TSVMM_CGROUP value): the hierarchies do not move under us. */
-const layouts = new Map<string, CgroupLayout>();
+/**
+ * The runtime of tsvmm's containers: one per runtime directory (and TSVMM_CGROUP value), whose
+ * cgroup hierarchies are found once per process; they do not move under us.
+ */
+const runtimes = new Map<string, Runtime>();
+
+function containerRuntime(): Runtime {
+  const root = containerStateRoot();
+  const key = `${root}\0${process.env.TSVMM_CGROUP ?? ''}`;
+  let runtime = runtimes.get(key);
+  if (!runtime) runtimes.set(key, runtime = new Runtime({ root, log: new Log(undefined, 'text', false), systemdCgroup: false, cgroups: detectCgroups() }));
+  return runtime;
+}
 
 export class Container extends EventEmitter<ContainerEvents> {
   readonly config: ResolvedContainerConfig;
-  readonly #layout: CgroupLayout;
+  readonly #runtime: Runtime;
+  /** Its OCI bundle, or its root directory. */
+  readonly #bundle: string;
   #state: ContainerState = 'created';
-  #cgroup: ContainerCgroup | undefined;
+  #launch: Launch | undefined;
   #root: PreparedRoot | undefined;
   #net: NetworkAttachment | undefined;
-  #helper: ChildProcess | undefined;
   #pid = 0;
   #output: Buffer[] = [];
   #outputBytes = 0;
@@ -132,18 +144,17 @@ export class Container extends EventEmitter<ContainerEvents> {
   #lastCpuTimeUs = 0;
   #stopping: { timer?: NodeJS.Timeout; deadline: number } | undefined;
   #unrelay: (() => void) | undefined;
-  #setupError: { message: string; errno: number } | undefined;
-  #exit: { code?: number; signal?: number } | undefined;
   #outcome: ContainerOutcome | undefined;
   readonly #exited: Promise<ContainerOutcome>;
   #resolveExited!: (outcome: ContainerOutcome) => void;
   readonly #running: Promise<void>;
   #resolveRunning!: () => void;
 
-  private constructor(config: ResolvedContainerConfig, layout: CgroupLayout) {
+  private constructor(config: ResolvedContainerConfig, runtime: Runtime, bundle: string) {
     super();
     this.config = config;
-    this.#layout = layout;
+    this.#runtime = runtime;
+    this.#bundle = bundle;
     this.#exited = new Promise((resolve) => { this.#resolveExited = resolve; });
     this.#running = new Promise((resolve) => { this.#resolveRunning = resolve; });
   }
@@ -157,11 +168,9 @@ export class Container extends EventEmitter<ContainerEvents> {
       throw new ContainerError('SETUP', `the container helper ${CONTAINER_INIT} is not built; run \`npm install\` (or \`npx node-gyp rebuild\`)`);
     }
     if (process.getuid?.() !== 0) throw new ContainerError('SETUP', 'containers need root (namespaces, cgroups and mounts)');
-    const key = process.env.TSVMM_CGROUP ?? '';
-    let layout = layouts.get(key);
-    if (!layout) layouts.set(key, layout = detectCgroups());
-    checkLimits(layout, resolved.spec.resources);
-    return new Container(resolved, layout);
+    const runtime = containerRuntime();
+    checkLimits(runtime.cgroupLayout(), resolved.spec.resources);
+    return new Container(resolved, runtime, path.resolve(config.bundle ?? resolved.spec.root.path));
   }
 
   /** Creates and starts a container. */
@@ -184,6 +193,11 @@ export class Container extends EventEmitter<ContainerEvents> {
     return this.#stopping !== undefined && this.#state !== 'exited';
   }
 
+  /** Its id in the runtime's state (<runtime dir>/containers/ID) and its cgroup's name (tsvmm/ID): NAME-KEY, KEY naming the runtime directory. */
+  get id(): string {
+    return `${this.name}-${runtimeDirKey()}`;
+  }
+
   /** The init process's pid on the host (0 until it exists). */
   get pid(): number {
     return this.#pid;
@@ -201,28 +215,32 @@ export class Container extends EventEmitter<ContainerEvents> {
 
   /** CPU time used by all its processes, µs (from cpuacct.usage or cpu.stat). */
   get cpuTimeUs(): number {
-    if (this.#cgroup && this.#state !== 'exited') this.#lastCpuTimeUs = this.#cgroup.cpuTimeUs();
+    if (this.#launch && this.#state !== 'exited') this.#lastCpuTimeUs = this.#launch.cgroup.cpuTimeUs();
     return this.#lastCpuTimeUs;
   }
 
   /** The limits as the cgroup files hold them now. */
   get limits(): CgroupLimits {
-    if (!this.#cgroup || this.#state === 'exited') throw new ContainerError('CONTAINER_STATE', `container ${this.name} is ${this.#state}`);
-    return this.#cgroup.read();
+    if (!this.#launch || this.#state === 'exited') throw new ContainerError('CONTAINER_STATE', `container ${this.name} is ${this.#state}`);
+    return this.#launch.cgroup.read();
   }
 
-  /** The container's cgroup directories: controller (v1) or "unified" (v2) → path. */
   /** The pid of tsvmm's helper process (container-init) that started it and relays its stdio, while it runs. */
   get helperPid(): number | undefined {
     return this.#helper?.pid;
   }
 
+  get #helper(): ChildProcess | undefined {
+    return this.#launch?.helper.process;
+  }
+
+  /** The container's cgroup directories: controller (v1) or "unified" (v2) → path. */
   get cgroupPaths(): Readonly<Record<string, string>> {
-    return this.#cgroup?.paths ?? {};
+    return this.#launch?.cgroup.paths ?? {};
   }
 
   get cgroupVersion(): 'v1' | 'v2' {
-    return this.#layout.version;
+    return this.#runtime.cgroupLayout().version;
   }
 
   /** Its address on the tsvmm0 bridge, with --net veth. */
@@ -233,7 +251,7 @@ export class Container extends EventEmitter<ContainerEvents> {
   /** What is left to remove should this process die without cleaning up (for the instance record's reaper). */
   get leftovers(): { cgroups: string[]; dirs: string[] } {
     const layer = this.#root?.dir && !this.config.keepUpper ? [this.#root.dir] : [];
-    return { cgroups: [...new Set(Object.values(this.cgroupPaths))], dirs: layer };
+    return { cgroups: [...new Set(Object.values(this.cgroupPaths))], dirs: [...layer, this.#runtime.store.dir(this.id)] };
   }
 
   /** Its writable layer, when it runs on layers. */
@@ -244,37 +262,30 @@ export class Container extends EventEmitter<ContainerEvents> {
   start(): void {
     if (this.#state !== 'created') throw new ContainerError('CONTAINER_STATE', `cannot start a container that is ${this.#state}`);
     const { spec } = this.config;
-    this.#cgroup = createCgroup(this.#layout, {
-      name: this.name, dirName: `${this.name}-${runtimeDirKey()}`,
-      resources: spec.resources, deviceRules: spec.deviceRules, cgroupsPath: spec.cgroupsPath,
-    });
-    let helper: ChildProcess;
+    const id = this.id;
+    // A container of this name whose supervisor was killed may have left its state and cgroups.
+    this.#runtime.clearStale(id);
+    this.#root = prepareRoot(spec.root, this.name, this.config.keepUpper);
+    let launch: Launch;
     try {
-      this.#root = prepareRoot(spec.root, this.name, this.config.keepUpper);
-      const plan = buildPlan(spec, {
-        supervisor: process.pid,
-        cgroups: this.#cgroup.plan,
-        rootfs: this.#root.rootfs,
-        prepare: this.#root.prepare,
-        terminal: this.config.terminal,
-        waitForHost: this.config.net === 'veth',
+      launch = this.#runtime.launch({
+        id, spec, bundle: this.#bundle, rootfs: this.#root.rootfs, prepare: this.#root.prepare, terminal: this.config.terminal,
+        cgroup: { name: this.name, dirName: id, resources: spec.resources, deviceRules: spec.deviceRules, cgroupsPath: spec.cgroupsPath },
+        stdio: this.#stdio,
+        beforeStart: this.config.net === 'veth' ? async (record) => { this.#net = await attachVeth(this.name, record.pid); } : undefined,
+        onPid: (pid) => { this.#pid = pid; },
+        onStarted: () => this.#resolveRunning(),
       });
-      helper = spawn(CONTAINER_INIT, [], { stdio: [...this.#stdio, 'pipe'] });
-      (helper.stdio[3] as Duplex).write(`${JSON.stringify(plan)}\n`);
     } catch (error) {
-      this.#root?.release();
-      void this.#cgroup.remove().catch(() => {});
+      this.#root.release();
       throw error;
     }
-    this.#helper = helper;
+    this.#launch = launch;
     this.#startedAt = performance.now();
     this.#state = 'running';
     live.add(this.#onProcessExit);
 
-    const channel = helper.stdio[3] as Duplex;
-    const reader = new LineReader();
-    channel.on('data', (chunk: Buffer) => reader.push(chunk, (line) => this.#onMessage(JSON.parse(line) as HelperMessage)));
-    channel.on('error', () => { /* the helper's end closed; 'close' below finishes */ });
+    const helper = launch.helper.process;
     if (this.config.stdio === 'pipe') {
       helper.stdout?.on('data', (chunk: Buffer) => this.#record(chunk, 'stdout'));
       helper.stderr?.on('data', (chunk: Buffer) => this.#record(chunk, 'stderr'));
@@ -282,10 +293,7 @@ export class Container extends EventEmitter<ContainerEvents> {
       this.#relayTerminals(helper);
     }
     helper.stdin?.on('error', () => { /* the workload stopped reading */ });
-    helper.on('error', (error) => {
-      this.#setupError ??= { message: `cannot run the container helper: ${error.message}`, errno: 0 };
-    });
-    helper.on('close', (code, signal) => void this.#finish(code, signal));
+    void launch.ended.then((end) => this.#finish(end));
   }
 
   /**
@@ -312,27 +320,6 @@ export class Container extends EventEmitter<ContainerEvents> {
     };
   }
 
-  #onMessage(message: HelperMessage): void {
-    if (message.pid !== undefined) {
-      this.#pid = message.pid;
-      if (this.config.net === 'veth') {
-        attachVeth(this.name, message.pid).then((net) => {
-          this.#net = net;
-          (this.#helper?.stdio[3] as Duplex | undefined)?.write('go\n');
-        }, (error: Error) => {
-          this.#setupError ??= { message: error.message, errno: 0 };
-          this.#helper?.kill('SIGKILL');
-        });
-      }
-    } else if (message.running) {
-      this.#resolveRunning();
-    } else if (message.error) {
-      this.#setupError ??= { message: message.error.message, errno: message.error.errno };
-    } else if (message.exit) {
-      this.#exit = message.exit;
-    }
-  }
-
   #record(chunk: Buffer, stream: 'stdout' | 'stderr'): void {
     this.#output.push(chunk);
     this.#outputBytes += chunk.length;
@@ -347,29 +334,26 @@ export class Container extends EventEmitter<ContainerEvents> {
    * handlers must be.
    */
   readonly #onProcessExit = (): void => {
-    if (this.#pid) {
-      try {
-        process.kill(this.#pid, 'SIGKILL');
-      } catch { /* gone */ }
-    }
     this.#root?.release();
     this.#net?.release();
-    this.#cgroup?.removeNow();
+    if (this.#launch) this.#runtime.discardNow(this.#launch.record, this.#launch.cgroup);
   };
 
-  async #finish(code: number | null, signal: NodeJS.Signals | null): Promise<void> {
+  async #finish(end: LaunchEnd): Promise<void> {
     live.delete(this.#onProcessExit);
     this.#unrelay?.();
     this.#endedAt = performance.now();
     if (this.#stopping?.timer) clearTimeout(this.#stopping.timer);
-    const cgroup = this.#cgroup!;
+    const { record, cgroup } = this.#launch!;
     const oomKills = cgroup.oomKills();
     const memoryLimit = this.config.spec.resources.memory ?? null;
     this.#lastCpuTimeUs = cgroup.cpuTimeUs();
     let outcome: ContainerOutcome;
-    const exit = this.#exit;
-    if (this.#setupError) {
-      outcome = { kind: 'error', ...this.#setupError };
+    const { exit, code, signal } = end;
+    if (end.hostError) {
+      outcome = { kind: 'error', message: (end.hostError as Error).message, errno: 0 };
+    } else if (end.failure) {
+      outcome = { kind: 'error', message: end.failure.message, errno: end.failure.errno };
     } else if (exit && this.#stopping) {
       outcome = { kind: 'stopped', code: exit.code ?? null, signal: exit.signal ? signalName(exit.signal) : null };
     } else if (exit?.signal !== undefined) {
@@ -386,7 +370,8 @@ export class Container extends EventEmitter<ContainerEvents> {
     this.#state = 'exited';
     this.#net?.release();
     this.#root?.release();
-    await cgroup.remove().catch(() => { /* left for the next container of this name, which removes it */ });
+    // As `delete` takes a stopped container: its cgroups and its state go.
+    await this.#runtime.discard(record, cgroup);
     this.#outcome = outcome;
     this.emit('exit', outcome);
     this.#resolveExited(outcome);
@@ -415,7 +400,7 @@ export class Container extends EventEmitter<ContainerEvents> {
     const { rows, cols } = checkTerminalSize(size);
     this.config.terminal = { rows, cols };
     if (this.#state === 'exited') return;
-    (this.#helper?.stdio[3] as Duplex | undefined)?.write(`${JSON.stringify({ resize: { rows, cols } })}\n`);
+    this.#launch?.helper.send(JSON.stringify({ resize: { rows, cols } }));
   }
 
   /** Closes its stdin: the workload reads end-of-file. */
@@ -457,9 +442,7 @@ export class Container extends EventEmitter<ContainerEvents> {
     // Frozen tasks act on no signal until thawed.
     if (this.#state === 'paused') await this.resume().catch(() => {});
     if (this.#pid && timeoutMs > 0) {
-      try {
-        process.kill(this.#pid, 'SIGTERM');
-      } catch { /* already gone */ }
+      await this.#signal('SIGTERM');
       // A shorter stop may have come while we were thawing.
       if (!this.#stopping.timer) this.#stopping.timer = setTimeout(this.#kill, Math.max(0, this.#stopping.deadline - performance.now()));
     } else {
@@ -468,26 +451,28 @@ export class Container extends EventEmitter<ContainerEvents> {
     return this.#exited;
   }
 
+  /** `kill ID SIGNAL` of the runtime; a container already ended is not an error here. */
+  async #signal(signal: NodeJS.Signals): Promise<void> {
+    try {
+      await this.#runtime.kill(this.id, signal, false);
+    } catch { /* it has ended (or never got a pid): 'exit' follows */ }
+  }
+
   readonly #kill = (): void => {
-    if (this.#pid) {
-      try {
-        process.kill(this.#pid, 'SIGKILL');
-      } catch { /* gone */ }
-    }
     // The init dies with the helper (PR_SET_PDEATHSIG) if it has no pid yet.
-    this.#helper?.kill('SIGKILL');
+    void this.#signal('SIGKILL').finally(() => this.#helper?.kill('SIGKILL'));
   };
 
   /** Freezes every process in the container (the freezer cgroup). */
   async pause(): Promise<void> {
     if (this.#state !== 'running') throw new ContainerError('CONTAINER_STATE', `cannot pause a container that is ${this.#state}`);
-    await this.#cgroup!.freeze();
+    await this.#runtime.pause(this.id);
     this.#state = 'paused';
   }
 
   async resume(): Promise<void> {
     if (this.#state !== 'paused') throw new ContainerError('CONTAINER_STATE', `cannot resume a container that is ${this.#state}`);
-    await this.#cgroup!.thaw();
+    await this.#runtime.resume(this.id);
     this.#state = 'running';
   }
 
@@ -495,8 +480,8 @@ export class Container extends EventEmitter<ContainerEvents> {
   update(limits: ContainerLimits): CgroupLimits {
     if (this.#state !== 'running' && this.#state !== 'paused') throw new ContainerError('CONTAINER_STATE', `cannot update a container that is ${this.#state}`);
     const resources = resolveLimits(limits);
-    this.#cgroup!.apply(resources);
+    const cgroup = this.#runtime.updateResources(this.id, resources);
     Object.assign(this.config.spec.resources, resources);
-    return this.#cgroup!.read();
+    return cgroup.read();
   }
 }

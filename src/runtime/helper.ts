@@ -1,8 +1,7 @@
-// Talking to native/container-init.c from tsvmm-runc: the plan goes in as one JSON line on fd 3,
-// the helper's answers come back as JSON lines on the same socket. The helper's stdio is ours
-// (which is the engine's: its pipes, or nothing), and passes to the container's init.
+// Talking to native/container-init.c, for tsvmm-runc and for tsvmm's own containers alike: the
+// plan goes in on fd 3, the helper's answers come back as JSON lines on the same socket.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { LineReader } from '../api/protocol.js';
@@ -20,35 +19,51 @@ export interface HelperMessage {
 
 export interface Helper {
   process: ChildProcess;
-  /** Sends one line to the helper ("go"). */
+  /** Sends one line to the helper ("go", a resize request). */
   send(line: string): void;
-  /** Resolves with the helper's exit code once it and its channel have closed. */
-  closed: Promise<number | null>;
+  /** Resolves with the helper's exit code (or the signal that ended it) once it and its channel have closed. */
+  closed: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>;
 }
 
-/** `stdin`: text for the process's stdin (a hook's state) instead of ours. */
-export function startHelper(plan: InitPlan | ExecPlan, onMessage: (message: HelperMessage) => void, stdin?: string): Helper {
+export function checkHelperBuilt(): void {
   try {
     accessSync(CONTAINER_INIT, constants.X_OK);
   } catch {
-    throw new RuntimeError(`the container helper ${CONTAINER_INIT} is not built; run \`npm install\``);
+    throw new RuntimeError(`the container helper ${CONTAINER_INIT} is not built; run \`npm install\` (or \`npx node-gyp rebuild\`)`);
   }
-  const child = spawn(CONTAINER_INIT, [], { stdio: [stdin === undefined ? 'inherit' : 'pipe', 'inherit', 'inherit', 'pipe'] });
-  if (stdin !== undefined) {
+}
+
+export interface HelperStdio {
+  /** The helper's fds 0-2 (which become the container's, or feed its pty); default: ours. */
+  stdio?: ('pipe' | 'inherit' | 'ignore')[];
+  /** Text for the process's stdin (a hook's state) instead of ours. */
+  stdin?: string;
+}
+
+export function startHelper(plan: InitPlan | ExecPlan, onMessage: (message: HelperMessage) => void, options: HelperStdio = {}): Helper {
+  checkHelperBuilt();
+  const stdio = options.stdio ?? [options.stdin === undefined ? 'inherit' : 'pipe', 'inherit', 'inherit'];
+  const child = spawn(CONTAINER_INIT, [], { stdio: [...stdio, 'pipe'] as StdioOptions });
+  if (options.stdin !== undefined) {
     child.stdin?.on('error', () => { /* a hook need not read its state */ });
-    child.stdin?.end(stdin);
+    child.stdin?.end(options.stdin);
   }
   const channel = child.stdio[3] as Duplex;
   const reader = new LineReader();
   channel.on('data', (chunk: Buffer) => reader.push(chunk, (line) => {
+    let message: HelperMessage;
     try {
-      onMessage(JSON.parse(line) as HelperMessage);
-    } catch { /* not ours to act on */ }
+      message = JSON.parse(line) as HelperMessage;
+    } catch {
+      return; // not ours to act on
+    }
+    onMessage(message);
   }));
   channel.on('error', () => { /* the helper went away; 'close' tells */ });
-  const closed = new Promise<number | null>((resolve) => {
-    child.on('error', () => resolve(null));
-    child.on('close', (code) => resolve(code));
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>((resolve) => {
+    // A helper that could not be spawned sends 'error' and perhaps no 'close'.
+    child.on('error', (error) => resolve({ code: null, signal: null, error }));
+    child.on('close', (code, signal) => resolve({ code, signal }));
   });
   channel.write(`${JSON.stringify(plan)}\n`);
   return { process: child, send: (line) => channel.write(`${line}\n`), closed };

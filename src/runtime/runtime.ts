@@ -11,10 +11,11 @@ import { createCgroup, detectCgroups, openCgroup, type CgroupLayout, type Cgroup
 import { isTsvmmError } from '../errors.js';
 import { writeWhole } from '../meta/write-whole.js';
 import { loadBundle, processFromJson, resourcesFromJson } from '../container/oci.js';
-import { buildExecPlan, buildPlan, specTerminal } from '../container/plan.js';
-import type { ContainerSpec, Hook } from '../container/spec.js';
+import { buildExecPlan, buildPlan, specTerminal, type MountStep, type RuntimePlan } from '../container/plan.js';
+import type { TerminalSize } from '../api/protocol.js';
+import type { ContainerSpec, Hook, ResourceLimits } from '../container/spec.js';
 import { RuntimeError } from './errors.js';
-import { startHelper, type HelperMessage } from './helper.js';
+import { startHelper, type Helper, type HelperMessage } from './helper.js';
 import { runHooksOrFail, runHooksWarn } from './hooks.js';
 import { checkTransition, type Status } from './lifecycle.js';
 import type { Log } from './log.js';
@@ -25,12 +26,59 @@ export interface RuntimeOptions {
   log: Log;
   /** cgroupsPath is systemd's "slice:prefix:name"; we place it in the cgroup tree as systemd would. */
   systemdCgroup: boolean;
+  /** The host's cgroup hierarchies, if the caller has found them already. */
+  cgroups?: CgroupLayout;
 }
 
 export interface CreateOptions {
   bundle: string;
   pidFile?: string;
   consoleSocket?: string;
+}
+
+/** What `launch` needs: the spec and where the container's root, cgroups and stdio come from. */
+export interface LaunchRequest {
+  id: string;
+  spec: ContainerSpec;
+  /** The OCI bundle it came from (the state's "bundle"). */
+  bundle: string;
+  cgroup: CgroupRequest;
+  /** The directory that becomes "/" and the host-side mounts made before it is bound (an overlay). */
+  rootfs: string;
+  prepare: MountStep[];
+  /** A pty of this size for the workload; the helper relays it, or hands it to runtime.consoleSocket. */
+  terminal?: TerminalSize;
+  /** The runc process model (exec.fifo, console socket, detach); absent for tsvmm's own containers. */
+  runtime?: RuntimePlan;
+  /** The helper's fds 0-2; default ours. */
+  stdio?: ('pipe' | 'inherit' | 'ignore')[];
+  /** Host work while the init waits in its namespaces (hooks, the network); a throw kills it. */
+  beforeStart?: (record: ContainerRecord) => Promise<void> | void;
+  onPid?: (pid: number) => void;
+  /** The init waits on exec.fifo (create) or has exec'd the workload. */
+  onStarted?: (record: ContainerRecord) => void;
+}
+
+export interface LaunchEnd {
+  /** The init got as far as waiting for `start` (create) or running the workload. */
+  started: boolean;
+  /** The helper's exit code or signal. */
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** How the workload ended, as the helper saw it. */
+  exit?: HelperMessage['exit'];
+  /** A step that failed before the workload ran. */
+  failure?: HelperMessage['error'];
+  /** What `beforeStart` threw. */
+  hostError?: unknown;
+}
+
+export interface Launch {
+  record: ContainerRecord;
+  cgroup: ContainerCgroup;
+  helper: Helper;
+  /** Resolves when the helper has ended: after create's init waits, or after the workload ends. */
+  ended: Promise<LaunchEnd>;
 }
 
 export interface ExecOptions {
@@ -92,7 +140,7 @@ function checkConsole(terminal: boolean | undefined, consoleSocket: string | und
 }
 
 /** The exit status of an attached process, as a shell gives it: 128 + N when signal N killed it. */
-function exitStatus(exit: HelperMessage['exit'], helperCode: number | null): number {
+function exitStatus(exit: LaunchEnd['exit'], helperCode: number | null): number {
   if (exit?.signal !== undefined) return 128 + exit.signal;
   return exit?.code ?? helperCode ?? 1;
 }
@@ -109,14 +157,16 @@ export class Runtime {
   constructor(readonly options: RuntimeOptions) {
     this.store = new StateStore(options.root);
     this.log = options.log;
+    this.#layout = options.cgroups;
   }
 
-  #cgroups(): CgroupLayout {
+  /** The host's cgroup hierarchies, found once per runtime: they do not move under us. */
+  cgroupLayout(): CgroupLayout {
     return this.#layout ??= fromContainerError(() => detectCgroups());
   }
 
   cgroup(record: ContainerRecord): ContainerCgroup {
-    return openCgroup(this.#cgroups(), record.cgroup);
+    return openCgroup(this.cgroupLayout(), record.cgroup);
   }
 
   status(record: ContainerRecord): Status {
@@ -135,6 +185,107 @@ export class Runtime {
   }
 
   /**
+   * The one way a container comes to be, for tsvmm-runc's `create`/`run` and for tsvmm's own
+   * containers (src/container/container.ts): claim <root>/<id>, make its cgroups, write the
+   * plan, start the helper, record the init's pid in state.json, give the host its turn
+   * (`beforeStart`: hooks, the network) while the init waits, and report how it went. A launch
+   * that throws has left nothing behind; once it returns, `discard` undoes it.
+   */
+  launch(request: LaunchRequest): Launch {
+    const { id, spec } = request;
+    this.store.claim(id);
+    const record: ContainerRecord = {
+      id, pid: 0, startTime: '', bundle: request.bundle, rootfs: spec.root.path, created: new Date().toISOString(),
+      owner: '', annotations: spec.annotations ?? {}, cgroup: request.cgroup, cgroupDirs: [], spec,
+    };
+    let cgroup: ContainerCgroup | undefined;
+    let helper: Helper;
+    try {
+      cgroup = createCgroup(this.cgroupLayout(), request.cgroup);
+      record.cgroupDirs = [...new Set(Object.values(cgroup.paths))];
+      const plan = buildPlan(spec, {
+        supervisor: process.pid, cgroups: cgroup.plan, rootfs: request.rootfs, prepare: request.prepare,
+        waitForHost: request.beforeStart !== undefined, terminal: request.terminal,
+        runtime: request.runtime,
+      });
+      const end: LaunchEnd = { started: false, code: null, signal: null };
+      helper = startHelper(plan, (message) => {
+        if (message.pid !== undefined) {
+          record.pid = message.pid;
+          record.startTime = processStat(message.pid)?.startTime ?? '';
+          this.store.save(record);
+          request.onPid?.(message.pid);
+          if (request.beforeStart) {
+            // The init exists in its namespaces and cgroups, and waits for "go".
+            Promise.resolve().then(() => request.beforeStart!(record)).then(() => helper.send('go'), (error: unknown) => {
+              end.hostError ??= error;
+              helper.process.kill('SIGKILL');
+            });
+          }
+        } else if (message.ready || message.running) {
+          if (!end.started) {
+            end.started = true;
+            request.onStarted?.(record);
+          }
+        } else if (message.error) {
+          end.failure ??= message.error;
+        } else if (message.exit) {
+          end.exit = message.exit;
+        }
+      }, { stdio: request.stdio });
+      const ended = helper.closed.then(({ code, signal, error }) => {
+        end.code = code;
+        end.signal = signal;
+        if (error) end.failure ??= { step: 'helper', message: `cannot run the container helper: ${error.message}`, errno: 0 };
+        return end;
+      });
+      return { record, cgroup, helper, ended };
+    } catch (error) {
+      this.discardNow(record, cgroup);
+      throw error;
+    }
+  }
+
+  /**
+   * Makes `id` free again if what holds it is dead: a container whose supervisor was killed
+   * before it could delete it (tsvmm's containers reuse their names), or a create that died
+   * before it wrote its state. A live one stays, and the launch that follows refuses the id.
+   */
+  clearStale(id: string): void {
+    if (!existsSync(this.store.dir(id))) return;
+    let record: ContainerRecord;
+    try {
+      record = this.store.load(id);
+    } catch {
+      this.store.remove(id);
+      return;
+    }
+    if (!initAlive(record)) this.discardNow(record, this.cgroup(record));
+  }
+
+  /** Undoes a launch that went wrong or has ended: kills the init if it lives, removes the cgroups and the state. */
+  async discard(record: ContainerRecord, cgroup: ContainerCgroup | undefined): Promise<void> {
+    this.#killInit(record);
+    await cgroup?.remove().catch(() => { /* left for the next container of this name, which removes it */ });
+    this.store.remove(record.id);
+  }
+
+  /** discard, synchronously (for a process 'exit' handler): a cgroup whose processes are still dying stays. */
+  discardNow(record: ContainerRecord, cgroup: ContainerCgroup | undefined): void {
+    this.#killInit(record);
+    cgroup?.removeNow();
+    this.store.remove(record.id);
+  }
+
+  #killInit(record: ContainerRecord): void {
+    if (record.pid && initAlive(record)) {
+      try {
+        process.kill(record.pid, 'SIGKILL');
+      } catch { /* gone */ }
+    }
+  }
+
+  /**
    * `create` (detach) leaves the init waiting on exec.fifo and returns; `run` (attached) starts
    * it at once and returns the exit status once it ends.
    */
@@ -143,81 +294,41 @@ export class Runtime {
     const bundle = path.resolve(options.bundle);
     const spec = this.#spec(bundle);
     checkConsole(spec.process.terminal, options.consoleSocket);
-    this.store.claim(id);
-
-    const request: CgroupRequest = {
-      name: id, dirName: id, resources: spec.resources, deviceRules: spec.deviceRules,
-      cgroupsPath: this.options.systemdCgroup ? systemdPath(spec.cgroupsPath, id) : spec.cgroupsPath,
-    };
-    const record: ContainerRecord = {
-      id, pid: 0, startTime: '', bundle, rootfs: spec.root.path, created: new Date().toISOString(),
-      owner: '', annotations: spec.annotations ?? {}, cgroup: request, cgroupDirs: [], spec,
-    };
-    let cgroup: ContainerCgroup | undefined;
+    const early = ['prestart', 'createRuntime', 'createContainer'] as const;
+    const hooked = early.some((kind) => (spec.hooks?.[kind].length ?? 0) > 0);
+    const { record, cgroup, helper, ended } = fromContainerError(() => this.launch({
+      id, spec, bundle, rootfs: spec.root.path, prepare: [], terminal: specTerminal(spec),
+      cgroup: {
+        name: id, dirName: id, resources: spec.resources, deviceRules: spec.deviceRules,
+        cgroupsPath: this.options.systemdCgroup ? systemdPath(spec.cgroupsPath, id) : spec.cgroupsPath,
+      },
+      runtime: { fifo: mode === 'create' ? this.store.fifo(id) : '', consoleSocket: options.consoleSocket, detach: mode === 'create' },
+      // The init exists in its namespaces and waits: what Docker's networking hook needs.
+      beforeStart: hooked ? (created) => { for (const kind of early) runHooksOrFail(spec.hooks, kind, ociState(created, 'creating')); } : undefined,
+      onStarted: (started) => {
+        this.store.save(started);
+        if (options.pidFile) writePidFile(options.pidFile, started.pid);
+        if (mode === 'run') runHooksWarn(spec.hooks, 'poststart', ociState(started, 'running'), (m) => this.log.warn(m));
+      },
+    }));
     try {
-      cgroup = fromContainerError(() => createCgroup(this.#cgroups(), request));
-      record.cgroupDirs = [...new Set(Object.values(cgroup.paths))];
-      const early = ['prestart', 'createRuntime', 'createContainer'] as const;
-      const hooked = early.some((kind) => (spec.hooks?.[kind].length ?? 0) > 0);
-      const plan = fromContainerError(() => buildPlan(spec, {
-        supervisor: process.pid, cgroups: cgroup!.plan, rootfs: spec.root.path, prepare: [], waitForHost: hooked, terminal: specTerminal(spec),
-        runtime: { fifo: mode === 'create' ? this.store.fifo(id) : '', consoleSocket: options.consoleSocket, detach: mode === 'create' },
-      }));
-      let failure: HelperMessage['error'];
-      let hookError: unknown;
-      let exit: HelperMessage['exit'];
-      let started = false;
-      const helper = startHelper(plan, (message) => {
-        if (message.pid !== undefined) {
-          record.pid = message.pid;
-          record.startTime = processStat(message.pid)?.startTime ?? '';
-          this.store.save(record);
-          if (hooked) {
-            // The init exists in its namespaces and waits: what Docker's networking hook needs.
-            try {
-              for (const kind of early) runHooksOrFail(spec.hooks, kind, ociState(record, 'creating'));
-              helper.send('go');
-            } catch (error) {
-              hookError = error;
-              helper.process.kill('SIGKILL');
-            }
-          }
-        } else if (message.ready || message.running) {
-          started = true;
-          this.store.save(record);
-          if (options.pidFile) writePidFile(options.pidFile, record.pid);
-          if (mode === 'run') runHooksWarn(spec.hooks, 'poststart', ociState(record, 'running'), (m) => this.log.warn(m));
-        } else if (message.error) {
-          failure ??= message.error;
-        } else if (message.exit) {
-          exit = message.exit;
-        }
-      });
-      let onSignal: ((signal: NodeJS.Signals) => void) | undefined;
       if (mode === 'run') {
         // Signals for `runc run` are meant for the container (the helper passes them on).
-        onSignal = (signal) => helper.process.kill(signal);
+        const onSignal = (signal: NodeJS.Signals) => helper.process.kill(signal);
         for (const signal of ['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const) process.on(signal, onSignal);
         process.on('SIGINT', () => { /* the terminal sent it to the container too */ });
       }
-      const code = await helper.closed;
-      if (hookError) throw hookError;
-      if (!started) throw helperFailure(failure, `container init ended before it was ready (exit status ${code})`);
+      const end = await ended;
+      if (end.hostError) throw end.hostError;
+      if (!end.started) throw helperFailure(end.failure, `container init ended before it was ready (exit status ${end.code})`);
       if (mode === 'create') return 0;
       // run: the container has ended; it goes as `delete` would take it.
       this.#poststop(record);
-      await cgroup.remove().catch(() => {});
-      this.store.remove(id);
-      return exitStatus(exit, code);
+      await this.discard(record, cgroup);
+      return exitStatus(end.exit, end.code);
     } catch (error) {
       // Nothing is left behind by a create that failed.
-      if (record.pid && initAlive(record)) {
-        try {
-          process.kill(record.pid, 'SIGKILL');
-        } catch { /* gone */ }
-      }
-      await cgroup?.remove().catch(() => {});
-      this.store.remove(id);
+      await this.discard(record, cgroup);
       throw error;
     }
   }
@@ -237,7 +348,7 @@ export class Runtime {
     const helper = startHelper(plan, (message) => {
       if (message.error) failure ??= message.error;
       else if (message.exit) exit = message.exit;
-    }, JSON.stringify(ociState(record, 'created')));
+    }, { stdin: JSON.stringify(ociState(record, 'created')) });
     const timer = hook.timeout === undefined ? undefined : setTimeout(() => helper.process.kill('SIGKILL'), hook.timeout * 1000);
     await helper.closed;
     clearTimeout(timer);
@@ -362,10 +473,18 @@ export class Runtime {
     } catch (error) {
       throw new RuntimeError(`--resources ${source}: not valid JSON (${(error as Error).message})`);
     }
-    const resources = fromContainerError(() => resourcesFromJson(json, source));
-    fromContainerError(() => this.cgroup(record).apply(resources));
+    this.updateResources(id, fromContainerError(() => resourcesFromJson(json, source)), { record, status });
+  }
+
+  /** New limits on a live container's cgroups, kept in its state; returns its cgroup. */
+  updateResources(id: string, resources: ResourceLimits, loaded = this.load(id)): ContainerCgroup {
+    const { record, status } = loaded;
+    if (status === 'stopped') throw new RuntimeError('container not running');
+    const cgroup = this.cgroup(record);
+    fromContainerError(() => cgroup.apply(resources));
     record.spec.resources = { ...record.spec.resources, ...resources };
     this.store.save(record);
+    return cgroup;
   }
 
   ps(id: string, format: string): string {
@@ -444,7 +563,7 @@ export class Runtime {
       const forward = (signal: NodeJS.Signals) => helper.process.kill(signal);
       for (const signal of ['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGINT', 'SIGQUIT'] as const) process.on(signal, forward);
     }
-    const code = await helper.closed;
+    const { code } = await helper.closed;
     if (!started) {
       if (options.pidFile && existsSync(options.pidFile)) unlinkSync(options.pidFile);
       throw helperFailure(failure, `exec ended before the process ran (exit status ${code})`, 'exec');
