@@ -1073,8 +1073,8 @@ static void mode_console(void)
 #define VIRTIO_NET_F_MAC	5
 #define NET_HDR			12	/* virtio_net_hdr with num_buffers (VERSION_1) */
 #define NET_BUF			2048
-#define NET_RX_BUFS		16
-#define NET_TX_BUFS		8
+#define NET_RX_BUFS		128
+#define NET_TX_BUFS		64
 #define ETH_ARP			0x0806
 #define ETH_IP			0x0800
 #define PAYLOAD_MAX		256
@@ -1179,33 +1179,15 @@ static void send_arp(uint16_t op, const uint8_t *dst_mac, const uint8_t *target_
 	net_send(slot, 14 + 28);
 }
 
+static size_t udp_frame(uint8_t *f, const uint8_t *payload, size_t n, uint16_t dport);
+
 static void send_udp(const uint8_t *payload, size_t n)
 {
 	int slot;
 	uint8_t *f = net_tx_buffer(&slot);
 
-	if (!f)
-		return;
-	eth_header(f, peer_mac, ETH_IP);
-	uint8_t *ip = f + 14, *udp = ip + 20;
-	ip[0] = 0x45;
-	put16(ip + 2, 20 + 8 + n);
-	put16(ip + 4, 1);	/* identification */
-	put16(ip + 6, 0x4000);	/* don't fragment */
-	ip[8] = 64;
-	ip[9] = 17;
-	put32(ip + 12, my_ip);
-	put32(ip + 16, peer_ip);
-	put16(ip + 10, csum_fold(csum_add(0, ip, 20)));
-	put16(udp, udp_port);
-	put16(udp + 2, udp_port);
-	put16(udp + 4, 8 + n);
-	memcpy(udp + 8, payload, n);
-	/* Pseudo-header: source, destination, protocol, UDP length. */
-	uint32_t sum = csum_add(0, ip + 12, 8) + 17 + 8 + n;
-	uint16_t c = csum_fold(csum_add(sum, udp, 8 + n));
-	put16(udp + 6, c ? c : 0xffff);
-	net_send(slot, 14 + 20 + 8 + n);
+	if (f)
+		net_send(slot, udp_frame(f, payload, n, udp_port));
 }
 
 static void net_frame(const uint8_t *f, size_t n)
@@ -1296,23 +1278,25 @@ static void arp_request_peer(void)
 	send_arp(1, broadcast, none, peer_ip);
 }
 
-static void mode_net(void)
+/*
+ * Brings the device up (MAC from config, NET_RX_BUFS receive buffers posted), then finds the
+ * peer's MAC by ARP. False (and a line saying why) if either fails.
+ */
+static bool net_start(void)
 {
-	static const char hello[] = "hello from tsvmm guest";
-
 	my_ip = arg_ip("ip", "10.0.2.15");
 	peer_ip = arg_ip("peer", "10.0.2.2");
 	uint64_t port = arg_u64("port", 5555);
 	if (port == 0 || port > 65535) {
 		kprintf("net: bad port %lu\n", port);
-		return;
+		return false;
 	}
 	udp_port = port;
 	net = find_device(VIRTIO_ID_NET);
 	begin(net, 1ull << VIRTIO_NET_F_MAC | (arg_u64("eventidx", 0) ? 1ull << VIRTIO_F_EVENT_IDX : 0));
 	if (!(net->features >> VIRTIO_NET_F_MAC & 1)) {
 		kprintf("net: the device offers no MAC\n");
-		return;
+		return false;
 	}
 	for (int i = 0; i < 6; i++)
 		my_mac[i] = virtio_config8(net, i);
@@ -1333,12 +1317,259 @@ static void mode_net(void)
 		console_puts("net: timeout waiting for the ARP reply from ");
 		print_ip(peer_ip);
 		console_putc('\n');
-		return;
+		return false;
 	}
 	console_puts("net: peer mac=");
 	print_mac(peer_mac);
 	console_putc('\n');
+	return true;
+}
 
+/* ---- virtio-net streaming: UDP throughput ---- */
+
+/*
+ * mode=net op=stream dir=send|recv ms=T size=BYTES (README.md has the rest)
+ *
+ * The counterpart of `compare-work udp-send` / `udp-recv` (src/compare/workload.c), with the
+ * same rules: the sender knocks ("knock") until the receiver answers ("ready"), sends `size`-byte
+ * UDP datagrams (1472 by default: full 1514-byte Ethernet frames) as fast as the queue takes
+ * them for T ms, then a few "end"s; the receiver answers knocks, and counts `size`-byte
+ * datagrams to its port, from the first to the last, until an "end" or 300 ms with none.
+ * Times come from the TSC, in microseconds.
+ *
+ * As with the block stream, the CPU-0 work per frame is what limits the rate on a platform that
+ * emulates CPL 0, so it is small: every transmit buffer holds the same frame, built once
+ * (IP and UDP checksums included; the payload is zeros), and a send is one vq_add; the queue is kicked (EVENT_IDX
+ * permitting) and interrupts asked for once per batch. A received frame is checked by a handful
+ * of loads (type, protocol, port, length) and its buffer posted again, one kick per batch.
+ */
+
+#define STREAM_END_MARKS	5
+#define STREAM_IDLE_MS		300
+
+/* A UDP datagram my_ip:udp_port → peer_ip:dport in f; its frame's length. */
+static size_t udp_frame(uint8_t *f, const uint8_t *payload, size_t n, uint16_t dport)
+{
+	eth_header(f, peer_mac, ETH_IP);
+	uint8_t *ip = f + 14, *udp = ip + 20;
+	ip[0] = 0x45;
+	ip[1] = 0;
+	put16(ip + 2, 20 + 8 + n);
+	put16(ip + 4, 1);	/* identification */
+	put16(ip + 6, 0x4000);	/* don't fragment */
+	ip[8] = 64;
+	ip[9] = 17;
+	put32(ip + 12, my_ip);
+	put32(ip + 16, peer_ip);
+	put16(ip + 10, 0);	/* checksums are summed with their own field 0 */
+	put16(udp + 6, 0);
+	put16(ip + 10, csum_fold(csum_add(0, ip, 20)));
+	put16(udp, udp_port);
+	put16(udp + 2, dport);
+	put16(udp + 4, 8 + n);
+	if (payload)
+		memcpy(udp + 8, payload, n);
+	/* Pseudo-header: source, destination, protocol, UDP length. */
+	uint32_t sum = csum_add(0, ip + 12, 8) + 17 + 8 + n;
+	uint16_t c = csum_fold(csum_add(sum, udp, 8 + n));
+	put16(udp + 6, c ? c : 0xffff);
+	return 14 + 20 + 8 + n;
+}
+
+static uint64_t tsc_us(uint64_t ticks)
+{
+	return ticks * 1000000 / tsc_hz;
+}
+
+/* Waits (up to timeout_s) until the device has returned every frame handed to it. */
+static void net_tx_drain(void)
+{
+	uint64_t deadline = now() + seconds(timeout_s);
+
+	for (;;) {
+		net_reap_tx();
+		if (!vq_in_flight(&net_txq))
+			return;
+		vq_want_interrupt(&net_txq, 1);
+		if (!vq_has_used(&net_txq) && !sleep_until(deadline))
+			return;
+	}
+}
+
+static void knock(void)
+{
+	send_udp((const uint8_t *)"knock", 5);
+}
+
+static void net_stream_send(uint64_t ms, size_t size)
+{
+	static const uint8_t end[3] = "end";
+	uint64_t packets = 0;
+
+	/* The receiver answers a knock: then the path works both ways (see compare-work). */
+	knock();
+	if (!net_wait(&got_udp, knock)) {
+		kprintf("net: timeout waiting for the receiver at port %u\n", udp_port);
+		return;
+	}
+	net_tx_drain();
+	/*
+	 * The payload is zeros, as compare-work's: past its first NET_HDR + 64 bytes no transmit
+	 * buffer was ever written (ARP and knocks are shorter), so only those are set, and copied.
+	 */
+	memset(net_tx_bufs[0], 0, NET_HDR + 64);
+	size_t len = udp_frame(net_tx_bufs[0] + NET_HDR, NULL, size, udp_port);
+	for (int i = 1; i < NET_TX_BUFS; i++)
+		memcpy(net_tx_bufs[i], net_tx_bufs[0], NET_HDR + 64);
+	vq_no_interrupts(&net_txq);
+	kprintf("net: stream start\n");
+	uint64_t t0 = now(), until = t0 + tsc_hz / 1000 * ms, t1 = t0;
+	while ((t1 = now()) < until) {
+		net_reap_tx();
+		unsigned added = 0;
+		for (int i = 0; i < NET_TX_BUFS; i++) {
+			if (net_tx_busy[i])
+				continue;
+			struct vbuf b = { net_tx_bufs[i], NET_HDR + len };
+			if (vq_add(&net_txq, &b, 1, 0, &net_tx_busy[i]) < 0)
+				break;
+			net_tx_busy[i] = true;
+			added++;
+		}
+		packets += added;
+		if (added) {
+			vq_kick(&net_txq);
+			continue;
+		}
+		/* All in flight: sleep until half of them are back. */
+		vq_want_interrupt(&net_txq, NET_TX_BUFS / 2);
+		if (!vq_has_used(&net_txq))
+			sleep_until(until);
+		vq_no_interrupts(&net_txq);
+	}
+	net_tx_drain();
+	for (int i = 0; i < STREAM_END_MARKS; i++) {
+		int slot;
+		uint8_t *f = net_tx_buffer(&slot);
+		if (f)
+			net_send(slot, udp_frame(f, end, sizeof(end), udp_port));
+	}
+	net_tx_drain();
+	kprintf("net: stream sent packets=%lu bytes=%lu us=%lu\n", packets, packets * size, tsc_us(t1 - t0));
+}
+
+/*
+ * Whether frame f (n bytes) is a UDP datagram to my_ip:udp_port; if so its UDP payload and
+ * length, and its source port.
+ */
+static bool udp_to_me(const uint8_t *f, size_t n, const uint8_t **payload, size_t *len, uint16_t *sport)
+{
+	if (n < 14 + 20 + 8 || get16(f + 12) != ETH_IP)
+		return false;
+	const uint8_t *ip = f + 14, *udp = ip + 20;
+	if (ip[0] != 0x45 || ip[9] != 17 || get32(ip + 16) != my_ip || get16(udp + 2) != udp_port)
+		return false;
+	size_t ulen = get16(udp + 4);
+	if (ulen < 8 || 14 + 20 + ulen > n)
+		return false;
+	*payload = udp + 8;
+	*len = ulen - 8;
+	*sport = get16(udp);
+	return true;
+}
+
+static void net_stream_recv(size_t size)
+{
+	uint64_t packets = 0, first = 0, last = 0, deadline = now() + seconds(timeout_s);
+	bool ended = false;
+
+	kprintf("net: stream ready\n");
+	while (!ended) {
+		void *cookie;
+		uint32_t len;
+		unsigned reposted = 0;
+
+		while (vq_get_used(&net_rxq, &cookie, &len)) {
+			uint8_t *b = cookie;
+			if (!b)
+				continue;
+			const uint8_t *p;
+			size_t n;
+			uint16_t sport;
+			if (len > NET_HDR && len <= NET_BUF) {
+				if (udp_to_me(b + NET_HDR, len - NET_HDR, &p, &n, &sport)) {
+					if (n == size) {
+						last = now();
+						if (!packets++)
+							first = last;
+					} else if (n == 5 && !memcmp(p, "knock", 5) && !packets) {
+						int slot;
+						uint8_t *f = net_tx_buffer(&slot);
+						if (f)
+							net_send(slot, udp_frame(f, (const uint8_t *)"ready", 5, sport));
+					} else if (n == 3 && !memcmp(p, "end", 3) && packets) {
+						ended = true;
+					}
+				} else {
+					net_frame(b + NET_HDR, len - NET_HDR); /* ARP */
+				}
+			}
+			struct vbuf vb = { b, NET_BUF };
+			vq_add(&net_rxq, &vb, 0, 1, b);
+			reposted++;
+		}
+		if (reposted)
+			vq_kick(&net_rxq);
+		net_reap_tx();
+		if (packets)
+			deadline = last + seconds(1) / 1000 * STREAM_IDLE_MS;
+		if (ended)
+			break;
+		vq_want_interrupt(&net_rxq, 1);
+		if (!vq_has_used(&net_rxq) && !sleep_until(deadline))
+			break;
+	}
+	if (!packets) {
+		kprintf("net: timeout waiting for a stream to port %u\n", udp_port);
+		return;
+	}
+	kprintf("net: stream received packets=%lu bytes=%lu us=%lu\n", packets, packets * size, tsc_us(last - first));
+}
+
+static void net_stream(void)
+{
+	size_t len;
+	const char *dir = cmdline_get(cmdline, "dir", &len);
+	bool send = dir && str_equal(dir, len, "send");
+	uint64_t ms = arg_u64("ms", 2000), size = arg_u64("size", 1472);
+
+	if (!send && !(dir && str_equal(dir, len, "recv"))) {
+		kprintf("net: stream: dir=send or dir=recv\n");
+		return;
+	}
+	if (size < 16 || size > NET_BUF - NET_HDR - 14 - 20 - 8 || ms == 0 || ms > 3600000) {
+		kprintf("net: stream: size=%lu or ms=%lu out of range\n", size, ms);
+		return;
+	}
+	if (send)
+		net_stream_send(ms, size);
+	else
+		net_stream_recv(size);
+	report_interrupts("net", net, &net_rxq);
+}
+
+static void mode_net(void)
+{
+	static const char hello[] = "hello from tsvmm guest";
+	size_t len;
+	const char *op = cmdline_get(cmdline, "op", &len);
+
+	if (!net_start())
+		return;
+	if (op && str_equal(op, len, "stream")) {
+		net_stream();
+		return;
+	}
 	send_udp((const uint8_t *)hello, sizeof(hello) - 1);
 	kprintf("net: sent \"%s\" to ", hello);
 	print_ip(peer_ip);

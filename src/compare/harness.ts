@@ -13,6 +13,7 @@ import { measureExits } from './exits.js';
 import { measureIo } from './io.js';
 import { describeMachine } from './machine.js';
 import { measureMemory } from './memory.js';
+import { measureNet } from './net.js';
 import type { CompareReport, Measurement } from './model.js';
 import { loadAverage, warningsFor } from './reliability.js';
 import type { Options } from './rounds.js';
@@ -21,7 +22,7 @@ import { measureStart } from './start.js';
 
 export type { Options } from './rounds.js';
 
-export const MEASUREMENTS = ['start', 'memory', 'cpu', 'exits', 'io', 'density', 'snapshot'] as const;
+export const MEASUREMENTS = ['start', 'memory', 'cpu', 'exits', 'io', 'net', 'density', 'snapshot'] as const;
 export type MeasurementName = (typeof MEASUREMENTS)[number];
 
 export interface CompareRequest {
@@ -52,6 +53,8 @@ export function resolveOptions(req: CompareRequest): Options {
     exits: quick ? 20_000 : 200_000,
     ioBytes: (quick ? 32 : 256) * 2 ** 20,
     ioRequest: 128 * 1024,
+    netMs: quick ? 250 : 2000,
+    netRuns: quick ? Math.min(runs, 2) : runs,
     instanceMemory: INSTANCE_MEMORY,
     budgetBytes,
     densityCap: quick ? 6 : 100,
@@ -98,6 +101,7 @@ export async function runComparison(req: CompareRequest = {}): Promise<CompareRe
   await step('cpu', () => measureCpu(env, o));
   await step('exits', () => measureExits(env, o));
   await step('io', () => measureIo(env, o));
+  await step('net', () => measureNet(env, o));
   await step('density', () => measureDensity(env, o));
   await step('snapshot', () => measureSnapshot(env, o));
   return {

@@ -39,9 +39,10 @@ export function contextLines(r: CompareReport): string[] {
   return [
     'native: the workload program (compare-work, static C) as a plain process on the host.',
     'container: the same program in a tsvmm container (namespaces, cgroups, a busybox root filesystem), started through the library in this process.',
-    'VM: test.elf, a tiny test kernel built from guests/ (not a Linux boot), in a tsvmm VM: a Node VMM process with a thread per vCPU; most of a VM\'s host memory is that Node process, not the guest.',
+    'VM: test.elf, a tiny test kernel built from guests/ (not a Linux boot), in a tsvmm VM: a Node VMM process with a thread per vCPU; most of a VM\'s host memory is that Node process, not the guest. For disk and network, virtio.elf, a test kernel of the same kind with our own minimal virtio drivers (not Linux\'s).',
+    'Network: the container\'s datagrams cross a veth pair and a bridge inside the host kernel; the VM\'s cross its virtio-net queues, the VMM (which reads and writes its tap one frame at a time, no offloads) and a tap.',
     m.kvm && m.nestedKvm
-      ? 'This machine\'s KVM is nested on a software-assisted backend: every VM exit costs about 8-9 µs (several times hardware VMX/SVM) and guest CPL-0 code is emulated, so the VM\'s exit, I/O, start and snapshot figures are inflated; its CPL-3 compute runs natively.'
+      ? 'This machine\'s KVM is nested on a software-assisted backend: every VM exit costs about 8-9 µs (several times hardware VMX/SVM) and guest CPL-0 code is emulated, so the VM\'s exit, I/O, network, start and snapshot figures are inflated (the guest\'s drivers run at CPL 0); its CPL-3 compute runs natively.'
       : m.kvm ? 'KVM is hardware-assisted here: the VM figures are what VMX/SVM gives.' : 'No usable KVM here: the VM figures are n/a.',
   ];
 }

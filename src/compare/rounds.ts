@@ -18,6 +18,10 @@ export interface Options {
   ioBytes: number;
   /** Request size for the I/O figures. */
   ioRequest: number;
+  /** How long each network stream lasts, in ms. */
+  netMs: number;
+  /** Network: runs per figure (fewer with --quick: a VM's run takes about a second more than its stream). */
+  netRuns: number;
   /** Memory of each VM and limit of each container where one size is used (density, memory). */
   instanceMemory: string;
   /** Density: host memory the instances may take, in bytes. */

@@ -24,54 +24,105 @@ function exitedBadly(what: string, detail: string, output: string): Error {
   return new Error(`${what} ${detail}${tail ? `: ${tail}` : ''}`);
 }
 
-/** Runs the workload program natively to its end. */
-export function runNative(env: CompareEnv, args: string[], patterns: string[], timeoutMs: number): Promise<Ran> {
+/** A process whose output lines are timestamped while it runs. */
+export interface Watched {
+  t0: number;
+  clock: LineClock;
+  /** Resolves when it exits with 0; rejects when it fails, or kills it after the timeout. */
+  exited: Promise<void>;
+  kill(): void;
+}
+
+/** Spawns argv, timestamping its stdout lines (`patterns`) from t0, just before the spawn. */
+export function spawnWatched(argv: string[], patterns: string[], timeoutMs: number, what: string): Watched {
   const clock = new LineClock(patterns);
-  const what = `native compare-work ${args.join(' ')}`;
-  return new Promise((resolve, reject) => {
-    let stderr = '';
-    const t0 = performance.now();
-    const child = spawn(env.work, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${what}: timed out after ${timeoutMs} ms`)); }, timeoutMs);
-    child.stdout!.on('data', (c: Buffer) => clock.feed(c));
-    child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
+  let output = '';
+  const t0 = performance.now();
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const kill = () => { try { child.kill('SIGKILL'); } catch { /* gone */ } };
+  child.stdout!.on('data', (c: Buffer) => { clock.feed(c); output += c.toString(); });
+  child.stderr!.on('data', (c: Buffer) => { output += c.toString(); });
+  const exited = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => { kill(); reject(new Error(`${what}: timed out after ${timeoutMs} ms`)); }, timeoutMs);
     child.on('error', (e) => { clearTimeout(timer); reject(e); });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      if (code === 0) resolve({ t0, clock });
-      else reject(exitedBadly(what, `exited with ${code ?? signal}`, stderr));
+      if (code === 0) resolve();
+      else reject(exitedBadly(what, `exited with ${code ?? signal}`, output));
     });
   });
+  // A caller that gave up on it (another step failed) still sees it end without an unhandled rejection.
+  exited.catch(() => {});
+  return { t0, clock, exited, kill };
+}
+
+/** Runs the workload program natively to its end. */
+export async function runNative(env: CompareEnv, args: string[], patterns: string[], timeoutMs: number): Promise<Ran> {
+  const p = spawnWatched([env.work, ...args], patterns, timeoutMs, `native compare-work ${args.join(' ')}`);
+  await p.exited;
+  return { t0: p.t0, clock: p.clock };
+}
+
+export interface ContainerRun {
+  memory?: string;
+  /** "veth": an interface on the tsvmm0 bridge. */
+  net?: 'veth';
+  /** Runs while the container does (e.g. the far end of a network stream); its failure stops the container. */
+  during?: (c: Container, clock: LineClock) => Promise<void>;
 }
 
 /** Runs the workload program in a container (the compare bundle) to its end. */
-export async function runContainer(env: CompareEnv, args: string[], patterns: string[], timeoutMs: number, memory?: string): Promise<Ran> {
+export async function runContainer(env: CompareEnv, args: string[], patterns: string[], timeoutMs: number, opts: ContainerRun = {}): Promise<Ran> {
   const clock = new LineClock(patterns);
   const what = `container compare-work ${args.join(' ')}`;
   const t0 = performance.now();
-  const c = Container.create({ bundle: env.bundle, command: [env.workInContainer, ...args], ...(memory ? { memory } : {}), stopTimeoutMs: 0 });
+  const c = Container.create({
+    bundle: env.bundle, command: [env.workInContainer, ...args], stopTimeoutMs: 0,
+    ...(opts.memory ? { memory: opts.memory } : {}), ...(opts.net ? { net: opts.net } : {}),
+  });
   c.on('output', (chunk, stream) => { if (stream === 'stdout') clock.feed(chunk); });
   const tStart = performance.now();
   c.start();
   const timer = setTimeout(() => { void c.stop(0); }, timeoutMs);
+  let failed: unknown;
+  const during = opts.during?.(c, clock).catch((error: unknown) => { failed = error; void c.stop(0); });
   const outcome = await c.wait();
   clearTimeout(timer);
+  await during;
+  if (failed !== undefined) throw failed as Error;
   if (outcome.kind !== 'exited' || outcome.code !== 0) throw exitedBadly(what, `ended: ${JSON.stringify(outcome)}`, c.output);
   return { t0, tStart, clock };
 }
 
+export interface VmRun {
+  /** Runs after Vm.create(), before start() (e.g. to move its tap into a namespace). */
+  beforeStart?: (vm: Vm) => void;
+  /** Runs while the VM does (e.g. the far end of a network stream); its failure stops the VM. */
+  during?: (vm: Vm, clock: LineClock) => Promise<void>;
+}
+
 /** Boots a guest in a VM in this process and waits until it shuts down. */
-export async function runVm(config: VmConfig, patterns: string[], timeoutMs: number): Promise<Ran> {
+export async function runVm(config: VmConfig, patterns: string[], timeoutMs: number, opts: VmRun = {}): Promise<Ran> {
   const clock = new LineClock(patterns);
   const what = `VM ${config.cmdline ?? ''}`;
   const t0 = performance.now();
   const vm = Vm.create(config);
   vm.on('output', (chunk) => clock.feed(chunk));
   const tStart = performance.now();
+  try {
+    opts.beforeStart?.(vm);
+  } catch (error) {
+    await vm.stop();
+    throw error;
+  }
   vm.start();
   const timer = setTimeout(() => { void vm.stop(); }, timeoutMs);
+  let failed: unknown;
+  const during = opts.during?.(vm, clock).catch((error: unknown) => { failed = error; void vm.stop(); });
   const outcome = await vm.wait();
   clearTimeout(timer);
+  await during;
+  if (failed !== undefined) throw failed as Error;
   if (outcome.kind !== 'shutdown') throw exitedBadly(what, `ended: ${JSON.stringify(outcome)}`, vm.output);
   return { t0, tStart, clock };
 }

@@ -6,8 +6,8 @@ import { figureValue, ratio } from '../compare/report.js';
 
 export const NO_COMPARISON_HINT = 'run `tsvmm compare` to see how they compare on this machine';
 
-/** The measurements shown, in this order, those the report has (memory, I/O and snapshots have several). */
-export const SHOWN = ['start', 'memory-steady', 'memory-private', 'cpu', 'exits', 'io-write', 'io-read', 'density', 'snapshot-save', 'snapshot-restore', 'snapshot-disk'] as const;
+/** The measurements shown, in this order, those the report has (memory, I/O, network and snapshots have several). */
+export const SHOWN = ['start', 'memory-steady', 'memory-private', 'cpu', 'exits', 'io-write', 'io-read', 'net-send', 'net-receive', 'density', 'snapshot-save', 'snapshot-restore', 'snapshot-disk'] as const;
 
 /** The lines of the view: a title, a header and one row per measurement; the hint when there is no report. */
 export function comparisonLines(report: CompareReport | undefined, error?: string): string[] {

@@ -59,7 +59,7 @@ function checkInBrowser(html: string, name: string): { charts: number; problems:
   return JSON.parse(m[1]!.replace(/&amp;/g, '&').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"')) as { charts: number; problems: Problem[] };
 }
 
-/** A report of awkward figures: a log axis over five decades, a capped count, n/a, values close together. */
+/** A report of awkward figures: a log axis over five decades, a capped count, n/a, values close together, long numbers and unit. */
 function awkward(): CompareReport {
   const m = (id: string, unit: string, figs: Measurement['figures'], higherIsBetter = false): Measurement =>
     withRatios({ id, title: id, unit, higherIsBetter, description: id, notes: [], figures: figs });
@@ -73,6 +73,7 @@ function awkward(): CompareReport {
       m('close', 'Mops/s', [measured('native', 'a', 'Mops/s', [864, 870]), measured('container', 'b', 'Mops/s', [839, 850]), measured('vm', 'c', 'Mops/s', [1078, 889])], true),
       m('na', 'ms', [notAvailable('container', 'b', 'ms', 'none'), measured('vm', 'c', 'ms', [86.2, 90])]),
       m('wide', 'MB/s', [measured('native', 'a', 'MB/s', [8213, 9000]), measured('container', 'b', 'MB/s', [8501, 8400]), measured('vm', 'c', 'MB/s', [1501, 1923])], true),
+      m('packets', 'packets/s', [measured('native', 'a', 'packets/s', [124435, 93471, 130301]), measured('container', 'b', 'packets/s', [68969, 45833, 73503]), measured('vm', 'c', 'packets/s', [2453, 2329, 2884])], true),
     ],
   };
 }
@@ -88,7 +89,7 @@ describe.skipIf(chromiumMissingReason)('the HTML report in headless Chromium', (
 
   it('a report of awkward figures: log axes over decades, a capped count, n/a, close values', () => {
     const result = checkInBrowser(renderHtml(awkward()), 'awkward');
-    expect(result.charts).toBe(6);
+    expect(result.charts).toBe(7);
     expect(result.problems).toEqual([]);
   }, 120_000);
 

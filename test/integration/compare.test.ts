@@ -1,6 +1,7 @@
 // `tsvmm compare --quick` end to end on this machine: the JSON report's structure and units, every
 // figure measured (runs, a summary computed from them) or "n/a" with a reason, the LCG results of
-// native, container and VM in agreement, and the HTML report holding every figure.
+// native, container and VM in agreement, network throughput both ways by the same method, and
+// the HTML report holding every figure.
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -17,7 +18,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const EXPECTED = [
   ['start', 'ms'], ['start-create', 'ms'], ['start-run', 'ms'], ['memory-steady', 'MiB'], ['memory-private', 'MiB'], ['memory-peak', 'MiB'], ['cpu', 'Mops/s'], ['exits', 'µs/op'],
-  ['io-write', 'MB/s'], ['io-read', 'MB/s'], ['density', 'instances'], ['density-time', 'ms/instance'],
+  ['io-write', 'MB/s'], ['io-read', 'MB/s'],
+  ['net-send', 'Mbit/s'], ['net-send-pps', 'packets/s'], ['net-receive', 'Mbit/s'], ['net-receive-pps', 'packets/s'], ['density', 'instances'], ['density-time', 'ms/instance'],
   ['snapshot-save', 'ms'], ['snapshot-restore', 'ms'], ['snapshot-disk', 'MiB'],
 ];
 
@@ -96,7 +98,7 @@ describe('tsvmm compare --quick', () => {
           expect(f.summary, what).toBeNull();
           continue;
         }
-        expect(f.runs.length, what).toBe(m.id.startsWith('density') ? Number(report.options.densityRuns) : runs);
+        expect(f.runs.length, what).toBe(m.id.startsWith('density') ? Number(report.options.densityRuns) : m.id.startsWith('net') ? Number(report.options.netRuns) : runs);
         for (const v of f.runs) expect(Number.isFinite(v) && v >= 0, `${what}: ${v}`).toBe(true);
         expect(f.summary, what).toEqual(summarize(f.runs));
         const native = m.figures.find((g) => g.subject === 'native')?.summary?.median;
@@ -162,6 +164,30 @@ describe('tsvmm compare --quick', () => {
     if (capped) expect(table).toContain(`≥ ${fmt(capped.summary!.median)} (cap)`);
     expect(table).toContain('VM: test.elf, a tiny test kernel');
     for (const m of report.measurements) for (const w of m.warnings ?? []) expect(w.length).toBeGreaterThan(10);
+  });
+
+  it('measures network throughput both ways, every side by the same method, in Mbit/s and packets/s', () => {
+    const m = (id: string) => report.measurements.find((x) => x.id === id)!;
+    for (const dir of ['send', 'receive']) {
+      const mbit = m(`net-${dir}`);
+      const pps = m(`net-${dir}-pps`);
+      expect(mbit.higherIsBetter).toBe(true);
+      expect(mbit.description).toMatch(/UDP datagrams of 1472 bytes .* the receiver counts from its first datagram to its last/);
+      expect(mbit.notes.join(' ')).toMatch(/^Lost on the way: native: \d+\.\d% of the datagrams sent did not arrive/);
+      expect(mbit.figures.find((f) => f.subject === 'native')!.summary, dir).not.toBeNull();
+      for (const f of mbit.figures) {
+        const p = pps.figures.find((g) => g.subject === f.subject)!;
+        expect(p.na).toBe(f.na);
+        // The same runs: packets/s is the payload rate over 1472 bytes × 8.
+        f.runs.forEach((v, i) => expect(p.runs[i]! * 1472 * 8 / 1e6, `${dir} ${f.subject} run ${i}`).toBeCloseTo(v, 6));
+      }
+      const vm = mbit.figures.find((f) => f.subject === 'vm')!;
+      expect(vm.method).toMatch(/virtio\.elf mode=net op=stream dir=(send|recv)/);
+      if (!kvmMissingReason && process.getuid?.() === 0) expect(vm.na, dir).toBeUndefined();
+      const container = mbit.figures.find((f) => f.subject === 'container')!;
+      expect(container.method).toMatch(/--net veth/);
+      if (process.getuid?.() === 0) expect(container.na, dir).toBeUndefined();
+    }
   });
 
   it('writes an HTML report with every figure, its unit and runs', () => {
