@@ -104,11 +104,7 @@ export function ensureRuntimeDir(dir = runtimeDir()): string {
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
-/** Words that are commands where a name could stand: `tsvmm snapshot verify FILE`. */
-const RESERVED = new Set(['verify']);
-
 export function checkName(name: string): string {
-  if (RESERVED.has(name)) throw new TsvmmError('BAD_CONFIG', `name "${name}": reserved (\`tsvmm snapshot ${name} FILE\` is a command); choose another`);
   if (!NAME.test(name)) {
     throw new TsvmmError('BAD_CONFIG', `name "${name}": use 1-63 letters, digits, '.', '-' or '_', starting with a letter or digit`);
   }

@@ -1,5 +1,6 @@
 // `tsvmm snapshot NAME FILE [--diff]`: save a running VM (it pauses for the save and goes on after);
 // a diff holds only the pages written since the VM's previous snapshot.
+// `tsvmm verify FILE`: check a snapshot file and its parents, every checksum.
 // `tsvmm restore FILE`: continue a saved VM in this process, on this terminal or in the background.
 
 import path from 'node:path';
@@ -10,13 +11,18 @@ import { ProgressBar } from './progress.js';
 import { reportError } from './output.js';
 import { runDetached, runVm, terminalOptions } from './run.js';
 import { Vm } from '../vmm/vm.js';
-import { TsvmmError } from '../errors.js';
+import { isTsvmmError, TsvmmError } from '../errors.js';
 import { formatSize } from '../boot/format.js';
 
-/** `tsvmm snapshot verify FILE` checks a file; no VM may take this name (runtime-dir.ts). */
-const VERIFY = 'verify';
-
 /** Checks every checksum of a snapshot and its parents, guest memory included. */
+export const verifyCommand: CommandBody<{ file: string }> = {
+  builder: (y: Argv) => y
+    .positional('file', { type: 'string', demandOption: true, describe: 'Snapshot file' }) as Argv<{ file: string }>,
+  handler: async (args: ArgumentsCamelCase<{ file: string }>) => {
+    process.exitCode = await verify(path.resolve(args.file));
+  },
+};
+
 async function verify(file: string): Promise<number> {
   const bar = new ProgressBar(`verifying ${path.basename(file)}`);
   try {
@@ -40,14 +46,10 @@ interface SnapshotArgs {
 
 export const snapshotCommand: CommandBody<SnapshotArgs> = {
   builder: (y: Argv) => y
-    .positional('name', { type: 'string', demandOption: true, describe: 'The VM, as `tsvmm ps` names it; or `verify` to check FILE' })
+    .positional('name', { type: 'string', demandOption: true, describe: 'The VM, as `tsvmm ps` names it' })
     .positional('file', { type: 'string', demandOption: true, describe: 'Snapshot file to write (replaced only once complete)' })
     .option('diff', { type: 'boolean', default: false, describe: 'Save only the pages written since the VM\'s previous snapshot, which the new file needs beside it' }) as Argv<SnapshotArgs>,
   handler: async (args: ArgumentsCamelCase<SnapshotArgs>) => {
-    if (args.name === VERIFY) {
-      process.exitCode = await verify(path.resolve(args.file));
-      return;
-    }
     const bar = new ProgressBar(`saving ${args.name}`);
     const started = performance.now();
     try {
@@ -58,7 +60,11 @@ export const snapshotCommand: CommandBody<SnapshotArgs> = {
       process.stderr.write(`tsvmm: ${args.name} saved to ${file}${args.diff ? ' (a diff)' : ''} in ${((performance.now() - started) / 1000).toFixed(2)} s\n`);
     } catch (error) {
       bar.done();
-      process.exitCode = reportError(error);
+      process.exitCode = reportError(isTsvmmError(error) && error.code === 'NO_SUCH_INSTANCE' && args.name === 'verify'
+        // `tsvmm snapshot verify FILE` checked a file until `tsvmm verify` took over, so that any
+        // name may be a VM's; whoever still types it learns the new form.
+        ? new TsvmmError(error.code, `${error.message}; to check a snapshot file, \`tsvmm verify FILE\``)
+        : error);
     }
   },
 };

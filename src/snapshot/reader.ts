@@ -328,7 +328,7 @@ export async function openSnapshot(file: string, options: OpenOptions = {}): Pro
   }
 }
 
-/** `tsvmm snapshot verify`: opens the chain and checks every CRC, memory included. */
+/** `tsvmm verify`: opens the chain and checks every CRC, memory included. */
 export async function verifySnapshot(file: string, options: Omit<OpenOptions, 'verifyMemory'> = {}): Promise<{
   files: number; memoryBytes: number;
 }> {

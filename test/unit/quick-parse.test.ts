@@ -56,7 +56,7 @@ describe('the fast path of the command line', () => {
     ['run', '-q', '--kernel', 'k.elf', '--cmdline', 'mode=exits count=0'],
     ['run', '--mem', '512M', '--cpus', '2', '--disk', 'a.img', '--disk', 'b.img,ro', '--rng', '--console', 'virtio', '--name', 'x', '-d', '--no-json'],
     ['pause', 'vm1'], ['resume', 'vm1'], ['stop', '010'], ['stop', 'c1', '--timeout', '0'], ['console', 'vm1'],
-    ['snapshot', 'vm1', 'f.snap', '--diff'], ['restore', 'f.snap'], ['restore', 'f.snap', '--verify', '--disk-path', 'a=b', '--disk-path=c=d', '-d'],
+    ['snapshot', 'vm1', 'f.snap', '--diff'], ['snapshot', 'verify', 'f.snap'], ['verify', 'f.snap'], ['restore', 'f.snap'], ['restore', 'f.snap', '--verify', '--disk-path', 'a=b', '--disk-path=c=d', '-d'],
     ['container', 'run', '--rootfs', '/r', '--mem', '64M', '--cpus', '0.5', '--pids', '10', '-e', 'A=1', '--env', 'B=2', '--net', 'veth', '--', 'sh', '-c', 'echo 010'],
     ['container', 'run', '--bundle=/b', '--read-only', '--layer', 'l1', '--layer', 'l2'],
     ['container', 'run', '--rootfs', '/r', 'true', '--', 'x'],
@@ -71,7 +71,7 @@ describe('the fast path of the command line', () => {
 
   const refused = [
     ['ps', '--bogus'], ['ps', 'extra'], ['ps', '--help'], ['run', '--version'], ['run', '--console', 'bogus'],
-    ['run', '--cpus', 'abc'], ['stop', 'c1', '--timeout', '-1'], ['pause'], ['pause', 'a', 'b'], ['container'], ['container', 'fly'], ['snapshot', 'vm1'],
+    ['run', '--cpus', 'abc'], ['stop', 'c1', '--timeout', '-1'], ['pause'], ['pause', 'a', 'b'], ['container'], ['container', 'fly'], ['snapshot', 'vm1'], ['verify'],
   ];
   it.each(refused)('leaves to yargs what it would refuse or explain: %s', async (...argv) => {
     expect(await viaQuick(argv)).toBeUndefined();
