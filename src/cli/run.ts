@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { ArgumentsCamelCase, Argv } from 'yargs';
 import type { CommandBody } from './commands.js';
 import { Vm } from '../vmm/vm.js';
-import { DEFAULT_CMDLINE } from '../vmm/config.js';
+import { bootConfig, DEFAULT_CMDLINE } from '../vmm/config.js';
 import { describeOutcome, type ShutdownReason, type VmOutcome } from '../vmm/outcome.js';
 import { formatSize } from '../boot/format.js';
 import { formatVcpuDump } from '../vmm/diagnostics.js';
@@ -52,7 +52,7 @@ export const runCommand: CommandBody<RunArgs> = {
     .option('console', { choices: ['serial', 'virtio'] as const, default: 'serial' as const, describe: 'Where typed input goes: the 16550 UART (ttyS0) or a virtio console (hvc0)' })
     .option('virtio-cmdline', { type: 'boolean', describe: 'Also announce virtio devices as virtio_mmio.device= on the kernel command line (they are always in the ACPI DSDT; default: for ELF kernels only, not for a bzImage)' })
     .group(['disk', 'net', 'rng', 'console', 'virtio-cmdline'], 'Devices:')
-    .option('reboot', { type: 'boolean', default: false, describe: 'When the guest resets (reboot, triple fault), boot it again as QEMU does; by default a reset ends the VM' })
+    .option('reboot', REBOOT_OPTION)
     .option('name', { type: 'string', describe: 'Name for `tsvmm ps`, `console`, `pause`, `stop` (default vm-PID)' })
     .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Run in the background; reach the console with `tsvmm console NAME`' })
     .example('$0 run', 'boot the demo guest (type `exit` in it, or Ctrl-A X)')
@@ -82,12 +82,19 @@ export function terminalOptions(yargs: Argv) {
     .option('json', { type: 'boolean', default: false, describe: 'At exit, print a JSON summary on stderr instead of a sentence' });
 }
 
-/** Guest resets that `run --reboot` answers with a fresh boot (QEMU's default; without it, the VM ends). */
+/** `run --reboot` and `restore --reboot`. */
+export const REBOOT_OPTION = {
+  type: 'boolean', default: false,
+  describe: 'When the guest resets (reboot, triple fault), boot its kernel again as QEMU does; by default a reset ends the VM',
+} as const;
+
+/** Guest resets that `--reboot` answers with a fresh boot (QEMU's default; without it, the VM ends). */
 const RESETS: readonly ShutdownReason[] = ['i8042-reset', 'acpi-reset', 'triple-fault', 'system-reset'];
 
 /**
  * Runs a VM that `create` builds (not yet started) with its console on this terminal. With
- * `reboot`, a guest reset builds and boots a new one, under the same name and control socket.
+ * `reboot`, a guest reset boots its configuration afresh (a restored VM's too: its kernel,
+ * not the snapshot again), under the same name and control socket.
  */
 export async function runVm(args: TerminalOptions & { reboot?: boolean }, create: () => Promise<Vm>): Promise<number> {
   let vm: Vm;
@@ -96,12 +103,19 @@ export async function runVm(args: TerminalOptions & { reboot?: boolean }, create
   } catch (error) {
     return reportError(error, process.stderr, args.json);
   }
+  // A stop (a signal, Ctrl-A X, the control socket) that comes between a guest reset and the
+  // next boot would reach the ended VM and be lost: the reboot loop checks this too.
+  let stopAsked = false;
+  const stop = async () => {
+    stopAsked = true;
+    await vm.stop();
+  };
   // Every VM's console, whichever is running now, for consoles attached through the socket.
   const output = new EventEmitter<{ output: [Buffer] }>();
   // Registered before the guest starts, so that a name already taken is refused up front.
   let control: ControlServer;
   try {
-    control = await ControlServer.listen(vmRecord(vm), vmInstance(() => vm, output));
+    control = await ControlServer.listen(vmRecord(vm), { ...vmInstance(() => vm, output), stop });
   } catch (error) {
     await vm.stop();
     return reportError(error, process.stderr, args.json);
@@ -124,7 +138,7 @@ export async function runVm(args: TerminalOptions & { reboot?: boolean }, create
   wire(vm);
   // A reader that went away (`tsvmm run | head`) ends the VM quietly instead of crashing us.
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code === 'EPIPE') void vm.stop();
+    if (error.code === 'EPIPE') void stop();
     else throw error;
   });
 
@@ -137,7 +151,7 @@ export async function runVm(args: TerminalOptions & { reboot?: boolean }, create
     const { forward, commands } = escape.feed(data);
     if (forward.length) vm.write(forward);
     for (const command of commands) {
-      if (command === 'quit') void vm.stop();
+      if (command === 'quit') void stop();
       else process.stderr.write(`\r\n${ESCAPE_HELP}\r\n`);
     }
   });
@@ -145,7 +159,7 @@ export async function runVm(args: TerminalOptions & { reboot?: boolean }, create
   if (interactive) stdin.setRawMode(true);
   if (!detached) stdin.resume();
   // SIGHUP too (a closed terminal, kill -HUP): a normal end, as QEMU takes it, not one that leaves the socket behind.
-  const onSignal = () => { void vm.stop(); };
+  const onSignal = () => { void stop(); };
   for (const signal of STOP_SIGNALS) process.once(signal, onSignal);
 
   const what = vm.bootProtocol === 'snapshot' ? `restoring ${vm.config.name}` : `booting ${path.basename(vm.config.kernel)}`;
@@ -161,10 +175,13 @@ export async function runVm(args: TerminalOptions & { reboot?: boolean }, create
       return reportError(error, process.stderr, args.json);
     }
     outcome = await vm.wait();
-    if (!args.reboot || outcome.kind !== 'shutdown' || !RESETS.includes(outcome.reason)) break;
+    const reset = outcome.kind === 'shutdown' && RESETS.includes(outcome.reason);
+    // Under --reboot a reset does not end the VM: if a stop came meanwhile, the stop did.
+    if (args.reboot && reset && stopAsked) outcome = { kind: 'stopped' };
+    if (stopAsked || !args.reboot || !reset) break;
     status(`\r\ntsvmm: ${describeOutcome(outcome)}; booting again (--reboot)`);
     try {
-      vm = await create();
+      vm = Vm.create(bootConfig(vm.config));
     } catch (error) {
       restoreTerminal();
       await control.close();

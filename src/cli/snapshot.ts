@@ -9,7 +9,7 @@ import type { CommandBody } from './commands.js';
 import { request } from '../api/control-client.js';
 import { ProgressBar } from './progress.js';
 import { reportError } from './output.js';
-import { runDetached, runVm, terminalOptions } from './run.js';
+import { REBOOT_OPTION, runDetached, runVm, terminalOptions } from './run.js';
 import { Vm } from '../vmm/vm.js';
 import { isTsvmmError, TsvmmError } from '../errors.js';
 import { formatSize } from '../boot/format.js';
@@ -74,6 +74,7 @@ interface RestoreArgs {
   name?: string;
   diskPath: string[];
   verify: boolean;
+  reboot: boolean;
   detach: boolean;
   quiet: boolean;
   verbose: boolean;
@@ -85,6 +86,7 @@ export const restoreCommand: CommandBody<RestoreArgs> = {
     .positional('file', { type: 'string', demandOption: true, describe: 'Snapshot file' })
     .option('name', { type: 'string', describe: 'Name of the restored VM (default: a new one, so clones can run side by side)' })
     .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Run in the background; `tsvmm console NAME` attaches' })
+    .option('reboot', REBOOT_OPTION)
     .option('verify', { type: 'boolean', default: false, describe: 'First check every byte of guest memory in the file against its checksums (reads it all)' })
     .option('disk-path', { type: 'string', array: true, default: [], describe: 'OLD=NEW: the snapshot\'s disk OLD is now at NEW (moved or copied; repeat for more disks)' }) as unknown as Argv<RestoreArgs>,
   handler: async (args: ArgumentsCamelCase<RestoreArgs>) => {
@@ -98,7 +100,7 @@ export const restoreCommand: CommandBody<RestoreArgs> = {
     }
     if (args.detach) {
       const moves = Object.entries(diskPaths).flatMap(([from, to]) => ['--disk-path', `${from}=${to}`]);
-      process.exitCode = await runDetached(args.name, args.quiet, ['restore', file, ...moves, ...(args.verify ? ['--verify'] : [])]);
+      process.exitCode = await runDetached(args.name, args.quiet, ['restore', file, ...moves, ...(args.verify ? ['--verify'] : []), ...(args.reboot ? ['--reboot'] : [])]);
       return;
     }
     const name = args.name ?? `vm-${process.pid}`;

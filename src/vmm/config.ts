@@ -115,3 +115,17 @@ export function resolveConfig(config: VmConfig, limits: { hostMemory?: number } 
     },
   };
 }
+
+/**
+ * The VmConfig that resolves to `resolved` again: how a VM boots afresh with the same kernel,
+ * memory and devices, for a guest reset under `--reboot`, restored VMs included (their snapshot
+ * holds their resolved configuration, with disks where they are now).
+ */
+export function bootConfig(resolved: ResolvedVmConfig): VmConfig {
+  const { virtio } = resolved;
+  return {
+    kernel: resolved.kernel, initrd: resolved.initrd, cmdline: resolved.cmdline, memory: resolved.memory, cpus: resolved.cpus,
+    name: resolved.name, disks: virtio.disks, net: virtio.net, rng: virtio.rng,
+    console: virtio.virtioConsole ? 'virtio' : 'serial', virtioCmdline: virtio.cmdline,
+  };
+}

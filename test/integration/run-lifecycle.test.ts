@@ -13,6 +13,23 @@ import { listInstances, readOutcome, runtimeDir } from '../../src/api/runtime-di
 const TEST32_ELF = path.join(GUESTS, 'test32.elf');
 const RESET_LINE = /acpi: reset reg=/g;
 
+/** Runs tsvmm with these arguments until its output satisfies `enough`, then sends it SIGTERM. */
+async function runUntil(args: string[], enough: (out: string) => boolean): Promise<{ code: number | null; out: string; err: string }> {
+  const p = spawn(process.execPath, ['bin/tsvmm.js', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  const code = await new Promise<number | null>((resolve) => {
+    p.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      // Once: a second SIGTERM, before the first is handled, would end the process unhandled.
+      if (enough(out) && !p.killed) p.kill('SIGTERM');
+    });
+    p.on('exit', (c) => resolve(c));
+  });
+  return { code, out, err };
+}
+
 describe.skipIf(kvmMissingReason)('the end of a VM', () => {
   it('a guest reset ends the VM by default; with --reboot it boots again, until stopped', async () => {
     const once = tsvmm(['run', '--kernel', TEST_ELF, '--cmdline', 'mode=acpi-reset', '--mem', '32M']);
@@ -20,21 +37,29 @@ describe.skipIf(kvmMissingReason)('the end of a VM', () => {
     expect(once.stdout.match(RESET_LINE)).toHaveLength(1);
     expect(once.stderr).toContain('guest reset (ACPI reset register)');
 
-    const p = spawn(process.execPath, ['bin/tsvmm.js', 'run', '--reboot', '--kernel', TEST_ELF, '--cmdline', 'mode=acpi-reset', '--mem', '32M'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-    const code = await new Promise<number | null>((resolve) => {
-      p.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        // Once: a second SIGTERM, before the first is handled, would end the process unhandled.
-        if ((out.match(RESET_LINE) ?? []).length >= 3 && !p.killed) p.kill('SIGTERM');
-      });
-      p.on('exit', (c) => resolve(c));
-    });
+    const { code, err } = await runUntil(['run', '--reboot', '--kernel', TEST_ELF, '--cmdline', 'mode=acpi-reset', '--mem', '32M'],
+      (out) => (out.match(RESET_LINE) ?? []).length >= 3);
     expect(code, err).toBe(0);
     expect(err).toContain('guest reset (ACPI reset register); booting again (--reboot)');
     expect(err).toMatch(/stopped after/);
+  });
+
+  it('restore --reboot: a restored guest that resets boots its kernel again', async () => {
+    const name = `reboot-src-${process.pid}`;
+    // A counter to 200 that then resets (i8042), slow enough (about 3 s) to be saved part-way.
+    const started = tsvmm(['run', '--detach', '--name', name, '--kernel', TEST_ELF, '--cmdline', 'mode=counter max=200 pause=3000', '--mem', '32M']);
+    expect(started.code, started.stderr).toBe(0);
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'tsvmm-reboot-')), 'counter.snap');
+    const saved = tsvmm(['snapshot', name, file]);
+    tsvmm(['stop', name]);
+    expect(saved.code, saved.stderr).toBe(0);
+
+    // The restored run counts on to 200 and resets; a fresh boot counts from 1 to 200 again.
+    const { code, out, err } = await runUntil(['restore', '--reboot', file], (text) => (text.match(/counter: 200\n/g) ?? []).length >= 2);
+    expect(code, err).toBe(0);
+    expect(err).toContain('guest shut down (reset through the i8042 controller); booting again (--reboot)');
+    const afterReset = out.slice(out.indexOf('counter: 200\n') + 'counter: 200\n'.length);
+    expect(afterReset.startsWith('counter: 1\ncounter: 2\n'), afterReset.slice(0, 40)).toBe(true);
   });
 
   it('SIGHUP stops a VM cleanly: no socket or record left behind', async () => {

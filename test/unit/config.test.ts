@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { TsvmmError } from '../../src/errors.js';
 import { cliMessage } from '../../src/cli/output.js';
-import { ConfigError, parseSize, resolveConfig, DEFAULT_MEMORY } from '../../src/vmm/config.js';
+import { bootConfig, ConfigError, parseSize, resolveConfig, DEFAULT_MEMORY } from '../../src/vmm/config.js';
 
 const MiB = 1024 * 1024;
 
@@ -20,6 +20,15 @@ describe('VM configuration', () => {
   it('fills in defaults', () => {
     const c = resolveConfig({ kernel: 'k' });
     expect(c).toMatchObject({ kernel: 'k', memory: DEFAULT_MEMORY, cpus: 1, cmdline: 'console=ttyS0 reboot=k panic=1' });
+  });
+
+  it.each([
+    { kernel: 'k' },
+    { kernel: '/k', initrd: '/i', cmdline: 'x', memory: '64M', cpus: 3, name: 'n', disks: [{ path: '/a' }, { path: '/b', readOnly: true }],
+      net: { tap: 't0', mac: '52:54:00:00:00:01' }, rng: true, console: 'virtio' as const, virtioCmdline: false },
+  ])('a reboot boots what was resolved: bootConfig(%j) resolves to the same', (config) => {
+    const resolved = resolveConfig(config, { hostMemory: 2048 * MiB });
+    expect(resolveConfig(bootConfig(resolved), { hostMemory: 2048 * MiB })).toEqual(resolved);
   });
 
   it.each([
