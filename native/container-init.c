@@ -4,11 +4,12 @@
 // program only performs the steps in the order given, reports what happened, and passes the
 // workload's exit status through.
 //
-// The conversation with tsvmm happens on fd 3, a socket: tsvmm sends the plan as one JSON line;
+// The conversation with tsvmm happens on fd 3, a socket: tsvmm sends the plan as one frame whose
+// layout is defined once in src/container/plan-layout.ts (helper-wire.h is generated from it);
 // we answer with JSON lines: {"pid":N} once the init process exists (in its namespaces and
 // cgroups, not yet running anything), {"running":true} once it has exec'd the command, or
 // {"error":{...}} if a step failed, and finally {"exit":{"code":N}} or {"exit":{"signal":N}}.
-// With "waitForHost", we wait after {"pid":N} for a "go" line, so that tsvmm can wire the
+// With "waitForHost", we wait after {"pid":N} for a "go" frame, so that tsvmm can wire the
 // network namespace before the workload starts.
 //
 // The init process is cloned straight into its new namespaces and waits on a pipe until we
@@ -19,7 +20,7 @@
 // controlling terminal. With "terminal" in the plan it opens a pty from the container's own
 // /dev/pts, makes the slave its controlling terminal and stdio, and hands the master to us over
 // a socket (SCM_RIGHTS), as runc does; we relay it to our stdin and stdout, which are pipes from
-// tsvmm, and set its window size when tsvmm sends {"resize":{"rows":R,"cols":C}} on fd 3.
+// tsvmm, and set its window size when tsvmm sends a resize frame on fd 3.
 
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -59,7 +60,6 @@
 
 #define CHANNEL_FD 3
 #define PLAN_LIMIT (4 << 20)
-#define JSON_DEPTH 16
 #define STACK_SIZE (256 * 1024)
 
 // ------------------------------------------------------------------------------------------
@@ -120,458 +120,37 @@ static void __attribute__((noreturn, format(printf, 3, 4))) parent_fail(const ch
 }
 
 // ------------------------------------------------------------------------------------------
-// A small JSON reader, enough for the plan: objects, arrays, strings, integers, booleans, null.
+// The plan: its structs and decoders are generated from src/container/plan-layout.ts.
 
-enum jtype { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
-
-typedef struct jval {
-  enum jtype type;
-  long long num;
-  char *str;
-  struct jval *items; // array elements or object values
-  char **keys;        // object keys
-  size_t n;
-} jval;
-
-static const char *jp, *jend;
-static const char *jerr;
-
-static void jskip(void) {
-  while (jp < jend && (*jp == ' ' || *jp == '\t' || *jp == '\n' || *jp == '\r')) jp++;
-}
-
-static int jhex(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-static int jhex4(unsigned *out) {
-  if (jend - jp < 4) return -1;
-  unsigned v = 0;
-  for (int i = 0; i < 4; i++) {
-    int h = jhex(jp[i]);
-    if (h < 0) return -1;
-    v = v * 16 + (unsigned)h;
-  }
-  jp += 4;
-  *out = v;
-  return 0;
-}
-
-static char *jstring(void) {
-  jp++; // opening quote
-  size_t cap = 32, n = 0;
-  char *s = malloc(cap);
-  if (!s) return NULL;
-  for (;;) {
-    if (jp >= jend) { jerr = "unterminated string"; return NULL; }
-    unsigned char c = (unsigned char)*jp++;
-    if (c == '"') break;
-    if (c < 0x20) { jerr = "control character in string"; return NULL; }
-    if (n + 5 >= cap) {
-      cap *= 2;
-      char *t = realloc(s, cap);
-      if (!t) return NULL;
-      s = t;
-    }
-    if (c != '\\') {
-      s[n++] = (char)c;
-      continue;
-    }
-    if (jp >= jend) { jerr = "unterminated escape"; return NULL; }
-    char e = *jp++;
-    switch (e) {
-      case '"': s[n++] = '"'; break;
-      case '\\': s[n++] = '\\'; break;
-      case '/': s[n++] = '/'; break;
-      case 'b': s[n++] = '\b'; break;
-      case 'f': s[n++] = '\f'; break;
-      case 'n': s[n++] = '\n'; break;
-      case 'r': s[n++] = '\r'; break;
-      case 't': s[n++] = '\t'; break;
-      case 'u': {
-        unsigned cp;
-        if (jhex4(&cp) < 0) { jerr = "bad \\u escape"; return NULL; }
-        if (cp >= 0xd800 && cp < 0xdc00) {
-          unsigned lo;
-          if (jend - jp < 2 || jp[0] != '\\' || jp[1] != 'u') { jerr = "lone surrogate"; return NULL; }
-          jp += 2;
-          if (jhex4(&lo) < 0 || lo < 0xdc00 || lo > 0xdfff) { jerr = "bad surrogate pair"; return NULL; }
-          cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-        } else if (cp >= 0xdc00 && cp < 0xe000) {
-          jerr = "lone surrogate";
-          return NULL;
-        }
-        // C strings end at NUL, so a plan cannot carry one.
-        if (cp == 0) { jerr = "NUL in string"; return NULL; }
-        if (cp < 0x80) {
-          s[n++] = (char)cp;
-        } else if (cp < 0x800) {
-          s[n++] = (char)(0xc0 | (cp >> 6));
-          s[n++] = (char)(0x80 | (cp & 0x3f));
-        } else if (cp < 0x10000) {
-          s[n++] = (char)(0xe0 | (cp >> 12));
-          s[n++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-          s[n++] = (char)(0x80 | (cp & 0x3f));
-        } else {
-          s[n++] = (char)(0xf0 | (cp >> 18));
-          s[n++] = (char)(0x80 | ((cp >> 12) & 0x3f));
-          s[n++] = (char)(0x80 | ((cp >> 6) & 0x3f));
-          s[n++] = (char)(0x80 | (cp & 0x3f));
-        }
-        break;
-      }
-      default: jerr = "bad escape"; return NULL;
-    }
-  }
-  s[n] = 0;
-  return s;
-}
-
-static int jparse(jval *v, int depth);
-
-static int jappend(jval *v, jval *item, char *key) {
-  jval *items = realloc(v->items, (v->n + 1) * sizeof *items);
-  if (!items) return -1;
-  v->items = items;
-  v->items[v->n] = *item;
-  if (v->type == J_OBJ) {
-    char **keys = realloc(v->keys, (v->n + 1) * sizeof *keys);
-    if (!keys) return -1;
-    v->keys = keys;
-    v->keys[v->n] = key;
-  }
-  v->n++;
-  return 0;
-}
-
-static int jparse(jval *v, int depth) {
-  memset(v, 0, sizeof *v);
-  if (depth > JSON_DEPTH) { jerr = "nested too deeply"; return -1; }
-  jskip();
-  if (jp >= jend) { jerr = "unexpected end"; return -1; }
-  char c = *jp;
-  if (c == '{' || c == '[') {
-    v->type = c == '{' ? J_OBJ : J_ARR;
-    char close = c == '{' ? '}' : ']';
-    jp++;
-    jskip();
-    if (jp < jend && *jp == close) { jp++; return 0; }
-    for (;;) {
-      char *key = NULL;
-      if (v->type == J_OBJ) {
-        jskip();
-        if (jp >= jend || *jp != '"') { jerr = "expected a key"; return -1; }
-        if (!(key = jstring())) return -1;
-        jskip();
-        if (jp >= jend || *jp != ':') { jerr = "expected ':'"; return -1; }
-        jp++;
-      }
-      jval item;
-      if (jparse(&item, depth + 1) < 0) return -1;
-      if (jappend(v, &item, key) < 0) { jerr = "out of memory"; return -1; }
-      jskip();
-      if (jp < jend && *jp == ',') { jp++; continue; }
-      if (jp < jend && *jp == close) { jp++; return 0; }
-      jerr = "expected ',' or a closing bracket";
-      return -1;
-    }
-  }
-  if (c == '"') {
-    v->type = J_STR;
-    return (v->str = jstring()) ? 0 : -1;
-  }
-  if (c == '-' || (c >= '0' && c <= '9')) {
-    char *end;
-    errno = 0;
-    v->type = J_NUM;
-    v->num = strtoll(jp, &end, 10);
-    if (errno || end == jp || end > jend || (end < jend && (*end == '.' || *end == 'e' || *end == 'E'))) {
-      jerr = "only whole numbers that fit 64 bits";
-      return -1;
-    }
-    jp = end;
-    return 0;
-  }
-  if (jend - jp >= 4 && !memcmp(jp, "true", 4)) { v->type = J_BOOL; v->num = 1; jp += 4; return 0; }
-  if (jend - jp >= 5 && !memcmp(jp, "false", 5)) { v->type = J_BOOL; jp += 5; return 0; }
-  if (jend - jp >= 4 && !memcmp(jp, "null", 4)) { v->type = J_NULL; jp += 4; return 0; }
-  jerr = "unexpected character";
-  return -1;
-}
-
-// Typed access; a plan of the wrong shape is a bug in tsvmm, reported as such.
-static const jval *jget(const jval *obj, const char *key) {
-  for (size_t i = 0; obj->type == J_OBJ && i < obj->n; i++) {
-    if (!strcmp(obj->keys[i], key)) return &obj->items[i];
-  }
-  return NULL;
-}
-
-static const jval *jneed(const jval *obj, const char *key, enum jtype type) {
-  const jval *v = jget(obj, key);
-  if (!v || v->type != type) parent_fail("plan", 0, "plan field \"%s\" is missing or of the wrong type", key);
-  return v;
-}
-
-static long long jnum(const jval *obj, const char *key) { return jneed(obj, key, J_NUM)->num; }
-static const char *jstr(const jval *obj, const char *key) { return jneed(obj, key, J_STR)->str; }
-static int jbool(const jval *obj, const char *key) { return (int)jneed(obj, key, J_BOOL)->num; }
-
-static const char *jstr_or(const jval *obj, const char *key, const char *fallback) {
-  const jval *v = jget(obj, key);
-  return v && v->type == J_STR ? v->str : fallback;
-}
-
-// A NULL-terminated vector from an array of strings.
-static char **jstrv(const jval *obj, const char *key) {
-  const jval *a = jneed(obj, key, J_ARR);
-  char **v = calloc(a->n + 1, sizeof *v);
-  if (!v) parent_fail("plan", ENOMEM, "reading \"%s\"", key);
-  for (size_t i = 0; i < a->n; i++) {
-    if (a->items[i].type != J_STR) parent_fail("plan", 0, "plan field \"%s\" must hold strings", key);
-    v[i] = a->items[i].str;
-  }
-  return v;
-}
-
-// ------------------------------------------------------------------------------------------
-// The plan, as this program uses it
-
-typedef struct {
-  const char *source, *target, *type, *data;
-  unsigned long flags, remount_flags;
-  int is_file;
-  unsigned long *propagation;
-  size_t n_propagation;
-} mount_step;
-
-typedef struct {
-  const char *path;
-  mode_t mode; // type and permission bits
-  unsigned major, minor;
-  uid_t uid;
-  gid_t gid;
-} device_node;
-
-typedef struct {
-  int resource;
-  rlim_t soft, hard;
-} rlimit_step;
-
-typedef struct {
-  int flag;
-  const char *path;
-  int fd;
-} ns_join;
-
-typedef struct {
-  long long clone_flags, unshare_flags;
-  char **cgroup_procs;
-  int wait_for_host;
-  rlimit_step *rlimits;
-  size_t n_rlimits;
-  long long root_propagation;
-  const char *rootfs;
-  mount_step *prepare, *mounts;
-  size_t n_prepare, n_mounts;
-  device_node *devices;
-  size_t n_devices;
-  char **symlink_targets, **symlink_paths;
-  int terminal, rows, cols;
-  int loopback_up, set_home;
-  char **readonly_after;
-  unsigned long root_remount_flags;
-  const char *hostname, *domainname;
-  char **readonly_paths, **masked_paths;
-  const char *cwd;
-  mode_t umask;
-  int no_new_privileges;
-  uid_t uid;
-  gid_t gid;
-  gid_t *groups;
-  size_t n_groups;
-  uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
-  char **args, **env;
-  // The OCI runtime's additions (bin/tsvmm-runc); see "The runc process model" below.
-  ns_join *joins;
-  size_t n_joins;
-  const char *uid_map, *gid_map;
-  int has_oom_score_adj, oom_score_adj;
-  char **sysctl_paths, **sysctl_values;
-  const jval *seccomp;
-  int runtime;             // the runc model: wait on the fifo, console socket, detach
-  const char *fifo;        // "" or absent: no waiting
-  const char *console_socket;
-  int detach;
-} plan_t;
-
-static mount_step *read_mounts(const jval *root, const char *key, size_t *count) {
-  const jval *a = jneed(root, key, J_ARR);
-  mount_step *steps = calloc(a->n ? a->n : 1, sizeof *steps);
-  if (!steps) parent_fail("plan", ENOMEM, "reading \"%s\"", key);
-  for (size_t i = 0; i < a->n; i++) {
-    const jval *m = &a->items[i];
-    mount_step *s = &steps[i];
-    s->source = jstr(m, "source");
-    s->target = jstr(m, "target");
-    s->type = jstr(m, "type");
-    s->data = jstr(m, "data");
-    s->flags = (unsigned long)jnum(m, "flags");
-    s->remount_flags = (unsigned long)jnum(m, "remountFlags");
-    s->is_file = jbool(m, "isFile");
-    const jval *p = jneed(m, "propagation", J_ARR);
-    s->propagation = calloc(p->n ? p->n : 1, sizeof *s->propagation);
-    if (!s->propagation) parent_fail("plan", ENOMEM, "reading mounts");
-    for (size_t k = 0; k < p->n; k++) {
-      if (p->items[k].type != J_NUM) parent_fail("plan", 0, "mount propagation must be numbers");
-      s->propagation[k] = (unsigned long)p->items[k].num;
-    }
-    s->n_propagation = p->n;
-  }
-  *count = a->n;
-  return steps;
-}
+#include "helper-wire.h"
 
 static rlim_t rlim_value(long long v) { return v < 0 ? RLIM_INFINITY : (rlim_t)v; }
 
-// What both an init and an exec'd process are: user, capabilities, limits, terminal, command.
-static void read_process(const jval *root, plan_t *plan) {
-  const jval *rl = jneed(root, "rlimits", J_ARR);
-  plan->rlimits = calloc(rl->n ? rl->n : 1, sizeof *plan->rlimits);
-  if (!plan->rlimits) parent_fail("plan", ENOMEM, "reading rlimits");
-  for (size_t i = 0; i < rl->n; i++) {
-    plan->rlimits[i].resource = (int)jnum(&rl->items[i], "resource");
-    plan->rlimits[i].soft = rlim_value(jnum(&rl->items[i], "soft"));
-    plan->rlimits[i].hard = rlim_value(jnum(&rl->items[i], "hard"));
+// One frame from `fd` (header and body), of `kind`; NULL (errno set) if the channel ended or
+// sent something else.
+static unsigned char *read_frame(int fd, uint32_t kind, size_t *length) {
+  unsigned char header[HELPER_WIRE_HEADER];
+  size_t got = 0;
+  while (got < sizeof header) {
+    ssize_t r = read(fd, header + got, sizeof header - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) { errno = r == 0 ? EPIPE : errno; return NULL; }
+    got += (size_t)r;
   }
-  plan->n_rlimits = rl->n;
-  const jval *terminal = jget(root, "terminal");
-  if (terminal && terminal->type == J_OBJ) {
-    plan->terminal = 1;
-    plan->rows = (int)jnum(terminal, "rows");
-    plan->cols = (int)jnum(terminal, "cols");
+  long body = wire_frame_body(header, kind);
+  if (body < 0 || body > PLAN_LIMIT) { errno = EPROTO; return NULL; }
+  unsigned char *frame = malloc(sizeof header + (size_t)body);
+  if (!frame) return NULL;
+  memcpy(frame, header, sizeof header);
+  got = 0;
+  while (got < (size_t)body) {
+    ssize_t r = read(fd, frame + sizeof header + got, (size_t)body - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) { errno = r == 0 ? EPIPE : errno; free(frame); return NULL; }
+    got += (size_t)r;
   }
-  plan->cwd = jstr(root, "cwd");
-  plan->umask = (mode_t)jnum(root, "umask");
-  plan->no_new_privileges = jbool(root, "noNewPrivileges");
-
-  const jval *user = jneed(root, "user", J_OBJ);
-  plan->uid = (uid_t)jnum(user, "uid");
-  plan->gid = (gid_t)jnum(user, "gid");
-  const jval *groups = jneed(user, "additionalGids", J_ARR);
-  plan->groups = calloc(groups->n ? groups->n : 1, sizeof *plan->groups);
-  if (!plan->groups) parent_fail("plan", ENOMEM, "reading groups");
-  for (size_t i = 0; i < groups->n; i++) plan->groups[i] = (gid_t)groups->items[i].num;
-  plan->n_groups = groups->n;
-
-  const jval *caps = jneed(root, "capabilities", J_OBJ);
-  plan->cap_bounding = (uint64_t)jnum(caps, "bounding");
-  plan->cap_effective = (uint64_t)jnum(caps, "effective");
-  plan->cap_permitted = (uint64_t)jnum(caps, "permitted");
-  plan->cap_inheritable = (uint64_t)jnum(caps, "inheritable");
-  plan->cap_ambient = (uint64_t)jnum(caps, "ambient");
-
-  plan->args = jstrv(root, "args");
-  if (!plan->args[0]) parent_fail("plan", 0, "the plan has no command");
-  plan->env = jstrv(root, "env");
-}
-
-static char **jstrv_of(const jval *a, const char *key, const char *what) {
-  char **v = calloc(a->n + 1, sizeof *v);
-  if (!v) parent_fail("plan", ENOMEM, "reading %s", what);
-  for (size_t i = 0; i < a->n; i++) v[i] = (char *)jstr(&a->items[i], key);
-  return v;
-}
-
-// The fields of the OCI runtime (src/container/plan.ts: joinNamespaces ... runtime); all optional.
-static void read_runtime(const jval *root, plan_t *plan) {
-  const jval *joins = jget(root, "joinNamespaces");
-  if (joins && joins->type == J_ARR) {
-    plan->joins = calloc(joins->n ? joins->n : 1, sizeof *plan->joins);
-    if (!plan->joins) parent_fail("plan", ENOMEM, "reading joinNamespaces");
-    for (size_t i = 0; i < joins->n; i++) {
-      plan->joins[i].flag = (int)jnum(&joins->items[i], "flag");
-      plan->joins[i].path = jstr(&joins->items[i], "path");
-      plan->joins[i].fd = -1;
-    }
-    plan->n_joins = joins->n;
-  }
-  const jval *maps = jget(root, "idMaps");
-  if (maps && maps->type == J_OBJ) {
-    plan->uid_map = jstr(maps, "uid");
-    plan->gid_map = jstr(maps, "gid");
-  }
-  const jval *oom = jget(root, "oomScoreAdj");
-  if (oom && oom->type == J_NUM) {
-    plan->has_oom_score_adj = 1;
-    plan->oom_score_adj = (int)oom->num;
-  }
-  const jval *sysctl = jget(root, "sysctl");
-  if (sysctl && sysctl->type == J_ARR) {
-    plan->sysctl_paths = jstrv_of(sysctl, "path", "sysctl");
-    plan->sysctl_values = jstrv_of(sysctl, "value", "sysctl");
-  }
-  const jval *seccomp = jget(root, "seccomp");
-  if (seccomp && seccomp->type == J_OBJ) plan->seccomp = seccomp;
-  const jval *runtime = jget(root, "runtime");
-  if (runtime && runtime->type == J_OBJ) {
-    plan->runtime = 1;
-    plan->fifo = jstr(runtime, "fifo");
-    plan->console_socket = jstr_or(runtime, "consoleSocket", NULL);
-    plan->detach = jbool(runtime, "detach");
-  }
-}
-
-static void read_plan(const jval *root, plan_t *plan) {
-  if (jnum(root, "version") != 1) parent_fail("plan", 0, "plan version %lld is not 1 (tsvmm and container-init do not match)", jnum(root, "version"));
-  plan->clone_flags = jnum(root, "cloneFlags");
-  plan->unshare_flags = jnum(root, "unshareFlags");
-  plan->cgroup_procs = jstrv(root, "cgroupProcs");
-  plan->wait_for_host = jbool(root, "waitForHost");
-
-
-  plan->root_propagation = jnum(root, "rootPropagation");
-  plan->rootfs = jstr(root, "rootfs");
-  plan->prepare = read_mounts(root, "prepare", &plan->n_prepare);
-  plan->mounts = read_mounts(root, "mounts", &plan->n_mounts);
-
-  const jval *dv = jneed(root, "devices", J_ARR);
-  plan->devices = calloc(dv->n ? dv->n : 1, sizeof *plan->devices);
-  if (!plan->devices) parent_fail("plan", ENOMEM, "reading devices");
-  for (size_t i = 0; i < dv->n; i++) {
-    const jval *d = &dv->items[i];
-    device_node *node = &plan->devices[i];
-    node->path = jstr(d, "path");
-    node->mode = (mode_t)jnum(d, "mode");
-    node->major = (unsigned)jnum(d, "major");
-    node->minor = (unsigned)jnum(d, "minor");
-    node->uid = (uid_t)jnum(d, "uid");
-    node->gid = (gid_t)jnum(d, "gid");
-  }
-  plan->n_devices = dv->n;
-
-  const jval *sl = jneed(root, "symlinks", J_ARR);
-  plan->symlink_targets = calloc(sl->n + 1, sizeof(char *));
-  plan->symlink_paths = calloc(sl->n + 1, sizeof(char *));
-  if (!plan->symlink_targets || !plan->symlink_paths) parent_fail("plan", ENOMEM, "reading symlinks");
-  for (size_t i = 0; i < sl->n; i++) {
-    plan->symlink_targets[i] = (char *)jstr(&sl->items[i], "target");
-    plan->symlink_paths[i] = (char *)jstr(&sl->items[i], "path");
-  }
-
-  plan->loopback_up = jbool(root, "loopbackUp");
-  plan->set_home = jbool(root, "setHome");
-  plan->readonly_after = jstrv(root, "readonlyAfter");
-  plan->root_remount_flags = (unsigned long)jnum(root, "rootRemountFlags");
-  plan->hostname = jstr_or(root, "hostname", NULL);
-  plan->domainname = jstr_or(root, "domainname", NULL);
-  plan->readonly_paths = jstrv(root, "readonlyPaths");
-  plan->masked_paths = jstrv(root, "maskedPaths");
-  read_process(root, plan);
-  read_runtime(root, plan);
+  *length = sizeof header + (size_t)body;
+  return frame;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -684,12 +263,12 @@ static void make_device(int rootfd, const device_node *d) {
   *slash = 0;
   int dir = mkdir_in_root(rootfd, parent[0] ? parent : "/");
   if (dir < 0) fail(errno, "directory for %s", d->path);
-  if (mknodat(dir, slash + 1, d->mode, makedev(d->major, d->minor)) < 0 && errno != EEXIST) {
+  if (mknodat(dir, slash + 1, (mode_t)d->mode, makedev(d->major, d->minor)) < 0 && errno != EEXIST) {
     fail(errno, "mknod %s", d->path);
   }
   // mknod obeys the umask; the plan's mode is what the container must see.
-  if (fchmodat(dir, slash + 1, d->mode & 07777, 0) < 0) fail(errno, "chmod %s", d->path);
-  if (fchownat(dir, slash + 1, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0) fail(errno, "chown %s", d->path);
+  if (fchmodat(dir, slash + 1, (mode_t)d->mode & 07777, 0) < 0) fail(errno, "chmod %s", d->path);
+  if (fchownat(dir, slash + 1, (uid_t)d->uid, (gid_t)d->gid, AT_SYMLINK_NOFOLLOW) < 0) fail(errno, "chown %s", d->path);
   close(dir);
 }
 
@@ -697,7 +276,7 @@ static void bind_device(int rootfd, const device_node *d) {
   struct stat st;
   if (stat(d->path, &st) < 0) fail(errno, "the host's %s, to bind into a user namespace's /dev", d->path);
   if ((st.st_mode & S_IFMT) != (d->mode & S_IFMT) || major(st.st_rdev) != d->major || minor(st.st_rdev) != d->minor) {
-    fail(-EINVAL, "the host's %s is not device %u:%u", d->path, d->major, d->minor);
+    fail(-EINVAL, "the host's %s is not device %lld:%lld", d->path, d->major, d->minor);
   }
   mount_step bind = { .source = d->path, .target = d->path, .type = "", .data = "", .flags = MS_BIND, .is_file = 1 };
   do_mount(rootfd, &bind);
@@ -782,11 +361,11 @@ static void privatize_parent(const char *rootfs) {
   }
 }
 
-static void setup_rootfs(const plan_t *plan) {
+static void setup_rootfs(const init_plan *plan) {
   if (mount(NULL, "/", NULL, (unsigned long)plan->root_propagation, NULL) < 0) fail(errno, "set the propagation of /");
   for (size_t i = 0; i < plan->n_prepare; i++) {
     const mount_step *m = &plan->prepare[i];
-    if (mount(m->source, m->target, m->type, m->flags, m->data[0] ? m->data : NULL) < 0) {
+    if (mount(m->source, m->target, m->type, (unsigned long)m->flags, m->data[0] ? m->data : NULL) < 0) {
       fail(errno, "mount %s on %s", m->type, m->target);
     }
   }
@@ -798,17 +377,17 @@ static void setup_rootfs(const plan_t *plan) {
   for (size_t i = 0; i < plan->n_mounts; i++) do_mount(rootfd, &plan->mounts[i]);
   for (size_t i = 0; i < plan->n_devices; i++) {
     // In a user namespace mknod is refused: the host's node is bound there instead, as runc does.
-    if (plan->uid_map) bind_device(rootfd, &plan->devices[i]);
+    if (plan->has_id_maps) bind_device(rootfd, &plan->devices[i]);
     else make_device(rootfd, &plan->devices[i]);
   }
-  for (size_t i = 0; plan->symlink_paths[i]; i++) make_symlink(rootfd, plan->symlink_targets[i], plan->symlink_paths[i]);
+  for (size_t i = 0; i < plan->n_symlinks; i++) make_symlink(rootfd, plan->symlinks[i].target, plan->symlinks[i].path);
 
   pivot_into(rootfd, plan->rootfs);
   close(rootfd);
 
   for (size_t i = 0; plan->readonly_after[i]; i++) remount_readonly(plan->readonly_after[i]);
   if (plan->root_remount_flags &&
-      mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | plan->root_remount_flags | kept_flags("/"), NULL) < 0) {
+      mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | (unsigned long)plan->root_remount_flags | kept_flags("/"), NULL) < 0) {
     fail(errno, "remount the root with its final options");
   }
 }
@@ -837,29 +416,36 @@ static int cap_last(void) {
   return last;
 }
 
-static void set_capabilities(const plan_t *plan, int last_cap) {
+static void set_capabilities(const process_plan *plan, int last_cap) {
+  const capability_sets *caps = &plan->capabilities;
+  uid_t uid = (uid_t)plan->user.uid;
+  gid_t gid = (gid_t)plan->user.gid;
   // The bounding set first: dropping from it needs CAP_SETPCAP, which may go below.
   for (int cap = 0; cap <= last_cap; cap++) {
-    if (plan->cap_bounding & (1ULL << cap)) continue;
+    if ((uint64_t)caps->bounding & (1ULL << cap)) continue;
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL) fail(errno, "drop capability %d from the bounding set", cap);
   }
-  if (plan->uid != 0 || plan->gid != 0 || plan->n_groups) {
+  size_t n_groups = plan->user.n_additional_gids;
+  if (uid != 0 || gid != 0 || n_groups) {
+    gid_t *groups = calloc(n_groups ? n_groups : 1, sizeof *groups);
+    if (!groups) fail(ENOMEM, "groups");
+    for (size_t i = 0; i < n_groups; i++) groups[i] = (gid_t)plan->user.additional_gids[i];
     // Changing uid clears the capability sets unless we ask to keep them.
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) fail(errno, "keep capabilities across the uid change");
-    if (setgroups(plan->n_groups, plan->groups) < 0) fail(errno, "setgroups");
-    if (setresgid(plan->gid, plan->gid, plan->gid) < 0) fail(errno, "setgid %u", plan->gid);
-    if (setresuid(plan->uid, plan->uid, plan->uid) < 0) fail(errno, "setuid %u", plan->uid);
+    if (setgroups(n_groups, groups) < 0) fail(errno, "setgroups");
+    if (setresgid(gid, gid, gid) < 0) fail(errno, "setgid %u", gid);
+    if (setresuid(uid, uid, uid) < 0) fail(errno, "setuid %u", uid);
     if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) fail(errno, "reset keepcaps");
   }
   struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
   struct __user_cap_data_struct data[2] = {
-    { .effective = (uint32_t)plan->cap_effective, .permitted = (uint32_t)plan->cap_permitted, .inheritable = (uint32_t)plan->cap_inheritable },
-    { .effective = (uint32_t)(plan->cap_effective >> 32), .permitted = (uint32_t)(plan->cap_permitted >> 32), .inheritable = (uint32_t)(plan->cap_inheritable >> 32) },
+    { .effective = (uint32_t)caps->effective, .permitted = (uint32_t)caps->permitted, .inheritable = (uint32_t)caps->inheritable },
+    { .effective = (uint32_t)((uint64_t)caps->effective >> 32), .permitted = (uint32_t)((uint64_t)caps->permitted >> 32), .inheritable = (uint32_t)((uint64_t)caps->inheritable >> 32) },
   };
   if (syscall(SYS_capset, &header, data) < 0) fail(errno, "set capabilities");
   if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) fail(errno, "clear ambient capabilities");
   for (int cap = 0; cap <= last_cap; cap++) {
-    if (!(plan->cap_ambient & (1ULL << cap))) continue;
+    if (!((uint64_t)caps->ambient & (1ULL << cap))) continue;
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) < 0) fail(errno, "raise ambient capability %d", cap);
   }
 }
@@ -879,7 +465,7 @@ static void loopback_up(void) {
 
 // HOME as runc sets it when the environment has none: the user's entry in the container's
 // /etc/passwd, else "/". Parsed by hand: getpwuid would load NSS modules from the container.
-static void set_home(const plan_t *plan) {
+static void set_home(process_plan *plan) {
   for (char **e = plan->env; *e; e++) {
     if (!strncmp(*e, "HOME=", 5)) return;
   }
@@ -907,7 +493,7 @@ static void set_home(const plan_t *plan) {
       if (k < 6 || !field[2][0]) continue;
       char *end;
       unsigned long uid = strtoul(field[2], &end, 10);
-      if (*end || uid != plan->uid || field[5][0] != '/') continue;
+      if (*end || (long long)uid != plan->user.uid || field[5][0] != '/') continue;
       snprintf(home, sizeof home, "HOME=%s", field[5]);
       break;
     }
@@ -919,7 +505,7 @@ static void set_home(const plan_t *plan) {
   if (!env) fail(ENOMEM, "environment");
   memcpy(env, plan->env, n * sizeof *env);
   env[n] = home;
-  ((plan_t *)plan)->env = env;
+  plan->env = env;
 }
 
 // Sends (or receives) one file descriptor over a unix socket.
@@ -956,12 +542,12 @@ static int recv_fd(int sock) {
 
 // A pty from the container's own devpts (so /dev/pts inside shows it), its master sent to the
 // supervisor; returns the slave, which becomes the controlling terminal and stdio.
-static int open_terminal(const plan_t *plan, int sock) {
+static int open_terminal(const process_plan *plan, int sock) {
   int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
   if (master < 0) fail(errno, "open /dev/ptmx in the container for its terminal (it needs /dev/pts)");
   int unlock = 0;
   if (ioctl(master, TIOCSPTLCK, &unlock) < 0) fail(errno, "unlock the terminal");
-  struct winsize ws = { .ws_row = (unsigned short)plan->rows, .ws_col = (unsigned short)plan->cols };
+  struct winsize ws = { .ws_row = (unsigned short)plan->terminal.rows, .ws_col = (unsigned short)plan->terminal.cols };
   if (ioctl(master, TIOCSWINSZ, &ws) < 0) fail(errno, "set the terminal size");
   int slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
   if (slave < 0) fail(errno, "open the terminal's slave");
@@ -982,7 +568,7 @@ static void become_terminal(int slave) {
 
 // execvp's search, but in the container's PATH rather than ours; done before the init reports
 // that it is ready, so that `create` (not `start`) says when the command is not there, as runc does.
-static const char *find_executable(const plan_t *plan) {
+static const char *find_executable(const process_plan *plan) {
   static char candidate[PATH_MAX];
   const char *file = plan->args[0];
   struct stat st;
@@ -1010,7 +596,7 @@ static const char *find_executable(const plan_t *plan) {
   fail(saved, "exec %s", file);
 }
 
-static void exec_workload(const plan_t *plan, const char *path) {
+static void exec_workload(const process_plan *plan, const char *path) {
   execve(path, plan->args, plan->env);
   fail(errno, "exec %s", plan->args[0]);
 }
@@ -1062,34 +648,30 @@ static void load_libseccomp(void) {
 
 // The filter of the plan (src/container/seccomp.ts); syscalls this libseccomp does not know
 // are skipped, as runc skips them.
-static void apply_seccomp(const jval *s) {
-  uint32_t def = (uint32_t)jnum(s, "defaultAction");
+static void apply_seccomp(const seccomp_plan *s) {
+  uint32_t def = (uint32_t)s->default_action;
   void *ctx = scmp.init(def);
   if (!ctx) fail(EINVAL, "seccomp_init");
   // no_new_privs is the plan's business, not libseccomp's.
   if (scmp.attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0) < 0) fail(EINVAL, "seccomp: leave no_new_privs alone");
-  const jval *arches = jneed(s, "architectures", J_ARR);
-  for (size_t i = 0; i < arches->n; i++) {
-    int r = scmp.arch_add(ctx, (uint32_t)arches->items[i].num);
-    if (r < 0 && r != -EEXIST) fail(-r, "seccomp: add architecture %#llx", arches->items[i].num);
+  for (size_t i = 0; i < s->n_architectures; i++) {
+    int r = scmp.arch_add(ctx, (uint32_t)s->architectures[i]);
+    if (r < 0 && r != -EEXIST) fail(-r, "seccomp: add architecture %#llx", s->architectures[i]);
   }
-  const jval *rules = jneed(s, "rules", J_ARR);
-  for (size_t i = 0; i < rules->n; i++) {
-    const jval *rule = &rules->items[i];
-    uint32_t action = (uint32_t)jnum(rule, "action");
+  for (size_t i = 0; i < s->n_rules; i++) {
+    const seccomp_rule *rule = &s->rules[i];
+    uint32_t action = (uint32_t)rule->action;
     if (action == def) continue; // libseccomp refuses a rule that changes nothing
-    const jval *names = jneed(rule, "names", J_ARR), *args = jneed(rule, "args", J_ARR);
     struct scmp_arg_cmp cmp[6];
     size_t n = 0;
     int repeated = 0;
-    for (size_t k = 0; k < args->n && n < 6; k++, n++) {
-      cmp[n] = (struct scmp_arg_cmp){ (unsigned)jnum(&args->items[k], "index"), (int)jnum(&args->items[k], "op"),
-        (uint64_t)jnum(&args->items[k], "value"), (uint64_t)jnum(&args->items[k], "valueTwo") };
+    for (size_t k = 0; k < rule->n_args && n < 6; k++, n++) {
+      const seccomp_arg *a = &rule->args[k];
+      cmp[n] = (struct scmp_arg_cmp){ (unsigned)a->index, (int)a->op, (uint64_t)a->value, (uint64_t)a->value_two };
       for (size_t m = 0; m < n; m++) repeated |= cmp[m].arg == cmp[n].arg;
     }
-    for (size_t k = 0; k < names->n; k++) {
-      if (names->items[k].type != J_STR) continue;
-      int nr = scmp.resolve_name(names->items[k].str);
+    for (size_t k = 0; k < rule->n_names; k++) {
+      int nr = scmp.resolve_name(rule->names[k]);
       if (nr == -1) continue; // __NR_SCMP_ERROR: unknown here
       // libseccomp takes one comparison per argument in a rule; runc adds one rule per comparison then.
       int r = 0;
@@ -1098,7 +680,7 @@ static void apply_seccomp(const jval *s) {
       } else {
         r = scmp.rule_add_array(ctx, action, nr, (unsigned)n, cmp);
       }
-      if (r < 0 && nr >= 0) fail(-r, "seccomp: rule for %s", names->items[k].str);
+      if (r < 0 && nr >= 0) fail(-r, "seccomp: rule for %s", rule->names[k]);
     }
   }
   int r = scmp.load(ctx);
@@ -1120,6 +702,14 @@ static int connect_socket(const char *path) {
   return fd;
 }
 
+static void set_rlimits(const process_plan *plan) {
+  for (size_t i = 0; i < plan->n_rlimits; i++) {
+    const rlimit_step *l = &plan->rlimits[i];
+    struct rlimit rl = { rlim_value(l->soft), rlim_value(l->hard) };
+    if (setrlimit((int)l->resource, &rl) < 0) fail(errno, "setrlimit %lld", l->resource);
+  }
+}
+
 // Blocks until `start` opens exec.fifo for reading (runc's create/start split), then says so.
 static void wait_for_start(int fifo_fd) {
   char path[64];
@@ -1132,19 +722,23 @@ static void wait_for_start(int fifo_fd) {
   close(fifo_fd);
 }
 
-static void open_joins(plan_t *plan) {
-  for (size_t i = 0; i < plan->n_joins; i++) {
-    plan->joins[i].fd = open(plan->joins[i].path, O_RDONLY | O_CLOEXEC);
-    if (plan->joins[i].fd < 0) parent_fail("namespace", errno, "open the namespace %s", plan->joins[i].path);
+// The namespaces to join, opened while their host paths are still there; fds[i] for joins[i].
+static int *open_joins(const process_plan *plan) {
+  int *fds = calloc(plan->n_join_namespaces ? plan->n_join_namespaces : 1, sizeof *fds);
+  if (!fds) parent_fail("namespace", ENOMEM, "joining namespaces");
+  for (size_t i = 0; i < plan->n_join_namespaces; i++) {
+    fds[i] = open(plan->join_namespaces[i].path, O_RDONLY | O_CLOEXEC);
+    if (fds[i] < 0) parent_fail("namespace", errno, "open the namespace %s", plan->join_namespaces[i].path);
   }
+  return fds;
 }
 
 // Enters the namespaces of the plan whose flag is in `which` (setns; order as the plan gives it).
-static void enter_joins(const plan_t *plan, int which, int in_parent) {
-  for (size_t i = 0; i < plan->n_joins; i++) {
-    const ns_join *j = &plan->joins[i];
+static void enter_joins(const process_plan *plan, const int *fds, int which, int in_parent) {
+  for (size_t i = 0; i < plan->n_join_namespaces; i++) {
+    const ns_join *j = &plan->join_namespaces[i];
     if (!(j->flag & which)) continue;
-    if (setns(j->fd, j->flag) < 0) {
+    if (setns(fds[i], (int)j->flag) < 0) {
       if (in_parent) parent_fail("namespace", errno, "join the namespace %s", j->path);
       fail(errno, "join the namespace %s", j->path);
     }
@@ -1152,14 +746,16 @@ static void enter_joins(const plan_t *plan, int which, int in_parent) {
 }
 
 typedef struct {
-  const plan_t *plan;
+  init_plan *plan;
+  const int *join_fds;
   int go_fd, go_write_fd, err_fd, err_read_fd, tty_fd, tty_parent_fd;
   int ready_fd, ready_read_fd, fifo_fd;
 } child_args;
 
 static int child_main(void *arg) {
   child_args *ca = arg;
-  const plan_t *plan = ca->plan;
+  init_plan *plan = ca->plan;
+  process_plan *proc = &plan->process;
   err_fd = ca->err_fd;
   // Only the supervisor may hold these ends, or our read below would never see it die.
   close(ca->go_write_fd);
@@ -1176,8 +772,8 @@ static int child_main(void *arg) {
   if (n != 1) _exit(125); // the supervisor gave up before letting us start
   close(ca->go_fd);
   // The namespaces we join rather than make (the pid one was entered by the supervisor).
-  enter_joins(plan, ~(CLONE_NEWPID | CLONE_NEWUSER), 0);
-  if (plan->uid_map) {
+  enter_joins(proc, ca->join_fds, ~(CLONE_NEWPID | CLONE_NEWUSER), 0);
+  if (plan->has_id_maps) {
     // Root of the new user namespace, as mapped by the supervisor.
     if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) fail(errno, "become root of the user namespace");
   }
@@ -1189,30 +785,28 @@ static int child_main(void *arg) {
   if (plan->unshare_flags && unshare((int)plan->unshare_flags) < 0) fail(errno, "unshare");
   // A session keyring of our own, not the host's.
   if (syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL) < 0 && errno != ENOSYS) fail(errno, "join a new session keyring");
-  for (size_t i = 0; i < plan->n_rlimits; i++) {
-    struct rlimit rl = { plan->rlimits[i].soft, plan->rlimits[i].hard };
-    if (setrlimit(plan->rlimits[i].resource, &rl) < 0) fail(errno, "setrlimit %d", plan->rlimits[i].resource);
-  }
+  set_rlimits(proc);
   int last_cap = cap_last();
 
   if (plan->loopback_up) loopback_up();
   setup_rootfs(plan);
   if (plan->hostname && sethostname(plan->hostname, strlen(plan->hostname)) < 0) fail(errno, "sethostname %s", plan->hostname);
   if (plan->domainname && setdomainname(plan->domainname, strlen(plan->domainname)) < 0) fail(errno, "setdomainname %s", plan->domainname);
-  for (size_t i = 0; plan->sysctl_paths && plan->sysctl_paths[i]; i++) {
-    if (write_file(plan->sysctl_paths[i], plan->sysctl_values[i]) < 0) fail(errno, "sysctl %s = %s", plan->sysctl_paths[i], plan->sysctl_values[i]);
+  for (size_t i = 0; i < plan->n_sysctl; i++) {
+    const sysctl_step *k = &plan->sysctl[i];
+    if (write_file(k->path, k->value) < 0) fail(errno, "sysctl %s = %s", k->path, k->value);
   }
   for (size_t i = 0; plan->readonly_paths[i]; i++) readonly_path(plan->readonly_paths[i]);
   for (size_t i = 0; plan->masked_paths[i]; i++) mask_path(plan->masked_paths[i]);
-  make_cwd(plan->cwd);
-  if (plan->set_home) set_home(plan);
-  if (plan->terminal) become_terminal(open_terminal(plan, ca->tty_fd));
-  umask(plan->umask);
+  make_cwd(proc->cwd);
+  if (plan->set_home) set_home(proc);
+  if (proc->has_terminal) become_terminal(open_terminal(proc, ca->tty_fd));
+  umask((mode_t)proc->umask);
   // Without no_new_privs only a process with CAP_SYS_ADMIN may load a filter: before the drop.
-  if (plan->seccomp && !plan->no_new_privileges) apply_seccomp(plan->seccomp);
-  if (plan->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(errno, "set no_new_privs");
-  set_capabilities(plan, last_cap);
-  const char *executable = find_executable(plan);
+  if (proc->has_seccomp && !proc->no_new_privileges) apply_seccomp(&proc->seccomp);
+  if (proc->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(errno, "set no_new_privs");
+  set_capabilities(proc, last_cap);
+  const char *executable = find_executable(proc);
 
   // Nothing of ours may leak into the workload; the error pipe closes on exec by itself.
   if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
@@ -1220,14 +814,14 @@ static int child_main(void *arg) {
   }
   if (ca->fifo_fd >= 0) {
     // Ready: the supervisor may go (create returns), and we live on without it.
-    if (plan->detach) prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    if (plan->runtime.detach) prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
     if (write(ca->ready_fd, "R", 1) != 1) _exit(125);
     close(ca->ready_fd);
     wait_for_start(ca->fifo_fd);
   }
   // As late as can be, so that the filter need allow nothing of ours.
-  if (plan->seccomp && plan->no_new_privileges) apply_seccomp(plan->seccomp);
-  exec_workload(plan, executable);
+  if (proc->has_seccomp && proc->no_new_privileges) apply_seccomp(&proc->seccomp);
+  exec_workload(proc, executable);
   return 125;
 }
 
@@ -1238,30 +832,6 @@ static volatile pid_t child_pid;
 
 static void forward_signal(int sig) {
   if (child_pid > 0) kill(child_pid, sig);
-}
-
-static char *read_line(int fd, size_t limit) {
-  size_t cap = 4096, n = 0;
-  char *buf = malloc(cap);
-  if (!buf) return NULL;
-  for (;;) {
-    if (n + 1 >= cap) {
-      if (cap >= limit) { errno = E2BIG; return NULL; }
-      cap *= 2;
-      char *t = realloc(buf, cap);
-      if (!t) return NULL;
-      buf = t;
-    }
-    ssize_t r = read(fd, buf + n, cap - n - 1);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) { errno = r == 0 ? EPIPE : errno; return NULL; }
-    char *nl = memchr(buf + n, '\n', (size_t)r);
-    n += (size_t)r;
-    if (nl) {
-      *nl = 0;
-      return buf;
-    }
-  }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1279,19 +849,23 @@ static int write_all(int fd, const char *p, size_t n) {
   return 0;
 }
 
-// One line from tsvmm on fd 3 while the workload runs: {"resize":{"rows":R,"cols":C}}.
-static void channel_command(int master, char *line) {
-  jp = line;
-  jend = line + strlen(line);
-  jval v;
-  if (jparse(&v, 0) < 0 || v.type != J_OBJ) return;
-  const jval *resize = jget(&v, "resize");
-  if (!resize || resize->type != J_OBJ) return;
-  const jval *rows = jget(resize, "rows"), *cols = jget(resize, "cols");
-  if (!rows || !cols || rows->type != J_NUM || cols->type != J_NUM) return;
-  if (rows->num < 1 || rows->num > 65535 || cols->num < 1 || cols->num > 65535) return;
-  struct winsize ws = { .ws_row = (unsigned short)rows->num, .ws_col = (unsigned short)cols->num };
-  ioctl(master, TIOCSWINSZ, &ws); // the kernel sends SIGWINCH to the foreground group
+// The frames from tsvmm on fd 3 while the workload runs (resize requests) at the start of
+// `buf`; returns how many bytes they took. Anything else on the channel is dropped whole.
+static size_t channel_commands(int master, const unsigned char *buf, size_t len) {
+  size_t used = 0;
+  while (len - used >= HELPER_WIRE_HEADER) {
+    long body = wire_frame_body(buf + used, WIRE_RESIZE_COMMAND);
+    if (body < 0) return len;
+    size_t whole = HELPER_WIRE_HEADER + (size_t)body;
+    if (len - used < whole) break;
+    resize_command c;
+    if (read_resize_command(buf + used, whole, &c) == 0 && c.rows >= 1 && c.rows <= 65535 && c.cols >= 1 && c.cols <= 65535) {
+      struct winsize ws = { .ws_row = (unsigned short)c.rows, .ws_col = (unsigned short)c.cols };
+      ioctl(master, TIOCSWINSZ, &ws); // the kernel sends SIGWINCH to the foreground group
+    }
+    used += whole;
+  }
+  return used;
 }
 
 static void relay_terminal(int master, pid_t pid) {
@@ -1300,7 +874,8 @@ static void relay_terminal(int master, pid_t pid) {
   fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
   // Input waits here while the pty's input queue is full, so that we keep reading its output
   // (a container that writes without reading would otherwise stall us both).
-  static char in[4096], out[16384], cmd[4096];
+  static char in[4096], out[16384];
+  static unsigned char cmd[4096];
   size_t in_len = 0, in_off = 0, cmd_len = 0;
   int stdin_open = 1, master_open = 1, channel_open = 1;
   for (;;) {
@@ -1344,21 +919,15 @@ static void relay_terminal(int master, pid_t pid) {
       }
     }
     if (p[3].revents & (POLLIN | POLLHUP | POLLERR)) {
-      ssize_t n = read(CHANNEL_FD, cmd + cmd_len, sizeof cmd - 1 - cmd_len);
+      ssize_t n = read(CHANNEL_FD, cmd + cmd_len, sizeof cmd - cmd_len);
       if (n <= 0 && !(n < 0 && errno == EINTR)) {
         channel_open = 0;
       } else if (n > 0) {
         cmd_len += (size_t)n;
-        cmd[cmd_len] = 0;
-        char *nl;
-        while ((nl = memchr(cmd, '\n', cmd_len))) {
-          *nl = 0;
-          channel_command(master, cmd);
-          cmd_len -= (size_t)(nl + 1 - cmd);
-          memmove(cmd, nl + 1, cmd_len);
-          cmd[cmd_len] = 0;
-        }
-        if (cmd_len == sizeof cmd - 1) cmd_len = 0; // no line is that long
+        size_t used = channel_commands(master, cmd, cmd_len);
+        cmd_len -= used;
+        memmove(cmd, cmd + used, cmd_len);
+        if (cmd_len == sizeof cmd) cmd_len = 0; // no command is that long
       }
     }
     if (p[0].revents & POLLIN) {
@@ -1417,34 +986,31 @@ static int report_exit(pid_t pid) {
 
 // `exec`: one more process in a running container (src/container/plan.ts ExecPlan). We join its
 // cgroups and namespaces ourselves and fork, since a pid namespace takes only new children.
-static int exec_main(const jval *root) {
-  plan_t plan = {0};
-  read_process(root, &plan);
-  read_runtime(root, &plan);
-  plan.cgroup_procs = jstrv(root, "cgroupProcs");
-  plan.detach = jbool(root, "detach");
-  const char *console_socket = jstr_or(root, "consoleSocket", NULL);
+static int exec_main(exec_plan *xplan) {
+  process_plan *plan = &xplan->process;
+  const char *console_socket = xplan->console_socket;
+  if (!plan->args[0]) parent_fail("plan", 0, "the plan has no command");
 
   // Everything named by a host path first: after the mount namespace, those paths are gone.
-  open_joins(&plan);
-  if (plan.seccomp) load_libseccomp();
+  int *join_fds = open_joins(plan);
+  if (plan->has_seccomp) load_libseccomp();
   int console_fd = -1;
-  if (plan.terminal) {
+  if (plan->has_terminal) {
     if (!console_socket) parent_fail("console", 0, "a terminal needs --console-socket");
     console_fd = connect_socket(console_socket);
     if (console_fd < 0) parent_fail("console", errno, "connect to the console socket %s", console_socket);
   }
   char self[16];
   snprintf(self, sizeof self, "%d", getpid());
-  for (char **p = plan.cgroup_procs; *p; p++) {
+  for (char **p = xplan->cgroup_procs; *p; p++) {
     if (write_file(*p, self) < 0) parent_fail("cgroup", errno, "joining %s", *p);
   }
-  if (plan.has_oom_score_adj) {
-    char value[16];
-    snprintf(value, sizeof value, "%d", plan.oom_score_adj);
+  if (plan->has_oom_score_adj) {
+    char value[32];
+    snprintf(value, sizeof value, "%lld", plan->oom_score_adj);
     if (write_file("/proc/self/oom_score_adj", value) < 0) parent_fail("oom_score_adj", errno, "write /proc/self/oom_score_adj");
   }
-  enter_joins(&plan, ~0, 1);
+  enter_joins(plan, join_fds, ~0, 1);
 
   int errp[2];
   if (pipe2(errp, O_CLOEXEC) < 0) parent_fail("pipe", errno, "pipe");
@@ -1453,29 +1019,26 @@ static int exec_main(const jval *root) {
   if (pid == 0) {
     close(errp[0]);
     err_fd = errp[1];
-    if (!plan.detach) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (!xplan->detach) prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
     if (setsid() < 0) fail(errno, "setsid");
     // Joined into a user namespace, host root is nobody there: become its root (or the user
     // below), never stay the host's root unmapped.
-    for (size_t i = 0; i < plan.n_joins; i++) {
-      if (plan.joins[i].flag == CLONE_NEWUSER && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) fail(errno, "become root of the user namespace");
+    for (size_t i = 0; i < plan->n_join_namespaces; i++) {
+      if (plan->join_namespaces[i].flag == CLONE_NEWUSER && (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)) fail(errno, "become root of the user namespace");
     }
-    for (size_t i = 0; i < plan.n_rlimits; i++) {
-      struct rlimit rl = { plan.rlimits[i].soft, plan.rlimits[i].hard };
-      if (setrlimit(plan.rlimits[i].resource, &rl) < 0) fail(errno, "setrlimit %d", plan.rlimits[i].resource);
-    }
-    if (chdir(plan.cwd) < 0) fail(errno, "chdir to the working directory %s", plan.cwd);
-    if (console_fd >= 0) become_terminal(open_terminal(&plan, console_fd));
-    umask(plan.umask);
-    if (plan.seccomp && !plan.no_new_privileges) apply_seccomp(plan.seccomp);
-    if (plan.no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(errno, "set no_new_privs");
-    set_capabilities(&plan, cap_last());
-    const char *executable = find_executable(&plan);
+    set_rlimits(plan);
+    if (chdir(plan->cwd) < 0) fail(errno, "chdir to the working directory %s", plan->cwd);
+    if (console_fd >= 0) become_terminal(open_terminal(plan, console_fd));
+    umask((mode_t)plan->umask);
+    if (plan->has_seccomp && !plan->no_new_privileges) apply_seccomp(&plan->seccomp);
+    if (plan->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(errno, "set no_new_privs");
+    set_capabilities(plan, cap_last());
+    const char *executable = find_executable(plan);
     if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
       for (int fd = 3; fd < 4096; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
-    if (plan.seccomp && plan.no_new_privileges) apply_seccomp(plan.seccomp);
-    exec_workload(&plan, executable);
+    if (plan->has_seccomp && plan->no_new_privileges) apply_seccomp(&plan->seccomp);
+    exec_workload(plan, executable);
   }
   close(errp[1]);
   if (console_fd >= 0) close(console_fd);
@@ -1485,7 +1048,7 @@ static int exec_main(const jval *root) {
   channel_write(msg, strlen(msg));
   await_exec(errp[0], pid);
   channel_write("{\"running\":true}\n", 17);
-  if (plan.detach) return 0;
+  if (xplan->detach) return 0;
   struct sigaction sa = { .sa_handler = forward_signal };
   sigemptyset(&sa.sa_mask);
   int forwarded[] = { SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGINT, SIGQUIT };
@@ -1499,7 +1062,7 @@ static int exec_main(const jval *root) {
 // tsvmm-runc's fast path. An engine's shim runs the runtime once per verb, and a Node start costs
 // more than runc's whole verb, so bin/tsvmm-runc comes here first: `start` of a created container,
 // `kill` of a live one and `delete` of a stopped (or absent, with --force) one are done here from
-// <root>/<id>/state.json, when no hook is due. Anything else, and every refusal, goes on to
+// <root>/<id>/state (a runtime_state frame of src/container/plan-layout.ts), when no hook is due. Anything else, and every refusal, goes on to
 // tsvmm-runc in Node (dist/bundle/runc.js), which holds the lifecycle's rules and words.
 //
 //   container-init --runc PACKAGE_ROOT [runc's arguments]
@@ -1517,7 +1080,8 @@ static void __attribute__((noreturn)) runc_node(const char *package, int argc, c
   _exit(1);
 }
 
-static char *read_small_file(const char *path, size_t limit) {
+// A whole file of less than `limit` bytes, NUL-terminated; its length in *length.
+static char *read_small_file(const char *path, size_t limit, size_t *length) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return NULL;
   char *buf = malloc(limit + 1);
@@ -1527,6 +1091,7 @@ static char *read_small_file(const char *path, size_t limit) {
   close(fd);
   if (!buf || got == limit) { free(buf); return NULL; }
   buf[got] = 0;
+  if (length) *length = got;
   return buf;
 }
 
@@ -1534,7 +1099,7 @@ static char *read_small_file(const char *path, size_t limit) {
 static int runc_init_alive(long long pid, const char *start_time) {
   char path[64];
   snprintf(path, sizeof path, "/proc/%lld/stat", pid);
-  char *stat = read_small_file(path, 4096);
+  char *stat = read_small_file(path, 4096, NULL);
   if (!stat) return 0;
   char *p = strrchr(stat, ')');
   int alive = 0;
@@ -1553,13 +1118,6 @@ static int runc_init_alive(long long pid, const char *start_time) {
   }
   free(stat);
   return alive;
-}
-
-static int runc_hooks_due(const jval *record, const char *kind) {
-  const jval *spec = jget(record, "spec");
-  const jval *hooks = spec ? jget(spec, "hooks") : NULL;
-  const jval *list = hooks && hooks->type == J_OBJ ? jget(hooks, kind) : NULL;
-  return list && list->type == J_ARR && list->n > 0;
 }
 
 static int runc_fast(int argc, char **argv) {
@@ -1595,8 +1153,9 @@ static int runc_fast(int argc, char **argv) {
 
   char dir[PATH_MAX], file[PATH_MAX + 32];
   snprintf(dir, sizeof dir, "%s/%s", root, id);
-  snprintf(file, sizeof file, "%s/state.json", dir);
-  char *text = read_small_file(file, PLAN_LIMIT);
+  snprintf(file, sizeof file, "%s/state", dir);
+  size_t length;
+  char *text = read_small_file(file, PLAN_LIMIT, &length);
   if (!text) {
     // runc's delete --force of an unknown id: remove what a failed create may have left, succeed.
     if (!strcmp(verb, "delete") && force && errno == ENOENT) {
@@ -1605,18 +1164,14 @@ static int runc_fast(int argc, char **argv) {
     }
     return -1;
   }
-  jp = text;
-  jend = text + strlen(text);
-  jval record;
-  if (jparse(&record, 0) < 0 || record.type != J_OBJ) return -1;
-  const jval *pid = jget(&record, "pid"), *start_time = jget(&record, "startTime"), *dirs = jget(&record, "cgroupDirs");
-  if (!pid || pid->type != J_NUM || !start_time || start_time->type != J_STR || !dirs || dirs->type != J_ARR) return -1;
-  int alive = runc_init_alive(pid->num, start_time->str);
+  runtime_state state;
+  if (read_runtime_state((const unsigned char *)text, length, &state) < 0) return -1;
+  int alive = runc_init_alive(state.pid, state.start_time);
   char fifo[PATH_MAX + 32];
   snprintf(fifo, sizeof fifo, "%s/exec.fifo", dir);
 
   if (!strcmp(verb, "start")) {
-    if (!alive || access(fifo, F_OK) < 0 || runc_hooks_due(&record, "startContainer") || runc_hooks_due(&record, "poststart")) return -1;
+    if (!alive || access(fifo, F_OK) < 0 || state.hooks.start_container || state.hooks.poststart) return -1;
     int fd = open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return -1;
     // The init blocks opening the other end; once it has, it writes one byte and execs.
@@ -1625,7 +1180,7 @@ static int runc_fast(int argc, char **argv) {
       ssize_t n = read(fd, &byte, 1);
       if (n == 1) break;
       if (n < 0 && errno != EAGAIN) { close(fd); return -1; }
-      if (!runc_init_alive(pid->num, start_time->str) || tries > 20000) { close(fd); return -1; }
+      if (!runc_init_alive(state.pid, state.start_time) || tries > 20000) { close(fd); return -1; }
       usleep(tries < 100 ? 1000 : 10000);
     }
     close(fd);
@@ -1640,22 +1195,21 @@ static int runc_fast(int argc, char **argv) {
       if (*end || n < 1 || n > 64) return -1; // names: Node knows them
       sig = (int)n;
     }
-    if (!alive || kill((pid_t)pid->num, sig) < 0) return -1;
+    if (!alive || kill((pid_t)state.pid, sig) < 0) return -1;
     return 0;
   }
   if (!strcmp(verb, "delete")) {
-    if (alive || runc_hooks_due(&record, "poststop")) return -1;
-    for (size_t k = 0; k < dirs->n; k++) {
-      if (dirs->items[k].type != J_STR) return -1;
+    if (alive || state.hooks.poststop) return -1;
+    for (size_t k = 0; k < state.n_cgroup_dirs; k++) {
       // The last processes of a stopped container may still be on their way out.
       int tries = 0;
-      while (rmdir(dirs->items[k].str) < 0 && errno != ENOENT) {
+      while (rmdir(state.cgroup_dirs[k]) < 0 && errno != ENOENT) {
         if (errno != EBUSY || ++tries > 200) return -1;
         usleep(1000);
       }
       // tsvmm's parent cgroup goes with its last container, as src/container/cgroups.ts removes it.
       char parent[PATH_MAX];
-      snprintf(parent, sizeof parent, "%s", dirs->items[k].str);
+      snprintf(parent, sizeof parent, "%s", state.cgroup_dirs[k]);
       char *slash = strrchr(parent, '/');
       if (slash) {
         *slash = 0;
@@ -1663,12 +1217,12 @@ static int runc_fast(int argc, char **argv) {
         if (base && !strcmp(base + 1, "tsvmm")) rmdir(parent);
       }
     }
-    // The state directory holds files only (state.json, exec.fifo); state.json goes last.
+    // The state directory holds files only (state, exec.fifo); state goes last.
     DIR *d = opendir(dir);
     if (!d) return -1;
     struct dirent *e;
     while ((e = readdir(d))) {
-      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, "state.json")) continue;
+      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, "state")) continue;
       if (unlinkat(dirfd(d), e->d_name, 0) < 0) { closedir(d); return -1; }
     }
     closedir(d);
@@ -1691,44 +1245,53 @@ int main(int argc, char **argv) {
   // If tsvmm dies, the container must not outlive it unsupervised.
   prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 
-  char *line = read_line(CHANNEL_FD, PLAN_LIMIT);
-  if (!line) parent_fail("plan", errno, "reading the plan");
-  jp = line;
-  jend = line + strlen(line);
-  jval root;
-  if (jparse(&root, 0) < 0 || root.type != J_OBJ) parent_fail("plan", 0, "the plan is not valid JSON (%s)", jerr ? jerr : "not an object");
-  const jval *exec = jget(&root, "exec");
-  if (exec && exec->type == J_BOOL && exec->num) return exec_main(&root);
-  plan_t plan = {0};
-  read_plan(&root, &plan);
-  const jval *supervisor = jget(&root, "supervisor");
-  if (supervisor && supervisor->type == J_NUM && getppid() != (pid_t)supervisor->num) _exit(125);
+  // The plan: an init's, or exec's (one more process in a running container).
+  unsigned char header[HELPER_WIRE_HEADER];
+  ssize_t peeked;
+  do peeked = recv(CHANNEL_FD, header, sizeof header, MSG_PEEK | MSG_WAITALL); while (peeked < 0 && errno == EINTR);
+  if (peeked != (ssize_t)sizeof header) parent_fail("plan", peeked < 0 ? errno : EPIPE, "reading the plan");
+  if (wire_frame_body(header, WIRE_EXEC_PLAN) >= 0) {
+    size_t length;
+    unsigned char *frame = read_frame(CHANNEL_FD, WIRE_EXEC_PLAN, &length);
+    exec_plan xplan;
+    if (!frame || read_exec_plan(frame, length, &xplan) < 0) parent_fail("plan", 0, "the exec plan is damaged (tsvmm and container-init do not match?)");
+    return exec_main(&xplan);
+  }
+  size_t length;
+  unsigned char *frame = read_frame(CHANNEL_FD, WIRE_INIT_PLAN, &length);
+  if (!frame) parent_fail("plan", 0, "the plan is not one this container-init reads (tsvmm and container-init do not match: run `npm install`)");
+  init_plan plan;
+  if (read_init_plan(frame, length, &plan) < 0) parent_fail("plan", 0, "the plan is damaged");
+  if (!plan.process.args[0]) parent_fail("plan", 0, "the plan has no command");
+  if (getppid() != (pid_t)plan.supervisor) _exit(125);
 
   // What must be opened on the host's side before the init changes its root.
-  open_joins(&plan);
-  if (plan.seccomp) load_libseccomp();
+  int *join_fds = open_joins(&plan.process);
+  if (plan.process.has_seccomp) load_libseccomp();
   int fifo_fd = -1, ready[2] = { -1, -1 };
-  if (plan.runtime && plan.fifo[0]) {
+  const char *console_socket = plan.has_runtime ? plan.runtime.console_socket : NULL;
+  if (plan.has_runtime && plan.runtime.fifo[0]) {
     // Writable by anyone, as runc's: the init may have become another user by the time it opens it.
-    if (mkfifo(plan.fifo, 0622) < 0 || chmod(plan.fifo, 0622) < 0) parent_fail("fifo", errno, "mkfifo %s", plan.fifo);
-    fifo_fd = open(plan.fifo, O_PATH | O_CLOEXEC);
-    if (fifo_fd < 0) parent_fail("fifo", errno, "open %s", plan.fifo);
+    const char *fifo = plan.runtime.fifo;
+    if (mkfifo(fifo, 0622) < 0 || chmod(fifo, 0622) < 0) parent_fail("fifo", errno, "mkfifo %s", fifo);
+    fifo_fd = open(fifo, O_PATH | O_CLOEXEC);
+    if (fifo_fd < 0) parent_fail("fifo", errno, "open %s", fifo);
     if (pipe2(ready, O_CLOEXEC) < 0) parent_fail("pipe", errno, "pipe");
   }
   int go[2], errp[2], tty[2] = { -1, -1 };
   if (pipe2(go, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) parent_fail("pipe", errno, "pipe");
-  if (plan.terminal && plan.console_socket) {
+  if (plan.process.has_terminal && console_socket) {
     // The engine's console socket takes the pty's master (runc's --console-socket), not us.
-    tty[1] = connect_socket(plan.console_socket);
-    if (tty[1] < 0) parent_fail("console", errno, "connect to the console socket %s", plan.console_socket);
-  } else if (plan.terminal && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tty) < 0) {
+    tty[1] = connect_socket(console_socket);
+    if (tty[1] < 0) parent_fail("console", errno, "connect to the console socket %s", console_socket);
+  } else if (plan.process.has_terminal && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, tty) < 0) {
     parent_fail("pipe", errno, "socketpair for the terminal");
   }
   // A pid namespace is entered for our children only: the init is born in it.
-  enter_joins(&plan, CLONE_NEWPID, 1);
+  enter_joins(&plan.process, join_fds, CLONE_NEWPID, 1);
   char *stack = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
   if (stack == MAP_FAILED) parent_fail("clone", errno, "allocating the init's stack");
-  child_args ca = { .plan = &plan, .go_fd = go[0], .go_write_fd = go[1], .err_fd = errp[1], .err_read_fd = errp[0], .tty_fd = tty[1], .tty_parent_fd = tty[0],
+  child_args ca = { .plan = &plan, .join_fds = join_fds, .go_fd = go[0], .go_write_fd = go[1], .err_fd = errp[1], .err_read_fd = errp[0], .tty_fd = tty[1], .tty_parent_fd = tty[0],
                     .ready_fd = ready[1], .ready_read_fd = ready[0], .fifo_fd = fifo_fd };
   pid_t pid = clone(child_main, stack + STACK_SIZE, (int)plan.clone_flags | SIGCHLD, &ca);
   if (pid < 0) parent_fail("clone", errno, "creating the namespaces");
@@ -1738,19 +1301,19 @@ int main(int argc, char **argv) {
   if (tty[1] >= 0) close(tty[1]);
   if (ready[1] >= 0) close(ready[1]);
   if (fifo_fd >= 0) close(fifo_fd);
-  for (size_t i = 0; i < plan.n_joins; i++) close(plan.joins[i].fd);
+  for (size_t i = 0; i < plan.process.n_join_namespaces; i++) close(join_fds[i]);
 
   char proc_file[64];
-  if (plan.uid_map) {
+  if (plan.has_id_maps) {
     snprintf(proc_file, sizeof proc_file, "/proc/%d/uid_map", pid);
-    if (write_file(proc_file, plan.uid_map) < 0) { int err = errno; kill(pid, SIGKILL); parent_fail("user namespace", err, "write %s", proc_file); }
+    if (write_file(proc_file, plan.id_maps.uid) < 0) { int err = errno; kill(pid, SIGKILL); parent_fail("user namespace", err, "write %s", proc_file); }
     snprintf(proc_file, sizeof proc_file, "/proc/%d/gid_map", pid);
-    if (write_file(proc_file, plan.gid_map) < 0) { int err = errno; kill(pid, SIGKILL); parent_fail("user namespace", err, "write %s", proc_file); }
+    if (write_file(proc_file, plan.id_maps.gid) < 0) { int err = errno; kill(pid, SIGKILL); parent_fail("user namespace", err, "write %s", proc_file); }
   }
-  if (plan.has_oom_score_adj) {
-    char value[16];
+  if (plan.process.has_oom_score_adj) {
+    char value[32];
     snprintf(proc_file, sizeof proc_file, "/proc/%d/oom_score_adj", pid);
-    snprintf(value, sizeof value, "%d", plan.oom_score_adj);
+    snprintf(value, sizeof value, "%lld", plan.process.oom_score_adj);
     if (write_file(proc_file, value) < 0) { int err = errno; kill(pid, SIGKILL); parent_fail("oom_score_adj", err, "write %s", proc_file); }
   }
 
@@ -1770,8 +1333,10 @@ int main(int argc, char **argv) {
   snprintf(msg, sizeof msg, "{\"pid\":%d}\n", pid);
   channel_write(msg, strlen(msg));
   if (plan.wait_for_host) {
-    char *answer = read_line(CHANNEL_FD, 4096);
-    if (!answer || strcmp(answer, "go")) {
+    size_t go_length;
+    go_command go_frame;
+    unsigned char *answer = read_frame(CHANNEL_FD, WIRE_GO_COMMAND, &go_length);
+    if (!answer || read_go_command(answer, go_length, &go_frame) < 0) {
       kill(pid, SIGKILL);
       waitpid(pid, NULL, 0);
       _exit(125);
@@ -1804,7 +1369,7 @@ int main(int argc, char **argv) {
     close(ready[0]);
     if (r == 1) {
       channel_write("{\"ready\":true}\n", 15);
-      if (plan.detach) _exit(0);
+      if (plan.runtime.detach) _exit(0);
     }
     // End-of-file: it failed, and the error pipe says why.
   }

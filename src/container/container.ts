@@ -400,7 +400,7 @@ export class Container extends EventEmitter<ContainerEvents> {
     const { rows, cols } = checkTerminalSize(size);
     this.config.terminal = { rows, cols };
     if (this.#state === 'exited') return;
-    this.#launch?.helper.send(JSON.stringify({ resize: { rows, cols } }));
+    this.#launch?.helper.resize(rows, cols);
   }
 
   /** Closes its stdin: the workload reads end-of-file. */

@@ -8,7 +8,8 @@ import type { TerminalSize } from '../api/protocol.js';
 import { capabilityBit, capabilityMask } from './capabilities.js';
 import { ContainerError } from './errors.js';
 import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC, MS_REMOUNT, PROPAGATION, parseMountOptions } from './mount-options.js';
-import { seccompPlan, type SeccompPlan } from './seccomp.js';
+import type { ExecPlan, InitPlan, MountStep, ProcessPlan, RuntimePlan } from './plan-layout.js';
+import { seccompPlan } from './seccomp.js';
 import { defaultDevices, type ContainerSpec, type DeviceSpec, type IdMapping, type NamespaceKind } from './spec.js';
 
 // <linux/sched.h>
@@ -40,99 +41,7 @@ const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
 const S_IFIFO = 0o010000;
 
-export interface MountStep {
-  source: string;
-  /** Inside the container (for `mounts`) or on the host (for `prepare`). */
-  target: string;
-  /** "" for a bind mount. */
-  type: string;
-  flags: number;
-  data: string;
-  /** If not 0, a second mount(2) with these flags on the new mount (bind mounts take their options that way). */
-  remountFlags: number;
-  /** The mount point is a file (a file bind mount), not a directory. */
-  isFile: boolean;
-  propagation: number[];
-}
-
-/** What the helper reads on fd 3, as one JSON line. */
-export interface InitPlan {
-  version: 1;
-  supervisor: number;
-  cloneFlags: number;
-  /** Namespaces made by the init process itself once it is in its cgroups (cgroup). */
-  unshareFlags: number;
-  cgroupProcs: string[];
-  waitForHost: boolean;
-  rlimits: { resource: number; soft: number; hard: number }[];
-  rootPropagation: number;
-  rootfs: string;
-  prepare: MountStep[];
-  mounts: MountStep[];
-  devices: { path: string; mode: number; major: number; minor: number; uid: number; gid: number }[];
-  symlinks: { target: string; path: string }[];
-  /** A pty for the workload, made in its /dev/pts: its controlling terminal and stdio. */
-  terminal?: TerminalSize;
-  /** Bring lo up (in a network namespace of its own). */
-  loopbackUp: boolean;
-  /** Set HOME from the container's /etc/passwd (else "/"), as runc does when the environment has none. */
-  setHome: boolean;
-  readonlyAfter: string[];
-  rootRemountFlags: number;
-  hostname?: string;
-  domainname?: string;
-  readonlyPaths: string[];
-  maskedPaths: string[];
-  cwd: string;
-  umask: number;
-  noNewPrivileges: boolean;
-  user: { uid: number; gid: number; additionalGids: number[] };
-  capabilities: { bounding: number; effective: number; permitted: number; inheritable: number; ambient: number };
-  args: string[];
-  env: string[];
-  /** Existing namespaces to enter (setns) instead of making new ones: the pid one before the clone, the others in the init. */
-  joinNamespaces: { flag: number; path: string }[];
-  /** uid_map and gid_map contents, written by the helper for a new user namespace before the init goes on. */
-  idMaps?: { uid: string; gid: string };
-  oomScoreAdj?: number;
-  /** Written inside the container once /proc is mounted: /proc/sys/… path → value. */
-  sysctl: { path: string; value: string }[];
-  seccomp?: SeccompPlan;
-  /** The runc process model (bin/tsvmm-runc); absent for tsvmm's own containers. */
-  runtime?: RuntimePlan;
-}
-
-/** How an OCI runtime's init behaves: set up, wait on exec.fifo until `start`, then exec. */
-export interface RuntimePlan {
-  /** The exec.fifo, opened by the helper; the init blocks opening it for writing until `start` reads it. "" = no waiting (`run`). */
-  fifo: string;
-  /** A unix socket the engine listens on; the pty master goes there (process.terminal). */
-  consoleSocket?: string;
-  /** The helper exits once the init waits (create); otherwise it stays and reports the exit (run). */
-  detach: boolean;
-}
-
-/** What the helper needs to start one more process in a running container (`exec`). */
-export interface ExecPlan {
-  version: 1;
-  exec: true;
-  /** The container's namespaces, /proc/INIT/ns/*, joined in this order (user first). */
-  joinNamespaces: { flag: number; path: string }[];
-  cgroupProcs: string[];
-  rlimits: { resource: number; soft: number; hard: number }[];
-  cwd: string;
-  umask: number;
-  noNewPrivileges: boolean;
-  user: { uid: number; gid: number; additionalGids: number[] };
-  capabilities: InitPlan['capabilities'];
-  args: string[];
-  env: string[];
-  seccomp?: SeccompPlan;
-  oomScoreAdj?: number;
-  terminal?: TerminalSize;
-  consoleSocket?: string;
-  detach: boolean;
-}
+export type { ExecPlan, InitPlan, MountStep, ProcessPlan, RuntimePlan } from './plan-layout.js';
 
 /** What the plan needs of the container's cgroups (cgroups.ts). */
 export interface PlanCgroups {
@@ -224,7 +133,7 @@ export function buildPlan(spec: ContainerSpec, context: PlanContext): InitPlan {
 
   let cloneFlags = 0;
   let unshareFlags = 0;
-  const joinNamespaces: InitPlan['joinNamespaces'] = [];
+  const joinNamespaces: ProcessPlan['joinNamespaces'] = [];
   for (const ns of spec.namespaces) {
     const joined = spec.namespacePaths?.[ns];
     if (joined) joinNamespaces.push({ flag: CLONE_FLAGS[ns], path: joined });
@@ -232,7 +141,6 @@ export function buildPlan(spec: ContainerSpec, context: PlanContext): InitPlan {
     else cloneFlags |= CLONE_FLAGS[ns];
   }
 
-  const capabilities = capabilitySets(spec, context.cgroups.devicesEnforced);
   let rootRemountFlags = spec.root.readonly ? MS_RDONLY : 0;
   // Without a devices cgroup nothing stops a node found in the image from opening a host disk.
   if (!context.cgroups.devicesEnforced) rootRemountFlags |= MS_NODEV;
@@ -241,20 +149,17 @@ export function buildPlan(spec: ContainerSpec, context: PlanContext): InitPlan {
   if (propagation === undefined) throw new ContainerError('UNSUPPORTED', `root propagation "${spec.rootPropagation}" is not supported`);
 
   return {
-    version: 1,
     supervisor: context.supervisor,
     cloneFlags,
     unshareFlags,
     cgroupProcs: context.cgroups.procsFiles,
     waitForHost: context.waitForHost,
-    rlimits: rlimitSteps(spec),
     rootPropagation: propagation,
     rootfs: context.rootfs,
     prepare: context.prepare,
     mounts,
     devices,
     symlinks,
-    terminal: context.terminal,
     loopbackUp: (cloneFlags & CLONE_NEWNET) !== 0,
     setHome: !spec.process.env.some((e) => e.startsWith('HOME=')),
     readonlyAfter,
@@ -263,19 +168,28 @@ export function buildPlan(spec: ContainerSpec, context: PlanContext): InitPlan {
     domainname: spec.domainname,
     readonlyPaths: spec.readonlyPaths,
     maskedPaths: spec.maskedPaths,
+    idMaps: spec.uidMappings && spec.gidMappings ? { uid: idMap(spec.uidMappings), gid: idMap(spec.gidMappings) } : undefined,
+    sysctl: Object.entries(spec.sysctl ?? {}).map(([key, value]) => ({ path: `/proc/sys/${key.replace(/\./g, '/')}`, value })),
+    runtime: context.runtime,
+    process: processPlan(spec, context.cgroups.devicesEnforced, joinNamespaces, context.terminal),
+  };
+}
+
+/** What the init and an exec'd process both get from the spec's process. */
+function processPlan(spec: ContainerSpec, devicesEnforced: boolean, joinNamespaces: ProcessPlan['joinNamespaces'], terminal: TerminalSize | undefined): ProcessPlan {
+  return {
+    rlimits: rlimitSteps(spec),
     cwd: spec.process.cwd,
     umask: spec.process.umask ?? 0o022,
     noNewPrivileges: spec.process.noNewPrivileges,
     user: spec.process.user,
-    capabilities,
+    capabilities: capabilitySets(spec, devicesEnforced),
     args: spec.process.args,
     env: spec.process.env,
+    terminal,
     joinNamespaces,
-    idMaps: spec.uidMappings && spec.gidMappings ? { uid: idMap(spec.uidMappings), gid: idMap(spec.gidMappings) } : undefined,
     oomScoreAdj: spec.process.oomScoreAdj,
-    sysctl: Object.entries(spec.sysctl ?? {}).map(([key, value]) => ({ path: `/proc/sys/${key.replace(/\./g, '/')}`, value })),
     seccomp: spec.seccomp ? seccompPlan(spec.seccomp) : undefined,
-    runtime: context.runtime,
   };
 }
 
@@ -283,7 +197,7 @@ function idMap(mappings: IdMapping[]): string {
   return mappings.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
 }
 
-function rlimitSteps(spec: ContainerSpec): InitPlan['rlimits'] {
+function rlimitSteps(spec: ContainerSpec): ProcessPlan['rlimits'] {
   return spec.process.rlimits.map((r) => {
     const resource = RLIMITS[r.type];
     if (resource === undefined) throw new ContainerError('BAD_CONFIG', `${r.type} is not a Linux rlimit`);
@@ -292,7 +206,7 @@ function rlimitSteps(spec: ContainerSpec): InitPlan['rlimits'] {
 }
 
 /** The capability sets as the helper sets them (bit masks; capabilities go up to bit 40, exact as JSON numbers). */
-export function capabilitySets(spec: ContainerSpec, devicesEnforced: boolean): InitPlan['capabilities'] {
+export function capabilitySets(spec: ContainerSpec, devicesEnforced: boolean): ProcessPlan['capabilities'] {
   const caps = spec.process.capabilities;
   const sets = {
     bounding: capabilityMask(caps.bounding, 'process.capabilities.bounding'),
@@ -323,24 +237,12 @@ export function specTerminal(spec: ContainerSpec): TerminalSize | undefined {
 export function buildExecPlan(spec: ContainerSpec, pid: number, cgroups: PlanCgroups, options: { consoleSocket?: string; detach: boolean }): ExecPlan {
   // The user namespace first: the others belong to it, and entering them needs its capabilities.
   const order: NamespaceKind[] = ['user', 'ipc', 'uts', 'network', 'pid', 'cgroup', 'mount'];
+  const joins = order.filter((ns) => spec.namespaces.includes(ns)).map((ns) => ({ flag: CLONE_FLAGS[ns], path: `/proc/${pid}/ns/${NS_FILES[ns]}` }));
   return {
-    version: 1,
-    exec: true,
-    joinNamespaces: order.filter((ns) => spec.namespaces.includes(ns)).map((ns) => ({ flag: CLONE_FLAGS[ns], path: `/proc/${pid}/ns/${NS_FILES[ns]}` })),
     cgroupProcs: cgroups.procsFiles,
-    rlimits: rlimitSteps(spec),
-    cwd: spec.process.cwd,
-    umask: spec.process.umask ?? 0o022,
-    noNewPrivileges: spec.process.noNewPrivileges,
-    user: spec.process.user,
-    capabilities: capabilitySets(spec, cgroups.devicesEnforced),
-    args: spec.process.args,
-    env: spec.process.env,
-    seccomp: spec.seccomp ? seccompPlan(spec.seccomp) : undefined,
-    oomScoreAdj: spec.process.oomScoreAdj,
-    terminal: specTerminal(spec),
     consoleSocket: options.consoleSocket,
     detach: options.detach,
+    process: processPlan(spec, cgroups.devicesEnforced, joins, specTerminal(spec)),
   };
 }
 

@@ -2,6 +2,7 @@
 // comparison names become libseccomp's numbers here (<seccomp.h>), syscall names stay names (the
 // helper resolves them against the host's libseccomp, which knows this kernel's table).
 
+import type { SeccompPlan } from './plan-layout.js';
 import type { SeccompSpec } from './spec.js';
 
 const SCMP_ACT_KILL_PROCESS = 0x80000000;
@@ -24,11 +25,7 @@ const OPS: Record<string, number> = {
 
 const EPERM = 1;
 
-export interface SeccompPlan {
-  defaultAction: number;
-  architectures: number[];
-  rules: { names: string[]; action: number; args: { index: number; op: number; value: number; valueTwo: number }[] }[];
-}
+export type { SeccompPlan } from './plan-layout.js';
 
 /** libseccomp's number for an OCI action; ERRNO without a number is EPERM, as runc makes it. */
 export function seccompAction(name: string, errnoRet: number | undefined): number {

@@ -14,7 +14,7 @@ export interface WriteWholeOptions {
  * reader sees the old content or the new, never a part. On failure the temporary file is removed
  * and the error thrown. Not synced to disk: a snapshot's writer does that for itself.
  */
-export function writeWhole(file: string, data: string, options: WriteWholeOptions = {}): void {
+export function writeWhole(file: string, data: string | Uint8Array, options: WriteWholeOptions = {}): void {
   const temporary = options.temporary ?? `${file}.${process.pid}.tmp`;
   try {
     writeFileSync(temporary, data, options.mode === undefined ? undefined : { mode: options.mode });

@@ -1,12 +1,13 @@
 // Talking to native/container-init.c, for tsvmm-runc and for tsvmm's own containers alike: the
-// plan goes in on fd 3, the helper's answers come back as JSON lines on the same socket.
+// plan goes in on fd 3 as a frame (src/container/plan-layout.ts), the helper's answers come back
+// as JSON lines on the same socket.
 
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { LineReader } from '../api/protocol.js';
 import { CONTAINER_INIT } from '../container/helper-path.js';
-import type { ExecPlan, InitPlan } from '../container/plan.js';
+import { ExecPlanLayout, GoLayout, helperFrame, InitPlanLayout, ResizeLayout, type ExecPlan, type InitPlan } from '../container/plan-layout.js';
 import { RuntimeError } from './errors.js';
 
 export interface HelperMessage {
@@ -19,8 +20,10 @@ export interface HelperMessage {
 
 export interface Helper {
   process: ChildProcess;
-  /** Sends one line to the helper ("go", a resize request). */
-  send(line: string): void;
+  /** The host is done with the waiting init (a plan with waitForHost): it may go on. */
+  go(): void;
+  /** A new size for the workload's pty. */
+  resize(rows: number, cols: number): void;
   /** Resolves with the helper's exit code (or the signal that ended it) once it and its channel have closed. */
   closed: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: Error }>;
 }
@@ -40,7 +43,7 @@ export interface HelperStdio {
   stdin?: string;
 }
 
-export function startHelper(plan: InitPlan | ExecPlan, onMessage: (message: HelperMessage) => void, options: HelperStdio = {}): Helper {
+export function startHelper(plan: { init: InitPlan } | { exec: ExecPlan }, onMessage: (message: HelperMessage) => void, options: HelperStdio = {}): Helper {
   checkHelperBuilt();
   const stdio = options.stdio ?? [options.stdin === undefined ? 'inherit' : 'pipe', 'inherit', 'inherit'];
   const child = spawn(CONTAINER_INIT, [], { stdio: [...stdio, 'pipe'] as StdioOptions });
@@ -65,6 +68,11 @@ export function startHelper(plan: InitPlan | ExecPlan, onMessage: (message: Help
     child.on('error', (error) => resolve({ code: null, signal: null, error }));
     child.on('close', (code, signal) => resolve({ code, signal }));
   });
-  channel.write(`${JSON.stringify(plan)}\n`);
-  return { process: child, send: (line) => channel.write(`${line}\n`), closed };
+  channel.write('init' in plan ? helperFrame(InitPlanLayout, plan.init) : helperFrame(ExecPlanLayout, plan.exec));
+  return {
+    process: child,
+    go: () => channel.write(helperFrame(GoLayout, {})),
+    resize: (rows, cols) => channel.write(helperFrame(ResizeLayout, { rows, cols })),
+    closed,
+  };
 }

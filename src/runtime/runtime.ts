@@ -209,7 +209,7 @@ export class Runtime {
         runtime: request.runtime,
       });
       const end: LaunchEnd = { started: false, code: null, signal: null };
-      helper = startHelper(plan, (message) => {
+      helper = startHelper({ init: plan }, (message) => {
         if (message.pid !== undefined) {
           record.pid = message.pid;
           record.startTime = processStat(message.pid)?.startTime ?? '';
@@ -217,7 +217,7 @@ export class Runtime {
           request.onPid?.(message.pid);
           if (request.beforeStart) {
             // The init exists in its namespaces and cgroups, and waits for "go".
-            Promise.resolve().then(() => request.beforeStart!(record)).then(() => helper.send('go'), (error: unknown) => {
+            Promise.resolve().then(() => request.beforeStart!(record)).then(() => helper.go(), (error: unknown) => {
               end.hostError ??= error;
               helper.process.kill('SIGKILL');
             });
@@ -345,7 +345,7 @@ export class Runtime {
     const plan = buildExecPlan({ ...record.spec, process: hookProcess }, record.pid, this.cgroup(record).plan, { detach: false });
     let failure: HelperMessage['error'];
     let exit: HelperMessage['exit'];
-    const helper = startHelper(plan, (message) => {
+    const helper = startHelper({ exec: plan }, (message) => {
       if (message.error) failure ??= message.error;
       else if (message.exit) exit = message.exit;
     }, { stdin: JSON.stringify(ociState(record, 'created')) });
@@ -548,7 +548,7 @@ export class Runtime {
     let failure: HelperMessage['error'];
     let exit: HelperMessage['exit'];
     let started = false;
-    const helper = startHelper(plan, (message) => {
+    const helper = startHelper({ exec: plan }, (message) => {
       if (message.running) {
         started = true;
       } else if (message.pid !== undefined) {

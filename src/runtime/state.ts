@@ -1,5 +1,6 @@
-// A container of tsvmm-runc between two of its commands: <root>/<id>/state.json (what create
-// learnt), and <root>/<id>/exec.fifo while it waits for `start`. Its status is never stored, but
+// A container of tsvmm-runc between two of its commands: <root>/<id>/state (what create learnt,
+// as a runtime_state frame of src/container/plan-layout.ts, which the C fast path of
+// bin/tsvmm-runc reads too), and <root>/<id>/exec.fifo while it waits for `start`. Its status is never stored, but
 // read from the host each time, as runc does: no init process (or another one under its pid, or
 // a zombie) means stopped; the fifo still there means created; a frozen cgroup means paused.
 
@@ -7,6 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:f
 import path from 'node:path';
 import type { CgroupRequest } from '../container/cgroups.js';
 import type { ContainerSpec } from '../container/spec.js';
+import { readHelperFrame, RuntimeStateLayout, helperFrame } from '../container/plan-layout.js';
 import { writeWhole } from '../meta/write-whole.js';
 import { notExist, RuntimeError } from './errors.js';
 import type { Status } from './lifecycle.js';
@@ -75,29 +77,37 @@ export class StateStore {
     }
   }
 
+  #file(id: string): string {
+    return path.join(this.dir(id), 'state');
+  }
+
   save(record: ContainerRecord): void {
-    const file = path.join(this.dir(record.id), 'state.json');
-    writeWhole(file, JSON.stringify(record));
+    const due = (kind: 'startContainer' | 'poststart' | 'poststop') => (record.spec.hooks?.[kind].length ?? 0) > 0;
+    writeWhole(this.#file(record.id), helperFrame(RuntimeStateLayout, {
+      pid: record.pid, startTime: record.startTime, cgroupDirs: record.cgroupDirs,
+      hooks: { startContainer: due('startContainer'), poststart: due('poststart'), poststop: due('poststop') },
+      record: JSON.stringify(record),
+    }));
   }
 
   load(id: string): ContainerRecord {
     checkId(id);
-    let text: string;
+    let frame: Buffer;
     try {
-      text = readFileSync(path.join(this.dir(id), 'state.json'), 'utf8');
+      frame = readFileSync(this.#file(id));
     } catch {
       throw notExist(id);
     }
     try {
-      return JSON.parse(text) as ContainerRecord;
+      return JSON.parse(readHelperFrame(RuntimeStateLayout, frame).record) as ContainerRecord;
     } catch {
-      throw new RuntimeError(`the state of container ${id} (${this.dir(id)}/state.json) is damaged`);
+      throw new RuntimeError(`the state of container ${id} (${this.#file(id)}) is damaged, or of another tsvmm-runc`);
     }
   }
 
   ids(): string[] {
     try {
-      return readdirSync(this.root).filter((id) => existsSync(path.join(this.dir(id), 'state.json'))).sort();
+      return readdirSync(this.root).filter((id) => existsSync(this.#file(id))).sort();
     } catch {
       return [];
     }

@@ -6,6 +6,9 @@ import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { ExecPlanLayout, helperFrame, InitPlanLayout } from '../../src/container/plan-layout.js';
+import { buildPlan } from '../../src/container/plan.js';
+import { defaultSpec } from '../../src/container/spec.js';
 
 const HELPER = path.resolve('build/Release/container-init');
 const missing = (() => {
@@ -18,7 +21,7 @@ const missing = (() => {
 })();
 
 /** Runs the helper with `input` on fd 3; resolves with its answer lines and exit code. */
-function helper(input: string): Promise<{ lines: unknown[]; code: number | null }> {
+function helper(input: string | Buffer): Promise<{ lines: unknown[]; code: number | null }> {
   return new Promise((resolve) => {
     const child = spawn(HELPER, [], { stdio: ['ignore', 'ignore', 'ignore', 'pipe'] });
     const channel = child.stdio[3] as Duplex;
@@ -31,26 +34,37 @@ function helper(input: string): Promise<{ lines: unknown[]; code: number | null 
 }
 
 describe.skipIf(missing)('container-init given a bad plan', () => {
-  it('answers one error line and exits 125, for JSON it cannot read', async () => {
-    for (const [plan, why] of [
-      ['{"version": 1, "cloneFlags": ', 'unexpected end'],
-      ['{"version": 1.5}', 'only whole numbers that fit 64 bits'],
-      ['{"version": "\\ud800"}', 'lone surrogate'],
-      ['[1, 2]', 'not an object'],
-      ['{"a": "\\u0000"}', 'NUL in string'],
-    ]) {
-      const { lines, code } = await helper(`${plan}\n`);
+  const plan = buildPlan(defaultSpec('/nonexistent', ['true']), {
+    supervisor: 1, rootfs: '/nonexistent', prepare: [], waitForHost: false,
+    cgroups: { version: 'v2', procsFiles: [], views: [], devicesEnforced: true },
+  });
+  const refused = (message: string, errno = 0) => [{ error: { step: 'plan', message, errno } }];
+  const foreign = 'the plan is not one this container-init reads (tsvmm and container-init do not match: run `npm install`)';
+
+  it('answers one error line and exits 125 for what is not a plan frame of its build, before creating anything', async () => {
+    const frame = helperFrame(InitPlanLayout, plan);
+    const otherBuild = Buffer.from(frame);
+    otherBuild.writeUInt32LE((otherBuild.readUInt32LE(4) ^ 1) >>> 0, 4);
+    const longer = Buffer.from(frame);
+    longer.writeUInt32LE(frame.length, 12);
+    for (const input of ['{"version": 1, "cloneFlags": 0, "the old JSON plan": true}\n', otherBuild, longer]) {
+      const { lines, code } = await helper(input);
       expect(code).toBe(125);
-      expect(lines).toEqual([{ error: { step: 'plan', message: `the plan is not valid JSON (${why})`, errno: 0 } }]);
+      expect(lines).toEqual(refused(foreign));
     }
   });
 
-  it('refuses a plan of another version or shape, before creating anything', async () => {
-    expect((await helper('{"version": 2}\n')).lines).toEqual([{ error: { step: 'plan', message: 'plan version 2 is not 1 (tsvmm and container-init do not match)', errno: 0 } }]);
-    expect((await helper('{"version": 1, "cloneFlags": "all"}\n')).lines).toEqual([{ error: { step: 'plan', message: 'plan field "cloneFlags" is missing or of the wrong type', errno: 0 } }]);
+  it('refuses a damaged plan and an exec plan without a command; says when the channel ends first', async () => {
+    const frame = helperFrame(InitPlanLayout, plan);
+    // A body that ends inside its last field: the header's length agrees with it.
+    const cut = Buffer.from(frame.subarray(0, frame.length - 3));
+    cut.writeUInt32LE(cut.length - 16, 12);
+    expect((await helper(cut)).lines).toEqual(refused('the plan is damaged'));
+    const exec = helperFrame(ExecPlanLayout, { cgroupProcs: [], detach: false, process: { ...plan.process, args: [] } });
+    expect((await helper(exec)).lines).toEqual(refused('the plan has no command'));
     const eof = await helper('');
     expect(eof.code).toBe(125);
-    expect(eof.lines).toEqual([{ error: { step: 'plan', message: 'reading the plan: Broken pipe', errno: 32 } }]);
+    expect(eof.lines).toEqual(refused('reading the plan: Broken pipe', 32));
   });
 
   it('says it must be run by tsvmm when fd 3 is not there', async () => {

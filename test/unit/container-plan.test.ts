@@ -104,9 +104,9 @@ describe('the helper\'s plan', () => {
     expect(plan.unshareFlags).toBe(0);
     expect(plan.cgroupProcs).toEqual(V1.procsFiles);
     expect(plan.rootPropagation).toBe(MS_SLAVE | MS_REC);
-    expect(plan).toMatchObject({ version: 1, supervisor: 1234, rootfs: '/images/busybox', hostname: 'c1', cwd: '/', umask: 0o022, noNewPrivileges: true, args: ['sh', '-c', 'echo hi'] });
-    expect(plan.capabilities).toEqual({ bounding: 0xa80425fb, effective: 0xa80425fb, permitted: 0xa80425fb, inheritable: 0, ambient: 0 });
-    expect(plan.rlimits).toEqual([{ resource: 7, soft: 1024, hard: 1024 }]);
+    expect(plan).toMatchObject({ supervisor: 1234, rootfs: '/images/busybox', hostname: 'c1', process: { cwd: '/', umask: 0o022, noNewPrivileges: true, args: ['sh', '-c', 'echo hi'] } });
+    expect(plan.process.capabilities).toEqual({ bounding: 0xa80425fb, effective: 0xa80425fb, permitted: 0xa80425fb, inheritable: 0, ambient: 0 });
+    expect(plan.process.rlimits).toEqual([{ resource: 7, soft: 1024, hard: 1024 }]);
     expect(plan.maskedPaths).toContain('/proc/kcore');
     expect(plan.readonlyPaths).toContain('/proc/sys');
     // A cgroup namespace is made by the init itself, once it is inside its cgroups.
@@ -131,7 +131,7 @@ describe('the helper\'s plan', () => {
     // console nor the caller's terminal.
     expect(plan.symlinks).toContainEqual({ target: '/proc/1/fd/1', path: '/dev/console' });
     const withTerminal = buildPlan(defaultSpec('/r', ['true']), context({ terminal: { rows: 30, cols: 100 } }));
-    expect(withTerminal.terminal).toEqual({ rows: 30, cols: 100 });
+    expect(withTerminal.process.terminal).toEqual({ rows: 30, cols: 100 });
     expect(withTerminal.symlinks).toContainEqual({ target: '/proc/1/fd/1', path: '/dev/console' });
     // A network namespace of its own gets lo up; HOME comes from /etc/passwd unless the environment has it.
     expect(plan).toMatchObject({ loopbackUp: true, setHome: true });
@@ -162,7 +162,7 @@ describe('the helper\'s plan', () => {
     const spec = defaultSpec('/r', ['true']);
     const three = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE'];
     spec.process.capabilities = { bounding: three, effective: three, permitted: three, inheritable: ['CAP_KILL'], ambient: three };
-    expect(buildPlan(spec, context()).capabilities).toEqual({ bounding: 0x20000420, effective: 0x20000420, permitted: 0x20000420, inheritable: 0x20, ambient: 0x20 });
+    expect(buildPlan(spec, context()).process.capabilities).toEqual({ bounding: 0x20000420, effective: 0x20000420, permitted: 0x20000420, inheritable: 0x20, ambient: 0x20 });
     spec.process.capabilities = { ...spec.process.capabilities, bounding: ['CAP_NO_SUCH'] };
     expect(() => buildPlan(spec, context())).toThrow(/^process\.capabilities\.bounding: unknown capability "CAP_NO_SUCH"$/);
   });
@@ -172,7 +172,7 @@ describe('the helper\'s plan', () => {
     const spec = defaultSpec('/r', ['true']);
     spec.root.readonly = true;
     const plan = buildPlan(spec, context({ cgroups: v2 }));
-    expect(plan.capabilities.bounding).toBe(0xa80425fb - 2 ** 27);
+    expect(plan.process.capabilities.bounding).toBe(0xa80425fb - 2 ** 27);
     expect(plan.rootRemountFlags).toBe(MS_RDONLY | MS_NODEV);
     expect(plan.mounts.find((m) => m.target === '/sys/fs/cgroup')).toMatchObject({ source: '/sys/fs/cgroup/tsvmm/c', flags: MS_BIND | MS_REC });
     expect(buildPlan(defaultSpec('/r', ['true']), context()).rootRemountFlags).toBe(0);

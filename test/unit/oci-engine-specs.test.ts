@@ -51,8 +51,8 @@ describe('config.json written by container engines', () => {
     expect(spec.namespacePaths).toEqual({});
     const p = plan(spec);
     expect(p.cloneFlags & (CLONE_NEWPID | CLONE_NEWNET)).toBe(CLONE_NEWPID | CLONE_NEWNET);
-    expect(p.joinNamespaces).toEqual([]);
-    expect(p.seccomp).toBeUndefined();
+    expect(p.process.joinNamespaces).toEqual([]);
+    expect(p.process.seccomp).toBeUndefined();
   });
 
   it('Docker: its networking prestart hook, namespaced sysctls, seccomp, zero values ignored', () => {
@@ -70,10 +70,10 @@ describe('config.json written by container engines', () => {
       { path: '/proc/sys/net/ipv4/ip_unprivileged_port_start', value: '0' },
       { path: '/proc/sys/net/ipv4/ping_group_range', value: '0 2147483647' },
     ]);
-    expect(p.seccomp?.defaultAction).toBe(seccompAction('SCMP_ACT_ERRNO', 1));
-    expect(p.seccomp?.architectures).toEqual([0xc000003e, 0x40000003, 0x4000003e]);
-    expect(p.seccomp?.rules.find((r) => r.names[0] === 'clone3')?.action).toBe(0x00050000 | 38);
-    expect(p.oomScoreAdj).toBe(0);
+    expect(p.process.seccomp?.defaultAction).toBe(seccompAction('SCMP_ACT_ERRNO', 1));
+    expect(p.process.seccomp?.architectures).toEqual([0xc000003e, 0x40000003, 0x4000003e]);
+    expect(p.process.seccomp?.rules.find((r) => r.names[0] === 'clone3')?.action).toBe(0x00050000 | 38);
+    expect(p.process.oomScoreAdj).toBe(0);
   });
 
   it('podman: a terminal, umask, pids limit, seccomp with errno returns', () => {
@@ -83,7 +83,7 @@ describe('config.json written by container engines', () => {
     expect(spec.resources.pids).toBe(2048);
     expect(spec.seccomp?.defaultErrnoRet).toBe(38);
     expect(spec.annotations?.['io.container.manager']).toBe('libpod');
-    expect(plan(spec).seccomp?.defaultAction).toBe(0x00050000 | 38);
+    expect(plan(spec).process.seccomp?.defaultAction).toBe(0x00050000 | 38);
   });
 
   it('Kubernetes pod sandbox: no network or uts namespace of its own, a read-only root, cpu shares 2', () => {
@@ -100,6 +100,6 @@ describe('config.json written by container engines', () => {
     expect(spec.resources).toEqual({ memory: 67108864, memorySwap: 67108864 });
     const p = plan(spec);
     expect(p.cloneFlags & (CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET)).toBe(0);
-    expect(p.joinNamespaces.map((j) => j.path)).toEqual(['/proc/17351/ns/pid', '/proc/17351/ns/ipc', '/proc/17351/ns/uts', '/proc/17351/ns/net']);
+    expect(p.process.joinNamespaces.map((j) => j.path)).toEqual(['/proc/17351/ns/pid', '/proc/17351/ns/ipc', '/proc/17351/ns/uts', '/proc/17351/ns/net']);
   });
 });
