@@ -60,7 +60,7 @@ const runCommand: CommandModule<object, ContainerRunArgs> = {
     .option('env', { alias: 'e', type: 'string', array: true, default: [], describe: 'NAME=value added to the environment (repeat)' })
     .option('cwd', { type: 'string', describe: 'Working directory inside the container' })
     .option('name', { type: 'string', describe: 'Name for `tsvmm ps`, `pause`, `stop`, `update`, `console` (default ctr-XXXXXX)' })
-    .option('tty', { alias: 't', type: 'boolean', describe: 'Give the container a pty of its own (default: when stdin is a terminal); --no-tty: pipes' })
+    .option('tty', { alias: 't', type: 'boolean', describe: 'Give the container a pty of its own (default: when stdin is a terminal, or a bundle\'s process.terminal asks); --no-tty: pipes' })
     .option('detach', { alias: 'd', type: 'boolean', default: false, describe: 'Run in the background; reach its stdio with `tsvmm console NAME`' })
     .option('stop-timeout', numberOption('stop-timeout', { min: 0, default: 10, describe: 'Seconds `tsvmm stop` waits after SIGTERM before SIGKILL' }))
     .option('json', { type: 'boolean', default: false, describe: 'At exit, print a JSON summary on stderr' })
@@ -85,7 +85,7 @@ function commandWords(args: ContainerRunArgs): string[] {
   return (args.command ?? []).map(String);
 }
 
-function toConfig(args: ContainerRunArgs, detached: boolean): ContainerConfig {
+async function toConfig(args: ContainerRunArgs, detached: boolean): Promise<ContainerConfig> {
   const env: Record<string, string> = {};
   for (const entry of args.env) {
     const eq = entry.indexOf('=');
@@ -94,7 +94,8 @@ function toConfig(args: ContainerRunArgs, detached: boolean): ContainerConfig {
   }
   if (!Number.isFinite(args.stopTimeout) || args.stopTimeout < 0) throw new ContainerError('BAD_CONFIG', `--stop-timeout ${args.stopTimeout}: must be 0 or more seconds`);
   const command = commandWords(args);
-  const terminal = wantsTerminal(args, detached) ? (detached ? true : terminalSize()) : undefined;
+  // A pty of our terminal's size; of the bundle's consoleSize (or 24×80) when we show none.
+  const terminal = await wantsTerminal(args, detached) ? (detached ? true : terminalSize() ?? true) : false;
   return {
     bundle: args.bundle, rootfs: args.rootfs, layers: args.layer, command: command.length ? command : undefined,
     env, cwd: args.cwd, hostname: args.hostname, memory: args.mem, cpus: args.cpus, pids: args.pids, net: args.net,
@@ -103,15 +104,20 @@ function toConfig(args: ContainerRunArgs, detached: boolean): ContainerConfig {
   };
 }
 
-/** Whether the container gets a pty: --tty / --no-tty, else whether our stdin is a terminal (in the foreground). */
-function wantsTerminal(args: ContainerRunArgs, detached: boolean): boolean {
-  return args.tty ?? (!detached && process.stdin.isTTY === true);
+/**
+ * Whether the container gets a pty: --tty / --no-tty; else when our stdin is a terminal (in the
+ * foreground), or when the bundle's process.terminal asks for one, as runc gives it.
+ */
+async function wantsTerminal(args: ContainerRunArgs, detached: boolean): Promise<boolean> {
+  if (args.tty !== undefined) return args.tty;
+  if (!detached && process.stdin.isTTY) return true;
+  return args.bundle !== undefined && (await import('../container/config.js')).bundleAsksForTerminal(args.bundle);
 }
 
-/** The caller's terminal size, for the container's pty. */
-function terminalSize(): TerminalSize {
+/** The size of the terminal we show the container's pty on; undefined when we show it on none. */
+function terminalSize(): TerminalSize | undefined {
   const out = [process.stdout, process.stderr].find((s) => s.isTTY);
-  return { rows: out?.rows || 24, cols: out?.columns || 80 };
+  return out && { rows: out.rows || 24, cols: out.columns || 80 };
 }
 
 async function runContainer(args: ContainerRunArgs): Promise<number> {
@@ -121,7 +127,7 @@ async function runContainer(args: ContainerRunArgs): Promise<number> {
   const { containerInstance, containerRecord } = await import('../container/instance.js');
   let container: Container;
   try {
-    container = Container.create(toConfig(args, detached));
+    container = Container.create(await toConfig(args, detached));
   } catch (error) {
     return reportError(error);
   }
@@ -182,7 +188,7 @@ function relayTerminal(container: Container, onQuit: () => void): () => void {
   const onEnd = () => container.endInput();
   const onOutput = (chunk: Buffer) => process.stdout.write(chunk);
   const outputs = [process.stdout, process.stderr].filter((s) => s.isTTY);
-  const onResize = () => container.resize(terminalSize());
+  const onResize = () => container.resize(terminalSize()!);
   stdin.on('data', onInput).once('end', onEnd).resume();
   container.on('output', onOutput);
   for (const s of outputs) s.on('resize', onResize);
@@ -215,7 +221,7 @@ async function runDetached(args: ContainerRunArgs): Promise<number> {
   let name: string;
   let logFile: string;
   try {
-    toConfig(args, true); // the flags' own errors, before anything starts
+    await toConfig(args, true); // the flags' own errors, before anything starts
     name = checkName(args.name ?? `ctr-${randomBytes(3).toString('hex')}`);
     if (listInstances().some((r) => r.name === name)) throw new ContainerError('BAD_CONFIG', `an instance named "${name}" is already running`);
     logFile = backgroundLog(name);
@@ -227,8 +233,9 @@ async function runDetached(args: ContainerRunArgs): Promise<number> {
   const flags = (dashes < 0 ? argv : argv.slice(0, dashes)).filter((a) => !/^(-d|--detach(=true)?)$/.test(a));
   const rest = dashes < 0 ? [] : argv.slice(dashes);
   if (args.name === undefined) flags.push('--name', name);
-  // The background process has no terminal of ours: whether it makes a pty is decided here.
-  if (args.tty === undefined) flags.push(process.stdin.isTTY ? '--tty' : '--no-tty');
+  // The background process has no terminal of ours: whether ours is one is decided here (the bundle
+  // it reads again).
+  if (args.tty === undefined && process.stdin.isTTY) flags.push('--tty');
   const started = await startInBackground(name, [...flags, ...rest], logFile);
   if (started.kind === 'ready') {
     process.stdout.write(`${name}\n`);

@@ -48,8 +48,10 @@ export interface ContainerConfig {
    */
   stdio?: 'pipe' | 'inherit';
   /**
-   * Give the container a pty of its own (true: 24 rows, 80 columns): its controlling terminal
-   * and stdio, in a session of its own, with echo, line editing and Ctrl-C as SIGINT done inside.
+   * Give the container a pty of its own (true: the bundle's process.consoleSize, else 24 rows,
+   * 80 columns): its controlling terminal and stdio, in a session of its own, with echo, line
+   * editing and Ctrl-C as SIGINT done inside. Unset: as a bundle's process.terminal says (as
+   * runc takes it), none for a root directory; false: none, whatever the bundle says.
    * What it writes arrives as 'output' (stdout), write() types into it, resize() changes its
    * size. Needs stdio "pipe". Without one, the container's stdio are pipes or the files this
    * process has; never a terminal of ours.
@@ -121,20 +123,35 @@ export function checkTerminalSize(size: TerminalSize): TerminalSize {
   return { rows: size.rows, cols: size.cols };
 }
 
-function resolveTerminal(terminal: ContainerConfig['terminal']): TerminalSize | undefined {
-  if (terminal === undefined || terminal === false) return undefined;
-  if (terminal === true) return { rows: 24, cols: 80 };
+function resolveTerminal(terminal: ContainerConfig['terminal'], spec: ContainerSpec): TerminalSize | undefined {
+  if (terminal === false || (terminal === undefined && !spec.process.terminal)) return undefined;
+  if (terminal === undefined || terminal === true) {
+    const size = spec.process.consoleSize;
+    // runc leaves a pty of no size where none is given; a shell would then wrap at column 0.
+    return size && size.height > 0 && size.width > 0 ? checkTerminalSize({ rows: size.height, cols: size.width }) : { rows: 24, cols: 80 };
+  }
   return checkTerminalSize(terminal);
 }
 
 /**
- * What config.json may ask that only tsvmm-runc carries out (an engine's runtime runs the hooks
- * and hands the terminal to the engine); `tsvmm container run` refuses it rather than ignore it.
+ * Whether a bundle's config.json asks for a terminal (process.terminal); false if it cannot be
+ * read, which Container.create then reports.
+ */
+export function bundleAsksForTerminal(bundle: string): boolean {
+  try {
+    return loadBundle(bundle).process.terminal === true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What config.json may ask that only tsvmm-runc carries out (an engine's runtime runs the hooks);
+ * `tsvmm container run` refuses it rather than ignore it.
  */
 function refuseRuntimeOnly(spec: ContainerSpec): void {
   const hooks = Object.entries(spec.hooks ?? {}).filter(([, list]) => list.length > 0).map(([kind]) => kind);
   if (hooks.length) throw new ContainerError('UNSUPPORTED', `config.json: hooks (${hooks.join(', ')}) are run by tsvmm-runc, the OCI runtime, not by tsvmm container run`);
-  if (spec.process.terminal) throw new ContainerError('UNSUPPORTED', 'config.json: process.terminal is true; tsvmm container run decides with --tty / --no-tty (a pty by default from a terminal), so set it to false');
   if (spec.namespaces.includes('user')) throw new ContainerError('UNSUPPORTED', 'config.json: linux.namespaces: a user namespace is not supported by tsvmm container run');
 }
 
@@ -182,8 +199,14 @@ export function resolveContainerConfig(config: ContainerConfig): ResolvedContain
 
   const stdio = config.stdio ?? 'pipe';
   if (stdio !== 'pipe' && stdio !== 'inherit') fail(`stdio ${String(stdio)}: must be pipe or inherit`);
-  const terminal = resolveTerminal(config.terminal);
-  if (terminal && stdio !== 'pipe') fail('a container with a terminal needs stdio "pipe": its pty is relayed through output events and write()');
+  const terminal = resolveTerminal(config.terminal, spec);
+  if (terminal && stdio !== 'pipe') {
+    fail(config.terminal === undefined
+      ? 'config.json asks for a terminal (process.terminal), which needs stdio "pipe" (its pty is relayed through output events and write()); or set terminal: false'
+      : 'a container with a terminal needs stdio "pipe": its pty is relayed through output events and write()');
+  }
+  // What was decided, for whoever reads the spec later (tsvmm-runc state, exec).
+  spec.process.terminal = terminal !== undefined;
   const stopTimeoutMs = config.stopTimeoutMs ?? 10_000;
   if (!Number.isFinite(stopTimeoutMs) || stopTimeoutMs < 0) fail(`stop timeout ${stopTimeoutMs}: must be 0 or more milliseconds`);
 

@@ -7,6 +7,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { openConsole } from '../../src/api/control-client.js';
 import { BUNDLE, containerMissingReason, readCgroupFile, ROOTFS, v1CgroupOf } from '../helpers/container-rootfs.js';
 
 function tsvmm(args: string[], input = '') {
@@ -106,6 +107,28 @@ describe.skipIf(containerMissingReason)('tsvmm container run', () => {
       `${path.join(tinyMemory, 'config.json')}: linux.resources.memory.limit 1 bytes: at least 4 MiB is needed to start anything`);
     expectOneLineError(tsvmm(['container', 'run', '--rootfs', ROOTFS, '--mem', '1', '--', 'true']), '--mem 1: at least 4 MiB is needed to start anything');
     expectOneLineError(tsvmm(['container', 'run', '--rootfs', ROOTFS, '--cpus', 'abc', '--', 'true']), /^tsvmm: error: --cpus "?abc"?: not a number/);
+  });
+
+  it('gives a bundle that asks for a terminal (process.terminal) a pty, as runc does; --no-tty gives pipes', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tsvmm-tty-bundle-'));
+    writeFileSync(path.join(dir, 'config.json'), busyboxConfig((c) => {
+      Object.assign(c.process as object, { terminal: true, consoleSize: { height: 30, width: 100 } });
+      c.root = { path: ROOTFS, readonly: true };
+    }));
+    // Not from a terminal (stdin is a pipe here): the pty is the bundle's size, its output has the pty's CRLFs.
+    const pty = tsvmm(['container', 'run', '--bundle', dir, '--', 'sh', '-c', 'tty; stty size']);
+    expect(pty.code, pty.stderr).toBe(0);
+    expect(pty.stdout).toBe('/dev/pts/0\r\n30 100\r\n');
+    const pipes = tsvmm(['container', 'run', '--bundle', dir, '--no-tty', '--', 'sh', '-c', 'tty || true']);
+    expect(pipes).toMatchObject({ code: 0, stdout: 'not a tty\n' });
+    // In the background too: the pty is the one `tsvmm console` attaches to.
+    const name = `tty-bundle-${process.pid}`;
+    const started = tsvmm(['container', 'run', '--bundle', dir, '--name', name, '--detach', '--', 'sh', '-c', 'tty; sleep 30']);
+    expect(started.code, started.stderr).toBe(0);
+    const console = await openConsole(name);
+    console.socket.destroy();
+    await stopNow(name);
+    expect(console.terminal).toBe(true);
   });
 
   it('passes 127 for a command that is not in the container', () => {

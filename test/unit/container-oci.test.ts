@@ -169,9 +169,24 @@ describe('OCI bundles', () => {
     const config = runcSpec();
     config.hooks = { prestart: [{ path: '/bin/true' }] };
     expect(refusal(() => resolveContainerConfig({ bundle: bundle(config) }))).toMatch(/hooks \(prestart\) are run by tsvmm-runc/);
-    config.hooks = {};
+  });
+
+  it('gives the pty a bundle asks for (process.terminal), as runc does, unless told not to', () => {
+    const config = runcSpec();
     config.process.terminal = true;
-    expect(refusal(() => resolveContainerConfig({ bundle: bundle(config) }))).toMatch(/process\.terminal is true/);
+    const asks = bundle(config);
+    expect(resolveContainerConfig({ bundle: asks }).terminal).toEqual({ rows: 24, cols: 80 });
+    expect(resolveContainerConfig({ bundle: asks, terminal: { rows: 5, cols: 7 } }).terminal).toEqual({ rows: 5, cols: 7 });
+    const told = resolveContainerConfig({ bundle: asks, terminal: false });
+    expect(told.terminal).toBeUndefined();
+    expect(told.spec.process.terminal).toBe(false);
+    expect(refusal(() => resolveContainerConfig({ bundle: asks, stdio: 'inherit' }))).toMatch(/^config\.json asks for a terminal \(process\.terminal\), which needs stdio "pipe"/);
+    config.process.consoleSize = { height: 30, width: 100 };
+    expect(resolveContainerConfig({ bundle: bundle(config) }).terminal).toEqual({ rows: 30, cols: 100 });
+    expect(resolveContainerConfig({ bundle: bundle(config), terminal: true }).terminal).toEqual({ rows: 30, cols: 100 });
+    config.process.terminal = false;
+    expect(resolveContainerConfig({ bundle: bundle(config) }).terminal).toBeUndefined();
+    expect(resolveContainerConfig({ bundle: bundle(config), terminal: true }).spec.process.terminal).toBe(true);
   });
 });
 
