@@ -272,7 +272,7 @@ export class Container extends EventEmitter<ContainerEvents> {
         id, spec, bundle: this.#bundle, rootfs: this.#root.rootfs, prepare: this.#root.prepare, terminal: this.config.terminal,
         cgroup: { name: this.name, dirName: id, resources: spec.resources, deviceRules: spec.deviceRules, cgroupsPath: spec.cgroupsPath },
         stdio: this.#stdio,
-        beforeStart: this.config.net === 'veth' ? async (record) => { this.#net = await attachVeth(this.name, record.pid); } : undefined,
+        beforeStart: this.config.net === 'veth' ? async (record) => { this.#net = await attachVeth(this.name, id, record.pid); } : undefined,
         onPid: (pid) => { this.#pid = pid; },
         onStarted: () => this.#resolveRunning(),
       });

@@ -1,6 +1,7 @@
-// `--net veth`: a veth pair whose host end (named after the container) is a port of the bridge
-// tsvmm0 and whose other end is eth0 in the container's network namespace, with an address of
-// its own in 10.88.0.0/16 (the bridge is 10.88.0.1, and the container's default route).
+// `--net veth`: a veth pair whose host end (named after the container and its runtime directory)
+// is a port of the bridge tsvmm0 and whose other end is eth0 in the container's network
+// namespace, with an address of its own in 10.88.0.0/16 (the bridge is 10.88.0.1, and the
+// container's default route).
 // Containers on the bridge reach each other and the host. Everything is done with iproute2's
 // `ip`, two runs per container, while the container's init waits to be released.
 //
@@ -42,11 +43,17 @@ function ip(args: string[], batch?: string): Promise<string> {
   });
 }
 
-/** The host end's name: the container's name if it fits IFNAMSIZ, else a prefix and a hash of it. */
-export function hostInterfaceName(name: string): string {
-  const full = `tv-${name}`;
-  if (full.length <= 15) return full;
-  return `tv-${name.slice(0, 7)}-${createHash('sha256').update(name).digest('hex').slice(0, 4)}`;
+/** Linux's IFNAMSIZ less the terminating NUL. */
+const IFNAME_MAX = 15;
+
+/**
+ * The host end's name, `tv-` + the start of the container's name + a hash of its host-wide `id`
+ * (NAME-KEY, KEY naming the runtime directory), in IFNAMSIZ: containers of one name in two
+ * runtime directories (two users, two test runs) get two interfaces, as they get two cgroups.
+ */
+export function hostInterfaceName(name: string, id: string): string {
+  const prefix = `tv-${name.slice(0, 6)}-`;
+  return prefix + createHash('sha256').update(id).digest('hex').slice(0, IFNAME_MAX - prefix.length);
 }
 
 async function ensureBridge(): Promise<void> {
@@ -96,12 +103,15 @@ function leaseAddress(name: string): { address: string; release(): void } {
   throw new ContainerError('NETWORK', `no free address left on ${BRIDGE} (10.88.0.0/16)`);
 }
 
-/** Wires the network namespace of process `pid` (the container's init, not yet started) to the bridge. */
-export async function attachVeth(name: string, pid: number): Promise<NetworkAttachment> {
+/**
+ * Wires the network namespace of process `pid` (the container's init, not yet started) to the
+ * bridge. `id` is the container's host-wide name (NAME-KEY), which the host's labels carry.
+ */
+export async function attachVeth(name: string, id: string, pid: number): Promise<NetworkAttachment> {
   await ensureBridge();
-  const hostInterface = hostInterfaceName(name);
-  const lease = leaseAddress(name);
-  const netns = `tsvmm-${name}`;
+  const hostInterface = hostInterfaceName(name, id);
+  const lease = leaseAddress(id);
+  const netns = `tsvmm-${id}`;
   try {
     if (existsSync(`/run/netns/${netns}`)) await ip(['netns', 'delete', netns]).catch(() => {});
     await ip([], [

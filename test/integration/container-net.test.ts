@@ -1,11 +1,14 @@
 // --net veth: two containers on the tsvmm0 bridge exchange data, through the real kernel's
 // veth pairs and bridge, configured with iproute2.
 
-import { existsSync, readdirSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Container } from '../../src/container/container.js';
 import { hostInterfaceName } from '../../src/container/network.js';
+import { runtimeDirKey } from '../../src/api/runtime-dir.js';
 import { containerMissingReason, ROOTFS } from '../helpers/container-rootfs.js';
 
 const ipMissing = (() => {
@@ -27,9 +30,9 @@ describe.skipIf(containerMissingReason ?? ipMissing)('containers on the bridge',
     await server.waitForOutput('listening', 20_000);
     expect(server.address).toMatch(/^10\.88\.\d+\.\d+$/);
     expect(server.output).toContain(`inet ${server.address}/16`);
-    // The host end is named after the container and sits on the bridge.
-    const host = hostInterfaceName('net-server');
-    expect(host).toBe('tv-net-server');
+    // The host end is named after the container (and its runtime directory) and sits on the bridge.
+    const host = hostInterfaceName('net-server', server.id);
+    expect(host).toMatch(/^tv-net-se-[0-9a-f]{5}$/);
     expect(existsSync(`/sys/class/net/${host}/brport`)).toBe(true);
     expect(readdirSync('/sys/class/net/tsvmm0/brif')).toContain(host);
 
@@ -47,9 +50,33 @@ describe.skipIf(containerMissingReason ?? ipMissing)('containers on the bridge',
     await expect.poll(() => existsSync(`/sys/class/net/${host}`)).toBe(false);
   });
 
-  it('gives the interface name a hash when the container name is too long for one', () => {
-    expect(hostInterfaceName('a-very-long-container-name')).toMatch(/^tv-a-very--[0-9a-f]{4}$/);
-    expect(hostInterfaceName('a-very-long-container-name')).not.toBe(hostInterfaceName('a-very-long-container-name2'));
-    expect(hostInterfaceName('a-very-long-container-name').length).toBeLessThanOrEqual(15);
+  it('names the host end within IFNAMSIZ, after the start of the name and a hash of NAME-KEY', () => {
+    expect(hostInterfaceName('web', 'web-0123abcd')).toMatch(/^tv-web-[0-9a-f]{8}$/);
+    expect(hostInterfaceName('a-very-long-container-name', 'a-very-long-container-name-0123abcd')).toMatch(/^tv-a-very-[0-9a-f]{5}$/);
+    expect(hostInterfaceName('a-very-long-container-name', 'a-very-long-container-name-0123abcd'))
+      .not.toBe(hostInterfaceName('a-very-long-container-name2', 'a-very-long-container-name2-0123abcd'));
+    expect(hostInterfaceName('web', 'web-0123abcd')).not.toBe(hostInterfaceName('web', 'web-4567cdef'));
+  });
+
+  it('containers of one name from two runtime directories run on the bridge at once', async () => {
+    const dirs = [0, 1].map(() => mkdtempSync(path.join(tmpdir(), 'tsvmm-net-dir-')));
+    const cli = (dir: string, args: string[]) => spawnSync(process.execPath, ['bin/tsvmm.js', ...args],
+      { encoding: 'utf8', timeout: 60_000, env: { ...process.env, TSVMM_RUNTIME_DIR: dir } });
+    try {
+      for (const dir of dirs) {
+        const r = cli(dir, ['container', 'run', '--rootfs', ROOTFS, '--name', 'same', '--net', 'veth', '--detach', '--', 'sleep', '60']);
+        expect(r.status, r.stderr).toBe(0);
+      }
+      const hosts = dirs.map((dir) => hostInterfaceName('same', `same-${runtimeDirKey(dir)}`));
+      expect(hosts[0]).not.toBe(hosts[1]);
+      // --detach returns once the control socket answers; the pair is made just after.
+      for (const host of hosts) await expect.poll(() => readdirSync('/sys/class/net/tsvmm0/brif'), { timeout: 10_000 }).toContain(host);
+      const addresses = dirs.map((dir) => (JSON.parse(cli(dir, ['ps', '--json']).stdout) as { address?: string }[])[0]?.address);
+      expect(addresses[0]).toMatch(/^10\.88\./);
+      expect(addresses[1]).toMatch(/^10\.88\./);
+      expect(addresses[0]).not.toBe(addresses[1]);
+    } finally {
+      for (const dir of dirs) cli(dir, ['stop', 'same', '--timeout', '0']);
+    }
   });
 });
