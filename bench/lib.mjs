@@ -2,7 +2,7 @@
 // while timestamping the lines it prints, and the statistics and tables of the reports.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -41,6 +41,23 @@ function newestMtime(dir) {
     newest = Math.max(newest, entry.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
   }
   return newest;
+}
+
+/**
+ * Removes the cgroup `parent` at the top of every hierarchy (each cgroup v1 controller's, or the v2
+ * one), with whatever empty cgroups are left below it. An engine puts its containers under a
+ * parent (containerd: /NAMESPACE) that no runtime removes, runc included; a benchmark must not
+ * leave the host's hierarchies fuller.
+ */
+export function removeEmptyCgroups(parent) {
+  const removeTree = (dir) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) removeTree(path.join(dir, entry.name));
+    try { rmdirSync(dir); } catch { /* still in use */ }
+  };
+  for (const hierarchy of ['', ...readdirSync('/sys/fs/cgroup')]) {
+    const dir = path.join('/sys/fs/cgroup', hierarchy, parent);
+    if (existsSync(dir)) removeTree(dir);
+  }
 }
 
 export const shellQuote = (args) => args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)).join(' ');

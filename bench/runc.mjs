@@ -15,7 +15,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fail, parseOptions, ratio, ROOT, summarize, table, fmt, fmtRatio } from './lib.mjs';
+import { fail, parseOptions, ratio, removeEmptyCgroups, ROOT, summarize, table, fmt, fmtRatio } from './lib.mjs';
 
 const USAGE = 'usage: node bench/runc.mjs [--runs R] [--warmup W] [--json]';
 const TARGET = 1.2;
@@ -48,8 +48,11 @@ writeFileSync(path.join(dir, 'config.toml'), [
 ].join('\n'));
 const logFile = openSync(path.join(dir, 'log'), 'w');
 const containerd = spawn('containerd', ['--config', path.join(dir, 'config.toml'), '--log-level', 'error'], { stdio: ['ignore', logFile, logFile] });
+// ctr puts each container's cgroup under /NAMESPACE: this run's own, removed at the end.
+const namespace = `tsvmm-bench-runc-${process.pid}`;
 const stop = () => {
   containerd.kill('SIGTERM');
+  removeEmptyCgroups(namespace);
   rmSync(dir, { recursive: true, force: true });
 };
 process.on('exit', stop);
@@ -67,7 +70,7 @@ let serial = 0;
 function once(contender) {
   const id = `bench-${contender.id}-${process.pid}-${serial++}`;
   const start = performance.now();
-  const r = spawnSync('ctr', ['-a', address, '-n', 'bench', 'run', '--rm', '--rootfs', '--runtime', 'io.containerd.runc.v2', '--runc-binary', contender.binary, rootfs, id, '/bin/true'], { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync('ctr', ['-a', address, '-n', namespace, 'run', '--rm', '--rootfs', '--runtime', 'io.containerd.runc.v2', '--runc-binary', contender.binary, rootfs, id, '/bin/true'], { encoding: 'utf8', timeout: 60_000 });
   const ms = performance.now() - start;
   if (r.status !== 0) fail(`${contender.name}: ctr run exited ${r.status}: ${(r.stderr ?? '').trim()}`);
   return ms;
