@@ -2,7 +2,9 @@
 
 import type { ArgumentsCamelCase, Argv } from 'yargs';
 import type { CommandBody } from './commands.js';
-import { listInstances } from '../api/runtime-dir.js';
+import { existsSync } from 'node:fs';
+import { containerStateRoot, listInstances } from '../api/runtime-dir.js';
+import type { RuntimeContainer } from '../container/instance.js';
 import { request, status } from '../api/control-client.js';
 import type { InstanceStatus } from '../api/protocol.js';
 // The dashboard's cell formats, so that ps and the dashboard show an instance alike.
@@ -13,13 +15,24 @@ import { numberOption } from './number-option.js';
 export const psCommand: CommandBody<{ json: boolean }> = {
   builder: (y: Argv) => y.option('json', { type: 'boolean', default: false, describe: 'Print JSON for scripts' }) as Argv<{ json: boolean }>,
   handler: async (args: ArgumentsCamelCase<{ json: boolean }>) => {
-    const rows = await Promise.all(listInstances().map(async (record) => {
-      const live = await status(record.name, 1000).catch(() => undefined);
+    const records = listInstances();
+    // Containers' states come from the runtime's state (as `tsvmm-runc list` reads them); there
+    // too are the library's containers, which no supervisor announces here.
+    const containers = records.some((r) => r.kind === 'container') || existsSync(containerStateRoot())
+      ? await import('../container/instance.js').then((m) => m.runtimeContainers()).catch(() => new Map<string, RuntimeContainer>())
+      : new Map<string, RuntimeContainer>();
+    const announced = new Set(records.map((r) => r.name));
+    for (const [name, c] of containers) if (!announced.has(name) && c.state !== 'exited') records.push(c.record);
+    const rows = await Promise.all(records.map(async (record) => {
+      const live = record.pid ? await status(record.name, 1000).catch(() => undefined) : undefined;
+      const runtime = record.kind === 'container' ? containers.get(record.name) : undefined;
       // PID: a VM's VMM process; a container's init (its pid 1), beside the process supervising it.
       const { leftovers: _leftovers, ...shown } = record; // the reaper's business, not the user's
       return {
-        ...shown, pid: live?.pid ?? record.pid, supervisorPid: record.pid, address: live?.address,
-        state: live?.state ?? 'unresponsive', uptimeMs: live?.uptimeMs ?? Date.now() - record.startedAt, exits: live?.exits, cpuTimeUs: live?.cpuTimeUs,
+        ...shown, pid: live?.pid ?? (runtime?.pid || record.pid), supervisorPid: record.pid || undefined, address: live?.address,
+        // A stop asked of the supervisor shows until the runtime sees the init gone.
+        state: (live?.state === 'stopping' && runtime?.state !== 'exited' ? live.state : runtime?.state) ?? live?.state ?? 'unresponsive',
+        uptimeMs: live?.uptimeMs ?? Date.now() - record.startedAt, exits: live?.exits, cpuTimeUs: live?.cpuTimeUs,
         guest: live?.guest,
         // Memory used on the host (as the dashboard's MEMORY), apart from `memory`, what it may use;
         // a container's limits in force (memory null: no limit, `memory` is then the host's).

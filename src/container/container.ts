@@ -119,7 +119,7 @@ process.on('exit', () => { for (const onExit of live) onExit(); });
  */
 const runtimes = new Map<string, Runtime>();
 
-function containerRuntime(): Runtime {
+export function containerRuntime(): Runtime {
   const root = containerStateRoot();
   const key = `${root}\0${process.env.TSVMM_CGROUP ?? ''}`;
   let runtime = runtimes.get(key);

@@ -6,7 +6,7 @@ import type { ControlledInstance } from '../api/control-server.js';
 import { cgroupMemory } from '../api/host-memory.js';
 import type { InstanceStatus } from '../api/protocol.js';
 import { writeRecord, type InstanceRecord } from '../api/runtime-dir.js';
-import type { Container } from './container.js';
+import { containerRuntime, type Container } from './container.js';
 
 /** CPUs and memory as `ps` shows them: the limits, or the host's when there is none. */
 function shown(container: Container): { cpus: number; memory: number; limits: NonNullable<InstanceStatus['limits']> } {
@@ -69,4 +69,38 @@ export function containerInstance(container: Container, record: InstanceRecord):
       resize: container.config.terminal ? (size) => container.resize(size) : undefined,
     },
   };
+}
+
+/** A container as the runtime's state shows it: what `tsvmm ps` reports of it. */
+export interface RuntimeContainer {
+  state: InstanceStatus['state'];
+  /** Its init's host pid (0 once stopped). */
+  pid: number;
+  /** A record for one that no supervisor announced (the library's, in another process). */
+  record: InstanceRecord;
+}
+
+/**
+ * tsvmm's containers in the runtime's state (<runtime dir>/containers), by name: their status
+ * read from the host as tsvmm-runc reads it (init alive, cgroup frozen), whoever supervises them.
+ */
+export function runtimeContainers(): Map<string, RuntimeContainer> {
+  const runtime = containerRuntime();
+  const out = new Map<string, RuntimeContainer>();
+  for (const id of runtime.store.ids()) {
+    try {
+      const { record, status } = runtime.load(id);
+      const resources = record.spec.resources;
+      const cpus = resources.cpu ? resources.cpu.quota / resources.cpu.period : hostCpus().length;
+      out.set(record.cgroup.name, {
+        state: status === 'stopped' ? 'exited' : status === 'creating' ? 'created' : status,
+        pid: status === 'stopped' ? 0 : record.pid,
+        record: {
+          name: record.cgroup.name, kind: 'container', pid: 0, startedAt: Date.parse(record.created), cpus,
+          memory: resources.memory ?? totalmem(), image: record.spec.process.args.join(' '),
+        },
+      });
+    } catch { /* being created or removed just now */ }
+  }
+  return out;
 }

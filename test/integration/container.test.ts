@@ -2,6 +2,7 @@
 // this host's kernel, no mocks. What a container must not see, the limits it must not pass,
 // and the lifecycle it shares with VMs.
 
+import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -155,6 +156,25 @@ describe.skipIf(containerMissingReason)('containers through the library', () => 
     await polite.waitForOutput('ready');
     expect(await polite.stop(10_000)).toEqual({ kind: 'stopped', code: 0, signal: null });
     expect(polite.output).toContain('bye');
+  });
+
+  it('lives in the runtime\'s state, as tsvmm-runc keeps it: `tsvmm-runc list` and `tsvmm ps` show it, paused too, and nothing is left once it ends', async () => {
+    const name = `lib-${process.pid}`;
+    const c = run(['sleep', '30'], { name });
+    await c.ready();
+    const root = path.join(process.env.TSVMM_RUNTIME_DIR!, 'containers');
+    type State = { id: string; pid: number; status: string };
+    const runc = (...args: string[]): unknown => JSON.parse(execFileSync('bin/tsvmm-runc', ['--root', root, ...args], { encoding: 'utf8' }));
+    const ps = () => (JSON.parse(execFileSync(process.execPath, ['bin/tsvmm.js', 'ps', '--json'], { encoding: 'utf8' })) as { name: string; kind: string; state: string; pid: number }[]).find((r) => r.name === name);
+    expect((runc('list', '--format', 'json') as State[]).find((s) => s.id === c.id)).toMatchObject({ pid: c.pid, status: 'running' });
+    expect(ps()).toMatchObject({ kind: 'container', state: 'running', pid: c.pid });
+    await c.pause();
+    expect(runc('state', c.id)).toMatchObject({ status: 'paused' });
+    expect(ps()).toMatchObject({ state: 'paused' });
+    await c.resume();
+    await c.stop(0);
+    expect(existsSync(path.join(root, c.id))).toBe(false);
+    expect(ps()).toBeUndefined();
   });
 
   it('update() changes the limits in place', async () => {
