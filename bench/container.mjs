@@ -14,43 +14,30 @@
 // RSS comes from a second, untimed run under /usr/bin/time. Targets (issue 12): the CLI within
 // 1.3x `node -e 0`, the library within 0.5x runc.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { contenderFailed, fail, fmt, fmtRatio, parseOptions, ratio, readRss, ROOT, runOnce, summarize, table, TIME } from './lib.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BUNDLE_SCRIPT = path.join(ROOT, 'scripts/build-busybox-rootfs.sh');
 const DEPS_SCRIPT = path.join(ROOT, 'scripts/install-container-bench-deps.sh');
 const TSVMM = path.join(ROOT, 'bin/tsvmm.js');
-const TIME = '/usr/bin/time';
 const TARGET_CLI_VS_NODE = 1.3;
 const TARGET_LIBRARY_VS_RUNC = 0.5;
+const USAGE = 'usage: node bench/container.mjs [--runs R] [--warmup W] [--json]';
+const TIMEOUT_MS = 60_000;
 
 function parseArgs(argv) {
   const opts = { runs: 20, warmup: 3, json: false };
-  const usage = 'usage: node bench/container.mjs [--runs R] [--warmup W] [--json]';
-  for (let i = 0; i < argv.length; i++) {
-    const [name, inline] = argv[i].split('=', 2);
-    const value = () => {
-      const v = inline ?? argv[++i];
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 0) fail(`${name} wants a non-negative integer, got ${JSON.stringify(v)}`);
-      return n;
-    };
-    if (name === '--runs') opts.runs = Math.max(1, value());
-    else if (name === '--warmup') opts.warmup = value();
+  parseOptions(argv, USAGE, (name, read) => {
+    if (name === '--runs') opts.runs = read.integer(read.raw(), 1);
+    else if (name === '--warmup') opts.warmup = read.integer(read.raw(), 0);
     else if (name === '--json') opts.json = true;
-    else if (name === '--help' || name === '-h') { console.log(usage); process.exit(0); }
-    else fail(`unknown argument ${JSON.stringify(argv[i])}\n${usage}`);
-  }
+    else return false;
+    return true;
+  });
   return opts;
-}
-
-function fail(message) {
-  process.stderr.write(`bench: ${message}\n`);
-  process.exit(1);
 }
 
 /** The busybox bundle, runc, and a copy of the bundle's config whose command is /bin/true. */
@@ -76,47 +63,22 @@ function prepare(log) {
   return { bundle: dir, runcVersion: runc.stdout.split('\n')[0].trim() };
 }
 
+/** Spawn to exit, in ms; ends the bench, quoting the output, unless the status is 0. */
+async function timeProcess(contender, argv) {
+  const result = await runOnce(argv, { lines: [], timeoutMs: TIMEOUT_MS });
+  if (result.code !== 0) contenderFailed({ name: contender }, 'to run /bin/true', result);
+  return result.exitMs;
+}
+
 /** Peak RSS in KiB of one more run of argv under /usr/bin/time (null without it). */
 async function peakRss(contender, argv) {
   if (!existsSync(TIME)) return null;
   const file = path.join(tmpdir(), `tsvmm-bench-rss-${process.pid}`);
-  await timeProcess(contender, [TIME, '-f', '%M', '-o', file, ...argv]);
-  const kib = Number(readFileSync(file, 'utf8').trim().split('\n').pop());
+  const result = await runOnce(argv, { lines: [], timeoutMs: TIMEOUT_MS, rssFile: file });
+  if (result.code !== 0) contenderFailed({ name: contender }, 'to run /bin/true', result);
+  const kib = readRss(file);
   rmSync(file, { force: true });
-  return Number.isFinite(kib) && kib > 0 ? kib : null;
-}
-
-/** Spawn to exit, in ms; fails the bench, quoting the output, on a non-zero status. */
-function timeProcess(contender, argv) {
-  return new Promise((resolve) => {
-    let out = '';
-    const started = performance.now();
-    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { out += d; });
-    child.on('error', (error) => fail(`${contender}: ${error.message}`));
-    child.on('exit', (code, signal) => {
-      const ms = performance.now() - started;
-      if (code !== 0) fail(`${contender} did not exit with status 0 (${signal ?? code}):\n${out}`);
-      resolve(ms);
-    });
-  });
-}
-
-function summarize(values) {
-  const s = [...values].sort((a, b) => a - b);
-  const at = (q) => {
-    const pos = (s.length - 1) * q;
-    const lo = Math.floor(pos);
-    return s[lo] + (s[Math.min(lo + 1, s.length - 1)] - s[lo]) * (pos - lo);
-  };
-  return { n: s.length, median: at(0.5), q1: at(0.25), q3: at(0.75), min: s[0], max: s.at(-1) };
-}
-
-function table(header, rows) {
-  const all = [header, ...rows];
-  const widths = header.map((_, i) => Math.max(...all.map((r) => String(r[i]).length)));
-  return all.map((r) => r.map((c, i) => String(c).padEnd(widths[i])).join('  ').trimEnd()).join('\n');
+  return kib;
 }
 
 async function main() {
@@ -169,21 +131,16 @@ async function main() {
   }
 
   const stats = Object.fromEntries(contenders.map((c) => [c.id, summarize(samples[c.id])]));
-  const rssMiB = Object.fromEntries(contenders.map((c) => {
-    const kib = rss[c.id].filter((v) => v !== null);
-    return [c.id, kib.length ? summarize(kib.map((v) => v / 1024)) : null];
-  }));
-  // A ratio of medians, and the spread of the per-round ratios (both from the same rounds).
-  const ratio = (a, b) => {
-    const perRound = summarize(samples[a].map((v, i) => v / samples[b][i]));
-    return { ofMedians: stats[a].median / stats[b].median, perRoundMedian: perRound.median, perRoundQ1: perRound.q1, perRoundQ3: perRound.q3 };
-  };
+  const rssMiB = Object.fromEntries(contenders.map((c) => [c.id, summarize(rss[c.id].map((v) => (v === null ? null : v / 1024)))]));
+  // A ratio of medians, and the range of the per-round ratios (both from the same rounds).
+  const over = (a, b) => ratio(stats[a], stats[b]);
+  const strip = (all) => Object.fromEntries(Object.entries(all).map(([k, s]) => [k, s && { ...s, samples: undefined }]));
   const results = {
     config: { runs: opts.runs, warmup: opts.warmup, runc: runcVersion, node: process.version, workload: '/bin/true in the busybox bundle' },
     commands: Object.fromEntries(contenders.map((c) => [c.id, c.command.replaceAll(bundle, 'BUNDLE')])),
-    ms: stats,
-    peakRssMiB: rssMiB,
-    ratios: { cliOverRunc: ratio('cli', 'runc'), libraryOverRunc: ratio('library', 'runc'), nodeOverRunc: ratio('node', 'runc'), cliOverNode: ratio('cli', 'node') },
+    ms: strip(stats),
+    peakRssMiB: strip(rssMiB),
+    ratios: { cliOverRunc: over('cli', 'runc'), libraryOverRunc: over('library', 'runc'), nodeOverRunc: over('node', 'runc'), cliOverNode: over('cli', 'node') },
   };
   const target = (description, r, limit) => ({ description, limit, ratio: r.ofMedians, met: r.ofMedians <= limit });
   results.targets = [
@@ -194,16 +151,16 @@ async function main() {
     console.log(JSON.stringify(results, null, 2));
     return;
   }
-  const f = (n) => n.toFixed(1);
-  const r = (x) => `${x.ofMedians.toFixed(2)}x (per round: median ${x.perRoundMedian.toFixed(2)}, IQR ${x.perRoundQ1.toFixed(2)}-${x.perRoundQ3.toFixed(2)})`;
+  const f = (n) => fmt(n, 1);
+  const r = (x) => `${fmtRatio(x)} (ratio of medians, then the range of the per-round ratios)`;
   console.log([
     `Container start to exit: ${results.config.workload}; ${opts.runs} rounds (+${opts.warmup} warm-up), contenders interleaved`,
     `${runcVersion}, Node ${process.version}`,
     '',
     table(['contender', 'median ms', 'IQR ms', 'min-max ms', 'vs runc', 'vs node -e 0', 'peak RSS MiB'], contenders.map((c) => {
       const s = stats[c.id];
-      return [c.name, f(s.median), `${f(s.q1)}-${f(s.q3)}`, `${f(s.min)}-${f(s.max)}`, c.id === 'runc' ? '1.00x' : `${(s.median / stats.runc.median).toFixed(2)}x`,
-        c.id === 'node' ? '1.00x' : `${(s.median / stats.node.median).toFixed(2)}x`, rssMiB[c.id] ? f(rssMiB[c.id].median) : '- (in this process)'];
+      return [c.name, f(s.median), `${f(s.q1)}-${f(s.q3)}`, `${f(s.min)}-${f(s.max)}`, `${fmt(s.median / stats.runc.median, 2)}x`,
+        `${fmt(s.median / stats.node.median, 2)}x`, rssMiB[c.id] ? f(rssMiB[c.id].median) : '- (in this process)'];
     })),
     '',
     `tsvmm CLI / runc:      ${r(results.ratios.cliOverRunc)}`,
