@@ -22,6 +22,20 @@ function running(): { name: string; kind: string; state: string }[] {
   return JSON.parse(tsvmm(['ps', '--json']).stdout) as { name: string; kind: string; state: string }[];
 }
 
+/**
+ * Stops every instance of this test run's runtime directory and waits until none is listed: a
+ * stop is answered at once, and an instance stays in the list until it has ended (a VM tearing
+ * down, a container given its stop timeout), which the dashboard would show.
+ */
+async function stopAll(): Promise<void> {
+  for (const r of running()) tsvmm(['stop', r.name, '--timeout', '0']);
+  const deadline = Date.now() + 30_000;
+  for (let left = running(); left.length; left = running()) {
+    if (Date.now() > deadline) throw new Error(`still running 30 s after stop: ${left.map((r) => r.name).join(', ')}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** Waits until the screen no longer shows `text` (in the list). */
 async function waitGone(session: TmuxSession, pattern: RegExp, timeoutMs = 20_000): Promise<string> {
   const deadline = Date.now() + timeoutMs;
@@ -98,9 +112,9 @@ describe.skipIf(kvmMissingReason ?? tmuxMissingReason)('tsvmm dashboard on a ter
     }
   };
 
-  beforeAll(() => {
+  beforeAll(async () => {
     expect(runtimeDir).toBeTruthy();
-    for (const r of running()) tsvmm(['stop', r.name]);
+    await stopAll();
     // The latest `tsvmm compare` results the side-by-side view shows: a report of this machine
     // kept as a fixture (docs/ holds the newest example, which changes).
     const results = path.join(work, 'compare-latest.json');
@@ -108,10 +122,10 @@ describe.skipIf(kvmMissingReason ?? tmuxMissingReason)('tsvmm dashboard on a ter
     session = new TmuxSession(`TSVMM_RUNTIME_DIR=${runtimeDir} TSVMM_COMPARE_RESULTS=${results} node bin/tsvmm.js dashboard`, process.cwd(), size);
   });
 
-  afterAll(() => {
+  afterAll(async () => {
     session?.kill();
     // What the dashboard started runs on without it: stop whatever a failed step left.
-    for (const r of running()) tsvmm(['stop', r.name]);
+    await stopAll();
   });
 
   it('says what to do when nothing runs, every column whole at 80x24', async () => {
