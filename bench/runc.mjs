@@ -9,10 +9,13 @@
 // A private containerd (its own root, state and socket in a temporary directory) serves both.
 // The two run alternately, in a rotating order, so that the drift of a shared, noisy machine hits
 // both alike; the ratio is taken within one invocation. Target (issue 14): at most 1.2x runc.
-// Each round also times `--version` of both, the start-up every one of the shim's calls pays.
+// Each round also times `--version` of both, the start-up every one of the shim's calls pays, and
+// each verb the shim runs (create, state, start, delete) called directly on one bundle (made by
+// `runc spec`, /bin/true in the same rootfs), with `node -e 0` beside them: issue 12's target is
+// every tsvmm-runc verb at most 1.2x `node -e 0`.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fail, parseOptions, ratio, removeEmptyCgroups, ROOT, summarize, table, fmt, fmtRatio } from './lib.mjs';
@@ -84,6 +87,50 @@ function version(contender) {
   return performance.now() - start;
 }
 
+/** The verbs one at a time, as the shim runs them, each timed spawn to exit. */
+const VERBS = ['create', 'state', 'start', 'delete'];
+const verbBundle = path.join(dir, 'bundle');
+mkdirSync(verbBundle);
+if (spawnSync('runc', ['spec', '--bundle', verbBundle]).status !== 0) fail('runc spec failed');
+const verbSpec = JSON.parse(readFileSync(path.join(verbBundle, 'config.json'), 'utf8'));
+verbSpec.root = { path: rootfs, readonly: true };
+verbSpec.process.args = ['/bin/true'];
+verbSpec.process.terminal = false;
+const verbErrors = path.join(dir, 'verb.err');
+function timed(argv) {
+  // Not pipes: the container's init inherits the runtime's stdio and keeps it until it ends.
+  const err = openSync(verbErrors, 'w');
+  const start = performance.now();
+  const r = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', err] });
+  const ms = performance.now() - start;
+  closeSync(err);
+  if (r.status !== 0) fail(`${argv.join(' ')} exited ${r.status}: ${readFileSync(verbErrors, 'utf8').trim()}`);
+  return ms;
+}
+function verbs(contender) {
+  const id = `bench-verb-${contender.id}-${process.pid}-${serial++}`;
+  verbSpec.linux.cgroupsPath = `/${namespace}/${id}`;
+  writeFileSync(path.join(verbBundle, 'config.json'), JSON.stringify(verbSpec));
+  const runtime = [contender.binary, '--root', path.join(dir, `root-${contender.id}`)];
+  const pidFile = path.join(dir, 'verb.pid');
+  const ms = { create: timed([...runtime, 'create', '--bundle', verbBundle, '--pid-file', pidFile, id]) };
+  ms.state = timed([...runtime, 'state', id]);
+  const pid = Number(readFileSync(pidFile, 'utf8'));
+  ms.start = timed([...runtime, 'start', id]);
+  // delete wants it stopped: wait for /bin/true to end (gone, or a zombie of whoever adopted it).
+  for (let i = 0; ; i++) {
+    let stat = '';
+    try { stat = readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { break; }
+    if (stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') break;
+    if (i > 5000) fail(`${contender.name}: the container's /bin/true did not end`);
+    spawnSync('sleep', ['0.002']);
+  }
+  ms.delete = timed([...runtime, 'delete', id]);
+  return ms;
+}
+const verbSamples = Object.fromEntries(contenders.map((c) => [c.id, Object.fromEntries(VERBS.map((v) => [v, []]))]));
+const nodeSamples = [];
+
 log(`warming up (${warmup} each), then ${runs} alternating rounds of ctr run --rm /bin/true`);
 for (let i = 0; i < warmup; i++) for (const c of contenders) once(c);
 const samples = Object.fromEntries(contenders.map((c) => [c.id, []]));
@@ -93,19 +140,29 @@ for (let round = 0; round < runs; round++) {
   for (const c of order) {
     samples[c.id].push(once(c));
     versions[c.id].push(version(c));
+    const ms = verbs(c);
+    for (const v of VERBS) verbSamples[c.id][v].push(ms[v]);
   }
+  nodeSamples.push(timed(['node', '-e', '0']));
 }
 const stats = Object.fromEntries(contenders.map((c) => [c.id, summarize(samples[c.id])]));
 const starts = Object.fromEntries(contenders.map((c) => [c.id, summarize(versions[c.id])]));
 const r = ratio(stats.tsvmm, stats.runc);
+const nodeStats = summarize(nodeSamples);
+const verbStats = Object.fromEntries(VERBS.map((v) => [v, Object.fromEntries(contenders.map((c) => [c.id, summarize(verbSamples[c.id][v])]))]));
 if (json) {
   const strip = (all) => Object.fromEntries(Object.entries(all).map(([k, s]) => [k, { ...s, samples: undefined }]));
-  console.log(JSON.stringify({ runs, ms: strip(stats), versionMs: strip(starts), ratio: r, target: TARGET }));
+  const verbJson = Object.fromEntries(VERBS.map((v) => [v, { ...strip(verbStats[v]), vsRunc: ratio(verbStats[v].tsvmm, verbStats[v].runc), vsNode: ratio(verbStats[v].tsvmm, nodeStats) }]));
+  console.log(JSON.stringify({ runs, ms: strip(stats), versionMs: strip(starts), ratio: r, target: TARGET, nodeMs: { ...nodeStats, samples: undefined }, verbs: verbJson }));
 } else {
   console.log(table(['contender', 'median ms', 'IQR ms', 'min-max ms', '--version median ms'], contenders.map((c) => {
     const s = stats[c.id];
     return [c.name, fmt(s.median, 1), `${fmt(s.q1, 1)}-${fmt(s.q3, 1)}`, `${fmt(s.min, 1)}-${fmt(s.max, 1)}`, fmt(starts[c.id].median, 1)];
   })));
-  console.log(`\ntsvmm-runc / runc: ${fmtRatio(r)} (target at most ${TARGET})`);
+  console.log(`\ntsvmm-runc / runc: ${fmtRatio(r)} (target at most ${TARGET})\n`);
+  console.log(table(['verb (direct)', 'runc ms', 'tsvmm-runc ms', 'vs runc', 'vs node -e 0'], [
+    ...VERBS.map((v) => [v, fmt(verbStats[v].runc.median, 1), fmt(verbStats[v].tsvmm.median, 1), fmtRatio(ratio(verbStats[v].tsvmm, verbStats[v].runc)), fmtRatio(ratio(verbStats[v].tsvmm, nodeStats))]),
+    ['node -e 0', '', fmt(nodeStats.median, 1), '', ''],
+  ]));
 }
 process.exit(0);
