@@ -38,7 +38,7 @@ if (process.getuid() !== 0) fail('containerd and both runtimes need root');
 for (const binary of ['containerd', 'ctr', 'runc']) {
   if (spawnSync('sh', ['-c', `command -v ${binary}`]).status !== 0) fail(`${binary} is not installed (sh scripts/ensure-test-deps.sh installs it from Debian)`);
 }
-if (!existsSync(path.join(ROOT, 'dist/bundle/runc.js'))) fail('dist/ is missing: run `npm run build` first');
+if (!existsSync(path.join(ROOT, 'dist/bundle/runc.cjs'))) fail('dist/ is missing: run `npm run build` first');
 const bundle = spawnSync('sh', [path.join(ROOT, 'scripts/build-busybox-rootfs.sh')], { encoding: 'utf8' });
 if (bundle.status !== 0) fail(`no busybox rootfs: ${bundle.stderr.trim()}`);
 const rootfs = path.join(bundle.stdout.trim(), 'rootfs');

@@ -1060,16 +1060,17 @@ static int exec_main(exec_plan *xplan) {
 
 // ------------------------------------------------------------------------------------------
 // tsvmm-runc's fast path. An engine's shim runs the runtime once per verb, and a Node start costs
-// more than runc's whole verb, so bin/tsvmm-runc comes here first: `start` of a created container,
-// `kill` of a live one and `delete` of a stopped (or absent, with --force) one are done here from
-// <root>/<id>/state (a runtime_state frame of src/container/plan-layout.ts), when no hook is due. Anything else, and every refusal, goes on to
-// tsvmm-runc in Node (dist/bundle/runc.js), which holds the lifecycle's rules and words.
+// more than runc's whole verb, so bin/tsvmm-runc comes here first: `state` of a container,
+// `start` of a created one, `kill` of a live one and `delete` of a stopped (or absent, with
+// --force) one are done here from <root>/<id>/state (a runtime_state frame of
+// src/container/plan-layout.ts), when no hook is due. Anything else, and every refusal, goes on
+// to tsvmm-runc in Node (dist/bundle/runc.cjs), which holds the lifecycle's rules and words.
 //
 //   container-init --runc PACKAGE_ROOT [runc's arguments]
 
 static void __attribute__((noreturn)) runc_node(const char *package, int argc, char **argv) {
   char entry[PATH_MAX];
-  snprintf(entry, sizeof entry, "%s/bin/tsvmm-runc.js", package);
+  snprintf(entry, sizeof entry, "%s/dist/bundle/runc.cjs", package);
   char **args = calloc((size_t)argc + 3, sizeof *args);
   if (!args) _exit(1);
   args[0] = "node";
@@ -1118,6 +1119,28 @@ static int runc_init_alive(long long pid, const char *start_time) {
   }
   free(stat);
   return alive;
+}
+
+// A cgroup of the container is frozen, as Runtime.status reads it (src/runtime/runtime.ts):
+// cgroup v1's freezer.state other than THAWED, else cgroup v2's cgroup.freeze at 1.
+static int runc_frozen(const runtime_state *state) {
+  int v1 = 0, frozen = 0;
+  char path[PATH_MAX + 32];
+  for (size_t k = 0; k < state->n_cgroup_dirs && !v1; k++) {
+    snprintf(path, sizeof path, "%s/freezer.state", state->cgroup_dirs[k]);
+    char *text = read_small_file(path, 64, NULL);
+    if (!text) continue;
+    v1 = 1;
+    frozen = strncmp(text, "THAWED", 6) != 0;
+    free(text);
+  }
+  for (size_t k = 0; k < state->n_cgroup_dirs && !v1 && !frozen; k++) {
+    snprintf(path, sizeof path, "%s/cgroup.freeze", state->cgroup_dirs[k]);
+    char *text = read_small_file(path, 64, NULL);
+    if (text) frozen = text[0] == '1';
+    free(text);
+  }
+  return frozen;
 }
 
 static int runc_fast(int argc, char **argv) {
@@ -1185,6 +1208,15 @@ static int runc_fast(int argc, char **argv) {
     }
     close(fd);
     unlink(fifo);
+    return 0;
+  }
+  if (!strcmp(verb, "state")) {
+    // Node wrote the OCI state of each status (ociState, src/runtime/state.ts); this picks one.
+    const char *text = !alive ? state.oci.stopped : access(fifo, F_OK) == 0 ? state.oci.created
+                     : runc_frozen(&state) ? state.oci.paused : state.oci.running;
+    size_t len = strlen(text);
+    if (!len) return -1;
+    if (fwrite(text, 1, len, stdout) != len || fputc('\n', stdout) == EOF || fflush(stdout) != 0) return -1;
     return 0;
   }
   if (!strcmp(verb, "kill")) {

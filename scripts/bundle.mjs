@@ -10,7 +10,11 @@
 //   index.js        the library (package.json "exports"), one file.
 //   vcpu-worker.js  a vCPU thread, one file: a worker starts a new isolate that loads its own.
 //   io-worker.js    the device I/O thread, one file.
-//   runc.js         bin/tsvmm-runc, the OCI runtime, one file.
+//   runc.cjs        bin/tsvmm-runc's Node half, the OCI runtime, one file, run directly by the
+//                   C front end. CommonJS, not ESM: Node's ESM loader costs every verb a few
+//                   milliseconds more (its set-up, and the ESM view of each built-in module, which
+//                   for node:fs loads the streams), and an engine pays a process start per verb.
+//                   import.meta.url becomes the file's URL, taken from __filename.
 //
 // All of them sit in one folder, two below the package root like every source module, so that
 // `new URL('./vcpu-worker.js', import.meta.url)` and the `../..` paths to the package's files hold
@@ -49,7 +53,11 @@ const builds = [
   { ...common, entryPoints: { 'io-worker': 'src/vmm/io-worker.ts' } },
   // tsvmm-runc: an engine starts it once per verb (create, start, state, delete ...), so it is one
   // small file of its own, without the VMM or yargs.
-  { ...common, entryPoints: { runc: 'src/runtime/cli.ts' } },
+  {
+    ...common, entryPoints: { runc: 'src/runtime/main.ts' }, format: 'cjs', outExtension: { '.js': '.cjs' },
+    define: { 'import.meta.url': '__tsvmmModuleUrl' },
+    banner: { js: '"use strict";var __tsvmmModuleUrl=require("node:url").pathToFileURL(__filename).href;' },
+  },
 ];
 
 rmSync(OUT, { recursive: true, force: true });

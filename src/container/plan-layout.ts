@@ -129,6 +129,8 @@ export const RuntimeStateLayout = struct('runtime_state', {
   cgroupDirs: list(str),
   /** Whether hooks of these kinds are due: the fast path leaves those verbs to Node. */
   hooks: struct('hooks_due', { startContainer: bool, poststart: bool, poststop: bool }),
+  /** What `state` prints in each status (ociStateText of src/runtime/state.ts): the fast path picks one. */
+  oci: struct('oci_states', { created: str, running: str, paused: str, stopped: str }),
   /** The ContainerRecord of src/runtime/state.ts, as JSON. */
   record: str,
 });

@@ -19,7 +19,7 @@ import { startHelper, type Helper, type HelperMessage } from './helper.js';
 import { runHooksOrFail, runHooksWarn } from './hooks.js';
 import { checkTransition, type Status } from './lifecycle.js';
 import type { Log } from './log.js';
-import { checkId, initAlive, ociState, processStat, StateStore, type ContainerRecord } from './state.js';
+import { checkId, initAlive, ociState, ociStateText, processStat, StateStore, type ContainerRecord } from './state.js';
 
 export interface RuntimeOptions {
   root: string;
@@ -397,7 +397,7 @@ export class Runtime {
 
   state(id: string): string {
     const { record, status } = this.load(id);
-    return JSON.stringify(ociState(record, status), null, 2);
+    return ociStateText(record, status);
   }
 
   async kill(id: string, signal: string | undefined, all: boolean): Promise<void> {

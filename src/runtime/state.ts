@@ -86,6 +86,10 @@ export class StateStore {
     writeWhole(this.#file(record.id), helperFrame(RuntimeStateLayout, {
       pid: record.pid, startTime: record.startTime, cgroupDirs: record.cgroupDirs,
       hooks: { startContainer: due('startContainer'), poststart: due('poststart'), poststop: due('poststop') },
+      oci: {
+        created: ociStateText(record, 'created'), running: ociStateText(record, 'running'),
+        paused: ociStateText(record, 'paused'), stopped: ociStateText(record, 'stopped'),
+      },
       record: JSON.stringify(record),
     }));
   }
@@ -149,4 +153,9 @@ export function ociState(record: ContainerRecord, status: Status): OciState {
     owner: record.owner,
     ...(Object.keys(record.annotations).length ? { annotations: record.annotations } : {}),
   };
+}
+
+/** What `state` prints: Node's answer, and the fast path's (which the state file carries for each status). */
+export function ociStateText(record: ContainerRecord, status: Status): string {
+  return JSON.stringify(ociState(record, status), null, 2);
 }

@@ -15,7 +15,7 @@ export const IMAGE = 'docker.io/library/tsvmm-busybox:latest';
 /** Why engine tests cannot run here, or undefined. */
 export function engineMissingReason(binaries: string[]): string | undefined {
   if (containerMissingReason) return containerMissingReason;
-  if (!existsSync(path.resolve('dist/bundle/runc.js'))) return 'dist/bundle/runc.js is not built (npm run build): engine tests skipped';
+  if (!existsSync(path.resolve('dist/bundle/runc.cjs'))) return 'dist/bundle/runc.cjs is not built (npm run build): engine tests skipped';
   for (const binary of binaries) {
     try {
       execFileSync('sh', ['-c', `command -v ${binary}`], { stdio: 'ignore' });

@@ -62,16 +62,26 @@ describe.skipIf(missing)('tsvmm-runc', () => {
 
   it('create leaves the init waiting with its pid in --pid-file; start releases it; state, ps, pause, resume, kill, delete', () => {
     const id = `life-${suffix()}`;
-    const b = bundle((c) => { c.process.args = ['sh', '-c', 'echo started > /dev/shm/x; sleep 300']; });
+    const b = bundle((c) => {
+      c.process.args = ['sh', '-c', 'echo started > /dev/shm/x; sleep 300'];
+      c.annotations = { 'org.example/"quoted"': 'back\\slash\n\ttab \u0001', 'é': 'ü' };
+    });
     const pidFile = path.join(dir, 'pid');
     expect(runc(['create', '--bundle', b, '--pid-file', pidFile, id]).code).toBe(0);
     const pid = Number(readFileSync(pidFile, 'utf8'));
     expect(readFileSync(`/proc/${pid}/comm`, 'utf8').trim()).toBe('container-init');
-    const state = () => JSON.parse(runc(['state', id]).stdout) as { status: string; pid: number; id: string; bundle: string; ociVersion: string };
-    expect(state()).toMatchObject({ id, status: 'created', pid, bundle: b });
-    // start, kill and delete in the common case are the C helper's alone: no node on the PATH needed.
+    // state, start, kill and delete in the common case are the C helper's alone: no node on the PATH needed.
     const noNode = { env: { PATH: '/nonexistent' } };
-    expectOneLine(runc(['state', id], noNode), /^tsvmm-runc: cannot run node: No such file or directory$/);
+    // The C helper's state is Node's, to the byte, in every status.
+    const state = () => {
+      const fast = runc(['state', id], noNode);
+      const node = spawnSync('node', [path.resolve('dist/bundle/runc.cjs'), '--root', root, 'state', id], { encoding: 'utf8' });
+      expect(fast.code, fast.stderr).toBe(0);
+      expect(fast.stdout).toBe(node.stdout);
+      return JSON.parse(fast.stdout) as { status: string; pid: number; id: string; bundle: string; ociVersion: string; annotations: Record<string, string> };
+    };
+    expect(state()).toMatchObject({ id, status: 'created', pid, bundle: b, annotations: { 'é': 'ü' } });
+    expectOneLine(runc(['ps', id], noNode), /^tsvmm-runc: cannot run node: No such file or directory$/);
     expect(runc(['start', id], noNode).code).toBe(0);
     expect(state().status).toBe('running');
     expect(JSON.parse(runc(['ps', '--format', 'json', id]).stdout)).toContain(pid);
