@@ -31,7 +31,9 @@ describe.skipIf(missing)('tsvmm-runc under podman', () => {
 
   afterAll(() => {
     podman(['rm', '-af']);
-    spawnSync('sh', ['-c', `umount -R ${dir}/storage 2>/dev/null; umount -R ${dir}/run 2>/dev/null; true`]);
+    // podman's overlay driver bind-mounts storage/overlay onto itself and leaves it mounted; every
+    // mount under the directory goes, the deepest first (storage itself is no mount point).
+    spawnSync('sh', ['-c', `findmnt -rn -o TARGET | grep '^${dir}/' | sort -r | xargs -r -n1 umount -l; true`]);
     removeEmptyCgroups('libpod_parent');
     rmSync(dir, { recursive: true, force: true });
   }, 120_000);
