@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HELPER_WIRE_HASH 0x8d0e099bu
+#define HELPER_WIRE_HASH 0xad600225u
 #define HELPER_WIRE_HEADER 16
 
 enum helper_wire_kind {
@@ -195,11 +195,19 @@ typedef struct {
 } hooks_due;
 
 typedef struct {
+  char *created;
+  char *running;
+  char *paused;
+  char *stopped;
+} oci_states;
+
+typedef struct {
   long long pid;
   char *start_time;
   char * *cgroup_dirs;
   size_t n_cgroup_dirs;
   hooks_due hooks;
+  oci_states oci;
   char *record;
 } runtime_state;
 
@@ -523,6 +531,13 @@ static void decode_hooks_due(wire_reader *r, hooks_due *out) {
   out->poststop = wire_bool(r);
 }
 
+static void decode_oci_states(wire_reader *r, oci_states *out) {
+  out->created = wire_str(r);
+  out->running = wire_str(r);
+  out->paused = wire_str(r);
+  out->stopped = wire_str(r);
+}
+
 static void decode_runtime_state(wire_reader *r, runtime_state *out) {
   out->pid = wire_int(r);
   out->start_time = wire_str(r);
@@ -532,6 +547,7 @@ static void decode_runtime_state(wire_reader *r, runtime_state *out) {
     out->cgroup_dirs[i] = wire_str(r);
   }
   decode_hooks_due(r, &out->hooks);
+  decode_oci_states(r, &out->oci);
   out->record = wire_str(r);
 }
 

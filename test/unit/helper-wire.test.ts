@@ -99,7 +99,8 @@ int main(void) {
   });
 
   it('the runtime state the C fast path reads carries the record whole', () => {
-    const state = { pid: 7, startTime: '123', cgroupDirs: ['/sys/fs/cgroup/pids/tsvmm/x'], hooks: { startContainer: false, poststart: true, poststop: false }, record: '{"id":"x"}' };
+    const state = { pid: 7, startTime: '123', cgroupDirs: ['/sys/fs/cgroup/pids/tsvmm/x'], hooks: { startContainer: false, poststart: true, poststop: false },
+      oci: { created: '{"status":"created"}', running: '{"status":"running"}', paused: '{"status":"paused"}', stopped: '{"status":"stopped"}' }, record: '{"id":"x"}' };
     expect(readHelperFrame(RuntimeStateLayout, helperFrame(RuntimeStateLayout, state))).toEqual(state);
   });
 });
