@@ -68,9 +68,27 @@ export function rates(r: Received, payload = PAYLOAD): { pps: number; mbps: numb
 
 const ip = (args: string[], input?: string) => execFileSync('ip', input === undefined ? args : [...args, '-batch', '-'], { input, stdio: ['pipe', 'ignore', 'pipe'] });
 
-/** A network namespace for this run (the VMs' taps go there); removed by `remove`, with what is in it. */
+const NS_PREFIX = 'tsvmm-cmp-';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A network namespace for this run (the VMs' taps go there); removed by `remove`, with what is in
+ * it. Namespaces of earlier runs whose process is gone (a compare killed mid-way) go first.
+ */
 function runNamespace(): { name: string; remove(): void } {
-  const name = `tsvmm-cmp-${process.pid}-${Date.now().toString(36)}`;
+  const listed = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
+  for (const [, stale, pid] of listed.matchAll(new RegExp(`^(${NS_PREFIX}(\\d+)-\\w+)`, 'gm'))) {
+    if (!alive(Number(pid))) spawnSync('ip', ['netns', 'del', stale!]);
+  }
+  const name = `${NS_PREFIX}${process.pid}-${Date.now().toString(36)}`;
   ip(['netns', 'add', name]);
   return { name, remove: () => { spawnSync('ip', ['netns', 'del', name]); } };
 }
@@ -209,7 +227,7 @@ export async function measureNet(env: CompareEnv, o: Options): Promise<Measureme
       out.push(withRatios({
         id: `net-${dir}`, title: `Network ${dir} (UDP)`, unit: 'Mbit/s', higherIsBetter: true, figures,
         notes: [`Lost on the way: ${lossNotes.join('; ') || 'nothing measured'}.`],
-        description: `${base}: payload Mbit/s (higher is better).`,
+        description: `${base}: payload Mbit/s (higher is better)${o.netRuns === o.runs ? '' : `; ${o.netRuns} runs each`}.`,
       }));
       out.push(withRatios({
         id: `net-${dir}-pps`, title: `Network ${dir}: packets`, unit: 'packets/s', higherIsBetter: true, figures: packets, notes: [],

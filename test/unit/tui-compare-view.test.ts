@@ -30,14 +30,16 @@ describe('comparisonLines', () => {
     expect(lines).toHaveLength(2 + 9);
   });
 
-  it('shows the newer figures of the docs example: private memory, a capped density as ≥ N (cap), snapshot size', () => {
+  it('shows the newer figures of the docs example: private memory, a capped density as ≥ N (cap), snapshot size, network', () => {
     const docs = JSON.parse(readFileSync('docs/compare-example.json', 'utf8')) as CompareReport;
     const lines = comparisonLines(docs);
     const row = (title: string) => lines.find((l) => l.startsWith(title))!.split(/\s{2,}/);
     expect(row('Host memory, private')[1]).toBe('MiB');
     expect(row('Density within 1024 MiB')).toContain('≥ 100 (cap)');
     expect(row('Snapshot size on disk')[1]).toBe('MiB');
-    expect(lines).toHaveLength(2 + 11);
+    expect(row('Network send (UDP)')[1]).toBe('Mbit/s');
+    expect(row('Network receive (UDP)')[1]).toBe('Mbit/s');
+    expect(lines).toHaveLength(2 + 13);
   });
 
   it('gives the hint when there is no comparison, and says why when it cannot be read', () => {
