@@ -1,6 +1,9 @@
 // A 16550A UART, the PC's COM port, as far as a guest's driver can tell: eight registers, a
 // receive FIFO, divisor latch, loopback (Linux's 8250 driver probes with it) and the two
 // interrupts a console needs, received data and transmitter empty. Transmission is instant.
+// Writes to the transmit register may arrive late: the VMM has KVM queue them (vmm/builder.ts) and
+// replays them, in order, before the guest's next access that exits, so a driver that reads a
+// register before relying on a write (Linux's polls LSR or IIR) sees no difference.
 
 import type { BusDevice } from './bus.js';
 import type { ByteSink, ByteSource } from './byte-stream.js';
@@ -10,6 +13,8 @@ import type { IrqLine } from './irq.js';
 
 // Register offsets from the base port. Some share an offset and differ by direction or DLAB.
 const DATA = 0; // RBR (read), THR (write), DLL (DLAB)
+/** The transmit register's offset, whose writes the VMM may have KVM queue (vmm/builder.ts). */
+export const UART_THR = DATA;
 const IER = 1; //  interrupt enable, DLM (DLAB)
 const IIR = 2; //  interrupt identification (read), FCR (write)
 const LCR = 3;

@@ -2,7 +2,7 @@
 // in structs.ts. A unit test compares each with the value the C headers give.
 
 import {
-  kvm_clock_data, kvm_cpuid2_header, kvm_debugregs, kvm_dirty_log, kvm_fpu, kvm_ioeventfd, kvm_irq_level,
+  kvm_clock_data, kvm_coalesced_mmio_zone, kvm_cpuid2_header, kvm_debugregs, kvm_dirty_log, kvm_fpu, kvm_ioeventfd, kvm_irq_level,
   kvm_irqchip, kvm_irqfd, kvm_lapic_state, kvm_mp_state, kvm_msr_list_header, kvm_msrs_header,
   kvm_pit_config, kvm_pit_state2, kvm_regs, kvm_sregs, kvm_translation,
   kvm_userspace_memory_region, kvm_vcpu_events, kvm_xcrs, kvm_xsave,
@@ -38,6 +38,7 @@ export const KVM_IRQ_LINE = iow(0x61, kvm_irq_level.size);
 export const KVM_GET_IRQCHIP = iowr(0x62, kvm_irqchip.size);
 /** _IOR although the kernel reads the structure: a historical slip the header keeps. */
 export const KVM_SET_IRQCHIP = ior(0x63, kvm_irqchip.size);
+export const KVM_REGISTER_COALESCED_MMIO = iow(0x67, kvm_coalesced_mmio_zone.size);
 export const KVM_IRQFD = iow(0x76, kvm_irqfd.size);
 export const KVM_CREATE_PIT2 = iow(0x77, kvm_pit_config.size);
 export const KVM_IOEVENTFD = iow(0x79, kvm_ioeventfd.size);
@@ -79,7 +80,7 @@ export const IOCTL_NAMES: ReadonlyMap<number, string> = new Map(
   Object.entries({
     KVM_GET_API_VERSION, KVM_CREATE_VM, KVM_GET_MSR_INDEX_LIST, KVM_CHECK_EXTENSION,
     KVM_GET_VCPU_MMAP_SIZE, KVM_GET_SUPPORTED_CPUID, KVM_CREATE_VCPU, KVM_GET_DIRTY_LOG, KVM_SET_USER_MEMORY_REGION,
-    KVM_SET_TSS_ADDR, KVM_SET_IDENTITY_MAP_ADDR, KVM_CREATE_IRQCHIP, KVM_IRQ_LINE, KVM_IRQFD,
+    KVM_SET_TSS_ADDR, KVM_SET_IDENTITY_MAP_ADDR, KVM_CREATE_IRQCHIP, KVM_IRQ_LINE, KVM_IRQFD, KVM_REGISTER_COALESCED_MMIO,
     KVM_CREATE_PIT2, KVM_IOEVENTFD, KVM_RUN, KVM_GET_REGS, KVM_SET_REGS, KVM_GET_SREGS,
     KVM_SET_SREGS, KVM_TRANSLATE, KVM_GET_MSRS, KVM_SET_MSRS, KVM_GET_FPU, KVM_SET_FPU,
     KVM_GET_LAPIC, KVM_SET_LAPIC, KVM_SET_CPUID2, KVM_GET_MP_STATE, KVM_SET_MP_STATE,
@@ -99,6 +100,7 @@ export const KVM_CAP = {
   KVM_CAP_NR_VCPUS: 9,
   KVM_CAP_NR_MEMSLOTS: 10,
   KVM_CAP_MP_STATE: 14,
+  KVM_CAP_COALESCED_MMIO: 15,
   KVM_CAP_IRQ_INJECT_STATUS: 26,
   KVM_CAP_SET_IDENTITY_MAP_ADDR: 37,
   KVM_CAP_IRQFD: 32,
@@ -114,6 +116,7 @@ export const KVM_CAP = {
   KVM_CAP_TSC_DEADLINE_TIMER: 72,
   KVM_CAP_KVMCLOCK_CTRL: 76,
   KVM_CAP_CHECK_EXTENSION_VM: 105,
+  KVM_CAP_COALESCED_PIO: 162,
   KVM_CAP_XSAVE2: 208,
 } as const;
 

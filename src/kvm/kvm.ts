@@ -8,7 +8,7 @@ import { TsvmmError } from '../errors.js';
 import * as ioctl from './ioctls.js';
 import {
   kvm_clock_data, kvm_cpuid2_header, kvm_cpuid_entry2, kvm_debugregs, kvm_dirty_log, kvm_fpu, kvm_irq_level,
-  kvm_irqchip, kvm_irqfd, kvm_ioeventfd, kvm_lapic_state, kvm_mp_state, kvm_msr_entry,
+  kvm_coalesced_mmio_zone, kvm_irqchip, kvm_irqfd, kvm_ioeventfd, kvm_lapic_state, kvm_mp_state, kvm_msr_entry,
   kvm_msr_list_header, kvm_msrs_header, kvm_pit_config, kvm_pit_state2, kvm_regs, kvm_sregs,
   kvm_translation, kvm_userspace_memory_region, kvm_vcpu_events, kvm_xcrs, kvm_xsave,
   type KvmClockData, type KvmCpuidEntry2, type KvmDebugregs, type KvmFpu, type KvmIrqchip,
@@ -214,6 +214,14 @@ export class VmFd extends Fd {
 
   ioeventfd(fd: number, address: bigint, length: number, flags: number, datamatch = 0n): void {
     this.ioctl(ioctl.KVM_IOEVENTFD, kvm_ioeventfd.encode({ datamatch, addr: address, len: length, fd, flags, pad: new Uint8Array(36) }));
+  }
+
+  /**
+   * KVM_REGISTER_COALESCED_MMIO with pio set: guest writes to these ports no longer exit; KVM
+   * queues them in the coalesced ring (coalesced-ring.ts) for the VMM to replay at its next exit.
+   */
+  registerCoalescedPio(port: number, size: number): void {
+    this.ioctl(ioctl.KVM_REGISTER_COALESCED_MMIO, kvm_coalesced_mmio_zone.encode({ addr: BigInt(port), size, pio: 1 }));
   }
 
   createVcpu(id: number): VcpuFd {

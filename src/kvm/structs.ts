@@ -92,6 +92,21 @@ export const kvm_ioeventfd = struct('kvm_ioeventfd', 64, {
   datamatch: [0, u64], addr: [8, u64], len: [16, u32], fd: [20, i32], flags: [24, u32], pad: [28, bytes(36)],
 } as const);
 
+/** KVM_REGISTER_COALESCED_MMIO's argument: a range whose writes KVM queues instead of exiting (pio: 1 for ports). */
+export const kvm_coalesced_mmio_zone = struct('kvm_coalesced_mmio_zone', 16, {
+  addr: [0, u64], size: [8, u32], pio: [12, u32],
+} as const);
+
+/** One queued write in the coalesced ring (coalesced-ring.ts reads these in place). */
+export const kvm_coalesced_mmio = struct('kvm_coalesced_mmio', 24, {
+  phys_addr: [0, u64], len: [8, u32], pio: [12, u32], data: [16, bytes(8)],
+} as const);
+
+/** The ring's header: the next entry to read and the next KVM writes; the entries follow. */
+export const kvm_coalesced_mmio_ring = struct('kvm_coalesced_mmio_ring', 8, {
+  first: [0, u32], last: [4, u32],
+} as const);
+
 // The state a snapshot carries (vcpu-state.ts, vm-state.ts). Every one of these codecs covers
 // each byte of its structure, padding and reserved fields included, so decode → encode gives back
 // the kernel's bytes exactly (test/unit/kvm-structs.test.ts checks that too).

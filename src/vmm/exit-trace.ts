@@ -1,6 +1,8 @@
 // The last exits of one vCPU, kept in a small ring on the exit path so that a crash report can
 // say what the vCPU was doing just before it died (a triple fault right after an MMIO read of
 // garbage, a kick that came in between, ...). Recording is a few stores into a typed array.
+// Writes KVM queued instead of exiting (the UART's, kvm/coalesced-ring.ts) are recorded as they
+// are replayed, just before the exit that replays them.
 
 import { KVM_EXIT } from '../kvm/ioctls.js';
 

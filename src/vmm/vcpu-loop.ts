@@ -12,6 +12,7 @@ import { COUNTERS, VcpuCommand, VcpuControl, VcpuState, type Counter } from './v
 import type { VmOutcome } from './outcome.js';
 import { vcpuDump, vcpuReport, type VcpuDump } from './diagnostics.js';
 import { ExitTrace } from './exit-trace.js';
+import type { CoalescedRing } from '../kvm/coalesced-ring.js';
 
 export interface VcpuLoopContext {
   vcpu: VcpuFd;
@@ -19,6 +20,8 @@ export interface VcpuLoopContext {
   memory: GuestMemory;
   pio: IoSpace;
   mmio: IoSpace;
+  /** The device owner's: writes KVM queued instead of exiting, replayed before each exit is handled. */
+  coalesced?: CoalescedRing;
   control: VcpuControl;
   /** Called after a kick: console input or an AP's device access may wait. */
   onKick(): void;
@@ -57,7 +60,7 @@ export class VcpuLoop {
     control.state = VcpuState.Running;
     const counters = this.#counters;
     const exitsIndex = this.#index.exits;
-    const { pio } = this.#ctx;
+    const { pio, coalesced } = this.#ctx;
     const ioIndex = this.#index.io;
     for (;;) {
       const command = control.command;
@@ -67,6 +70,8 @@ export class VcpuLoop {
       }
       const rc = vcpu.run();
       counters[exitsIndex]!++;
+      // Writes the guest made before this exit come first, whatever the exit is.
+      if (coalesced?.pending) coalesced.drain(this.#replay);
       // The hot path: one port access, handled without decoding into an object. Everything
       // else, including string I/O, takes the general route through handle().
       if (rc === 0 && run.isSingleIo) {
@@ -84,6 +89,12 @@ export class VcpuLoop {
       if (this.#requested) return this.#requested;
     }
   }
+
+  /** A write KVM queued instead of exiting: to its device, and into the trace like an exit's. */
+  readonly #replay = (isPio: boolean, address: number, data: Uint8Array): void => {
+    (isPio ? this.#ctx.pio : this.#ctx.mmio).write(address, data);
+    this.#trace.access(isPio ? KVM_EXIT.KVM_EXIT_IO : KVM_EXIT.KVM_EXIT_MMIO, address, true, data);
+  };
 
   /** One exit: undefined to go on, or how the run ends. Every exit kind is handled here. */
   handle(exit: VcpuExit): VmOutcome | undefined {

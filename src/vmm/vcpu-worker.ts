@@ -18,6 +18,7 @@ import type { IoSpace } from '../devices/bus.js';
 import type { VirtioSlot } from './virtio-slots.js';
 import { VIRTIO_MMIO_SIZE, VirtioMmioState, VirtioMmioTransport } from '../devices/virtio/mmio-transport.js';
 import { EventFd } from '../kvm/event-fd.js';
+import { CoalescedRing } from '../kvm/coalesced-ring.js';
 import { describeError, errorKind, FaultLog } from '../devices/fault-log.js';
 
 export interface VcpuWorkerData {
@@ -33,6 +34,8 @@ export interface VcpuWorkerData {
   mailbox: SharedArrayBuffer;
   /** Virtio devices whose registers the boot CPU's thread answers. */
   virtio: { slots: VirtioSlot[]; controlFd: number };
+  /** The coalesced ring's page in the kvm_run mapping, for the boot CPU's thread (builder.ts). */
+  coalescedRingPage: number | undefined;
   /** Device state to start from (a restored snapshot); the boot CPU's thread applies it. */
   deviceState?: LegacyDeviceState;
   /** For an AP: the boot CPU, whose thread owns the devices. Absent on the boot CPU. */
@@ -63,7 +66,7 @@ function main(data: VcpuWorkerData): void {
     const vcpu = VcpuFd.fromFd(data.vcpuFd, data.vcpuId, data.kvmRunSize);
     const run = new KvmRun(native.arrayBuffer(data.kvmRunAddress, data.kvmRunSize), data.kvmRunAddress);
     const mailbox = DeviceMailbox.attach(data.mailbox);
-    let buses: { pio: IoSpace; mmio: IoSpace; onKick(): void; onPausedWake(): void };
+    let buses: { pio: IoSpace; mmio: IoSpace; coalesced?: CoalescedRing; onKick(): void; onPausedWake(): void };
     if (data.deviceOwner) {
       const ownerRun = new KvmRun(native.arrayBuffer(data.deviceOwner.kvmRunAddress, data.kvmRunSize), data.deviceOwner.kvmRunAddress);
       const owner = VcpuControl.attach(data.deviceOwner.control);
@@ -96,14 +99,18 @@ function main(data: VcpuWorkerData): void {
           onInterrupt: () => irq.signal(),
         }));
       }
+      const coalesced = data.coalescedRingPage === undefined ? undefined : new CoalescedRing(run.bytes.buffer as ArrayBuffer, data.coalescedRingPage);
       buses = {
         pio: devices.pio,
         mmio: devices.mmio,
+        coalesced,
         onKick: () => {
           devices.serial.pollInput();
           mailbox.serve(devices.pio, devices.mmio);
         },
         onPausedWake: () => {
+          // The APs may have queued writes before they paused: the saved devices must have them.
+          if (coalesced?.pending) coalesced.drain((isPio, address, bytes) => (isPio ? devices.pio : devices.mmio).write(address, bytes));
           mailbox.serve(devices.pio, devices.mmio);
           if (control.request === VcpuRequest.SaveDevices) {
             // Cleared first: once the answer is posted the main thread may ask again at once.

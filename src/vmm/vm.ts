@@ -19,6 +19,7 @@ import { installKickHandler, kickThread, kickVcpu } from './kick.js';
 import type { IoWorkerData, IoWorkerMessage } from './io-worker.js';
 import { IoCommand, IoControl } from './io-control.js';
 import { EventFd } from '../kvm/event-fd.js';
+import { CoalescedRing } from '../kvm/coalesced-ring.js';
 import type { LegacyDeviceState } from './legacy-devices.js';
 import type { VirtioRunnerState } from '../devices/virtio/device.js';
 import { VcpuRequest } from './vcpu-control.js';
@@ -26,6 +27,8 @@ import { waitForOutput } from '../api/wait-for-output.js';
 import { prestartVcpuThreads, startIoThread, takeVcpuThread } from './threads.js';
 
 const KICK_RETRY_MS = 20;
+/** How often the main thread looks for UART writes still queued (see #watchCoalescedRing): at most this late on the console. */
+const COALESCED_RING_TICK_MS = 20;
 const OUTPUT_LIMIT = 16 * 1024 * 1024;
 /** How often a restored VM checks that the snapshot files its memory comes from are intact. */
 const MAPPED_FILE_CHECK_MS = 250;
@@ -95,6 +98,7 @@ export class Vm extends EventEmitter<VmEvents> {
   /** Aborts the snapshot being written, when the VM is stopped meanwhile. */
   #snapshotAbort: AbortController | undefined;
   #startedAt = 0;
+  #ringWatch: NodeJS.Timeout | undefined;
 
   /** Device state to start from, for a VM restored from a snapshot. */
   readonly #restored: RestoredDevices | undefined;
@@ -266,6 +270,7 @@ export class Vm extends EventEmitter<VmEvents> {
         consoleOut: this.#consoleOut.buffer,
         mailbox: this.#mailbox.buffer,
         virtio: { slots: index === 0 ? this.#built.virtio.slots : [], controlFd: this.#built.virtio.controlFd },
+        coalescedRingPage: index === 0 ? this.#built.coalescedRingPage : undefined,
         deviceState: index === 0 ? this.#restored?.legacy : undefined,
         // The boot CPU owns the devices; the others reach them through it.
         deviceOwner: index === 0 ? undefined : { control: controls[0]!.buffer, kvmRunAddress: vcpus[0]!.kvmRun.address },
@@ -292,8 +297,25 @@ export class Vm extends EventEmitter<VmEvents> {
       }, MAPPED_FILE_CHECK_MS);
       mapped.timer.unref();
     }
+    this.#watchCoalescedRing();
     void this.#pumpOutput(this.#consoleOut);
     if (this.#built.virtio.console) void this.#pumpOutput(this.#built.virtio.console.output);
+  }
+
+  /**
+   * The boot CPU replays the UART writes KVM queued (builder.ts) at its next exit, but a guest may
+   * write its last bytes and then only halt, which KVM handles without exiting: when writes wait
+   * at a tick, kick the boot CPU out so that they reach the console (a kick costs about an exit).
+   */
+  #watchCoalescedRing(): void {
+    const page = this.#built.coalescedRingPage;
+    if (page === undefined) return;
+    const ring = new CoalescedRing(this.#built.vcpus[0]!.kvmRun.bytes.buffer as ArrayBuffer, page);
+    const boot = this.#threads[0]!;
+    this.#ringWatch = setInterval(() => {
+      if (ring.pending && boot.control.state === VcpuState.Running) kickVcpu(this.#built.vcpus[0]!.kvmRun, boot.control);
+    }, COALESCED_RING_TICK_MS);
+    this.#ringWatch.unref();
   }
 
   #startIoThread(): void {
@@ -560,6 +582,7 @@ export class Vm extends EventEmitter<VmEvents> {
   #release(): void {
     if (this.#state === 'exited') return;
     Vm.#live.delete(this);
+    clearInterval(this.#ringWatch);
     this.#drainOutput(this.#consoleOut);
     if (this.#built.virtio.console) this.#drainOutput(this.#built.virtio.console.output);
     this.#state = 'exited';
