@@ -6,6 +6,7 @@ import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } fro
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { TsvmmError } from '../errors.js';
+import { pidAlive } from '../meta/pid-alive.js';
 import { writeWhole } from '../meta/write-whole.js';
 
 /** What `ps` shows without asking the VM: fixed when it starts. */
@@ -222,22 +223,6 @@ export function removeInstance(name: string, dir = runtimeDir()): void {
   rmSync(socketPath(name, dir), { force: true });
 }
 
-/** Whether `pid` runs: a VMM killed a moment ago stays a zombie until reaped, and is not. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    // /proc/PID/stat: "pid (comm) S ...", where comm may itself hold spaces and parentheses.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
 /** The instances whose process still runs; records left by a crashed VMM are cleaned up. */
 export function listInstances(dir = runtimeDir()): InstanceRecord[] {
   let files: string[];
@@ -250,7 +235,7 @@ export function listInstances(dir = runtimeDir()): InstanceRecord[] {
   for (const file of files) {
     try {
       const record = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as InstanceRecord;
-      if (alive(record.pid)) out.push(record);
+      if (pidAlive(record.pid)) out.push(record);
       else if (reap(record, [stateRoot(), containerStateRoot(dir)])) removeInstance(record.name, dir);
     } catch {
       // A record being written or a stray file: not an instance.

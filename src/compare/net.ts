@@ -19,6 +19,7 @@
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { GATEWAY } from '../container/network.js';
+import { pidAlive } from '../meta/pid-alive.js';
 import type { LineClock } from './clock.js';
 import type { CompareEnv } from './env.js';
 import { withRatios, type Measurement, type Subject } from './model.js';
@@ -70,15 +71,6 @@ const ip = (args: string[], input?: string) => execFileSync('ip', input === unde
 
 const NS_PREFIX = 'tsvmm-cmp-';
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * A network namespace for this run (the VMs' taps go there); removed by `remove`, with what is in
  * it. Namespaces of earlier runs whose process is gone (a compare killed mid-way) go first.
@@ -86,7 +78,7 @@ function alive(pid: number): boolean {
 function runNamespace(): { name: string; remove(): void } {
   const listed = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
   for (const [, stale, pid] of listed.matchAll(new RegExp(`^(${NS_PREFIX}(\\d+)-\\w+)`, 'gm'))) {
-    if (!alive(Number(pid))) spawnSync('ip', ['netns', 'del', stale!]);
+    if (!pidAlive(Number(pid))) spawnSync('ip', ['netns', 'del', stale!]);
   }
   const name = `${NS_PREFIX}${process.pid}-${Date.now().toString(36)}`;
   ip(['netns', 'add', name]);

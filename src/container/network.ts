@@ -12,6 +12,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { pidAlive } from '../meta/pid-alive.js';
 import { ContainerError } from './errors.js';
 
 export const BRIDGE = 'tsvmm0';
@@ -68,15 +69,6 @@ async function ensureBridge(): Promise<void> {
   });
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Takes the lowest free address of 10.88.0.2-10.88.255.254 for `name`. */
 function leaseAddress(name: string): { address: string; release(): void } {
   mkdirSync(LEASES, { recursive: true, mode: 0o700 });
@@ -87,7 +79,7 @@ function leaseAddress(name: string): { address: string; release(): void } {
     if (taken.has(address)) {
       try {
         const owner = JSON.parse(readFileSync(file, 'utf8')) as { pid: number };
-        if (alive(owner.pid)) continue;
+        if (pidAlive(owner.pid)) continue;
         rmSync(file, { force: true });
       } catch {
         continue; // being written right now

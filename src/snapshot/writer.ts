@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { open, readdir, realpath, rename, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { packageVersion } from '../meta/package.js';
+import { pidAlive } from '../meta/pid-alive.js';
 import { crc32, crc32Zeros } from './crc32.js';
 import { ioReason } from './io-reason.js';
 import {
@@ -505,16 +506,7 @@ async function removeStaleTemporaries(directory: string, base: string): Promise<
   }
   for (const name of names) {
     const pid = Number(pattern.exec(name)?.[1]);
-    if (!Number.isSafeInteger(pid) || pid === process.pid || isAlive(pid)) continue;
+    if (!Number.isSafeInteger(pid) || pid === process.pid || pidAlive(pid)) continue;
     await unlink(path.join(directory, name)).catch(() => undefined);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
