@@ -57,6 +57,7 @@
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #define CHANNEL_FD 3
 #define PLAN_LIMIT (4 << 20)
@@ -361,7 +362,80 @@ static void privatize_parent(const char *rootfs) {
   }
 }
 
-static void setup_rootfs(const init_plan *plan) {
+static int write_all(int fd, const char *p, size_t n);
+
+// The createContainer hooks, run by the init in the container's namespaces before pivot_root
+// (the runtime spec's rule; runc's init does the same): each with `state` on its stdin, its
+// output kept for the error, killed after its timeout. The first failure fails the create.
+static void run_create_container_hooks(const init_plan *plan, const char *state) {
+  for (size_t i = 0; i < plan->n_create_container_hooks; i++) {
+    const hook_step *h = &plan->create_container_hooks[i];
+    int in[2], out[2];
+    if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0) fail(errno, "pipe for createContainer hook #%zu", i);
+    pid_t pid = fork();
+    if (pid < 0) fail(errno, "fork createContainer hook #%zu", i);
+    if (pid == 0) {
+      if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(out[1], 2) < 0) _exit(126);
+      signal(SIGPIPE, SIG_DFL);
+      execve(h->path, h->args, h->env);
+      dprintf(2, "%s", strerror(errno));
+      _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    // A hook need not read its state; its stdin closing under us is no error.
+    signal(SIGPIPE, SIG_IGN);
+    if (write_all(in[1], state, strlen(state)) < 0 && errno != EPIPE) fail(errno, "write the state to createContainer hook #%zu", i);
+    close(in[1]);
+    signal(SIGPIPE, SIG_DFL);
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0) fail(errno, "pidfd_open of createContainer hook #%zu", i);
+    fcntl(out[0], F_SETFL, fcntl(out[0], F_GETFL) | O_NONBLOCK);
+    char output[400];
+    size_t got = 0;
+    int timed_out = 0, out_open = 1;
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+      int wait_ms = -1;
+      if (h->timeout_seconds > 0) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long long left = h->timeout_seconds * 1000 - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
+        if (left <= 0) { timed_out = 1; kill(pid, SIGKILL); break; }
+        wait_ms = (int)left;
+      }
+      struct pollfd p[2] = { { .fd = pidfd, .events = POLLIN }, { .fd = out_open ? out[0] : -1, .events = POLLIN } };
+      if (poll(p, 2, wait_ms) < 0 && errno != EINTR) break;
+      // Read what it wrote (also once it has ended), keeping the last bytes: what a failing
+      // program says last says most.
+      for (char buf[512];;) {
+        ssize_t n = out_open ? read(out[0], buf, sizeof buf) : -1;
+        if (n == 0) out_open = 0;
+        if (n <= 0) break;
+        for (ssize_t k = 0; k < n; k++) {
+          if (got == sizeof output - 1) { memmove(output, output + 1, got - 1); got--; }
+          output[got++] = buf[k];
+        }
+      }
+      if (p[0].revents & POLLIN) break; // it has ended
+    }
+    close(out[0]);
+    close(pidfd);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    output[got] = 0;
+    for (char *c = output; *c; c++) if (*c == '\n') *c = ' ';
+    while (got && output[got - 1] == ' ') output[--got] = 0;
+    const char *said = output[0] ? ": " : "";
+    if (timed_out) fail(-ETIME, "error running createContainer hook #%zu (%s) did not finish within %lld s and was killed", i, h->path, h->timeout_seconds);
+    if (WIFSIGNALED(status)) fail(-EINTR, "error running createContainer hook #%zu (%s) was killed by signal %d%s%s", i, h->path, WTERMSIG(status), said, output);
+    if (WEXITSTATUS(status) == 127 && got) fail(-ENOENT, "error running createContainer hook #%zu (%s) could not run: %s", i, h->path, output);
+    if (WEXITSTATUS(status) != 0) fail(-EINVAL, "error running createContainer hook #%zu (%s) exited with status %d%s%s", i, h->path, WEXITSTATUS(status), said, output);
+  }
+}
+
+static void setup_rootfs(const init_plan *plan, const char *hook_state) {
   if (mount(NULL, "/", NULL, (unsigned long)plan->root_propagation, NULL) < 0) fail(errno, "set the propagation of /");
   for (size_t i = 0; i < plan->n_prepare; i++) {
     const mount_step *m = &plan->prepare[i];
@@ -382,6 +456,7 @@ static void setup_rootfs(const init_plan *plan) {
   }
   for (size_t i = 0; i < plan->n_symlinks; i++) make_symlink(rootfd, plan->symlinks[i].target, plan->symlinks[i].path);
 
+  run_create_container_hooks(plan, hook_state);
   pivot_into(rootfd, plan->rootfs);
   close(rootfd);
 
@@ -770,6 +845,21 @@ static int child_main(void *arg) {
   ssize_t n;
   do n = read(ca->go_fd, &go, 1); while (n < 0 && errno == EINTR);
   if (n != 1) _exit(125); // the supervisor gave up before letting us start
+  // With createContainer hooks, the state they read follows the byte, up to end-of-file.
+  char *hook_state = NULL;
+  if (plan->n_create_container_hooks) {
+    size_t cap = 4096, len = 0;
+    hook_state = malloc(cap);
+    for (ssize_t r = 1; hook_state && r != 0;) {
+      if (len + 1 == cap) hook_state = realloc(hook_state, cap *= 2);
+      if (!hook_state) break;
+      r = read(ca->go_fd, hook_state + len, cap - 1 - len);
+      if (r < 0 && errno != EINTR) _exit(125);
+      if (r > 0) len += (size_t)r;
+    }
+    if (!hook_state) _exit(125);
+    hook_state[len] = 0;
+  }
   close(ca->go_fd);
   // The namespaces we join rather than make (the pid one was entered by the supervisor).
   enter_joins(proc, ca->join_fds, ~(CLONE_NEWPID | CLONE_NEWUSER), 0);
@@ -789,7 +879,7 @@ static int child_main(void *arg) {
   int last_cap = cap_last();
 
   if (plan->loopback_up) loopback_up();
-  setup_rootfs(plan);
+  setup_rootfs(plan, hook_state);
   if (plan->hostname && sethostname(plan->hostname, strlen(plan->hostname)) < 0) fail(errno, "sethostname %s", plan->hostname);
   if (plan->domainname && setdomainname(plan->domainname, strlen(plan->domainname)) < 0) fail(errno, "setdomainname %s", plan->domainname);
   for (size_t i = 0; i < plan->n_sysctl; i++) {
@@ -1364,6 +1454,7 @@ int main(int argc, char **argv) {
   char msg[128];
   snprintf(msg, sizeof msg, "{\"pid\":%d}\n", pid);
   channel_write(msg, strlen(msg));
+  const char *hook_state = NULL;
   if (plan.wait_for_host) {
     size_t go_length;
     go_command go_frame;
@@ -1373,6 +1464,7 @@ int main(int argc, char **argv) {
       waitpid(pid, NULL, 0);
       _exit(125);
     }
+    if (plan.n_create_container_hooks) hook_state = go_frame.state;
   }
 
   // Signals sent to us are meant for the workload. SIGINT and SIGQUIT are not forwarded: a
@@ -1388,6 +1480,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
 
   if (write(go[1], "1", 1) != 1) parent_fail("start", errno, "releasing the init process");
+  if (hook_state && write_all(go[1], hook_state, strlen(hook_state)) < 0) parent_fail("start", errno, "passing the state to the createContainer hooks");
   close(go[1]);
   // End-of-file instead of a pty: the init failed before making one (its error follows).
   int master = tty[0] >= 0 ? recv_fd(tty[0]) : -1;

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HELPER_WIRE_HASH 0xad600225u
+#define HELPER_WIRE_HASH 0xc71ba853u
 #define HELPER_WIRE_HEADER 16
 
 enum helper_wire_kind {
@@ -57,6 +57,15 @@ typedef struct {
   char *console_socket; // NULL: absent
   int detach;
 } runtime_plan;
+
+typedef struct {
+  char *path;
+  char * *args;
+  size_t n_args;
+  char * *env;
+  size_t n_env;
+  long long timeout_seconds;
+} hook_step;
 
 typedef struct {
   long long resource;
@@ -168,6 +177,8 @@ typedef struct {
   size_t n_sysctl;
   int has_runtime;
   runtime_plan runtime;
+  hook_step *create_container_hooks;
+  size_t n_create_container_hooks;
   process_plan process;
 } init_plan;
 
@@ -180,7 +191,7 @@ typedef struct {
 } exec_plan;
 
 typedef struct {
-  char unused;
+  char *state;
 } go_command;
 
 typedef struct {
@@ -325,6 +336,21 @@ static void decode_runtime_plan(wire_reader *r, runtime_plan *out) {
   out->fifo = wire_str(r);
   out->console_socket = wire_bool(r) ? wire_str(r) : NULL;
   out->detach = wire_bool(r);
+}
+
+static void decode_hook_step(wire_reader *r, hook_step *out) {
+  out->path = wire_str(r);
+  out->n_args = wire_count(r);
+  out->args = wire_alloc(r, (out->n_args + 1) * sizeof *out->args);
+  for (size_t i = 0; r->ok && i < out->n_args; i++) {
+    out->args[i] = wire_str(r);
+  }
+  out->n_env = wire_count(r);
+  out->env = wire_alloc(r, (out->n_env + 1) * sizeof *out->env);
+  for (size_t i = 0; r->ok && i < out->n_env; i++) {
+    out->env[i] = wire_str(r);
+  }
+  out->timeout_seconds = wire_int(r);
 }
 
 static void decode_rlimit_step(wire_reader *r, rlimit_step *out) {
@@ -501,6 +527,11 @@ static void decode_init_plan(wire_reader *r, init_plan *out) {
   if (out->has_runtime) {
     decode_runtime_plan(r, &out->runtime);
   }
+  out->n_create_container_hooks = wire_count(r);
+  out->create_container_hooks = wire_alloc(r, (out->n_create_container_hooks) * sizeof *out->create_container_hooks);
+  for (size_t i = 0; r->ok && i < out->n_create_container_hooks; i++) {
+    decode_hook_step(r, &out->create_container_hooks[i]);
+  }
   decode_process_plan(r, &out->process);
 }
 
@@ -516,8 +547,7 @@ static void decode_exec_plan(wire_reader *r, exec_plan *out) {
 }
 
 static void decode_go_command(wire_reader *r, go_command *out) {
-  (void)r;
-  (void)out;
+  out->state = wire_str(r);
 }
 
 static void decode_resize_command(wire_reader *r, resize_command *out) {

@@ -102,6 +102,12 @@ export const InitPlanLayout = struct('init_plan', {
   sysctl: list(struct('sysctl_step', { path: str, value: str })),
   /** The runc process model (bin/tsvmm-runc); absent for tsvmm's own containers. */
   runtime: opt(RuntimePlanLayout),
+  /**
+   * The spec's createContainer hooks, run by the init in the container's namespaces once its
+   * mounts are made and before pivot_root (so the host's files are still there), as the runtime
+   * spec asks; their state comes with "go".
+   */
+  createContainerHooks: list(struct('hook_step', { path: str, args: list(str), env: list(str), timeoutSeconds: int })),
   process: ProcessLayout,
 });
 
@@ -113,8 +119,8 @@ export const ExecPlanLayout = struct('exec_plan', {
   process: ProcessLayout,
 });
 
-/** After {"pid":N} of a plan with waitForHost: the host is done, the init may go on. */
-export const GoLayout = struct('go_command', {});
+/** After {"pid":N} of a plan with waitForHost: the host is done, the init may go on; `state` is the createContainer hooks' stdin. */
+export const GoLayout = struct('go_command', { state: str });
 
 /** While a workload with a pty runs: its new size. */
 export const ResizeLayout = struct('resize_command', { rows: int, cols: int });

@@ -171,6 +171,8 @@ export function buildPlan(spec: ContainerSpec, context: PlanContext): InitPlan {
     idMaps: spec.uidMappings && spec.gidMappings ? { uid: idMap(spec.uidMappings), gid: idMap(spec.gidMappings) } : undefined,
     sysctl: Object.entries(spec.sysctl ?? {}).map(([key, value]) => ({ path: `/proc/sys/${key.replace(/\./g, '/')}`, value })),
     runtime: context.runtime,
+    // execv's arguments: an empty list runs the path with itself as argv[0].
+    createContainerHooks: (spec.hooks?.createContainer ?? []).map((h) => ({ path: h.path, args: h.args.length ? h.args : [h.path], env: h.env, timeoutSeconds: h.timeout ?? 0 })),
     process: processPlan(spec, context.cgroups.devicesEnforced, joinNamespaces, context.terminal),
   };
 }

@@ -20,8 +20,8 @@ export interface HelperMessage {
 
 export interface Helper {
   process: ChildProcess;
-  /** The host is done with the waiting init (a plan with waitForHost): it may go on. */
-  go(): void;
+  /** The host is done with the waiting init (a plan with waitForHost): it may go on; `state` goes to its createContainer hooks. */
+  go(state?: string): void;
   /** A new size for the workload's pty. */
   resize(rows: number, cols: number): void;
   /** Resolves with the helper's exit code (or the signal that ended it) once it and its channel have closed. */
@@ -71,7 +71,7 @@ export function startHelper(plan: { init: InitPlan } | { exec: ExecPlan }, onMes
   channel.write('init' in plan ? helperFrame(InitPlanLayout, plan.init) : helperFrame(ExecPlanLayout, plan.exec));
   return {
     process: child,
-    go: () => channel.write(helperFrame(GoLayout, {})),
+    go: (state = '') => channel.write(helperFrame(GoLayout, { state })),
     resize: (rows, cols) => channel.write(helperFrame(ResizeLayout, { rows, cols })),
     closed,
   };

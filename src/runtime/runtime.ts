@@ -203,9 +203,10 @@ export class Runtime {
     try {
       cgroup = createCgroup(this.cgroupLayout(), request.cgroup);
       record.cgroupDirs = [...new Set(Object.values(cgroup.paths))];
+      const inContainerHooks = (spec.hooks?.createContainer.length ?? 0) > 0;
       const plan = buildPlan(spec, {
         supervisor: process.pid, cgroups: cgroup.plan, rootfs: request.rootfs, prepare: request.prepare,
-        waitForHost: request.beforeStart !== undefined, terminal: request.terminal,
+        waitForHost: request.beforeStart !== undefined || inContainerHooks, terminal: request.terminal,
         runtime: request.runtime,
       });
       const end: LaunchEnd = { started: false, code: null, signal: null };
@@ -215,9 +216,9 @@ export class Runtime {
           record.startTime = processStat(message.pid)?.startTime ?? '';
           this.store.save(record);
           request.onPid?.(message.pid);
-          if (request.beforeStart) {
-            // The init exists in its namespaces and cgroups, and waits for "go".
-            Promise.resolve().then(() => request.beforeStart!(record)).then(() => helper.go(), (error: unknown) => {
+          if (plan.waitForHost) {
+            // The init exists in its namespaces and cgroups, and waits for "go" (with the state its createContainer hooks read).
+            Promise.resolve().then(() => request.beforeStart?.(record)).then(() => helper.go(inContainerHooks ? JSON.stringify(ociState(record, 'creating')) : ''), (error: unknown) => {
               end.hostError ??= error;
               helper.process.kill('SIGKILL');
             });
@@ -294,7 +295,8 @@ export class Runtime {
     const bundle = path.resolve(options.bundle);
     const spec = this.#spec(bundle);
     checkConsole(spec.process.terminal, options.consoleSocket);
-    const early = ['prestart', 'createRuntime', 'createContainer'] as const;
+    // createContainer hooks are the init's, in the container's namespaces (LaunchRequest).
+    const early = ['prestart', 'createRuntime'] as const;
     const hooked = early.some((kind) => (spec.hooks?.[kind].length ?? 0) > 0);
     const { record, cgroup, helper, ended } = fromContainerError(() => this.launch({
       id, spec, bundle, rootfs: spec.root.path, prepare: [], terminal: specTerminal(spec),
@@ -320,6 +322,8 @@ export class Runtime {
       }
       const end = await ended;
       if (end.hostError) throw end.hostError;
+      // A createContainer hook's failure is worded as the runtime's own hooks' are.
+      if (end.failure?.message.startsWith('error running ')) throw new RuntimeError(end.failure.message);
       if (!end.started) throw helperFailure(end.failure, `container init ended before it was ready (exit status ${end.code})`);
       if (mode === 'create') return 0;
       // run: the container has ended; it goes as `delete` would take it.

@@ -3,7 +3,7 @@
 // the state on stdin), and bad input: one line (JSON with --log-format json), exit status 1,
 // nothing left behind.
 
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, cpSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync, cpSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -166,6 +166,23 @@ describe.skipIf(missing)('tsvmm-runc', () => {
     expect(prestart).toMatchObject({ ociVersion: '1.0.2-dev', id, status: 'creating', bundle: b });
     expect(prestart.pid).toBeGreaterThan(0);
     expect(JSON.parse(lines[3]!.slice('poststop '.length))).toMatchObject({ id, status: 'stopped' });
+
+    // createContainer runs in the container's namespaces (mount, uts, ...) before pivot_root, with the host's files still there.
+    const nsLog = path.join(dir, `ns-${suffix()}.log`);
+    const created = `created-${suffix()}`;
+    const b1 = bundle((c) => {
+      c.process.args = ['sleep', '300'];
+      c.hooks = { createContainer: [{ path: '/bin/sh', args: ['sh', '-c', `echo "$(readlink /proc/self/ns/mnt) $(readlink /proc/self/ns/uts) $(cat)" > ${nsLog}`] }] };
+    });
+    expect(runc(['create', '--bundle', b1, created]).code).toBe(0);
+    const initPid = (JSON.parse(runc(['state', created]).stdout) as { pid: number }).pid;
+    const [mnt, uts, ...state] = readFileSync(nsLog, 'utf8').trim().split(' ');
+    expect([mnt, uts]).toEqual([readlinkSync(`/proc/${initPid}/ns/mnt`), readlinkSync(`/proc/${initPid}/ns/uts`)]);
+    expect(mnt).not.toBe(readlinkSync('/proc/self/ns/mnt'));
+    expect(JSON.parse(state.join(' '))).toMatchObject({ id: created, status: 'creating', pid: initPid, bundle: b1 });
+    expect(runc(['delete', '--force', created]).code).toBe(0);
+    const refusing = bundle((c) => { c.hooks = { createContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'echo not in here >&2; exit 4'] }] }; });
+    expectOneLine(runc(['create', '--bundle', refusing, `refused-${suffix()}`]), 'error running createContainer hook #0 (/bin/sh) exited with status 4: not in here');
 
     // startContainer runs inside the container (its /dev/shm), before the command.
     const inside = `inside-${suffix()}`;
