@@ -80,7 +80,7 @@ export interface WriteOptions {
   readonly chunkSize?: number;
   readonly createdAt?: Date;
   readonly tsvmmVersion?: string;
-  /** Guest memory may hold secrets, so the file is private to its owner unless told otherwise. */
+  /** The new file's mode; default SNAPSHOT_MODE. */
   readonly mode?: number;
 }
 
@@ -143,7 +143,7 @@ export async function writeSnapshot(target: string, contents: SnapshotContents, 
   let memoryBytesWritten = 0;
   let headerCrc = 0;
 
-  await writeAtomically(target, options.mode ?? 0o600, async (file) => {
+  await writeAtomically(target, options.mode ?? SNAPSHOT_MODE, async (file) => {
     for (const s of sections) if (s.data !== undefined) await writeAt(file, s.data, s.offset);
     for (const s of memorySections) {
       const sink = new PageSink(file, s.offset, s.length);
@@ -454,6 +454,16 @@ async function writeAt(file: FileHandle, data: Uint8Array, position: number): Pr
     done += bytesWritten;
   }
 }
+
+/**
+ * Guest memory may hold secrets, so a snapshot is its owner's alone; and read-only, because a VM
+ * restored from it maps it and reads the pages its guest has not written yet from it: rewriting
+ * the file in place (cp onto it, a shell's `>`) would change the guest's memory, and for anyone
+ * but root now fails with EACCES. A snapshot is replaced by writing a new file and renaming it
+ * over the old (what this module does, which a read-only target allows), so VMs running from the
+ * old one keep it.
+ */
+export const SNAPSHOT_MODE = 0o400;
 
 const TEMP_SUFFIX = '.tmp';
 const tempPattern = (base: string) => new RegExp(`^\\.${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.(\\d+)-[0-9a-f]{8}\\${TEMP_SUFFIX}$`);

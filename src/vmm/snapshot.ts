@@ -77,8 +77,12 @@ export interface RestoreOptions {
 /**
  * The files a restored VM's memory is mapped from. Pages the guest has not written yet still
  * come from them, so a file truncated or rewritten in place under a running VM takes guest
- * memory with it (the guest then faults, or worse). We keep each file open and watch its size
- * and modification time, so the VM can end with an error that says so.
+ * memory with it (the guest then faults, or worse). What can be prevented is: tsvmm replaces a
+ * snapshot by renaming a new file over it (the mapped inode never changes), writes it read-only
+ * (an in-place writer of its owner, cp or a shell's `>`, gets EACCES; root's are not stopped),
+ * and restores only from files no one else may write (checkWritableOnlyByOwner). An in-place
+ * write that still happens is detected: we keep each file open and watch its size and
+ * modification time, so the VM ends with an error that says so.
  */
 interface MappedFile {
   path: string;
@@ -94,12 +98,21 @@ export class MappedFiles {
     this.#files = files;
   }
 
-  static open(paths: readonly string[]): MappedFiles {
+  /** Opens the files `mapped` (open as they were mapped) again by path, to watch them. */
+  static open(mapped: readonly { path: string; fd: number }[]): MappedFiles {
     const files: MappedFile[] = [];
-    for (const p of paths) {
-      const fd = openSync(p, 'r');
-      const st = fstatSync(fd);
-      files.push({ path: p, fd, size: st.size, mtimeMs: st.mtimeMs });
+    try {
+      for (const m of mapped) {
+        const fd = openSync(m.path, 'r');
+        const st = fstatSync(fd);
+        files.push({ path: m.path, fd, size: st.size, mtimeMs: st.mtimeMs });
+        // Watching another file than the one mapped would miss what happens to the mapped one.
+        const was = fstatSync(m.fd);
+        if (st.ino !== was.ino || st.dev !== was.dev) throw new TsvmmError('SNAPSHOT_CHANGED', `${m.path}: replaced by another file while it was being restored; restore again`);
+      }
+    } catch (error) {
+      for (const f of files) closeSync(f.fd);
+      throw error;
     }
     return new MappedFiles(files);
   }
@@ -329,9 +342,10 @@ export async function openVmSnapshot(file: string, options: RestoreOptions = {})
     const extents: MemoryExtent[] = snapshot.regions.flatMap((r) => snapshot.memoryExtents(r.name).map((e) => ({
       fd: e.fd, fileOffset: e.fileOffset, guestAddress: r.guestAddress + e.guestOffset, length: e.length,
     })));
+    snapshot.chain.forEach(checkWritableOnlyByOwner);
     // The mappings keep the file's pages reachable after its descriptors are closed.
     const memory = GuestMemory.mapFiles(layout, extents);
-    const mapped = MappedFiles.open(snapshot.chain.map((f) => f.path));
+    const mapped = MappedFiles.open(snapshot.chain);
     const state = (name: string) => snapshot.state(name);
     const vcpuSnapshots = Array.from({ length: config.cpus }, (_, id): VcpuSnapshot => {
       const meta = readVcpuMeta(snapshot.device(`vcpu${id}`), `${file}: vcpu${id}`);
@@ -360,6 +374,24 @@ export async function openVmSnapshot(file: string, options: RestoreOptions = {})
     };
   } finally {
     snapshot.close();
+  }
+}
+
+/**
+ * A restored VM reads the pages its guest has not written yet from the snapshot file, so whoever
+ * may write the file may change the guest's memory under it: refuse a file that another user
+ * (root aside) owns or that its group or everyone may write, as ssh refuses such a key.
+ */
+function checkWritableOnlyByOwner(file: { path: string; fd: number }): void {
+  const st = fstatSync(file.fd);
+  const uid = process.getuid?.();
+  const why = 'could change the memory of a VM restored from it (its pages are read from the file as the guest first touches them)';
+  if (uid !== undefined && st.uid !== uid && st.uid !== 0) {
+    throw new TsvmmError('SNAPSHOT_UNSAFE', `${file.path}: belongs to uid ${st.uid}, who ${why}; restore from a copy of your own`);
+  }
+  if (st.mode & 0o022) {
+    const who = st.mode & 0o002 ? 'everyone' : 'its group';
+    throw new TsvmmError('SNAPSHOT_UNSAFE', `${file.path}: ${who} may write it (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}) and ${why}; \`chmod go-w\` it, or restore from a copy`);
   }
 }
 

@@ -1,7 +1,8 @@
 // Snapshot memory can be checked (`tsvmm verify`, `restore --verify`), and a snapshot
 // file truncated under a VM restored from it ends that VM with an error saying so.
 
-import { openSync, readSync, truncateSync, writeSync, closeSync, mkdtempSync } from 'node:fs';
+import { chmodSync, chownSync, openSync, readSync, statSync, truncateSync, writeSync, closeSync, mkdtempSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -80,5 +81,41 @@ describe.skipIf(kvmMissingReason)('snapshot memory checks', () => {
     truncateSync(source, 8192);
     await expect.poll(() => tsvmm(['ps', '--json']).stdout, { timeout: 10_000 }).not.toContain(`"${restored}"`);
     expect(readOutcome(restored)?.outcome).toContain(`the snapshot file ${source} this VM was restored from was truncated (`);
+  });
+
+  it('a snapshot is written read-only, replaced by rename, and restored only when no one else may write it', async () => {
+    const name = `verify-mode-${tag}`;
+    names.push(name);
+    expect(tsvmm(['run', '--detach', '--name', name, '--kernel', TEST_ELF, '--cmdline', 'mode=touch bytes=4096 pause=20000', '--mem', '32M']).code).toBe(0);
+    // In a directory nobody may pass through, so that only the file's own mode decides below.
+    const reachable = mkdtempSync(path.join(tmpdir(), 'tsvmm-verify-mode-'));
+    chmodSync(reachable, 0o711);
+    const file = path.join(reachable, 'mode.snap');
+    expect(tsvmm(['snapshot', name, file]).code).toBe(0);
+    expect(statSync(file).mode & 0o777).toBe(0o400);
+    // Its owner's in-place writers (here nobody's, as root would pass) are refused; with the
+    // owner's write bit they would not be.
+    chownSync(file, 65534, 65534);
+    const writeAsOwner = () => spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'sh', '-c', `: >> ${file}`], { encoding: 'utf8' });
+    const refused = writeAsOwner();
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toMatch(/Permission denied/);
+    chmodSync(file, 0o600);
+    expect(writeAsOwner().status).toBe(0);
+    chmodSync(file, 0o400);
+    chownSync(file, process.getuid!(), process.getgid!());
+    // A second snapshot to the same path replaces the read-only file.
+    const inode = statSync(file).ino;
+    expect(tsvmm(['snapshot', name, file]).code).toBe(0);
+    expect(statSync(file).ino).not.toBe(inode);
+    tsvmm(['stop', name]);
+
+    chmodSync(file, 0o620);
+    expectOneLineError(tsvmm(['restore', file]), new RegExp(`${file}: its group may write it \\(mode 0620\\) and could change the memory of a VM restored from it .*\`chmod go-w\``));
+    chmodSync(file, 0o602);
+    expectOneLineError(tsvmm(['restore', file]), /: everyone may write it \(mode 0602\)/);
+    chmodSync(file, 0o400);
+    chownSync(file, 65534, 65534);
+    expectOneLineError(tsvmm(['restore', file]), new RegExp(`${file}: belongs to uid 65534, who could change the memory of a VM restored from it`));
   });
 });
