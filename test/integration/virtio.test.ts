@@ -1,6 +1,7 @@
 // virtio devices on /dev/kvm, driven by the small drivers of guests/build/virtio.elf: block
 // (written, then verified by a second VM on the same image and byte by byte on the host),
-// entropy, console, a network frame each way through a tap, and hostile queues.
+// entropy, console, a network frame each way through a tap, a UDP stream each way (the guest side
+// of compare's network figures, against compare-work), and hostile queues.
 
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
@@ -9,6 +10,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Vm, type VmConfig } from 'tsvmm';
 import { GUESTS, kvmMissingReason } from '../helpers/kvm.js';
+import { parseReceived, parseSent } from '../../src/compare/net.js';
+import { spawnWatched } from '../../src/compare/run.js';
 
 const VIRTIO_ELF = path.join(GUESTS, 'virtio.elf');
 const dir = mkdtempSync(path.join(tmpdir(), 'tsvmm-virtio-'));
@@ -153,4 +156,40 @@ describe.skipIf(netMissingReason)('virtio-net through a tap in a network namespa
     expect(out).toContain('net: rx "hello from the host" from 10.0.2.2:5555');
     expect(out).toContain('vm: exit 0');
   });
+
+  it('streams full-size UDP datagrams to the host and from it (op=stream), counted by the receiver', async () => {
+    // The far end is compare's own (src/compare/workload.c), in the namespace of the tap.
+    const work = path.join(dir, 'compare-work');
+    execFileSync('gcc', ['-static', '-O2', '-o', work, 'src/compare/workload.c']);
+    const inNs = (argv: string[]) => ['ip', 'netns', 'exec', ns, ...argv];
+    const vm = (cmdline: string) => inNs([process.execPath, 'bin/tsvmm.js', 'run', '-q', '--kernel', VIRTIO_ELF, '--mem', '64M',
+      '--net', 'tap=tsvmm0,mac=52:54:00:12:34:56', '--cmdline', `mode=net op=stream ${cmdline}`]);
+
+    const rx = spawnWatched(inNs([work, 'udp-recv', '10.0.2.2', '5601', '1472']), ['udp listening', 'udp received'], 60_000, 'receiver');
+    await rx.clock.wait('udp listening', 10_000, 'receiver');
+    const sender = spawnWatched(vm('dir=send ms=300 port=5601'), ['net: stream start', 'net: stream sent'], 60_000, 'VM');
+    await sender.exited;
+    await rx.exited;
+    const sent = parseSent(sender.clock.stamps.get('net: stream sent')?.line, 'VM');
+    const received = parseReceived(rx.clock.stamps.get('udp received')?.line, 'receiver');
+    expect(sent).toBeGreaterThan(100);
+    expect(received.packets).toBeGreaterThan(sent * 0.9);
+    expect(received.packets).toBeLessThanOrEqual(sent);
+    expect(received.seconds).toBeGreaterThan(0.1);
+
+    const guest = spawnWatched(vm('dir=recv port=5602'), ['net: stream ready', 'net: stream received'], 60_000, 'VM');
+    await guest.clock.wait('net: stream ready', 30_000, 'VM');
+    const host = spawnWatched(inNs([work, 'udp-send', '10.0.2.15', '5602', '1472', '300']), ['udp sent'], 60_000, 'sender');
+    await host.exited;
+    await guest.exited;
+    const got = parseReceived(guest.clock.stamps.get('net: stream received')?.line, 'VM');
+    expect(got.packets).toBeGreaterThan(100);
+    expect(got.packets).toBeLessThanOrEqual(parseSent(host.clock.stamps.get('udp sent')?.line, 'sender'));
+  }, 120_000);
+
+  it('says what is wrong with a stream\'s arguments', async () => {
+    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, 'bin/tsvmm.js', 'run', '-q', '--kernel', VIRTIO_ELF, '--mem', '64M',
+      '--net', 'tap=tsvmm0', '--cmdline', 'mode=net op=stream dir=sideways'], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stdout, r.stderr).toContain('net: stream: dir=send or dir=recv');
+  }, 60_000);
 });
