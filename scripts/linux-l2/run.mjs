@@ -9,9 +9,7 @@
 // for --silence seconds) or whose kernel reports a CPU stuck is told apart from a failing
 // scenario, and retried once with the scenarios it did not finish.
 //
-// usage: node scripts/linux-l2/run.mjs [--scenarios a,b|all] [--out DIR] [--shell] [--l2-append ARGS]
-//        [--silence S] [--timeout S] [--bench-rounds N]
-//        [--l1-script FILE --scenarios script [--l1-file SRC[:DEST]]... [--script-timeout S]]
+// usage: `node scripts/linux-l2/run.mjs --help` (USAGE below).
 // --l1-script runs FILE in L1 as root (a Debian cloud kernel with KVM, cgroup v2 available,
 // busybox, node, this tsvmm tree at /tsvmm); --l1-file adds host files (executables with their
 // shared libraries). The script's output and exit status are the `script` scenario's result.
@@ -28,8 +26,16 @@ import { clearInterval, setInterval } from 'node:timers';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const ALL_SCENARIOS = ['boot1', 'devices', 'smp2', 'smp4', 'snapshot', 'qemu', 'containers'];
 
-const { values: opts } = parseArgs({
-  options: {
+const USAGE = `usage: node scripts/linux-l2/run.mjs [--scenarios a,b|all] [--out DIR] [--shell] [--l2-append ARGS]
+       [--silence S] [--timeout S] [--bench-rounds N]
+       [--l1-script FILE --scenarios script [--l1-file SRC[:DEST]]... [--script-timeout S]]
+scenarios: ${ALL_SCENARIOS.join(', ')} (all of these: all), bench, script
+exit status: 0 all passed, 1 a scenario failed, 2 the run could not be made`;
+
+let parsed;
+try {
+  parsed = parseArgs({ options: {
+    help: { type: 'boolean', default: false },
     scenarios: { type: 'string', default: ALL_SCENARIOS.join(',') },
     out: { type: 'string' },
     shell: { type: 'boolean', default: false },
@@ -40,10 +46,21 @@ const { values: opts } = parseArgs({
     'l1-script': { type: 'string' },
     'l1-file': { type: 'string', multiple: true, default: [] },
     'script-timeout': { type: 'string', default: '600' },
-  },
-});
+  } });
+} catch (error) {
+  process.stderr.write(`linux-l2: ${error.message}\n${USAGE}\n`);
+  process.exit(2);
+}
+const opts = parsed.values;
+if (opts.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
 const say = (line) => process.stderr.write(`linux-l2: ${line}\n`);
 const fail = (code, line) => { say(line); process.exit(code); };
+for (const name of ['silence', 'timeout', 'bench-rounds', 'script-timeout']) {
+  if (!/^[1-9]\d*$/.test(opts[name])) fail(2, `--${name} ${opts[name]}: expected a positive whole number`);
+}
 
 const out = path.resolve(opts.out ?? path.join(root, '.cache/linux-l2', new Date().toISOString().replace(/[:.]/g, '-')));
 mkdirSync(out, { recursive: true });
