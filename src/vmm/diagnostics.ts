@@ -71,6 +71,8 @@ export interface VcpuDump {
   lastExits: TracedExit[];
   /** A part that could not be read (the vCPU may be in any state). */
   unavailable?: string;
+  /** What a reader should know about these values (the registers of a vCPU KVM reset, ...). */
+  note?: string;
 }
 
 const MP_STATES = ['runnable', 'uninitialized (waiting for INIT/SIPI)', 'init-received', 'halted', 'sipi-received'];
@@ -132,6 +134,11 @@ export function vcpuDump(vcpu: VcpuFd, memory: GuestMemory, lastExits: TracedExi
     dump.code = bytes ? [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(' ') : '(not in guest memory)';
   }
   if (failed.length) dump.unavailable = failed.join('; ');
+  // KVM on AMD INITs a vCPU whose guest shut down (svm.c, shutdown_interception: the VMCB is
+  // undefined after it), so the one that triple-faulted shows the reset state, not the fault's.
+  if (regs?.rip === 0xfff0n && sregs?.cs.selector === 0xf000) {
+    dump.note = 'these are the registers after INIT: KVM resets a vCPU whose guest shut down on AMD (SVM), so the state at the fault is lost; its last exits and the other vCPUs remain';
+  }
   return dump;
 }
 
@@ -147,6 +154,7 @@ export function formatVcpuDump(d: VcpuDump): string {
     `  events: ${pairs(d.events).join(', ') || 'none'}`,
     `  code at rip: ${d.code}`,
     ...(d.unavailable ? [`  unavailable: ${d.unavailable}`] : []),
+    ...(d.note ? [`  note: ${d.note}`] : []),
     `  last ${d.lastExits.length} exits:`,
     ...d.lastExits.map((e) => `    ${e.atMs.toFixed(3).padStart(12)} ms  ${e.exit}`),
   ];
