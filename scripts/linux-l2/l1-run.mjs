@@ -441,7 +441,8 @@ for (const name of wanted) {
   while (!result.ok && scenario && failedAttempts.length < 2) {
     failedAttempts.push({
       error: result.error, failedChecks: result.checks.filter((c) => !c.ok),
-      vmm: result.vmm.map((v) => ({ argv: v.argv, output: v.output.slice(-4000), stderr: v.stderr })),
+      // (the output's tail holds tsvmm's crash report where it ran on a terminal: every vCPU's state)
+      vmm: result.vmm.map((v) => ({ argv: v.argv, output: v.output.slice(-20000), stderr: v.stderr })),
     });
     emit({ event: 'retry', scenario: name, error: result.error, uptime: uptime() });
     result = await attempt(name, scenario);
