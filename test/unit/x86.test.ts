@@ -105,6 +105,15 @@ describe('CPUID per vCPU', () => {
     expect(sub(0xb, 2)).toMatchObject({ eax: 0, ebx: 0, ecx: 2, edx: 2 }); // the end of the list
   });
 
+  it('gives AMD\'s core count in leaf 0x80000008 (cores - 1, and the APIC id bits that number them)', () => {
+    // As a 2-core host's KVM reports it: 40 physical address bits, NC = 1, ApicIdCoreIdSize = 1.
+    const host = [...supported, entry(0x80000000, { eax: 0x80000008 }), entry(0x80000008, { eax: 0x3028, ecx: 0x1001 })];
+    const leaf = (cpuCount: number) => vcpuCpuid(host, { apicId: 0, cpuCount }).find((e) => e.function === 0x80000008)!;
+    expect(leaf(4)).toMatchObject({ eax: 0x3028, ecx: 0x2003 });
+    expect(leaf(3).ecx).toBe(0x2002);
+    expect(leaf(1).ecx).toBe(0x0000);
+  });
+
   const brandOf = (cpuid: KvmCpuidEntry2[]) => Buffer.from(new Uint32Array([0x80000002, 0x80000003, 0x80000004]
     .flatMap((fn) => { const e = cpuid.find((x) => x.function === fn)!; return [e.eax, e.ebx, e.ecx, e.edx]; })).buffer).toString('latin1').replace(/\0+$/, '');
 

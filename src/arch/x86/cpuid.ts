@@ -11,6 +11,7 @@ const LEAF_TOPOLOGY = 0xb;
 const LEAF_TOPOLOGY_V2 = 0x1f;
 
 const LEAF_EXTENDED_MAX = 0x80000000;
+const LEAF_ADDRESS_SIZES = 0x80000008;
 const LEAF_BRAND_FIRST = 0x80000002;
 const LEAF_BRAND_LAST = 0x80000004;
 
@@ -61,6 +62,11 @@ export function vcpuCpuid(supported: readonly KvmCpuidEntry2[], { apicId, cpuCou
       case LEAF_TOPOLOGY:
       case LEAF_TOPOLOGY_V2:
         Object.assign(e, topologyLevel(e.index, apicId, cpuCount));
+        break;
+      case LEAF_ADDRESS_SIZES:
+        // AMD's core count: ECX bits 7-0 are cores per package - 1 and bits 15-12 the APIC id bits
+        // that number them. The host's values (its own package) would split our vCPUs into packages.
+        e.ecx = ((e.ecx & ~0xf0ff) | (coreIdBits(cpuCount) << 12) | ((cpuCount - 1) & 0xff)) >>> 0;
         break;
     }
     return e;
