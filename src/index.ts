@@ -9,6 +9,8 @@ export type { WriteResult } from './snapshot/index.js';
 export { SnapshotError, type SnapshotErrorCode } from './snapshot/format.js';
 export { DEFAULT_CMDLINE, DEFAULT_KERNEL, GUESTS_DIR, parseSize } from './vmm/config.js';
 export { describeOutcome, type VmOutcome, type ShutdownReason, type VmErrorCode } from './vmm/outcome.js';
+export type { VcpuDump } from './vmm/diagnostics.js';
+export type { TracedExit } from './vmm/exit-trace.js';
 export { TsvmmError, isTsvmmError } from './errors.js';
 export { Kvm, VmFd, VcpuFd, KvmError } from './kvm/kvm.js';
 export { GuestMemory, GuestMemoryError } from './memory/guest-memory.js';
