@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 #include <fcntl.h>
@@ -16,8 +17,11 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <linux/kvm.h>
+#include <stddef.h>
 
 #include <node_api.h>
+#include <uv.h>
 
 #define CHECK(call)                                                                                \
   do {                                                                                             \
@@ -350,6 +354,182 @@ static napi_value js_install_empty_signal_handler(napi_env env, napi_callback_in
   return make_result(env, sigaction(sig, &sa, NULL));
 }
 
+
+// The event-loop watch: for a vCPU whose KVM_RUN loop runs on the main thread, in slices between
+// turns of the event loop (src/vmm/main-thread-vcpu.ts). While a slice runs, a helper thread (plain
+// C, no JS) waits for what would make the event loop's next turn do something: an fd in libuv's
+// epoll set ready (I/O, a worker's message, a signal, a thread-pool completion), the earliest timer
+// due, or console output written by the slice and not yet flushed. Then it kicks the vCPU as
+// src/vmm/kick.ts does (immediate_exit, then the kick signal), so that the slice ends and the loop
+// turns. One watch per process, for the main thread's loop.
+
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t armed_cond;
+  bool started;
+  bool armed;
+  bool in_wait; //         the helper is in epoll_wait (and must be woken to see a new arming)
+  uint64_t generation; //  bumped at every arming and disarming
+  uv_loop_t *loop;
+  int epfd; //             libuv's epoll fd and `wake`
+  int wake; //             an eventfd: "look at the arming again"
+  pthread_t target;
+  struct kvm_run *run;
+  const int32_t *ring; //  a ByteRing's header (head, tail), or NULL
+  int timeout_ms; //       until the earliest timer, -1 for none
+  int signal;
+} watch = {.lock = PTHREAD_MUTEX_INITIALIZER, .armed_cond = PTHREAD_COND_INITIALIZER, .epfd = -1, .wake = -1};
+
+/** How often the helper looks at the console ring: output waits at most this long for a newline. */
+#define WATCH_RING_POLL_MS 10
+
+static void *watch_thread(void *arg) {
+  (void)arg;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL); // signals are for the threads that run JS
+  pthread_mutex_lock(&watch.lock);
+  for (;;) {
+    while (!watch.armed) pthread_cond_wait(&watch.armed_cond, &watch.lock);
+    uint64_t generation = watch.generation;
+    int left = watch.timeout_ms;
+    const int32_t *ring = watch.ring;
+    bool kick = false;
+    while (!kick) {
+      int wait = left;
+      if (ring && (wait < 0 || wait > WATCH_RING_POLL_MS)) wait = WATCH_RING_POLL_MS;
+      watch.in_wait = true;
+      pthread_mutex_unlock(&watch.lock);
+      struct epoll_event events[2];
+      int n = epoll_wait(watch.epfd, events, 2, wait);
+      bool loop_ready = false;
+      for (int i = 0; i < n; i++) {
+        if (events[i].data.fd == watch.wake) {
+          uint64_t count;
+          ssize_t r = read(watch.wake, &count, sizeof count);
+          (void)r;
+        } else {
+          loop_ready = true;
+        }
+      }
+      pthread_mutex_lock(&watch.lock);
+      watch.in_wait = false;
+      if (!watch.armed || watch.generation != generation) break; // disarmed or armed anew
+      if (n < 0) continue; //                                       EINTR
+      if (left >= 0) left = left > wait ? left - wait : 0; //       approximate: wakes are rare
+      bool output = ring && __atomic_load_n(&ring[0], __ATOMIC_ACQUIRE) != __atomic_load_n(&ring[1], __ATOMIC_ACQUIRE);
+      kick = loop_ready || left == 0 || output;
+    }
+    if (kick) {
+      watch.armed = false;
+      __atomic_store_n(&watch.run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+      pthread_kill(watch.target, watch.signal);
+    }
+  }
+  return NULL;
+}
+
+// What uv_backend_timeout() would say if the setImmediate that runs the slice were not pending
+// (it is, while the slice runs, and makes that say 0): 0 if handles are closing, callbacks
+// deferred or fds waiting to be added to the epoll set (libuv adds them at its next poll: until
+// then their readiness would go unseen), else the time until the earliest timer, -1 if there is
+// none. libuv 1.x keeps its timers in a heap whose root is the earliest.
+static int loop_timeout(uv_loop_t *loop) {
+  if (loop->closing_handles != NULL || loop->pending_queue.next != &loop->pending_queue ||
+      loop->watcher_queue.next != &loop->watcher_queue) {
+    return 0;
+  }
+  if (loop->timer_heap.min == NULL) return -1;
+  const uv_timer_t *first = (const uv_timer_t *)((const char *)loop->timer_heap.min - offsetof(uv_timer_t, heap_node));
+  uv_update_time(loop);
+  uint64_t due = uv_timer_get_due_in(first);
+  return due > INT_MAX ? INT_MAX : (int)due;
+}
+
+static int watch_start(uv_loop_t *loop) {
+  watch.epfd = epoll_create1(EPOLL_CLOEXEC);
+  watch.wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (watch.epfd < 0 || watch.wake < 0) return -errno;
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = uv_backend_fd(loop)};
+  if (epoll_ctl(watch.epfd, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0) return -errno;
+  ev.data.fd = watch.wake;
+  if (epoll_ctl(watch.epfd, EPOLL_CTL_ADD, watch.wake, &ev) < 0) return -errno;
+  pthread_t thread;
+  int rc = pthread_create(&thread, NULL, watch_thread, NULL);
+  if (rc != 0) return -rc;
+  pthread_detach(thread);
+  watch.loop = loop;
+  watch.started = true;
+  return 0;
+}
+
+static void watch_wake_locked(void) {
+  if (!watch.in_wait) return;
+  uint64_t one = 1;
+  ssize_t r = write(watch.wake, &one, sizeof one);
+  (void)r;
+}
+
+// loopWatchArm(kvmRunAddress, signal, ring?): 0 | -errno. Arms the watch for the calling thread
+// (which must run the event loop the watch was first armed on) before it enters a slice of
+// KVM_RUNs; `ring` is the Int32Array head/tail of a console ring to flush when not empty.
+static napi_value js_loop_watch_arm(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) {
+    napi_throw_type_error(env, NULL, "too few arguments");
+    return NULL;
+  }
+  uint64_t run;
+  int32_t sig;
+  if (!get_u64(env, argv[0], &run)) return NULL;
+  CHECK(napi_get_value_int32(env, argv[1], &sig));
+  void *ring = NULL;
+  size_t ring_len = 0;
+  if (argc >= 3) {
+    napi_valuetype type;
+    CHECK(napi_typeof(env, argv[2], &type));
+    if (type != napi_undefined && !get_bytes(env, argv[2], &ring, &ring_len)) return NULL;
+    if (ring && ring_len < 8) {
+      napi_throw_range_error(env, NULL, "the ring header needs head and tail");
+      return NULL;
+    }
+  }
+  uv_loop_t *loop;
+  CHECK(napi_get_uv_event_loop(env, &loop));
+  pthread_mutex_lock(&watch.lock);
+  int rc = 0;
+  if (!watch.started) rc = watch_start(loop);
+  else if (watch.loop != loop) rc = -EBUSY;
+  if (rc == 0) {
+    watch.target = pthread_self();
+    watch.run = (struct kvm_run *)(uintptr_t)run;
+    watch.ring = ring;
+    watch.signal = sig;
+    watch.timeout_ms = loop_timeout(loop);
+    watch.armed = true;
+    watch.generation++;
+    watch_wake_locked();
+    pthread_cond_signal(&watch.armed_cond);
+  }
+  pthread_mutex_unlock(&watch.lock);
+  return make_int(env, rc);
+}
+
+// loopWatchDisarm(): after a slice; a kick not yet sent will not be.
+static napi_value js_loop_watch_disarm(napi_env env, napi_callback_info info) {
+  (void)info;
+  pthread_mutex_lock(&watch.lock);
+  if (watch.armed) {
+    watch.armed = false;
+    watch.generation++;
+    watch_wake_locked();
+  }
+  pthread_mutex_unlock(&watch.lock);
+  return make_int(env, 0);
+}
+
 NAPI_MODULE_INIT() {
   static const struct {
     const char *name;
@@ -371,6 +551,8 @@ NAPI_MODULE_INIT() {
       {"threadKill", js_thread_kill},
       {"installEmptySignalHandler", js_install_empty_signal_handler},
       {"ofdLock", js_ofd_lock},
+      {"loopWatchArm", js_loop_watch_arm},
+      {"loopWatchDisarm", js_loop_watch_disarm},
   };
   for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {
     napi_value fn;

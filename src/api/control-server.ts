@@ -66,11 +66,9 @@ export class ControlServer {
     const lock = await claimName(dir, record.name).catch((error: NodeJS.ErrnoException) => {
       throw error.code === 'EADDRINUSE' ? inUse() : error;
     });
-    if (await answers(path)) {
-      lock.close();
-      throw inUse();
-    }
-    rmSync(path, { force: true }); // left behind by a VMM that died
+    // Every live instance holds its name's lock, so a socket found here is one left behind by a
+    // VMM that died: no need to ask it (a probe's connection is also a few ms of start-up).
+    rmSync(path, { force: true });
     rmSync(path.replace(/\.sock$/, '.outcome'), { force: true }); // an earlier instance's of this name
     const server = net.createServer();
     server.on('close', () => lock.close());

@@ -20,16 +20,19 @@ export interface CommandEntry {
 }
 
 /**
- * `run` and `restore` start their vCPU thread first: it boots on another core while the command's
- * code loads and the VM is built (vmm/threads.ts). Not when the VM will run elsewhere or not at all.
+ * `run` of a VM with several vCPUs starts their threads first: they boot on other cores while the
+ * command's code loads and the VM is built (vmm/threads.ts). A single vCPU runs on the main
+ * thread (vmm/main-thread-vcpu.ts), and a VM run elsewhere (--detach) or not at all needs none.
  */
-async function prestartVcpu(args: readonly string[]): Promise<void> {
+async function prestartVcpus(args: readonly string[]): Promise<void> {
   if (args.some((a) => a === '--help' || a === '-h' || a === '--detach' || /^-[a-z]*d/.test(a))) return;
-  (await import('../vmm/threads.js')).prestartVcpuThreads(1);
+  const at = args.findIndex((a) => a === '--cpus' || a.startsWith('--cpus='));
+  const cpus = at < 0 ? 1 : Number(args[at]!.includes('=') ? args[at]!.split('=')[1] : args[at + 1]);
+  if (Number.isInteger(cpus) && cpus > 1 && cpus <= 64) (await import('../vmm/threads.js')).prestartVcpuThreads(cpus);
 }
 
 export const COMMANDS: readonly CommandEntry[] = [
-  { command: 'run', describe: 'Boot a guest with its serial console on this terminal', load: async () => (await import('./run.js')).runCommand, early: prestartVcpu },
+  { command: 'run', describe: 'Boot a guest with its serial console on this terminal', load: async () => (await import('./run.js')).runCommand, early: prestartVcpus },
   { command: 'ps', describe: 'List running VMs and containers', load: async () => (await import('./instances.js')).psCommand },
   { command: 'console <name>', describe: 'Attach this terminal to the console of a VM or container started with --detach (Ctrl-A X detaches)', load: async () => (await import('./console.js')).consoleCommand },
   { command: 'pause <name>', describe: 'Pause a running VM (all vCPUs) or container (freezer)', load: async () => (await import('./instances.js')).pauseCommand },
@@ -39,7 +42,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { command: 'update <name>', describe: 'Change a running container\'s memory, CPU and process limits in place', load: async () => (await import('./update.js')).updateCommand },
   { command: 'snapshot <name> <file>', describe: 'Save a running VM to a file (written atomically; the VM pauses for the save)', load: async () => (await import('./snapshot.js')).snapshotCommand },
   { command: 'verify <file>', describe: 'Check a snapshot file and its parents: every checksum, guest memory included', load: async () => (await import('./snapshot.js')).verifyCommand },
-  { command: 'restore <file>', describe: 'Continue a VM saved by `tsvmm snapshot`, here or in the background (--detach)', load: async () => (await import('./snapshot.js')).restoreCommand, early: prestartVcpu },
+  { command: 'restore <file>', describe: 'Continue a VM saved by `tsvmm snapshot`, here or in the background (--detach)', load: async () => (await import('./snapshot.js')).restoreCommand },
   { command: 'compare', describe: 'Measure the same workloads natively, in a container and in a VM, side by side', load: async () => (await import('./compare.js')).compareCommand },
   { command: 'dashboard', describe: 'A terminal dashboard: watch, boot, snapshot and stop VMs and containers (? shows the keys)', load: async () => (await import('./dashboard.js')).dashboardCommand },
 ];

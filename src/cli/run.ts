@@ -63,7 +63,7 @@ export const runCommand: CommandBody<RunArgs> = {
       kernel: args.kernel, initrd: args.initrd, cmdline: args.cmdline, memory: args.mem, cpus: args.cpus,
       disks: args.disk.map(parseDiskOption), net: args.net === undefined ? undefined : parseNetOption(args.net),
       rng: args.rng, console: args.console, virtioCmdline: args.virtioCmdline, name: args.name,
-    }));
+    }, { mainThread: true }));
   },
 };
 

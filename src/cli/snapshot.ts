@@ -104,7 +104,7 @@ export const restoreCommand: CommandBody<RestoreArgs> = {
       return;
     }
     const name = args.name ?? `vm-${process.pid}`;
-    process.exitCode = await runVm(args, () => Vm.restore(file, { name, start: false, diskPaths, verify: args.verify }));
+    process.exitCode = await runVm(args, () => Vm.restore(file, { name, start: false, diskPaths, verify: args.verify, mainThread: true }));
   },
 };
 

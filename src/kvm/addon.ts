@@ -27,6 +27,14 @@ export interface NativeAddon {
   installEmptySignalHandler(signal: number): number;
   /** fcntl(F_OFD_SETLK), or F_OFD_GETLK with `test` (then: the conflicting lock's type, F_UNLCK if none). */
   ofdLock(fd: number, test: boolean, type: number, start: number, length: number): number;
+  /**
+   * Arms the event-loop watch for the calling (main) thread before a slice of KVM_RUNs: a native
+   * thread kicks it (immediate_exit in that kvm_run, then `signal`) once the event loop has work,
+   * its earliest timer is due or `ring` (a ByteRing's head and tail) has waited 10 ms unflushed.
+   */
+  loopWatchArm(kvmRunAddress: bigint, signal: number, ring?: Int32Array): number;
+  /** After the slice: no kick is sent any more. */
+  loopWatchDisarm(): number;
 }
 
 const ADDON_PATH = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../build/Release/tsvmm.node');

@@ -2,7 +2,7 @@
 // one method per ioctl. A failed ioctl throws a KvmError that names the ioctl and the errno.
 
 import {
-  addon, errnoName, MAP_SHARED, O_RDWR, PROT_READ, PROT_WRITE, type NativeAddon,
+  addon, EINTR, errnoName, MAP_SHARED, O_RDWR, PROT_READ, PROT_WRITE, type NativeAddon,
 } from './addon.js';
 import { TsvmmError } from '../errors.js';
 import * as ioctl from './ioctls.js';
@@ -53,8 +53,14 @@ abstract class Fd {
     return this.#fd;
   }
 
+  /**
+   * A set-up ioctl, again while a signal interrupts it: KVM_CREATE_VM, for one, returns EINTR when
+   * a signal arrives meanwhile (seen under --cpu-prof's SIGPROF). KVM_RUN has its own path.
+   */
   protected ioctl(request: number, arg: number | bigint | ArrayBufferView = 0): number {
-    return check(this.native.ioctl(this.fd, request, arg), request);
+    let rc: number;
+    do rc = this.native.ioctl(this.fd, request, arg); while (rc === -EINTR);
+    return check(rc, request);
   }
 
   /** ioctl with a structure passed by pointer: encodes `value`, returns what the kernel wrote back. */

@@ -32,6 +32,11 @@ export class ByteRing implements ByteSink, ByteSource {
     return new ByteRing(buffer);
   }
 
+  /** The head and tail counters (bytes written, bytes read), for a native reader to compare. */
+  get counters(): Int32Array {
+    return this.#header.subarray(HEAD, TAIL + 1);
+  }
+
   get capacity(): number {
     return this.#data.length;
   }

@@ -31,12 +31,21 @@ export interface VcpuLoopContext {
    */
   onPausedWake(): void;
   log(message: string): void;
+  /**
+   * The loop runs on the main thread in slices between turns of its event loop
+   * (main-thread-vcpu.ts): run() returns undefined after a kick (the event loop has work) or when
+   * asked to yield, and a pause returns instead of waiting.
+   */
+  sliced?: boolean;
 }
 
 export class VcpuLoop {
   readonly #ctx: VcpuLoopContext;
-  /** Set by a device (the i8042 reset line) to end the run after the current exit. */
-  #requested: VmOutcome | undefined;
+  /**
+   * Set by a device (the i8042 reset line) to end the run after the current exit, or to 'yield'
+   * the slice (a console ring filling up).
+   */
+  #requested: VmOutcome | 'yield' | undefined;
   readonly #counters: Float64Array;
   readonly #index: Record<Counter, number>;
   /** Unassigned addresses the guest touched: the first few are logged, all are counted. */
@@ -52,10 +61,21 @@ export class VcpuLoop {
 
   /** Ends the run once the current exit is handled. */
   requestStop(outcome: VmOutcome): void {
-    this.#requested ??= outcome;
+    if (this.#requested === undefined || this.#requested === 'yield') this.#requested = outcome;
   }
 
-  run(): VmOutcome {
+  /** For a paused `sliced` loop, whose driver was woken: serves what waits (a request). */
+  wakePaused(): void {
+    this.#ctx.onPausedWake();
+  }
+
+  /** Ends a slice (see `sliced`) once the current exit is handled. */
+  requestYield(): void {
+    this.#requested ??= 'yield';
+  }
+
+  /** Runs until the VM's run ends, or, `sliced`, until the slice does (undefined). */
+  run(): VmOutcome | undefined {
     const { vcpu, run, control } = this.#ctx;
     control.state = VcpuState.Running;
     const counters = this.#counters;
@@ -66,7 +86,7 @@ export class VcpuLoop {
       const command = control.command;
       if (command !== VcpuCommand.Run) {
         const outcome = this.#obey(command);
-        if (outcome) return outcome;
+        if (outcome || this.#ctx.sliced) return outcome;
       }
       const rc = vcpu.run();
       counters[exitsIndex]!++;
@@ -83,10 +103,17 @@ export class VcpuLoop {
         this.#trace.access(KVM_EXIT.KVM_EXIT_IO, port, write, item);
         if (!claimed) this.#unclaimed('port', port);
       } else {
-        const outcome = this.handle(run.decode(rc));
+        const exit = run.decode(rc);
+        const outcome = this.handle(exit);
         if (outcome) return outcome;
+        if (exit.kind === 'interrupted' && this.#ctx.sliced) return undefined;
       }
-      if (this.#requested) return this.#requested;
+      if (this.#requested) {
+        const requested = this.#requested;
+        if (requested !== 'yield') return requested;
+        this.#requested = undefined;
+        return undefined;
+      }
     }
   }
 
@@ -172,6 +199,8 @@ export class VcpuLoop {
     if (command === VcpuCommand.Pause) {
       this.#completePendingIo();
       control.state = VcpuState.Paused;
+      // On the main thread the pause is the event loop's: its driver runs no slice meanwhile.
+      if (this.#ctx.sliced) return undefined;
       control.waitWhileCommand(VcpuCommand.Pause, this.#ctx.onPausedWake);
       control.state = VcpuState.Running;
       return control.command === VcpuCommand.Stop ? { kind: 'stopped' } : undefined;
