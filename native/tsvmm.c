@@ -57,6 +57,17 @@ static bool get_args(napi_env env, napi_callback_info info, size_t want, napi_va
   return true;
 }
 
+// Like get_args, for functions whose last arguments are optional: at least `min` of at most `max`.
+static bool get_some_args(napi_env env, napi_callback_info info, size_t min, size_t max, napi_value *argv, size_t *argc) {
+  *argc = max;
+  if (napi_get_cb_info(env, info, argc, argv, NULL, NULL) != napi_ok) return false;
+  if (*argc < min) {
+    napi_throw_type_error(env, NULL, "too few arguments");
+    return false;
+  }
+  return true;
+}
+
 static bool get_i64(napi_env env, napi_value v, int64_t *out) {
   napi_valuetype type;
   if (napi_typeof(env, v, &type) != napi_ok) return false;
@@ -175,13 +186,9 @@ static napi_value js_ioctl_no_arg(napi_env env, napi_callback_info info) {
 // mmap(length, prot, flags, fd, offset, address?): address as bigint | -errno as number.
 // `address` is the placement for MAP_FIXED (mapping a file over part of an existing mapping).
 static napi_value js_mmap(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
+  size_t argc;
   napi_value argv[6];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5) {
-    napi_throw_type_error(env, NULL, "too few arguments");
-    return NULL;
-  }
+  if (!get_some_args(env, info, 5, 6, argv, &argc)) return NULL;
   uint64_t hint = 0;
   if (argc >= 6 && !get_u64(env, argv[5], &hint)) return NULL;
   uint64_t length;
@@ -474,13 +481,9 @@ static void watch_wake_locked(void) {
 // (which must run the event loop the watch was first armed on) before it enters a slice of
 // KVM_RUNs; `ring` is the Int32Array head/tail of a console ring to flush when not empty.
 static napi_value js_loop_watch_arm(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
+  size_t argc;
   napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 2) {
-    napi_throw_type_error(env, NULL, "too few arguments");
-    return NULL;
-  }
+  if (!get_some_args(env, info, 2, 3, argv, &argc)) return NULL;
   uint64_t run;
   int32_t sig;
   if (!get_u64(env, argv[0], &run)) return NULL;

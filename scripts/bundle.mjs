@@ -4,6 +4,8 @@
 // hundred and more (its ESM loader resolves, reads and compiles each one), which is most of what
 // tsvmm's start-up cost beyond Node's own.
 //
+//   cli-fast.cjs    `tsvmm --version` and `--help` (src/cli/fast.ts), CommonJS: bin/tsvmm.js
+//                   answers them without starting Node's ES module loader at all.
 //   cli.js          the command line (bin/tsvmm.js). Split: each command's module (src/cli/
 //                   commands.ts imports them dynamically) and what only it needs is a chunk of
 //                   its own, so a command loads its code and no other command's.
@@ -46,7 +48,26 @@ const common = {
   logLevel: 'warning',
 };
 
+/**
+ * For the CommonJS bundle: the command table's dynamic imports (each command's module) stay out
+ * of it, as import()s that the answers it gives never reach. Its own dynamic imports (`ps`) stay
+ * in, evaluated only when called.
+ */
+const commandModulesOutside = {
+  name: 'command-modules-outside',
+  setup(b) {
+    b.onResolve({ filter: /.*/ }, (args) => (args.kind === 'dynamic-import' && args.importer.endsWith('commands.ts') ? { path: args.path, external: true } : undefined));
+  },
+};
+
 const builds = [
+  {
+    ...common, entryPoints: { 'cli-fast': 'src/cli/fast.ts' }, format: 'cjs', outExtension: { '.js': '.cjs' },
+    plugins: [commandModulesOutside],
+    // import.meta.url (meta/package.ts finds the package root with it) has a CommonJS equivalent.
+    define: { 'import.meta.url': 'importMetaUrl' },
+    banner: { js: 'const importMetaUrl = require("node:url").pathToFileURL(__filename).href;' },
+  },
   { ...common, entryPoints: { cli: 'src/cli/main.ts' }, splitting: true, chunkNames: 'chunk-[hash]' },
   { ...common, entryPoints: { index: 'src/index.ts' } },
   { ...common, entryPoints: { 'vcpu-worker': 'src/vmm/vcpu-worker.ts' } },

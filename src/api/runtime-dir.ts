@@ -1,7 +1,7 @@
 // Where running VMs announce themselves: one directory, readable by its owner only, holding a
 // control socket and a small record per VM. `tsvmm ps` lists it; other commands find a VM by name.
 
-import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
@@ -175,6 +175,8 @@ export function readOutcome(name: string, dir = runtimeDir()): InstanceOutcome |
  * runs, with a container of the same name do not collide.
  */
 export function runtimeDirKey(dir = runtimeDir()): string {
+  // node:crypto only when asked: `tsvmm ps` never needs it, and it is ~15 modules to load.
+  const { createHash } = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
   return createHash('sha256').update(path.resolve(dir)).digest('hex').slice(0, 8);
 }
 

@@ -3,7 +3,6 @@
 // a log in the runtime directory. We wait until its control socket answers, or until it ends,
 // in which case its error line (if it wrote one) is what the user sees.
 
-import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -31,6 +30,8 @@ export type BackgroundStart =
  * unexplained happened, for the user to read.
  */
 export async function startInBackground(name: string, argv: readonly string[], logFile: string): Promise<BackgroundStart> {
+  // node:child_process (and node:dgram behind it) only for a start in the background.
+  const { spawn } = await import('node:child_process');
   const log = openSync(logFile, 'w', 0o600);
   const child = spawn(process.execPath, [fileURLToPath(new URL('../../bin/tsvmm.js', import.meta.url)), ...argv], {
     detached: true, stdio: ['ignore', 'ignore', log], env: { ...process.env, [DETACHED_ENV]: '1' },

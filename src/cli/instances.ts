@@ -1,11 +1,10 @@
 // `tsvmm ps`, `pause`, `resume` and `stop`: the lifecycle of running VMs (and containers) by name.
 
+import { existsSync, writeSync } from 'node:fs';
 import type { ArgumentsCamelCase, Argv } from 'yargs';
 import type { CommandBody } from './commands.js';
-import { existsSync } from 'node:fs';
 import { containerStateRoot, listInstances } from '../api/runtime-dir.js';
 import type { RuntimeContainer } from '../container/instance.js';
-import { request, status } from '../api/control-client.js';
 import type { InstanceStatus } from '../api/protocol.js';
 // The dashboard's cell formats, so that ps and the dashboard show an instance alike.
 import { formatMemory, formatUptime } from '../tui/format.js';
@@ -23,8 +22,10 @@ export const psCommand: CommandBody<{ json: boolean }> = {
       : new Map<string, RuntimeContainer>();
     const announced = new Set(records.map((r) => r.name));
     for (const [name, c] of containers) if (!announced.has(name) && c.state !== 'exited') records.push(c.record);
+    // The control socket's client (node:net) only for instances to ask (so also in the commands below).
+    const { status } = records.length > 0 ? await import('../api/control-client.js') : { status: undefined };
     const rows = await Promise.all(records.map(async (record) => {
-      const live = record.pid ? await status(record.name, 1000).catch(() => undefined) : undefined;
+      const live = record.pid ? await status!(record.name, 1000).catch(() => undefined) : undefined;
       const runtime = record.kind === 'container' ? containers.get(record.name) : undefined;
       // PID: a VM's VMM process; a container's init (its pid 1), beside the process supervising it.
       const { leftovers: _leftovers, ...shown } = record; // the reaper's business, not the user's
@@ -39,12 +40,15 @@ export const psCommand: CommandBody<{ json: boolean }> = {
         memoryUsed: live?.memoryUsed ?? null, limits: live?.limits,
       };
     }));
+    // Straight to the fd, as `tsvmm --help` does (cli/fast.ts): process.stdout would first set up
+    // a stream, and for a pipe node:net.
+    const print = (text: string) => writeSync(1, text);
     if (args.json) {
-      process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+      print(`${JSON.stringify(rows, null, 2)}\n`);
       return;
     }
     if (rows.length === 0) {
-      process.stdout.write('No VMs or containers are running. Start one with `tsvmm run --name NAME --detach`.\n');
+      print('No VMs or containers are running. Start one with `tsvmm run --name NAME --detach`.\n');
       return;
     }
     // MEMORY: used ('-' when it cannot be read); LIMIT: what it may use ('none': a container without one).
@@ -52,7 +56,7 @@ export const psCommand: CommandBody<{ json: boolean }> = {
       ...rows.map((r) => [r.name, r.kind, r.state, String(r.cpus), r.memoryUsed ? formatMemory(r.memoryUsed.bytes) : '-',
         r.limits?.memory === null ? 'none' : formatMemory(r.memory), formatUptime(r.uptimeMs), r.exits === undefined ? '-' : String(r.exits), String(r.pid), r.address ?? '-'])];
     const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-    for (const row of table) process.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+    print(table.map((row) => `${row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()}\n`).join(''));
   },
 };
 
@@ -61,6 +65,7 @@ function lifecycleCommand(op: 'pause' | 'resume'): CommandBody<{ name: string }>
     builder: (y: Argv) => y.positional('name', { type: 'string', demandOption: true, describe: 'The VM or container, as `tsvmm ps` names it' }) as Argv<{ name: string }>,
     handler: async (args: ArgumentsCamelCase<{ name: string }>) => {
       try {
+        const { request } = await import('../api/control-client.js');
         const result = await request<InstanceStatus | { stopping: true }>(args.name, op, { timeoutMs: 30_000 });
         const state = 'state' in (result as object) ? (result as InstanceStatus).state : 'stopping';
         process.stdout.write(`${args.name}: ${state}\n`);
@@ -86,6 +91,7 @@ export const stopCommand: CommandBody<StopArgs> = {
   handler: async (args: ArgumentsCamelCase<StopArgs>) => {
     try {
       const timeoutMs = args.timeout === undefined ? undefined : args.timeout * 1000;
+      const { request } = await import('../api/control-client.js');
       await request(args.name, 'stop', { timeoutMs: 30_000, stopTimeoutMs: timeoutMs });
       process.stdout.write(`${args.name}: stopping\n`);
     } catch (error) {

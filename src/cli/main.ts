@@ -1,15 +1,14 @@
 // The `tsvmm` command line. It looks at the first word before loading anything: `--version` and
-// `--help` need only the table of commands (commands.ts), a command needs its own module, and
-// yargs' parser when yargs would take its words as they are (quick-parse.ts), yargs itself for
-// anything else (its --help, its errors); only a word that is no command registers them all with
-// yargs, by name and summary, for its error and nearest-name suggestion.
-// This module imports nothing else statically but wrap.ts (import-free), so that the bundle's
-// entry (scripts/bundle.mjs) is one file: what only some paths need comes in with a dynamic import.
+// `--help` need only the table of commands (fast.ts, which bin/tsvmm.js calls first), a command
+// needs its own module, and yargs' parser when yargs would take its words as they are
+// (quick-parse.ts), yargs itself for anything else (its --help, its errors); only a word that is
+// no command registers them all with yargs, by name and summary, for its error and
+// nearest-name suggestion. What only some paths need comes in with a dynamic import.
 
-import { fstatSync, writeSync } from 'node:fs';
 import type { Argv } from 'yargs';
 import { COMMANDS, findCommand } from './commands.js';
-import { wrapWords } from './wrap.js';
+import { answerAtOnce, terminalWidth } from './fast.js';
+import { packageVersion } from '../meta/package.js';
 
 /** bin/tsvmm.js: runs the command line and sets the exit code. */
 export async function cli(): Promise<void> {
@@ -21,12 +20,12 @@ export async function cli(): Promise<void> {
 }
 
 export async function main(argv: string[] = process.argv.slice(2)): Promise<void> {
-  const [first] = argv;
-  if (argv.length <= 1 && (first === '--version' || first === '--help' || first === '-h')) {
-    // Straight to the fd: process.stdout would first set up a stream and the modules behind it.
-    writeSync(1, first === '--version' ? `${await packageVersion()}\n` : topLevelHelp(terminalWidth()));
+  const answer = answerAtOnce(argv);
+  if (answer !== false) {
+    await answer;
     return;
   }
+  const [first] = argv;
   if (first === undefined) {
     process.stderr.write(`${(await import('./output.js')).errorLine(SAY_WHICH)}\nRun \`tsvmm --help\` for usage.\n`);
     process.exitCode = 1;
@@ -49,7 +48,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
     .recommendCommands()
     .help()
     .alias('help', 'h')
-    .version(await packageVersion())
+    .version(packageVersion())
     .wrap(terminalWidth())
     .fail((message, error) => {
       // yargs reports its own usage errors, and re-throws an option's coerce error (number-option.ts)
@@ -65,28 +64,4 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<void
     .parseAsync();
 }
 
-async function packageVersion(): Promise<string> {
-  return (await import('../meta/package.js')).packageVersion();
-}
-
-/** Help's width: the terminal's, at most 100; 100 when not a terminal (as yargs does). */
-function terminalWidth(): number {
-  // Only a character device can be a terminal; asking process.stdout for a pipe would set it up.
-  const columns = fstatSync(1).isCharacterDevice() ? process.stdout.columns : undefined;
-  return Math.min(100, columns || 100);
-}
-
 const SAY_WHICH = 'Say which command to run (try `tsvmm run`).';
-
-/** What `tsvmm --help` prints: the commands and their summaries, wrapped at word boundaries. */
-export function topLevelHelp(width: number): string {
-  const rows: [string, string][] = COMMANDS.map((c) => [`tsvmm ${c.command}`, c.describe]);
-  const options: [string, string][] = [['-h, --help', 'Show help'], ['    --version', 'Show version number']];
-  const section = (title: string, list: [string, string][]): string => {
-    const left = Math.max(...list.map(([l]) => l.length)) + 4;
-    return `${title}:\n${list.map(([l, d]) => `  ${l.padEnd(left - 2)}${wrapWords(d, Math.max(20, width - left)).join(`\n${' '.repeat(left)}`)}`).join('\n')}\n`;
-  };
-  return `tsvmm <command> [options]\n\nA KVM hypervisor written in TypeScript.\n\n${section('Commands', rows)}\n${section('Options', options)}\n`
-    + 'Run `tsvmm COMMAND --help` for what a command takes.\n';
-}
-

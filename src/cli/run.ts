@@ -18,7 +18,6 @@ import { vmInstance, vmRecord } from '../api/vm-instance.js';
 import { checkName, listInstances } from '../api/runtime-dir.js';
 import { TsvmmError } from '../errors.js';
 import { numberOption } from './number-option.js';
-import { randomBytes } from 'node:crypto';
 
 interface RunArgs {
   kernel?: string;
@@ -234,7 +233,7 @@ export async function runDetached(requestedName: string | undefined, quiet: bool
   let name: string;
   let logFile: string;
   try {
-    name = checkName(requestedName ?? `vm-${randomBytes(3).toString('hex')}`);
+    name = checkName(requestedName ?? `vm-${Buffer.from(crypto.getRandomValues(new Uint8Array(3))).toString('hex')}`);
     if (listInstances().some((r) => r.name === name)) throw new TsvmmError('NAME_IN_USE', `an instance named "${name}" is already running`);
     logFile = backgroundLog(name);
   } catch (error) {

@@ -26,12 +26,13 @@ import { exitMessage, prepareVcpu, vcpuFailed, type VcpuPost, type VcpuWorkerDat
 /** A console line longer than this much of the ring is flushed without waiting for its end. */
 const FLUSH_FILL = 0.5;
 
-let running: MainThreadVcpu | undefined;
+/** Whether a VM's vCPU runs on the main thread now. */
+let running = false;
 
 export class MainThreadVcpu {
   /** Whether a VM's vCPU runs on the main thread now (another cannot). */
   static get busy(): boolean {
-    return running !== undefined;
+    return running;
   }
 
   /** Resolves when the loop has ended and reported its outcome. */
@@ -47,12 +48,12 @@ export class MainThreadVcpu {
   #resolveEnded!: () => void;
 
   /**
-   * `memory` is the VM's, as the main thread has it. `flush` takes the console output out of the ring: called at every newline, when the ring
-   * fills up and after every slice.
+   * `memory` is the VM's, as the main thread has it. `flush` takes the console output out of the
+   * ring: called at every newline, when the ring fills up and after every slice.
    */
   constructor(data: VcpuWorkerData, memory: GuestMemory, post: VcpuPost, flush: () => void) {
     if (running) throw new Error('a VM already runs its vCPU on the main thread');
-    running = this;
+    running = true;
     this.#data = data;
     this.#post = post;
     this.#flush = flush;
@@ -131,7 +132,7 @@ export class MainThreadVcpu {
 
   #end(outcome: VmOutcome): void {
     this.#done = true;
-    running = undefined;
+    running = false;
     this.#post(exitMessage(this.#data, this.#loop, outcome));
     this.#resolveEnded();
   }

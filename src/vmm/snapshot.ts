@@ -21,7 +21,10 @@ import { KVM_MEM } from '../kvm/ioctls.js';
 import { restoreVcpu, saveVcpu, vcpuMsrIndices, type VcpuSnapshot } from '../kvm/vcpu-state.js';
 import { restoreVm, saveVm, type VmSnapshot } from '../kvm/vm-state.js';
 import { dirtyBitmapBytes, GuestMemory, type MemoryExtent } from '../memory/guest-memory.js';
-import { openSnapshot, writeSnapshot, type Snapshot, type WriteResult } from '../snapshot/index.js';
+// The snapshot file format's reader and writer (node:fs/promises, node:zlib, node:crypto) load
+// when a snapshot is written or opened, not with every VM.
+import type { Snapshot, WriteResult } from '../snapshot/index.js';
+const snapshotFiles = () => import('../snapshot/index.js');
 import { readVirtioRunnerState, type VirtioRunnerState } from '../devices/virtio/device.js';
 import { array, int, object, optional } from '../devices/persist.js';
 import { TsvmmError } from '../errors.js';
@@ -277,7 +280,7 @@ export class SnapshotHistory {
 
 /** A diff must sit on the very snapshot the VM took: a file written over since would make the chain wrong. */
 async function checkParent(file: string, id: string): Promise<void> {
-  const parent = await openSnapshot(file);
+  const parent = await (await snapshotFiles()).openSnapshot(file);
   try {
     if (parent.file.id !== id) {
       throw new TsvmmError('BAD_SNAPSHOT', `${file}: replaced since this VM saved it there, so a diff cannot build on it (take a full snapshot)`);
@@ -307,7 +310,7 @@ export async function writeVmSnapshot(
     devices.set(`virtio${i}`, d.io ?? null);
   });
   const manifest: VmManifest = { config: parts.config, xsaveSize, disks: parts.disks };
-  return writeSnapshot(target, {
+  return (await snapshotFiles()).writeSnapshot(target, {
     vm: manifest as never,
     vcpus: parts.vcpus.length,
     states,
@@ -331,7 +334,7 @@ export interface OpenedVmSnapshot {
 }
 
 export async function openVmSnapshot(file: string, options: RestoreOptions = {}): Promise<OpenedVmSnapshot> {
-  const snapshot = await openSnapshot(file, { verifyMemory: options.verify });
+  const snapshot = await (await snapshotFiles()).openSnapshot(file, { verifyMemory: options.verify });
   try {
     const manifest = snapshot.manifest.vm as unknown as VmManifest;
     if (!manifest || typeof manifest !== 'object' || !manifest.config || typeof manifest.xsaveSize !== 'number') {

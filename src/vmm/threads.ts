@@ -4,7 +4,14 @@
 // rest of tsvmm and builds the VM, then gets its VcpuWorkerData in a message. A spare thread is
 // unref'd: a process that never starts a VM still exits.
 
-import { Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+import type { Worker, WorkerOptions } from 'node:worker_threads';
+
+/** node:worker_threads, loaded by the first thread started: a VM on the main thread needs none. */
+function newWorker(file: URL, options: WorkerOptions): Worker {
+  const threads = createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
+  return new threads.Worker(file, options);
+}
 
 /**
  * Our worker threads run our code only: they must not inherit the flags a user started Node
@@ -15,7 +22,7 @@ const WORKER_EXEC_ARGV: string[] = [];
 const spare: Worker[] = [];
 
 function startVcpuThread(): Worker {
-  return new Worker(new URL('./vcpu-worker.js', import.meta.url), { execArgv: WORKER_EXEC_ARGV });
+  return newWorker(new URL('./vcpu-worker.js', import.meta.url), { execArgv: WORKER_EXEC_ARGV });
 }
 
 /** Starts vCPU threads until `count` are waiting for a VM. */
@@ -39,5 +46,5 @@ export function takeVcpuThread(): Worker {
 
 /** The device I/O thread of a VM with virtio devices. */
 export function startIoThread(workerData: unknown): Worker {
-  return new Worker(new URL('./io-worker.js', import.meta.url), { workerData, execArgv: WORKER_EXEC_ARGV });
+  return newWorker(new URL('./io-worker.js', import.meta.url), { workerData, execArgv: WORKER_EXEC_ARGV });
 }

@@ -6,7 +6,6 @@
 
 import { closeSync, constants as fsConstants, fstatSync, openSync } from 'node:fs';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { addon, errnoName } from '../kvm/addon.js';
 import { EventFd } from '../kvm/event-fd.js';
 import type { VmFd } from '../kvm/kvm.js';
@@ -194,7 +193,8 @@ function openTap(net: NetConfig, fds: number[]) {
 
 export function parseMac(text: string | undefined): Uint8Array {
   if (text === undefined) {
-    const mac = randomBytes(6);
+    // The global Web Crypto: node:crypto loads only for a VM that needs a MAC made up.
+    const mac = crypto.getRandomValues(new Uint8Array(6));
     mac[0] = 0x52; // locally administered, unicast (QEMU's 52:54:00 prefix)
     mac[1] = 0x54;
     mac[2] = 0x00;
