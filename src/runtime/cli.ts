@@ -51,7 +51,22 @@ const COMMANDS: Record<string, FlagTable & { usage: string }> = {
   },
   spec: { values: { bundle: 'b' }, booleans: { rootless: undefined }, usage: 'spec [--bundle DIR]' },
   update: { values: { resources: 'r' }, booleans: {}, usage: 'update --resources FILE|- <container-id>' },
+  events: { values: { interval: undefined }, booleans: { stats: undefined }, usage: 'events [--stats] [--interval DURATION] <container-id>' },
 };
+
+/** A Go duration as runc takes it (--interval 5s, 500ms, 1m30s); milliseconds. */
+export function parseDuration(text: string): number {
+  const units: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+  let total = 0;
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  let at = 0;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    total += Number(m[1]) * units[m[2]!]!;
+    at = re.lastIndex;
+  }
+  if (!text || at !== text.length || total <= 0) throw new RuntimeError(`invalid duration "${text}" (e.g. 5s, 500ms)`);
+  return total;
+}
 
 interface Parsed {
   values: Record<string, string>;
@@ -180,12 +195,11 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         return 0;
       case 'exec': {
         const id = needId(opts.rest, command);
-        if (opts.lists.cap?.length) throw new RuntimeError('exec --cap is not supported by tsvmm-runc');
         if (opts.values.apparmor || opts.values['process-label']) throw new RuntimeError('exec --apparmor/--process-label are not supported by tsvmm-runc');
         return await runtime.exec(id, {
           processFile: opts.values.process, args: opts.rest.slice(1), detach: opts.flags.has('detach'), pidFile: opts.values['pid-file'],
           tty: opts.flags.has('tty'), consoleSocket: opts.values['console-socket'], cwd: opts.values.cwd, env: opts.lists.env ?? [],
-          user: opts.values.user, noNewPrivileges: opts.flags.has('no-new-privs'),
+          user: opts.values.user, noNewPrivileges: opts.flags.has('no-new-privs'), caps: opts.lists.cap ?? [],
         });
       }
       case 'update': {
@@ -199,6 +213,12 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
           throw new RuntimeError(`--resources ${source}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
         }
         runtime.update(id, text, source === '-' ? 'stdin' : source);
+        return 0;
+      }
+      case 'events': {
+        const id = needId(opts.rest, command);
+        const interval = parseDuration(opts.values.interval ?? '5s');
+        await runtime.events(id, interval, opts.flags.has('stats'), (line) => process.stdout.write(`${line}\n`));
         return 0;
       }
       case 'spec': {

@@ -8,6 +8,7 @@ import { closeSync, constants, existsSync, openSync, readFileSync, readSync, unl
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { createCgroup, detectCgroups, openCgroup, type CgroupLayout, type CgroupRequest, type ContainerCgroup } from '../container/cgroups.js';
+import { cgroupMemory } from '../api/host-memory.js';
 import { isTsvmmError } from '../errors.js';
 import { writeWhole } from '../meta/write-whole.js';
 import { loadBundle, processFromJson, resourcesFromJson } from '../container/oci.js';
@@ -92,6 +93,8 @@ export interface ExecOptions {
   env: string[];
   user?: string;
   noNewPrivileges?: boolean;
+  /** `--cap`: capabilities added to every set of the process, as runc adds them. */
+  caps?: string[];
 }
 
 const nap = new Int32Array(new SharedArrayBuffer(4));
@@ -519,6 +522,48 @@ export class Runtime {
     return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]! + 3))).join('')).join('\n');
   }
 
+  /** One `events` record of runc's: the container's cgroup counters now. */
+  stats(id: string): string {
+    const { record, status } = this.load(id);
+    if (status === 'stopped') throw new RuntimeError('container not running');
+    const cgroup = this.cgroup(record);
+    const limits = cgroup.read();
+    let memory: { usage: number; max: number } | undefined;
+    try {
+      const used = cgroupMemory(cgroup.paths);
+      memory = { usage: used.current, max: used.peak };
+    } catch { /* no memory cgroup */ }
+    return JSON.stringify({
+      type: 'stats', id,
+      data: {
+        cpu: { usage: { total: cgroup.cpuTimeUs() * 1000 } },
+        memory: { usage: { ...memory, ...(limits.memory === null ? {} : { limit: limits.memory }) }, oom_kill: cgroup.oomKills() },
+        pids: { current: cgroup.processes().length, ...(limits.pids === null ? {} : { limit: limits.pids }) },
+      },
+    });
+  }
+
+  /**
+   * `events`: a stats record every `intervalMs` (and an "oom" record when the OOM killer has
+   * struck since the last one) until the container stops; with `once` (--stats), one record.
+   */
+  async events(id: string, intervalMs: number, once: boolean, write: (line: string) => void): Promise<void> {
+    let ooms = this.cgroup(this.load(id).record).oomKills();
+    for (;;) {
+      const { record, status } = this.load(id);
+      if (status === 'stopped') {
+        if (once) throw new RuntimeError('container not running');
+        return;
+      }
+      const kills = this.cgroup(record).oomKills();
+      if (kills > ooms) write(JSON.stringify({ type: 'oom', id }));
+      ooms = kills;
+      write(this.stats(id));
+      if (once) return;
+      await sleep(intervalMs);
+    }
+  }
+
   async exec(id: string, options: ExecOptions): Promise<number> {
     const { record, status } = this.load(id);
     checkTransition('exec', status, id);
@@ -546,6 +591,12 @@ export class Runtime {
       processSpec.user = { ...processSpec.user, uid: Number(match[1]), gid: match[2] === undefined ? processSpec.user.gid : Number(match[2]) };
     }
     if (options.noNewPrivileges) processSpec.noNewPrivileges = true;
+    if (options.caps?.length) {
+      // Ambient needs inheritable too; runc adds to both (and the kernel drops what is not permitted).
+      const add = (set: readonly string[]) => [...new Set([...set, ...options.caps!.map((c) => c.toUpperCase())])];
+      const c = processSpec.capabilities;
+      processSpec.capabilities = { bounding: add(c.bounding), effective: add(c.effective), permitted: add(c.permitted), inheritable: add(c.inheritable), ambient: add(c.ambient) };
+    }
     checkConsole(processSpec.terminal, options.consoleSocket);
 
     const plan = buildExecPlan({ ...record.spec, process: processSpec }, record.pid, this.cgroup(record).plan, { consoleSocket: options.consoleSocket, detach: options.detach });

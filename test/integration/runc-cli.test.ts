@@ -104,6 +104,33 @@ describe.skipIf(missing)('tsvmm-runc', () => {
     expect(existsSync(path.join(root, id))).toBe(false);
   });
 
+  it('exec --cap adds a capability to the process; events reports the cgroup counters, once (--stats) or until the container stops', async () => {
+    const id = `caps-${suffix()}`;
+    const b = bundle((c) => { c.process.args = ['sleep', '300']; });
+    expect(runc(['create', '--bundle', b, id]).code).toBe(0);
+    expect(runc(['start', id]).code).toBe(0);
+    const CAP_NET_ADMIN = 12n;
+    const effective = (extra: string[]) => BigInt(`0x${/CapEff:\s*([0-9a-f]+)/.exec(runc(['exec', ...extra, id, 'cat', '/proc/self/status']).stdout)![1]}`);
+    expect((effective([]) >> CAP_NET_ADMIN) & 1n).toBe(0n);
+    expect((effective(['--cap', 'CAP_NET_ADMIN']) >> CAP_NET_ADMIN) & 1n).toBe(1n);
+    expectOneLine(runc(['exec', '--cap', 'CAP_NO_SUCH', id, 'true']), /CAP_NO_SUCH/);
+
+    const stats = JSON.parse(runc(['events', '--stats', id]).stdout) as { type: string; id: string; data: { cpu: { usage: { total: number } }; pids: { current: number } } };
+    expect(stats).toMatchObject({ type: 'stats', id });
+    expect(stats.data.pids.current).toBeGreaterThanOrEqual(1);
+    expect(stats.data.cpu.usage.total).toBeGreaterThan(0);
+    expectOneLine(runc(['events', '--interval', 'soon', id]), 'invalid duration "soon" (e.g. 5s, 500ms)');
+    // A stream: a record every interval, ending when the container does.
+    const stream = spawn(RUNC, ['--root', root, 'events', '--interval', '100ms', id], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    stream.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    await expect.poll(() => out.split('\n').length, { timeout: 10_000 }).toBeGreaterThan(2);
+    expect(runc(['kill', id, 'KILL']).code).toBe(0);
+    expect(await new Promise((resolve) => stream.on('close', resolve))).toBe(0);
+    expect(out.trim().split('\n').every((l) => (JSON.parse(l) as { type: string }).type === 'stats')).toBe(true);
+    expect(runc(['delete', id]).code).toBe(0);
+  });
+
   it('honours seccomp, sysctl, rlimits, oomScoreAdj and cpu shares as runc does', () => {
     const b = bundle((c) => {
       c.process.args = ['sh', '-c', 'mkdir /dev/shm/d; echo mkdir=$?; cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/self/oom_score_adj; ulimit -n; cat /sys/fs/cgroup/cpu/cpu.shares 2>/dev/null || echo no-v1'];
