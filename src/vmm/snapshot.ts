@@ -336,6 +336,7 @@ export interface OpenedVmSnapshot {
 export async function openVmSnapshot(file: string, options: RestoreOptions = {}): Promise<OpenedVmSnapshot> {
   const snapshot = await (await snapshotFiles()).openSnapshot(file, { verifyMemory: options.verify });
   try {
+    snapshot.chain.forEach(checkWritableOnlyByOwner);
     const manifest = snapshot.manifest.vm as unknown as VmManifest;
     if (!manifest || typeof manifest !== 'object' || !manifest.config || typeof manifest.xsaveSize !== 'number') {
       throw new TsvmmError('BAD_SNAPSHOT', `${file}: not a snapshot of a tsvmm VM (its manifest has no VM configuration)`);
@@ -345,10 +346,6 @@ export async function openVmSnapshot(file: string, options: RestoreOptions = {})
     const extents: MemoryExtent[] = snapshot.regions.flatMap((r) => snapshot.memoryExtents(r.name).map((e) => ({
       fd: e.fd, fileOffset: e.fileOffset, guestAddress: r.guestAddress + e.guestOffset, length: e.length,
     })));
-    snapshot.chain.forEach(checkWritableOnlyByOwner);
-    // The mappings keep the file's pages reachable after its descriptors are closed.
-    const memory = GuestMemory.mapFiles(layout, extents);
-    const mapped = MappedFiles.open(snapshot.chain);
     const state = (name: string) => snapshot.state(name);
     const vcpuSnapshots = Array.from({ length: config.cpus }, (_, id): VcpuSnapshot => {
       const meta = readVcpuMeta(snapshot.device(`vcpu${id}`), `${file}: vcpu${id}`);
@@ -363,6 +360,16 @@ export async function openVmSnapshot(file: string, options: RestoreOptions = {})
         io: optional(readVirtioRunnerState)(snapshot.device(`virtio${i}`), `${file}: virtio${i}`),
       })),
     };
+    // Last, so that a snapshot refused above leaves nothing mapped or open.
+    const mapped = MappedFiles.open(snapshot.chain);
+    let memory: GuestMemory;
+    try {
+      // The mappings keep the file's pages reachable after its descriptors are closed.
+      memory = GuestMemory.mapFiles(layout, extents);
+    } catch (error) {
+      mapped.close();
+      throw error;
+    }
     return {
       source: { path: path.resolve(file), id: snapshot.file.id },
       mapped, config, memory, devices,
