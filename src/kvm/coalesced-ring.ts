@@ -33,6 +33,16 @@ export class CoalescedRing {
     return this.#u32[this.#first] !== this.#u32[this.#last];
   }
 
+  /**
+   * Where the ring stands while writes wait (the same number until they are replayed or more are
+   * queued), or -1 when it is empty.
+   */
+  get position(): number {
+    const first = this.#u32[this.#first]!;
+    const last = this.#u32[this.#last]!;
+    return first === last ? -1 : first * 65536 + last;
+  }
+
   /** Hands every queued write to `replay`, oldest first, and frees its slot. */
   drain(replay: (isPio: boolean, address: number, data: Uint8Array) => void): void {
     const u32 = this.#u32;

@@ -30,8 +30,13 @@ import { waitForOutput } from '../api/wait-for-output.js';
 import { prestartVcpuThreads, startIoThread, takeVcpuThread } from './threads.js';
 
 const KICK_RETRY_MS = 20;
-/** How often the main thread looks for UART writes still queued (see #watchCoalescedRing): at most this late on the console. */
-const COALESCED_RING_TICK_MS = 20;
+/**
+ * How often the main thread looks for UART writes stuck in the coalesced ring (#watchCoalescedRing):
+ * every 20 ms after console input or a stuck write, backing off to 320 ms while the ring stays
+ * empty, since a tick interrupts a vCPU that runs on the main thread.
+ */
+const RING_TICK_MIN_MS = 20;
+const RING_TICK_MAX_MS = 320;
 const OUTPUT_LIMIT = 16 * 1024 * 1024;
 /** How often a restored VM checks that the snapshot files its memory comes from are intact. */
 const MAPPED_FILE_CHECK_MS = 250;
@@ -114,7 +119,7 @@ export class Vm extends EventEmitter<VmEvents> {
   /** Aborts the snapshot being written, when the VM is stopped meanwhile. */
   #snapshotAbort: AbortController | undefined;
   #startedAt = 0;
-  #ringWatch: NodeJS.Timeout | undefined;
+  #ringWatch: { timer: NodeJS.Timeout | undefined; tickMs: number; tick(): void } | undefined;
   /** Its single vCPU runs on this thread (VmRunOptions.mainThread). */
   readonly #onMainThread: boolean;
 
@@ -338,18 +343,38 @@ export class Vm extends EventEmitter<VmEvents> {
 
   /**
    * The boot CPU replays the UART writes KVM queued (builder.ts) at its next exit, but a guest may
-   * write its last bytes and then only halt, which KVM handles without exiting: when writes wait
-   * at a tick, kick the boot CPU out so that they reach the console (a kick costs about an exit).
+   * write its last bytes and then only halt, which KVM handles without exiting: when the same
+   * writes still wait at two ticks in a row, kick the boot CPU out so that they reach the console
+   * (a kick costs about an exit). A busy guest empties the ring itself, and is left alone.
    */
   #watchCoalescedRing(): void {
     const page = this.#built.coalescedRingPage;
     if (page === undefined) return;
     const ring = new CoalescedRing(this.#built.vcpus[0]!.kvmRun.bytes.buffer as ArrayBuffer, page);
     const boot = this.#threads[0]!;
-    this.#ringWatch = setInterval(() => {
-      if (ring.pending && boot.control.state === VcpuState.Running) kickVcpu(this.#built.vcpus[0]!.kvmRun, boot.control);
-    }, COALESCED_RING_TICK_MS);
-    this.#ringWatch.unref();
+    let seen = -1;
+    const tick = () => {
+      const position = ring.position;
+      if (position < 0) {
+        watch.tickMs = Math.min(watch.tickMs * 2, RING_TICK_MAX_MS);
+      } else {
+        if (position === seen && boot.control.state === VcpuState.Running) kickVcpu(this.#built.vcpus[0]!.kvmRun, boot.control);
+        watch.tickMs = RING_TICK_MIN_MS;
+      }
+      seen = position;
+      watch.timer = setTimeout(tick, watch.tickMs).unref();
+    };
+    const watch = { timer: setTimeout(tick, RING_TICK_MIN_MS).unref(), tickMs: RING_TICK_MIN_MS, tick };
+    this.#ringWatch = watch;
+  }
+
+  /** Console input usually brings output: look at the ring soon again. */
+  #watchRingSoon(): void {
+    const watch = this.#ringWatch;
+    if (!watch || watch.tickMs === RING_TICK_MIN_MS) return;
+    watch.tickMs = RING_TICK_MIN_MS;
+    clearTimeout(watch.timer);
+    watch.timer = setTimeout(watch.tick, RING_TICK_MIN_MS).unref();
   }
 
   #startIoThread(): void {
@@ -554,6 +579,7 @@ export class Vm extends EventEmitter<VmEvents> {
   }
 
   #flushInput(): void {
+    this.#watchRingSoon();
     const virtioConsole = this.#built.virtio.console;
     const ring = virtioConsole?.input ?? this.#consoleIn;
     while (this.#pendingInput.length > 0) {
@@ -621,7 +647,7 @@ export class Vm extends EventEmitter<VmEvents> {
   #release(): void {
     if (this.#state === 'exited') return;
     Vm.#live.delete(this);
-    clearInterval(this.#ringWatch);
+    clearTimeout(this.#ringWatch?.timer);
     this.#drainOutput(this.#consoleOut);
     if (this.#built.virtio.console) this.#drainOutput(this.#built.virtio.console.output);
     this.#state = 'exited';
