@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Where start-up goes: each command run under `node --cpu-prof` (main thread), its samples summed
-// by what they were in, the mean over the runs; `node -e 0` alongside as the reference. Commands
+// by what they were in, the median over the runs (of each category, and of the totals: a loaded
+// machine's outliers would carry a mean); `node -e 0` alongside as the reference. Commands
 // alternate run by run, as in the other benchmarks, so that a loaded machine's drift hits them
 // alike. The profiler's own sampling inflates the times: read the shares, not the milliseconds.
 //
@@ -69,7 +70,7 @@ function main() {
   const opts = parseArgs(process.argv.slice(2));
   const COMMANDS = commands(opts.root);
   const runtimeDir = mkdtempSync(path.join(tmpdir(), 'tsvmm-profile-rt-'));
-  const sums = COMMANDS.map(() => Object.fromEntries(CATEGORIES.map(([name]) => [name, 0])));
+  const samples = COMMANDS.map(() => []);
   try {
     for (let run = 0; run < opts.runs; run++) {
       COMMANDS.forEach((command, c) => {
@@ -81,7 +82,7 @@ function main() {
           if (r.status !== 0) fail(`${command.name} exited with ${r.status ?? r.signal}: ${(r.stderr || r.stdout).trim().split('\n')[0]}`);
           const [file] = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
           if (!file) fail(`${command.name} left no profile`);
-          for (const [name, ms] of Object.entries(summarize(path.join(dir, file)))) sums[c][name] += ms;
+          samples[c].push(summarize(path.join(dir, file)));
         } finally {
           rmSync(dir, { recursive: true, force: true });
         }
@@ -90,16 +91,24 @@ function main() {
   } finally {
     rmSync(runtimeDir, { recursive: true, force: true });
   }
-  const means = sums.map((s) => Object.fromEntries(Object.entries(s).map(([k, v]) => [k, v / opts.runs])));
+  const median = (values) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  };
+  const total = (m) => Object.values(m).reduce((a, b) => a + b, 0);
+  const medians = samples.map((runs) => ({
+    ...Object.fromEntries(CATEGORIES.map(([name]) => [name, median(runs.map((r) => r[name]))])),
+    total: median(runs.map(total)),
+  }));
   if (opts.json) {
-    console.log(JSON.stringify({ root: opts.root, runs: opts.runs, intervalUs: opts.interval, commands: COMMANDS.map((c, i) => ({ name: c.name, ms: means[i] })) }, null, 2));
+    console.log(JSON.stringify({ root: opts.root, runs: opts.runs, intervalUs: opts.interval, commands: COMMANDS.map((c, i) => ({ name: c.name, medianMs: medians[i] })) }, null, 2));
     return;
   }
-  console.log(`${opts.root}: main thread's samples, mean ms over ${opts.runs} runs each (--cpu-prof, every ${opts.interval} µs), commands alternated:`);
-  const total = (m) => Object.values(m).reduce((a, b) => a + b, 0);
+  console.log(`${opts.root}: main thread's samples, median ms of ${opts.runs} runs each (--cpu-prof, every ${opts.interval} µs), commands alternated:`);
   console.log(table(['', ...COMMANDS.map((c) => c.name)], [
-    ...CATEGORIES.map(([name]) => [name, ...means.map((m) => m[name].toFixed(1))]),
-    ['total', ...means.map((m) => total(m).toFixed(1))],
+    ...CATEGORIES.map(([name]) => [name, ...medians.map((m) => m[name].toFixed(1))]),
+    ['total (the median run\'s: the medians above need not add up to it)', ...medians.map((m) => m.total.toFixed(1))],
   ]));
 }
 

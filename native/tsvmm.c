@@ -520,6 +520,18 @@ static napi_value js_loop_watch_arm(napi_env env, napi_callback_info info) {
   return make_int(env, rc);
 }
 
+// loopWatchKicked(): whether the watch has kicked since it was armed (the event loop has work),
+// as opposed to a KVM_RUN interrupted by another signal or by a kick of the thread's own.
+static napi_value js_loop_watch_kicked(napi_env env, napi_callback_info info) {
+  (void)info;
+  pthread_mutex_lock(&watch.lock);
+  bool kicked = watch.started && !watch.armed;
+  pthread_mutex_unlock(&watch.lock);
+  napi_value out;
+  CHECK(napi_get_boolean(env, kicked, &out));
+  return out;
+}
+
 // loopWatchDisarm(): after a slice; a kick not yet sent will not be.
 static napi_value js_loop_watch_disarm(napi_env env, napi_callback_info info) {
   (void)info;
@@ -555,6 +567,7 @@ NAPI_MODULE_INIT() {
       {"installEmptySignalHandler", js_install_empty_signal_handler},
       {"ofdLock", js_ofd_lock},
       {"loopWatchArm", js_loop_watch_arm},
+      {"loopWatchKicked", js_loop_watch_kicked},
       {"loopWatchDisarm", js_loop_watch_disarm},
   };
   for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {

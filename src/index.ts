@@ -1,6 +1,6 @@
 // tsvmm's library API: `import { Vm } from 'tsvmm'`.
 
-export { Vm, VmError, type VmState, type VmEvents } from './vmm/vm.js';
+export { Vm, VmError, type VmState, type VmEvents, type VmRunOptions } from './vmm/vm.js';
 export type { VmConfig, ResolvedVmConfig } from './vmm/config.js';
 export type { DiskConfig, NetConfig, VirtioConfig } from './vmm/virtio-setup.js';
 export type { SnapshotOptions, RestoreOptions, DiskIdentity } from './vmm/snapshot.js';

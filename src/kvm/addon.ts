@@ -33,6 +33,8 @@ export interface NativeAddon {
    * its earliest timer is due or `ring` (a ByteRing's head and tail) has waited 10 ms unflushed.
    */
   loopWatchArm(kvmRunAddress: bigint, signal: number, ring?: Int32Array): number;
+  /** Whether the watch kicked since it was armed: a KVM_RUN interrupted otherwise need not end the slice. */
+  loopWatchKicked(): boolean;
   /** After the slice: no kick is sent any more. */
   loopWatchDisarm(): number;
 }

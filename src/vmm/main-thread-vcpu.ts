@@ -63,6 +63,7 @@ export class MainThreadVcpu {
     const flushAt = this.#ring.capacity * FLUSH_FILL;
     const prepared = prepareVcpu(data, post, {
       memory,
+      kicked: () => addon().loopWatchKicked(),
       consoleOut: (loop) => ({
         write: (byte) => {
           this.#ring.write(byte);

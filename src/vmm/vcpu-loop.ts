@@ -33,10 +33,10 @@ export interface VcpuLoopContext {
   log(message: string): void;
   /**
    * The loop runs on the main thread in slices between turns of its event loop
-   * (main-thread-vcpu.ts): run() returns undefined after a kick (the event loop has work) or when
-   * asked to yield, and a pause returns instead of waiting.
+   * (main-thread-vcpu.ts): run() returns undefined after a kick that `kicked()` says was the
+   * event loop's (it has work), or when asked to yield, and a pause returns instead of waiting.
    */
-  sliced?: boolean;
+  sliced?: { kicked(): boolean };
 }
 
 export class VcpuLoop {
@@ -106,7 +106,7 @@ export class VcpuLoop {
         const exit = run.decode(rc);
         const outcome = this.handle(exit);
         if (outcome) return outcome;
-        if (exit.kind === 'interrupted' && this.#ctx.sliced) return undefined;
+        if (exit.kind === 'interrupted' && this.#ctx.sliced?.kicked()) return undefined;
       }
       if (this.#requested) {
         const requested = this.#requested;

@@ -55,6 +55,8 @@ export type VcpuPost = (message: VcpuWorkerMessage) => void;
 /** How the main thread runs a loop in slices: its console sink, which may end a slice. */
 export interface SlicedVcpu {
   consoleOut(loop: VcpuLoop): ByteSink;
+  /** Whether the event loop wants the thread back (VcpuLoopContext.sliced). */
+  kicked(): boolean;
   /**
    * The guest memory the main thread already has: wrapping it again would also make V8 count it
    * again as memory of its own, and collect garbage for it ("external memory pressure").
@@ -134,7 +136,7 @@ export function prepareVcpu(data: VcpuWorkerData, post: VcpuPost, sliced?: Slice
       };
     }
     const loop: VcpuLoop = new VcpuLoop({
-      vcpu, run, memory, control, ...buses, sliced: sliced !== undefined,
+      vcpu, run, memory, control, ...buses, sliced,
       log: (message) => post({ type: 'log', message }),
     });
     return loop;
