@@ -1233,6 +1233,49 @@ static int runc_frozen(const runtime_state *state) {
   return frozen;
 }
 
+// The verb runc_fast found, if it got that far (Node's `create` takes a helper forked here).
+static const char *runc_verb;
+// This process is the helper runc_prefork forked.
+static int runc_forked;
+
+// `create` goes to Node, which reads the spec and builds the plan; the helper that carries the
+// plan out is forked here meanwhile, instead of spawned by Node once the plan is made (a fork
+// and exec of a Node process, which under load cost as much as the rest of create's own work).
+// It waits on a socket, as on the channel Node would have given it, and Node finds the other end
+// in TSVMM_RUNC_HELPER=FD:PID (src/runtime/helper.ts). Returns 1 in the helper, 0 in the front end
+// (also when the fork could not be made: Node then spawns one as usual).
+static int runc_prefork(void) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return 0;
+  if (sv[0] <= STDERR_FILENO || sv[1] <= STDERR_FILENO) {
+    // Our stdio is not all open: those numbers are the container's, not for a socket.
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(sv[0]);
+    close(sv[1]);
+    return 0;
+  }
+  if (pid == 0) {
+    close(sv[0]);
+    if (sv[1] != CHANNEL_FD && (dup2(sv[1], CHANNEL_FD) < 0 || close(sv[1]) < 0)) _exit(125);
+    runc_forked = 1;
+    return 1;
+  }
+  close(sv[1]);
+  char value[64];
+  snprintf(value, sizeof value, "%d:%d", sv[0], (int)pid);
+  if (fcntl(sv[0], F_SETFD, 0) < 0 || setenv("TSVMM_RUNC_HELPER", value, 1) < 0) {
+    // Without the socket Node cannot reach it: end it (it reads end-of-file) and let Node spawn one.
+    close(sv[0]);
+    waitpid(pid, NULL, 0);
+  }
+  return 0;
+}
+
 static int runc_fast(int argc, char **argv) {
   const char *root = "/run/tsvmm-runc";
   int i = 0;
@@ -1255,6 +1298,7 @@ static int runc_fast(int argc, char **argv) {
   (void)log;
   if (i >= argc) return -1;
   const char *verb = argv[i++];
+  runc_verb = verb;
   int force = 0;
   if (!strcmp(verb, "delete") && i < argc && (!strcmp(argv[i], "--force") || !strcmp(argv[i], "-f"))) { force = 1; i++; }
   if (i >= argc || argv[i][0] == '-') return -1;
@@ -1358,7 +1402,8 @@ static int runc_fast(int argc, char **argv) {
 int main(int argc, char **argv) {
   if (argc >= 3 && !strcmp(argv[1], "--runc")) {
     if (runc_fast(argc - 3, argv + 3) == 0) return 0;
-    runc_node(argv[2], argc - 3, argv + 3);
+    if (!runc_verb || strcmp(runc_verb, "create") || !runc_prefork()) runc_node(argv[2], argc - 3, argv + 3);
+    // The helper forked for Node's create: on as the helper, below.
   }
   if (fcntl(CHANNEL_FD, F_SETFD, FD_CLOEXEC) < 0) {
     fprintf(stderr, "container-init: run by tsvmm only (fd 3 must be its channel)\n");
@@ -1371,6 +1416,9 @@ int main(int argc, char **argv) {
   unsigned char header[HELPER_WIRE_HEADER];
   ssize_t peeked;
   do peeked = recv(CHANNEL_FD, header, sizeof header, MSG_PEEK | MSG_WAITALL); while (peeked < 0 && errno == EINTR);
+  // The helper forked for tsvmm-runc's create and not used (the bundle was refused, or hooks
+  // wanted a helper of Node's own): Node closed the socket, and nobody is left to tell.
+  if (peeked == 0 && runc_forked) _exit(125);
   if (peeked != (ssize_t)sizeof header) parent_fail("plan", peeked < 0 ? errno : EPIPE, "reading the plan");
   if (wire_frame_body(header, WIRE_EXEC_PLAN) >= 0) {
     size_t length;

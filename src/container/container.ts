@@ -285,7 +285,8 @@ export class Container extends EventEmitter<ContainerEvents> {
     this.#state = 'running';
     live.add(this.#onProcessExit);
 
-    const helper = launch.helper.process;
+    // Spawned: only tsvmm-runc's create takes a helper its front end forked.
+    const helper = launch.helper.process!;
     if (this.config.stdio === 'pipe') {
       helper.stdout?.on('data', (chunk: Buffer) => this.#record(chunk, 'stdout'));
       helper.stderr?.on('data', (chunk: Buffer) => this.#record(chunk, 'stderr'));

@@ -3,17 +3,17 @@
 // createContainer failing fail `create`; poststart and poststop failing are warnings (runtime
 // spec: the lifecycle goes on).
 
-import { spawnSync } from 'node:child_process';
 import type { Hook, HookKind, Hooks } from '../container/spec.js';
 import { RuntimeError } from './errors.js';
 import type { OciState } from './state.js';
+import { childProcess } from './child-process.js';
 
 const OUTPUT = (text: string) => text.trim().split('\n').slice(-3).join(' | ').slice(0, 400);
 
 /** Runs `hook`; returns undefined on success, or one line saying why it failed. */
 export function runHook(kind: HookKind, index: number, hook: Hook, state: OciState): string | undefined {
   const env = Object.fromEntries(hook.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
-  const result = spawnSync(hook.path, hook.args.slice(1), {
+  const result = childProcess().spawnSync(hook.path, hook.args.slice(1), {
     argv0: hook.args[0] ?? hook.path,
     env,
     input: JSON.stringify(state),

@@ -3,7 +3,6 @@
 // the C helper's child (native/container-init.c), waiting on exec.fifo after `create`, so that
 // no Node process stays alive per container.
 
-import { execFileSync } from 'node:child_process';
 import { closeSync, constants, existsSync, openSync, readFileSync, readSync, unlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
@@ -21,6 +20,7 @@ import { runHooksOrFail, runHooksWarn } from './hooks.js';
 import { checkTransition, type Status } from './lifecycle.js';
 import type { Log } from './log.js';
 import { checkId, initAlive, ociState, ociStateText, processStat, StateStore, type ContainerRecord } from './state.js';
+import { childProcess } from './child-process.js';
 
 export interface RuntimeOptions {
   root: string;
@@ -223,7 +223,7 @@ export class Runtime {
             // The init exists in its namespaces and cgroups, and waits for "go" (with the state its createContainer hooks read).
             Promise.resolve().then(() => request.beforeStart?.(record)).then(() => helper.go(inContainerHooks ? JSON.stringify(ociState(record, 'creating')) : ''), (error: unknown) => {
               end.hostError ??= error;
-              helper.process.kill('SIGKILL');
+              helper.kill('SIGKILL');
             });
           }
         } else if (message.ready || message.running) {
@@ -319,7 +319,7 @@ export class Runtime {
     try {
       if (mode === 'run') {
         // Signals for `runc run` are meant for the container (the helper passes them on).
-        const onSignal = (signal: NodeJS.Signals) => helper.process.kill(signal);
+        const onSignal = (signal: NodeJS.Signals) => helper.kill(signal);
         for (const signal of ['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2'] as const) process.on(signal, onSignal);
         process.on('SIGINT', () => { /* the terminal sent it to the container too */ });
       }
@@ -356,7 +356,7 @@ export class Runtime {
       if (message.error) failure ??= message.error;
       else if (message.exit) exit = message.exit;
     }, { stdin: JSON.stringify(ociState(record, 'created')) });
-    const timer = hook.timeout === undefined ? undefined : setTimeout(() => helper.process.kill('SIGKILL'), hook.timeout * 1000);
+    const timer = hook.timeout === undefined ? undefined : setTimeout(() => helper.kill('SIGKILL'), hook.timeout * 1000);
     await helper.closed;
     clearTimeout(timer);
     if (failure) return `${what} could not run: ${failure.message}`;
@@ -499,7 +499,7 @@ export class Runtime {
     const pids = this.cgroup(record).processes();
     if (format === 'json') return JSON.stringify(pids);
     if (format !== 'table') throw new RuntimeError(`invalid format option "${format}": table or json`);
-    const lines = execFileSync('ps', ['-ef'], { encoding: 'utf8' }).split('\n');
+    const lines = childProcess().execFileSync('ps', ['-ef'], { encoding: 'utf8' }).split('\n');
     const header = lines[0] ?? '';
     const pidColumn = header.trim().split(/\s+/).indexOf('PID');
     return [header, ...lines.slice(1).filter((line) => pids.includes(Number(line.trim().split(/\s+/)[pidColumn])))].join('\n');
@@ -615,7 +615,7 @@ export class Runtime {
       }
     });
     if (!options.detach) {
-      const forward = (signal: NodeJS.Signals) => helper.process.kill(signal);
+      const forward = (signal: NodeJS.Signals) => helper.kill(signal);
       for (const signal of ['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGINT', 'SIGQUIT'] as const) process.on(signal, forward);
     }
     const { code } = await helper.closed;
