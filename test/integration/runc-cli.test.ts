@@ -268,6 +268,19 @@ describe.skipIf(missing)('tsvmm-runc', () => {
     expect(readdirSync(root)).toEqual([]);
   });
 
+  it('create starts as little of Node as it can: the front end forked the helper, so neither child_process nor net is loaded', () => {
+    const id = `lean-${suffix()}`;
+    const record = path.join(dir, 'modules.cjs');
+    const list = path.join(dir, 'modules.txt');
+    writeFileSync(record, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(list)}, process.moduleLoadList.join('\\n')));\n`);
+    const r = runc(['create', '--bundle', bundle(), id], { env: { ...process.env, NODE_OPTIONS: `--require ${record}` } as Record<string, string> });
+    expect(r.code, r.stderr).toBe(0);
+    const loaded = readFileSync(list, 'utf8').split('\n');
+    expect(loaded).toContain('NativeModule fs');
+    expect(loaded.filter((m) => /^NativeModule (child_process|net|stream)$/.test(m))).toEqual([]);
+    expect(JSON.parse(runc(['state', id]).stdout)).toMatchObject({ status: 'created' });
+  });
+
   it('hands the pty master to --console-socket (SCM_RIGHTS); the process has it as its terminal', async () => {
     const id = `tty-${suffix()}`;
     const socket = path.join(dir, 'console.sock');
