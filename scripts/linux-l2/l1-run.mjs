@@ -429,16 +429,20 @@ async function attempt(name, scenario) {
   };
 }
 
+/** tsvmm reported that its L2 triple-faulted: on its terminal (run without --json) or in its --json outcome. */
+const l2Crashed = (result) => result.vmm.some((v) => /guest reset \(triple fault\)/.test(v.output) || /"reason":"triple-fault"/.test(v.stderr));
+
 for (const name of wanted) {
   const scenario = SCENARIOS[name];
   emit({ event: 'start', scenario: name, uptime: uptime() });
-  // A scenario that fails runs again, up to twice, and its result keeps the failed attempts: an
-  // L2 now and then triple-faults at a random moment (mostly with 4 vCPUs, in boot or at the
-  // shell; once with 1 vCPU in early memory set-up), not yet explained (tsvmm's, or nested SVM
-  // under TCG's); one such flake should not fail the whole nested run, three in a row do.
+  // A scenario whose L2 crashed (a triple fault) runs again, up to twice, and its result keeps the
+  // failed attempts with tsvmm's crash report: such crashes were seen three times on one evening
+  // (4 vCPUs in boot or at the shell, 1 vCPU in early memory set-up) and not since, in dozens of
+  // boots of tsvmm and of QEMU/KVM in the same L1 (README, "Booting Linux"); one should not fail
+  // the whole nested run, three in a row do. Any other failure is reported at once.
   const failedAttempts = [];
   let result = await attempt(name, scenario);
-  while (!result.ok && scenario && failedAttempts.length < 2) {
+  while (!result.ok && scenario && failedAttempts.length < 2 && l2Crashed(result)) {
     failedAttempts.push({
       error: result.error, failedChecks: result.checks.filter((c) => !c.ok),
       // (the output's tail holds tsvmm's crash report where it ran on a terminal: every vCPU's state)

@@ -145,7 +145,7 @@ function bootL1(scenarios, attempt) {
       try { event = JSON.parse(line); } catch { logStream.write(`${stamp()}(an unreadable event line: ${line.slice(0, 200)})\n`); continue; }
       events.push(event);
       if (event.event === 'start') say(`  ${event.scenario}: started`);
-      if (event.event === 'retry') say(`  ${event.scenario}: failed (${event.error ?? 'a check failed'}); running it once more`);
+      if (event.event === 'retry') say(`  ${event.scenario}: its L2 triple-faulted (${event.error ?? 'a check failed'}); running it once more`);
       if (event.event === 'result') say(`  ${event.scenario}: ${event.ok ? 'ok' : `FAILED${event.error ? ` (${event.error})` : ''}`} in ${event.seconds} s`);
       if (event.event === 'l1-error') say(`  L1: ${event.message}`);
     }

@@ -19,7 +19,7 @@ interface ScenarioResult {
   warnings?: string[];
   seconds: number;
   vmm: { argv: string; output: string; stderr: string }[];
-  /** A scenario that failed and was run again (l1-run.mjs, at most twice) keeps its failed attempts here. */
+  /** A scenario whose L2 crashed (a triple fault) and was run again (l1-run.mjs, at most twice) keeps its failed attempts here. */
   failedAttempts?: { error?: string; failedChecks: Check[]; vmm: { argv: string; output: string; stderr: string }[] }[];
 }
 interface RunSummary {
