@@ -785,6 +785,14 @@ static void set_rlimits(const process_plan *plan) {
   }
 }
 
+// runc's --preserve-fds: our fds 4.. (after the channel, 3) become the process's 3..; dup2 leaves
+// them open across exec, where everything else of ours is close-on-exec by now.
+static void preserve_fds(const process_plan *plan) {
+  for (long long i = 0; i < plan->preserve_fds; i++) {
+    if (dup2((int)(4 + i), (int)(3 + i)) < 0) fail(errno, "--preserve-fds: fd %lld", 4 + i);
+  }
+}
+
 // Blocks until `start` opens exec.fifo for reading (runc's create/start split), then says so.
 static void wait_for_start(int fifo_fd) {
   char path[64];
@@ -910,6 +918,7 @@ static int child_main(void *arg) {
     wait_for_start(ca->fifo_fd);
   }
   // As late as can be, so that the filter need allow nothing of ours.
+  preserve_fds(proc);
   if (proc->has_seccomp && proc->no_new_privileges) apply_seccomp(&proc->seccomp);
   exec_workload(proc, executable);
   return 125;
@@ -1127,6 +1136,7 @@ static int exec_main(exec_plan *xplan) {
     if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
       for (int fd = 3; fd < 4096; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
+    preserve_fds(plan);
     if (plan->has_seccomp && plan->no_new_privileges) apply_seccomp(&plan->seccomp);
     exec_workload(plan, executable);
   }

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HELPER_WIRE_HASH 0xc71ba853u
+#define HELPER_WIRE_HASH 0xb6f77447u
 #define HELPER_WIRE_HEADER 16
 
 enum helper_wire_kind {
@@ -141,6 +141,7 @@ typedef struct {
   long long oom_score_adj;
   int has_seccomp;
   seccomp_plan seccomp;
+  long long preserve_fds;
 } process_plan;
 
 typedef struct {
@@ -460,6 +461,7 @@ static void decode_process_plan(wire_reader *r, process_plan *out) {
   if (out->has_seccomp) {
     decode_seccomp_plan(r, &out->seccomp);
   }
+  out->preserve_fds = wire_int(r);
 }
 
 static void decode_init_plan(wire_reader *r, init_plan *out) {

@@ -56,6 +56,8 @@ const ProcessLayout = struct('process_plan', {
   joinNamespaces: list(NamespaceJoinLayout),
   oomScoreAdj: opt(int),
   seccomp: opt(SeccompLayout),
+  /** runc's --preserve-fds: the helper's fds 4.. (after its channel) become the process's fds 3... */
+  preserveFds: int,
 });
 
 /** How an OCI runtime's init behaves: set up, wait on exec.fifo until `start`, then exec. */

@@ -65,6 +65,8 @@ export interface PlanContext {
   /** The host has work to do (the network, hooks) between the init's birth and its start. */
   waitForHost: boolean;
   runtime?: RuntimePlan;
+  /** runc's --preserve-fds: this many of our fds from 3 on go to the init (the helper gets them from 4 on). */
+  preserveFds?: number;
 }
 
 export function buildPlan(spec: ContainerSpec, context: PlanContext): InitPlan {
@@ -173,12 +175,12 @@ export function buildPlan(spec: ContainerSpec, context: PlanContext): InitPlan {
     runtime: context.runtime,
     // execv's arguments: an empty list runs the path with itself as argv[0].
     createContainerHooks: (spec.hooks?.createContainer ?? []).map((h) => ({ path: h.path, args: h.args.length ? h.args : [h.path], env: h.env, timeoutSeconds: h.timeout ?? 0 })),
-    process: processPlan(spec, context.cgroups.devicesEnforced, joinNamespaces, context.terminal),
+    process: processPlan(spec, context.cgroups.devicesEnforced, joinNamespaces, context.terminal, context.preserveFds),
   };
 }
 
 /** What the init and an exec'd process both get from the spec's process. */
-function processPlan(spec: ContainerSpec, devicesEnforced: boolean, joinNamespaces: ProcessPlan['joinNamespaces'], terminal: TerminalSize | undefined): ProcessPlan {
+function processPlan(spec: ContainerSpec, devicesEnforced: boolean, joinNamespaces: ProcessPlan['joinNamespaces'], terminal: TerminalSize | undefined, preserveFds = 0): ProcessPlan {
   return {
     rlimits: rlimitSteps(spec),
     cwd: spec.process.cwd,
@@ -192,6 +194,7 @@ function processPlan(spec: ContainerSpec, devicesEnforced: boolean, joinNamespac
     joinNamespaces,
     oomScoreAdj: spec.process.oomScoreAdj,
     seccomp: spec.seccomp ? seccompPlan(spec.seccomp) : undefined,
+    preserveFds,
   };
 }
 
@@ -236,7 +239,7 @@ export function specTerminal(spec: ContainerSpec): TerminalSize | undefined {
 }
 
 /** The plan of `exec`: one more process, in the namespaces and cgroups of the container whose init is `pid`. */
-export function buildExecPlan(spec: ContainerSpec, pid: number, cgroups: PlanCgroups, options: { consoleSocket?: string; detach: boolean }): ExecPlan {
+export function buildExecPlan(spec: ContainerSpec, pid: number, cgroups: PlanCgroups, options: { consoleSocket?: string; detach: boolean; preserveFds?: number }): ExecPlan {
   // The user namespace first: the others belong to it, and entering them needs its capabilities.
   const order: NamespaceKind[] = ['user', 'ipc', 'uts', 'network', 'pid', 'cgroup', 'mount'];
   const joins = order.filter((ns) => spec.namespaces.includes(ns)).map((ns) => ({ flag: CLONE_FLAGS[ns], path: `/proc/${pid}/ns/${NS_FILES[ns]}` }));
@@ -244,7 +247,7 @@ export function buildExecPlan(spec: ContainerSpec, pid: number, cgroups: PlanCgr
     cgroupProcs: cgroups.procsFiles,
     consoleSocket: options.consoleSocket,
     detach: options.detach,
-    process: processPlan(spec, cgroups.devicesEnforced, joins, specTerminal(spec)),
+    process: processPlan(spec, cgroups.devicesEnforced, joins, specTerminal(spec), options.preserveFds),
   };
 }
 

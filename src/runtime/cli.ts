@@ -153,14 +153,16 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     const opts = parseFlags(args, table);
     const runtime = new Runtime({ root: global.values.root ?? DEFAULT_ROOT, log, systemdCgroup: global.flags.has('systemd-cgroup') });
     const out = (text: string) => { if (text) process.stdout.write(`${text}\n`); };
-    if (opts.values['preserve-fds'] && opts.values['preserve-fds'] !== '0') throw new RuntimeError('--preserve-fds is not supported by tsvmm-runc');
+    const preserve = opts.values['preserve-fds'] ?? '0';
+    if (!/^\d{1,4}$/.test(preserve)) throw new RuntimeError(`invalid value "${preserve}" for flag -preserve-fds`);
+    const preserveFds = Number(preserve);
     if (opts.values['pidfd-socket']) throw new RuntimeError('--pidfd-socket is not supported by tsvmm-runc');
 
     switch (command) {
       case 'create':
       case 'run': {
         const id = needId(opts.rest, command);
-        const create = { bundle: opts.values.bundle ?? '.', pidFile: opts.values['pid-file'], consoleSocket: opts.values['console-socket'] };
+        const create = { bundle: opts.values.bundle ?? '.', pidFile: opts.values['pid-file'], consoleSocket: opts.values['console-socket'], preserveFds };
         if (command === 'create') return await runtime.create(id, create, 'create');
         if (opts.flags.has('detach')) {
           await runtime.create(id, create, 'create');
@@ -199,7 +201,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
         return await runtime.exec(id, {
           processFile: opts.values.process, args: opts.rest.slice(1), detach: opts.flags.has('detach'), pidFile: opts.values['pid-file'],
           tty: opts.flags.has('tty'), consoleSocket: opts.values['console-socket'], cwd: opts.values.cwd, env: opts.lists.env ?? [],
-          user: opts.values.user, noNewPrivileges: opts.flags.has('no-new-privs'), caps: opts.lists.cap ?? [],
+          user: opts.values.user, noNewPrivileges: opts.flags.has('no-new-privs'), caps: opts.lists.cap ?? [], preserveFds,
         });
       }
       case 'update': {

@@ -45,6 +45,8 @@ export interface HelperStdio {
   stdio?: ('pipe' | 'inherit' | 'ignore')[];
   /** Text for the process's stdin (a hook's state) instead of ours. */
   stdin?: string;
+  /** Our fds 3.. that the process gets as its 3.. (--preserve-fds); the helper has them from 4 on, after its channel. */
+  preserveFds?: number;
 }
 
 /**
@@ -120,7 +122,8 @@ function runForked(fd: number, pid: number, frame: Buffer, onMessage: (message: 
 }
 
 export function startHelper(plan: { init: InitPlan } | { exec: ExecPlan }, onMessage: (message: HelperMessage) => void, options: HelperStdio = {}): Helper {
-  if (forked && 'init' in plan && !plan.init.waitForHost && options.stdio === undefined && options.stdin === undefined) {
+  // (Not with --preserve-fds: the fds go to a helper spawned here, after its channel.)
+  if (forked && 'init' in plan && !plan.init.waitForHost && options.stdio === undefined && options.stdin === undefined && !options.preserveFds) {
     const { fd, pid } = forked;
     forked = undefined;
     return runForked(fd, pid, helperFrame(InitPlanLayout, plan.init), onMessage);
@@ -128,7 +131,8 @@ export function startHelper(plan: { init: InitPlan } | { exec: ExecPlan }, onMes
   releaseForked();
   checkHelperBuilt();
   const stdio = options.stdio ?? [options.stdin === undefined ? 'inherit' : 'pipe', 'inherit', 'inherit'];
-  const child = childProcess().spawn(CONTAINER_INIT, [], { stdio: [...stdio, 'pipe'] as StdioOptions });
+  const passed = Array.from({ length: options.preserveFds ?? 0 }, (_, i) => 3 + i);
+  const child = childProcess().spawn(CONTAINER_INIT, [], { stdio: [...stdio, 'pipe', ...passed] as StdioOptions });
   if (options.stdin !== undefined) {
     child.stdin?.on('error', () => { /* a hook need not read its state */ });
     child.stdin?.end(options.stdin);

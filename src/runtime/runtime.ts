@@ -33,6 +33,8 @@ export interface RuntimeOptions {
 
 export interface CreateOptions {
   bundle: string;
+  /** Our fds 3.. passed to the container's process as its 3.. (runc's --preserve-fds). */
+  preserveFds?: number;
   pidFile?: string;
   consoleSocket?: string;
 }
@@ -53,6 +55,8 @@ export interface LaunchRequest {
   runtime?: RuntimePlan;
   /** The helper's fds 0-2; default ours. */
   stdio?: ('pipe' | 'inherit' | 'ignore')[];
+  /** runc's --preserve-fds. */
+  preserveFds?: number;
   /** Host work while the init waits in its namespaces (hooks, the network); a throw kills it. */
   beforeStart?: (record: ContainerRecord) => Promise<void> | void;
   onPid?: (pid: number) => void;
@@ -93,6 +97,7 @@ export interface ExecOptions {
   env: string[];
   user?: string;
   noNewPrivileges?: boolean;
+  preserveFds?: number;
   /** `--cap`: capabilities added to every set of the process, as runc adds them. */
   caps?: string[];
 }
@@ -210,7 +215,7 @@ export class Runtime {
       const plan = buildPlan(spec, {
         supervisor: process.pid, cgroups: cgroup.plan, rootfs: request.rootfs, prepare: request.prepare,
         waitForHost: request.beforeStart !== undefined || inContainerHooks, terminal: request.terminal,
-        runtime: request.runtime,
+        runtime: request.runtime, preserveFds: request.preserveFds,
       });
       const end: LaunchEnd = { started: false, code: null, signal: null };
       helper = startHelper({ init: plan }, (message) => {
@@ -236,7 +241,7 @@ export class Runtime {
         } else if (message.exit) {
           end.exit = message.exit;
         }
-      }, { stdio: request.stdio });
+      }, { stdio: request.stdio, preserveFds: request.preserveFds });
       const ended = helper.closed.then(({ code, signal, error }) => {
         end.code = code;
         end.signal = signal;
@@ -302,7 +307,7 @@ export class Runtime {
     const early = ['prestart', 'createRuntime'] as const;
     const hooked = early.some((kind) => (spec.hooks?.[kind].length ?? 0) > 0);
     const { record, cgroup, helper, ended } = fromContainerError(() => this.launch({
-      id, spec, bundle, rootfs: spec.root.path, prepare: [], terminal: specTerminal(spec),
+      id, spec, bundle, rootfs: spec.root.path, prepare: [], terminal: specTerminal(spec), preserveFds: options.preserveFds,
       cgroup: {
         name: id, dirName: id, resources: spec.resources, deviceRules: spec.deviceRules,
         cgroupsPath: this.options.systemdCgroup ? systemdPath(spec.cgroupsPath, id) : spec.cgroupsPath,
@@ -599,7 +604,7 @@ export class Runtime {
     }
     checkConsole(processSpec.terminal, options.consoleSocket);
 
-    const plan = buildExecPlan({ ...record.spec, process: processSpec }, record.pid, this.cgroup(record).plan, { consoleSocket: options.consoleSocket, detach: options.detach });
+    const plan = buildExecPlan({ ...record.spec, process: processSpec }, record.pid, this.cgroup(record).plan, { consoleSocket: options.consoleSocket, detach: options.detach, preserveFds: options.preserveFds });
     let failure: HelperMessage['error'];
     let exit: HelperMessage['exit'];
     let started = false;
@@ -613,7 +618,7 @@ export class Runtime {
       } else if (message.exit) {
         exit = message.exit;
       }
-    });
+    }, { preserveFds: options.preserveFds });
     if (!options.detach) {
       const forward = (signal: NodeJS.Signals) => helper.kill(signal);
       for (const signal of ['SIGTERM', 'SIGHUP', 'SIGUSR1', 'SIGUSR2', 'SIGINT', 'SIGQUIT'] as const) process.on(signal, forward);

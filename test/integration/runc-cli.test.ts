@@ -131,6 +131,33 @@ describe.skipIf(missing)('tsvmm-runc', () => {
     expect(runc(['delete', id]).code).toBe(0);
   });
 
+  it('--preserve-fds passes the caller\'s fds from 3 on to the container\'s process (run and exec)', () => {
+    const id = `fds-${suffix()}`;
+    const file = path.join(dir, `fd3-${suffix()}`);
+    const b = bundle((c) => { c.process.args = ['sh', '-c', 'echo from-run >&3; echo four >&4; sleep 300']; });
+    const passed = [openSync(file, 'w'), openSync('/dev/null', 'w')];
+    // stdout and stderr in files: a detached container keeps what it was given open.
+    const withFds = (args: string[]) => {
+      const err = path.join(dir, 'fds-err');
+      const fds = [openSync('/dev/null', 'w'), openSync(err, 'w')];
+      const r = spawnSync(RUNC, ['--root', root, ...args], { stdio: ['ignore', ...fds, ...passed], timeout: 60_000 });
+      fds.forEach((fd) => closeSync(fd));
+      return { status: r.status, stderr: readFileSync(err, 'utf8') };
+    };
+    try {
+      expect(withFds(['run', '--detach', '--preserve-fds', '2', '--bundle', b, id]).status).toBe(0);
+      const exec = withFds(['exec', '--preserve-fds', '1', id, 'sh', '-c', 'echo from-exec >&3']);
+      expect(exec.status, exec.stderr).toBe(0);
+      // Without it, fd 3 is not there.
+      expect(withFds(['exec', id, 'sh', '-c', 'echo nothing >&3']).status).not.toBe(0);
+    } finally {
+      passed.forEach((fd) => closeSync(fd));
+    }
+    expect(readFileSync(file, 'utf8')).toBe('from-run\nfrom-exec\n');
+    expectOneLine(runc(['exec', '--preserve-fds', 'all', id, 'true']), 'invalid value "all" for flag -preserve-fds');
+    expect(runc(['delete', '--force', id]).code).toBe(0);
+  });
+
   it('honours seccomp, sysctl, rlimits, oomScoreAdj and cpu shares as runc does', () => {
     const b = bundle((c) => {
       c.process.args = ['sh', '-c', 'mkdir /dev/shm/d; echo mkdir=$?; cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/self/oom_score_adj; ulimit -n; cat /sys/fs/cgroup/cpu/cpu.shares 2>/dev/null || echo no-v1'];
