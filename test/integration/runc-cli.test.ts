@@ -96,7 +96,8 @@ describe.skipIf(missing)('tsvmm-runc', () => {
     expect(runc(['update', '--resources', path.join(dir, 'resources.json'), id]).code).toBe(0);
     expect(runc(['exec', id, 'sh', '-c', 'cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max']).stdout).toBe('50\n');
     expect(runc(['kill', id, '9'], noNode).code).toBe(0);
-    for (let i = 0; i < 200 && state().status !== 'stopped'; i++) spawnSync('sleep', ['0.02']);
+    // Waiting reads the state once per round: the two reads of state() may fall either side of the init's death.
+    for (let i = 0; i < 200 && (JSON.parse(runc(['state', id]).stdout) as { status: string }).status !== 'stopped'; i++) spawnSync('sleep', ['0.02']);
     expect(state()).toMatchObject({ status: 'stopped', pid: 0 });
     expectOneLine(runc(['kill', id]), 'container not running');
     expect(runc(['delete', id], noNode).code).toBe(0);
