@@ -1347,7 +1347,12 @@ static int runc_fast(int argc, char **argv) {
       ssize_t n = read(fd, &byte, 1);
       if (n == 1) break;
       if (n < 0 && errno != EAGAIN) { close(fd); return -1; }
-      if (!runc_init_alive(state.pid, state.start_time) || tries > 20000) { close(fd); return -1; }
+      if (!runc_init_alive(state.pid, state.start_time) || tries > 20000) {
+        // A quick command may have taken its cue and ended between that read and this look.
+        if (read(fd, &byte, 1) == 1) break;
+        close(fd);
+        return -1;
+      }
       usleep(tries < 100 ? 1000 : 10000);
     }
     close(fd);

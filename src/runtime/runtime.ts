@@ -389,13 +389,18 @@ export class Runtime {
     try {
       // The init blocks opening the other end; once it has, it writes one byte and execs.
       const byte = Buffer.alloc(1);
-      for (let i = 0; ; i++) {
+      const took = () => {
         try {
-          if (readSync(fd, byte) === 1) break;
+          return readSync(fd, byte) === 1;
         } catch (error) {
           if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+          return false;
         }
-        if (!initAlive(record)) throw new RuntimeError('cannot start a container that has stopped');
+      };
+      for (let i = 0; ; i++) {
+        if (took()) break;
+        // A quick command may have taken its cue and ended between that read and this look: its byte is there.
+        if (!initAlive(record) && !took()) throw new RuntimeError('cannot start a container that has stopped');
         sleepSync(i < 100 ? 1 : 10);
       }
     } finally {
