@@ -4,7 +4,6 @@
 // `resume`, `stop`, `update` and (with --detach) `console` reach it by name, as they reach VMs.
 
 import { randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { CommandBody } from './commands.js';
 import { ControlServer } from '../api/control-server.js';
@@ -16,7 +15,7 @@ import type { TerminalSize } from '../api/protocol.js';
 import { ConsoleEscape, type EscapeResult } from './console-escape.js';
 import { errorLine, reportError } from './output.js';
 import { numberOption } from './number-option.js';
-import { backgroundLog, DETACH_TIMEOUT_MS, isDetached, startInBackground } from './detach.js';
+import { backgroundLog, isDetached, reportBackgroundFailure, signalReady, startInBackground } from './detach.js';
 
 interface ContainerRunArgs {
   bundle?: string;
@@ -154,6 +153,9 @@ async function runContainer(args: ContainerRunArgs): Promise<number> {
     record.leftovers = container.leftovers;
     writeRecord(record);
     if (container.config.terminal && !detached) unrelay = relayTerminal(container, onSignal);
+    // In the background, the start that waits returns once the network is up and the command
+    // runs; a container that ends before that reports why (below), and that is what it reads.
+    void container.ready().then(signalReady, () => {});
   } catch (error) {
     for (const signal of stopSignals) process.off(signal, onSignal);
     await control.close();
@@ -215,7 +217,7 @@ async function report(container: Container, outcome: ContainerOutcome, args: Con
 /**
  * --detach: the same command again as a background process of its own session, whose stderr
  * goes to a log in the runtime directory; the container's stdio is then its console. We wait
- * until its control socket answers, or until it dies, in which case its error line is ours.
+ * until it runs with its network set up, or until it dies, in which case its error line is ours.
  */
 async function runDetached(args: ContainerRunArgs): Promise<number> {
   let name: string;
@@ -236,20 +238,8 @@ async function runDetached(args: ContainerRunArgs): Promise<number> {
   // The background process has no terminal of ours: whether ours is one is decided here (the bundle
   // it reads again).
   if (args.tty === undefined && process.stdin.isTTY) flags.push('--tty');
-  const started = await startInBackground(name, [...flags, ...rest], logFile);
-  if (started.kind === 'ready') {
-    process.stdout.write(`${name}\n`);
-    return 0;
-  }
-  if (started.kind === 'ended') {
-    // Either it failed, and said why, or its workload was quick and has already finished.
-    if (!started.errorLine) {
-      rmSync(logFile, { force: true });
-      process.stdout.write(`${name}\n`);
-      return 0;
-    }
-    process.stderr.write(`${started.errorLine}\n`);
-    return 1;
-  }
-  return reportError(new ContainerError('SETUP', `${name} did not come up within ${DETACH_TIMEOUT_MS / 1000} s (see ${logFile})`));
+  const started = await startInBackground([...flags, ...rest], logFile);
+  if (started.kind !== 'ready') return reportBackgroundFailure(name, started, logFile);
+  process.stdout.write(`${name}\n`);
+  return 0;
 }

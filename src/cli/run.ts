@@ -12,7 +12,7 @@ import { formatVcpuDump } from '../vmm/diagnostics.js';
 import { ConsoleEscape, ESCAPE_HELP } from './console-escape.js';
 import { errorLine, reportError } from './output.js';
 import { parseDiskOption, parseNetOption } from './device-options.js';
-import { backgroundLog, DETACH_TIMEOUT_MS, isDetached, startInBackground } from './detach.js';
+import { backgroundLog, isDetached, reportBackgroundFailure, signalReady, startInBackground } from './detach.js';
 import { ControlServer } from '../api/control-server.js';
 import { vmInstance, vmRecord } from '../api/vm-instance.js';
 import { checkName, listInstances } from '../api/runtime-dir.js';
@@ -173,6 +173,8 @@ export async function runVm(args: TerminalOptions & { reboot?: boolean }, create
       await control.close();
       return reportError(error, process.stderr, args.json);
     }
+    // Its devices were made by create() and its vCPUs run: a start in the background may return.
+    signalReady();
     outcome = await vm.wait();
     const reset = outcome.kind === 'shutdown' && RESETS.includes(outcome.reason);
     // Under --reboot a reset does not end the VM: if a stop came meanwhile, the stop did.
@@ -210,11 +212,6 @@ export async function runVm(args: TerminalOptions & { reboot?: boolean }, create
 }
 
 
-/**
- * `run --detach`: the same command again as a background process of its own session, whose
- * stderr goes to a log in the runtime directory. We wait until its control socket answers, or
- * until it dies, in which case its first error line is ours.
- */
 /** The `run` command line that reproduces `args` in a background process. */
 function runArgv(args: RunArgs): string[] {
   const argv = ['run', '--mem', args.mem, '--cpus', String(args.cpus), '--console', args.console];
@@ -229,6 +226,11 @@ function runArgv(args: RunArgs): string[] {
   return argv;
 }
 
+/**
+ * `run --detach` (and `restore --detach`): the same command again as a background process of its
+ * own session, whose stderr goes to a log in the runtime directory. We wait until its vCPUs are
+ * started, or until it dies, in which case its error line is ours.
+ */
 export async function runDetached(requestedName: string | undefined, quiet: boolean, command: string[]): Promise<number> {
   let name: string;
   let logFile: string;
@@ -239,18 +241,11 @@ export async function runDetached(requestedName: string | undefined, quiet: bool
   } catch (error) {
     return reportError(error);
   }
-  const started = await startInBackground(name, [...command, '--name', name], logFile);
-  switch (started.kind) {
-    case 'ready':
-      process.stdout.write(`${name}\n`);
-      if (!quiet) process.stderr.write(`tsvmm: ${name} is running in the background; \`tsvmm console ${name}\` attaches, \`tsvmm stop ${name}\` stops it\n`);
-      return 0;
-    case 'ended':
-      process.stderr.write(`${started.errorLine ?? `tsvmm: error: the background VM ended at once (see ${logFile})`}\n`);
-      return 1;
-    case 'timeout':
-      return reportError(new TsvmmError('TIMEOUT', `${name} did not come up within ${DETACH_TIMEOUT_MS / 1000} s (see ${logFile})`));
-  }
+  const started = await startInBackground([...command, '--name', name], logFile);
+  if (started.kind !== 'ready') return reportBackgroundFailure(name, started, logFile);
+  process.stdout.write(`${name}\n`);
+  if (!quiet) process.stderr.write(`tsvmm: ${name} is running in the background; \`tsvmm console ${name}\` attaches, \`tsvmm stop ${name}\` stops it\n`);
+  return 0;
 }
 
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;

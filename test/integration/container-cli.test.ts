@@ -3,15 +3,17 @@
 // control socket and the cgroup files.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openConsole } from '../../src/api/control-client.js';
+import { runtimeDirKey } from '../../src/api/runtime-dir.js';
+import { hostInterfaceName } from '../../src/container/network.js';
 import { BUNDLE, containerMissingReason, readCgroupFile, ROOTFS, v1CgroupOf } from '../helpers/container-rootfs.js';
 
-function tsvmm(args: string[], input = '') {
-  const r = spawnSync(process.execPath, ['bin/tsvmm.js', ...args], { encoding: 'utf8', input, timeout: 60_000 });
+function tsvmm(args: string[], input = '', env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(process.execPath, ['bin/tsvmm.js', ...args], { encoding: 'utf8', input, timeout: 60_000, env: { ...process.env, ...env } });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -263,6 +265,35 @@ describe.skipIf(containerMissingReason)('names and leftovers', () => {
     } finally {
       await stopNow(name);
     }
+  });
+
+  it.skipIf(ipMissing)('run --detach whose network set-up fails after the claim: one line, exit 1, nothing left behind', () => {
+    const name = `netfail-${process.pid}`;
+    const id = `${name}-${runtimeDirKey(runtimeDir)}`;
+    // An `ip` that makes the veth pair (the real one does) and then cannot configure the
+    // container's namespace: a failure after the name is claimed, the cgroups made, the layer
+    // mounted and the init started, and after the host end of the pair exists.
+    const bin = mkdtempSync(path.join(tmpdir(), 'tsvmm-fake-ip-'));
+    const realIp = spawnSync('sh', ['-c', 'command -v ip'], { encoding: 'utf8' }).stdout.trim();
+    writeFileSync(path.join(bin, 'ip'), `#!/bin/sh\nif [ "$1" = "-n" ]; then echo "RTNETLINK answers: Operation not permitted (test)" >&2; exit 2; fi\nexec ${realIp} "$@"\n`);
+    chmodSync(path.join(bin, 'ip'), 0o755);
+    const stateDir = mkdtempSync(path.join(tmpdir(), 'tsvmm-state-'));
+    const layer = mkdtempSync(path.join(tmpdir(), 'tsvmm-layer-'));
+    const r = tsvmm(['container', 'run', '--rootfs', ROOTFS, '--layer', layer, '--net', 'veth', '--mem', '64M', '--name', name, '--detach', '--', 'sleep', '60'], '',
+      { PATH: `${bin}:${process.env.PATH}`, TSVMM_STATE_DIR: stateDir });
+    expectOneLineError(r, new RegExp(`^tsvmm: error: ip -n tsvmm-${id} .*: RTNETLINK answers: Operation not permitted \\(test\\)$`));
+    expect(r.stdout).toBe('');
+    // Not running, and none of its record, socket or start log; how it ended stays for watchers.
+    expect(tsvmm(['ps']).stdout).not.toContain(name);
+    expect(mine(name)).toEqual([`${name}.outcome`]);
+    expect(existsSync(path.join(runtimeDir, 'containers', id))).toBe(false);
+    for (const controller of readdirSync('/sys/fs/cgroup')) expect(existsSync(path.join('/sys/fs/cgroup', controller, 'tsvmm', id)), controller).toBe(false);
+    expect(existsSync(`/sys/class/net/${hostInterfaceName(name, id)}`)).toBe(false);
+    expect(existsSync(`/run/netns/tsvmm-${id}`)).toBe(false);
+    const leases = existsSync('/run/tsvmm-net') ? readdirSync('/run/tsvmm-net') : [];
+    expect(leases.filter((f) => { try { return readFileSync(path.join('/run/tsvmm-net', f), 'utf8').includes(id); } catch { return false; } })).toEqual([]);
+    expect(readdirSync(path.join(stateDir, 'containers'))).toEqual([]);
+    expect(readdirSync(layer)).toEqual([]);
   });
 
   it.skipIf(ipMissing)('kill -9 of the supervisor: the next command removes its cgroups, its writable layer and its files; ps showed its address', async () => {
