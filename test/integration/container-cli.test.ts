@@ -133,10 +133,17 @@ describe.skipIf(containerMissingReason)('tsvmm container run', () => {
     expect(console.terminal).toBe(true);
   });
 
-  it('passes 127 for a command that is not in the container', () => {
+  it('passes 127 for a command that is not in the container, in the foreground and with --detach', () => {
     const r = tsvmm(['container', 'run', '--rootfs', ROOTFS, '--', 'no-such-command']);
     expect(r.code).toBe(127);
     expect(r.stderr.trim()).toMatch(/^tsvmm: error: exec no-such-command: not found in the container's PATH/);
+    // In the background the exec fails after the name is claimed: the start still reports it.
+    const name = `notfound-${process.pid}`;
+    const detached = tsvmm(['container', 'run', '--rootfs', ROOTFS, '--name', name, '--detach', '--', 'no-such-command']);
+    expect(detached.code, detached.stderr).toBe(127);
+    expect(detached.stdout).toBe('');
+    expect(detached.stderr).toMatch(/^tsvmm: error: exec no-such-command: not found in the container's PATH[^\n]*\n$/);
+    expect(tsvmm(['ps']).stdout).not.toContain(name);
   });
 
   it('stacks --layer directories over the root', () => {
