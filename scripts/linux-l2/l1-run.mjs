@@ -429,6 +429,18 @@ async function attempt(name, scenario) {
   };
 }
 
+/**
+ * L1's KVM trace (tracefs), kept running: when an L2 crashes, the exits around KVM's SHUTDOWN say
+ * what L2 was doing, which tsvmm cannot (KVM on AMD resets a vCPU whose guest shut down): the guest
+ * RIP of the exit, and in intr_info the event being delivered (EXITINTINFO: valid, type, vector)
+ * with its error code.
+ */
+const TRACEFS = '/sys/kernel/tracing';
+spawnSync('sh', ['-c', `mountpoint -q ${TRACEFS} || mount -t tracefs nodev ${TRACEFS}; echo 4096 > ${TRACEFS}/buffer_size_kb
+  for e in kvm_exit kvm_inj_exception kvm_inj_virq kvm_userspace_exit; do echo 1 > ${TRACEFS}/events/kvm/$e/enable; done
+  echo 1 > ${TRACEFS}/tracing_on`]);
+const kvmTraceAtShutdown = () => spawnSync('sh', ['-c', `grep -a -B 30 -A 2 'reason shutdown' ${TRACEFS}/trace | tail -n 100`], { encoding: 'latin1' }).stdout;
+
 /** tsvmm reported that its L2 triple-faulted: on its terminal (run without --json) or in its --json outcome. */
 const l2Crashed = (result) => result.vmm.some((v) => /guest reset \(triple fault\)/.test(v.output) || /"reason":"triple-fault"/.test(v.stderr));
 
@@ -447,11 +459,13 @@ for (const name of wanted) {
       error: result.error, failedChecks: result.checks.filter((c) => !c.ok),
       // (the output's tail holds tsvmm's crash report where it ran on a terminal: every vCPU's state)
       vmm: result.vmm.map((v) => ({ argv: v.argv, output: v.output.slice(-20000), stderr: v.stderr })),
+      kvmTrace: kvmTraceAtShutdown(),
     });
     emit({ event: 'retry', scenario: name, error: result.error, uptime: uptime() });
     result = await attempt(name, scenario);
   }
   if (failedAttempts.length) result.failedAttempts = failedAttempts;
+  if (!result.ok && l2Crashed(result)) result.kvmTrace = kvmTraceAtShutdown();
   emit({ event: 'result', scenario: name, ...result });
 }
 emit({ event: 'done', uptime: uptime() });

@@ -20,7 +20,9 @@ interface ScenarioResult {
   seconds: number;
   vmm: { argv: string; output: string; stderr: string }[];
   /** A scenario whose L2 crashed (a triple fault) and was run again (l1-run.mjs, at most twice) keeps its failed attempts here. */
-  failedAttempts?: { error?: string; failedChecks: Check[]; vmm: { argv: string; output: string; stderr: string }[] }[];
+  failedAttempts?: { error?: string; failedChecks: Check[]; vmm: { argv: string; output: string; stderr: string }[]; kvmTrace?: string }[];
+  /** L1's KVM trace around the SHUTDOWN exit, when the L2 of the reported attempt crashed. */
+  kvmTrace?: string;
 }
 interface RunSummary {
   ok: boolean;
@@ -72,7 +74,7 @@ describe.skipIf(qemuMissing)('Linux on tsvmm as an L2 guest (QEMU TCG with neste
         const both = `${output}\n${failed.vmm.at(-1)?.stderr ?? ''}`;
         const crash = both.indexOf("the vCPUs' state");
         const before = output.slice(0, crash >= 0 && crash < output.length ? crash : undefined).slice(-300);
-        console.warn(`Linux on tsvmm: scenario ${name} failed an attempt before the one reported: ${failed.error ?? failed.failedChecks.map((c) => c.name).join(', ')}; its L2 output ended with: ${before}${crash >= 0 ? `\ntsvmm's crash report: ${both.slice(crash, crash + 6000)}` : ''}`);
+        console.warn(`Linux on tsvmm: scenario ${name} failed an attempt before the one reported: ${failed.error ?? failed.failedChecks.map((c) => c.name).join(', ')}; its L2 output ended with: ${before}${crash >= 0 ? `\ntsvmm's crash report: ${both.slice(crash, crash + 6000)}` : ''}${failed.kvmTrace ? `\nL1's KVM trace around the SHUTDOWN exit:\n${failed.kvmTrace}` : ''}`);
       }
     }
     return r;
@@ -80,7 +82,8 @@ describe.skipIf(qemuMissing)('Linux on tsvmm as an L2 guest (QEMU TCG with neste
   /** Every check of a scenario passed; a failing one shows what L2 printed for it. */
   const expectChecks = (name: string) => {
     const r = result(name);
-    expect(r.error, `${name}: ${r.error} ${where()}`).toBeUndefined();
+    const trace = r.kvmTrace ? `\nits L2 crashed; L1's KVM trace around the SHUTDOWN exit:\n${r.kvmTrace}` : '';
+    expect(r.error, `${name}: ${r.error} ${where()}${trace}`).toBeUndefined();
     for (const c of r.checks) expect(c.ok, `${name}: ${c.name}: ${c.detail} ${where()}`).toBe(true);
     return r;
   };
