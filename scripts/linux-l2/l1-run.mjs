@@ -448,10 +448,9 @@ for (const name of wanted) {
   const scenario = SCENARIOS[name];
   emit({ event: 'start', scenario: name, uptime: uptime() });
   // A scenario whose L2 crashed (a triple fault) runs again, up to twice, and its result keeps the
-  // failed attempts with tsvmm's crash report: such crashes were seen three times on one evening
-  // (4 vCPUs in boot or at the shell, 1 vCPU in early memory set-up) and not since, in dozens of
-  // boots of tsvmm and of QEMU/KVM in the same L1 (README, "Booting Linux"); one should not fail
-  // the whole nested run, three in a row do. Any other failure is reported at once.
+  // failed attempts with tsvmm's crash report and L1's KVM trace: such crashes are rare and, as
+  // traced, arise inside TCG's nested paging (README, "Booting Linux"); one should not fail the
+  // whole nested run, three in a row do. Any other failure is reported at once.
   const failedAttempts = [];
   let result = await attempt(name, scenario);
   while (!result.ok && scenario && failedAttempts.length < 2 && l2Crashed(result)) {
