@@ -20,9 +20,9 @@ export function fail(message) {
 /** Fails unless the guest, dist/ and the addon are there; warns when src/ is newer than dist/. */
 export function checkTsvmmBuilt(guest, log) {
   if (!existsSync(guest)) fail(`${path.relative(ROOT, guest)} is missing: run \`make -C guests\` first`);
-  if (!existsSync(path.join(ROOT, 'dist/bundle/cli.js'))) fail('dist/ is missing: run `npm run build` first');
+  if (!existsSync(path.join(ROOT, 'dist/bundle/cli.cjs'))) fail('dist/ is missing: run `npm run build` first');
   if (!existsSync(path.join(ROOT, 'build/Release/tsvmm.node'))) fail('the native addon is missing: run `npm install` first');
-  const stale = newestMtime(path.join(ROOT, 'src')) > statSync(path.join(ROOT, 'dist/bundle/cli.js')).mtimeMs;
+  const stale = newestMtime(path.join(ROOT, 'src')) > statSync(path.join(ROOT, 'dist/bundle/cli.cjs')).mtimeMs;
   if (stale) log('warning: src/ has files newer than dist/; run `npm run build` to measure the current code');
 }
 

@@ -74,7 +74,7 @@ function vmMissing(): string | undefined {
   } catch (error) {
     return `/dev/kvm is not usable (${(error as NodeJS.ErrnoException).code})`;
   }
-  for (const f of ['guests/build/test.elf', 'guests/build/virtio.elf', 'dist/bundle/cli.js']) {
+  for (const f of ['guests/build/test.elf', 'guests/build/virtio.elf', 'dist/bundle/cli.cjs']) {
     if (!existsSync(path.join(PACKAGE_ROOT, f))) return `${f} is missing (npm install && npm run build)`;
   }
   return undefined;
