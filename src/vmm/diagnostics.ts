@@ -22,14 +22,26 @@ export function formatRegisters(regs: KvmRegs, sregs: KvmSregs): string {
   return lines.join('\n');
 }
 
-/** Up to 16 bytes at CS:RIP, translated through the guest's page tables; undefined if unmapped. */
+const U64_MASK = (1n << 64n) - 1n;
+const U32_MASK = (1n << 32n) - 1n;
+
+/**
+ * Up to 16 bytes at CS:RIP, translated through the guest's page tables; undefined if unmapped or
+ * unreadable. RIP and CS's base are the guest's to choose: the sum is wrapped as the CPU wraps it
+ * (64-bit code ignores the base; other code wraps at 4 GiB), so that a wild RIP reads nothing
+ * rather than making KVM_TRANSLATE's argument overflow and the report throw.
+ */
 export function bytesAtRip(vcpu: VcpuFd, memory: GuestMemory, regs: KvmRegs, sregs: KvmSregs): Uint8Array | undefined {
-  const linear = sregs.cs.base + regs.rip;
+  const linear = sregs.cs.l ? regs.rip & U64_MASK : (sregs.cs.base + regs.rip) & U32_MASK;
   let physical = linear;
   if (sregs.cr0 & (1n << 31n)) {
-    const t = vcpu.translate(linear);
-    if (!t.valid) return undefined;
-    physical = t.physical_address;
+    try {
+      const t = vcpu.translate(linear);
+      if (!t.valid) return undefined;
+      physical = t.physical_address;
+    } catch {
+      return undefined;
+    }
   }
   const address = Number(physical);
   for (let n = 16; n > 0; n--) {
