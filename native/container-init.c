@@ -364,6 +364,13 @@ static void privatize_parent(const char *rootfs) {
 
 static int write_all(int fd, const char *p, size_t n);
 
+// Every descriptor past stdio closes on the next exec (close_range where the kernel has it).
+static void close_on_exec_from_3(void) {
+  if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+    for (int fd = 3; fd < 4096; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+}
+
 // The createContainer hooks, run by the init in the container's namespaces before pivot_root
 // (the runtime spec's rule; runc's init does the same): each with `state` on its stdin, its
 // output kept for the error, killed after its timeout. The first failure fails the create.
@@ -376,6 +383,9 @@ static void run_create_container_hooks(const init_plan *plan, const char *state)
     if (pid < 0) fail(errno, "fork createContainer hook #%zu", i);
     if (pid == 0) {
       if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(out[1], 2) < 0) _exit(126);
+      // A hook runs in the container's namespaces with the host's privileges: it gets its stdio
+      // and nothing of ours or of whoever started us (a shim's descriptors left inheritable).
+      close_on_exec_from_3();
       signal(SIGPIPE, SIG_DFL);
       execve(h->path, h->args, h->env);
       dprintf(2, "%s", strerror(errno));
@@ -907,9 +917,7 @@ static int child_main(void *arg) {
   const char *executable = find_executable(proc);
 
   // Nothing of ours may leak into the workload; the error pipe closes on exec by itself.
-  if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
-    for (int fd = 3; fd < 4096; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
-  }
+  close_on_exec_from_3();
   if (ca->fifo_fd >= 0) {
     // Ready: the supervisor may go (create returns), and we live on without it.
     if (plan->runtime.detach) prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
@@ -1133,9 +1141,7 @@ static int exec_main(exec_plan *xplan) {
     if (plan->no_new_privileges && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(errno, "set no_new_privs");
     set_capabilities(plan, cap_last());
     const char *executable = find_executable(plan);
-    if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
-      for (int fd = 3; fd < 4096; fd++) fcntl(fd, F_SETFD, FD_CLOEXEC);
-    }
+    close_on_exec_from_3();
     preserve_fds(plan);
     if (plan->has_seccomp && plan->no_new_privileges) apply_seccomp(&plan->seccomp);
     exec_workload(plan, executable);
@@ -1181,10 +1187,12 @@ static void __attribute__((noreturn)) runc_node(const char *package, int argc, c
   _exit(1);
 }
 
-// A whole file of less than `limit` bytes, NUL-terminated; its length in *length.
-static char *read_small_file(const char *path, size_t limit, size_t *length) {
+// A whole file of less than `limit` bytes, NUL-terminated; its length in *length, and if `st` is
+// given, the file's fstat there.
+static char *read_small_file(const char *path, size_t limit, size_t *length, struct stat *st) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return NULL;
+  if (st && fstat(fd, st) < 0) { close(fd); return NULL; }
   char *buf = malloc(limit + 1);
   size_t got = 0;
   ssize_t n;
@@ -1196,11 +1204,16 @@ static char *read_small_file(const char *path, size_t limit, size_t *length) {
   return buf;
 }
 
+// A file or directory only this user (or root) can change.
+static int owned_by_us(const struct stat *st) {
+  return (st->st_uid == geteuid() || st->st_uid == 0) && !(st->st_mode & (S_IWGRP | S_IWOTH));
+}
+
 // The init is alive and is still the process that create made (state.json's startTime).
 static int runc_init_alive(long long pid, const char *start_time) {
   char path[64];
   snprintf(path, sizeof path, "/proc/%lld/stat", pid);
-  char *stat = read_small_file(path, 4096, NULL);
+  char *stat = read_small_file(path, 4096, NULL, NULL);
   if (!stat) return 0;
   char *p = strrchr(stat, ')');
   int alive = 0;
@@ -1228,7 +1241,7 @@ static int runc_frozen(const runtime_state *state) {
   char path[PATH_MAX + 32];
   for (size_t k = 0; k < state->n_cgroup_dirs && !v1; k++) {
     snprintf(path, sizeof path, "%s/freezer.state", state->cgroup_dirs[k]);
-    char *text = read_small_file(path, 64, NULL);
+    char *text = read_small_file(path, 64, NULL, NULL);
     if (!text) continue;
     v1 = 1;
     frozen = strncmp(text, "THAWED", 6) != 0;
@@ -1236,7 +1249,7 @@ static int runc_frozen(const runtime_state *state) {
   }
   for (size_t k = 0; k < state->n_cgroup_dirs && !v1 && !frozen; k++) {
     snprintf(path, sizeof path, "%s/cgroup.freeze", state->cgroup_dirs[k]);
-    char *text = read_small_file(path, 64, NULL);
+    char *text = read_small_file(path, 64, NULL, NULL);
     if (text) frozen = text[0] == '1';
     free(text);
   }
@@ -1322,7 +1335,8 @@ static int runc_fast(int argc, char **argv) {
   snprintf(dir, sizeof dir, "%s/%s", root, id);
   snprintf(file, sizeof file, "%s/state", dir);
   size_t length;
-  char *text = read_small_file(file, PLAN_LIMIT, &length);
+  struct stat file_st, dir_st;
+  char *text = read_small_file(file, PLAN_LIMIT, &length, &file_st);
   if (!text) {
     // runc's delete --force of an unknown id: remove what a failed create may have left, succeed.
     if (!strcmp(verb, "delete") && force && errno == ENOENT) {
@@ -1331,6 +1345,10 @@ static int runc_fast(int argc, char **argv) {
     }
     return -1;
   }
+  // The state names a pid to signal and directories to remove: it counts only if nobody but us
+  // (or root) could have written it or swapped it in. Anything else goes to Node, which refuses it
+  // (src/runtime/state.ts, StateStore.load).
+  if (!owned_by_us(&file_st) || stat(dir, &dir_st) < 0 || !owned_by_us(&dir_st)) return -1;
   runtime_state state;
   if (read_runtime_state((const unsigned char *)text, length, &state) < 0) return -1;
   int alive = runc_init_alive(state.pid, state.start_time);

@@ -4,7 +4,7 @@
 // read from the host each time, as runc does: no init process (or another one under its pid, or
 // a zombie) means stopped; the fifo still there means created; a frozen cgroup means paused.
 
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import type { CgroupRequest } from '../container/cgroups.js';
 import type { ContainerSpec } from '../container/spec.js';
@@ -82,6 +82,7 @@ export class StateStore {
   }
 
   save(record: ContainerRecord): void {
+    // 0600, as runc's state.json: the spec in it may hold secrets (its environment).
     const due = (kind: 'startContainer' | 'poststart' | 'poststop') => (record.spec.hooks?.[kind].length ?? 0) > 0;
     writeWhole(this.#file(record.id), helperFrame(RuntimeStateLayout, {
       pid: record.pid, startTime: record.startTime, cgroupDirs: record.cgroupDirs,
@@ -91,16 +92,27 @@ export class StateStore {
         paused: ociStateText(record, 'paused'), stopped: ociStateText(record, 'stopped'),
       },
       record: JSON.stringify(record),
-    }));
+    }), { mode: 0o600 });
   }
 
   load(id: string): ContainerRecord {
     checkId(id);
     let frame: Buffer;
+    let fd: number;
     try {
-      frame = readFileSync(this.#file(id));
+      fd = openSync(this.#file(id), 'r');
     } catch {
       throw notExist(id);
+    }
+    try {
+      // The state names a pid to signal and directories to remove: it counts only if nobody but
+      // us (or root) could have written it or swapped it in (the C fast path checks the same).
+      if (!ownedByUs(fstatSync(fd)) || !ownedByUs(statSync(this.dir(id)))) {
+        throw new RuntimeError(`the state of container ${id} (${this.#file(id)}) may have been written by another user; refusing it`);
+      }
+      frame = readFileSync(fd);
+    } finally {
+      closeSync(fd);
     }
     try {
       return JSON.parse(readHelperFrame(RuntimeStateLayout, frame).record) as ContainerRecord;
@@ -120,6 +132,11 @@ export class StateStore {
   remove(id: string): void {
     rmSync(this.dir(id), { recursive: true, force: true });
   }
+}
+
+/** A file or directory only this user (or root) can change. */
+function ownedByUs(st: Stats): boolean {
+  return (st.uid === process.geteuid!() || st.uid === 0) && (st.mode & 0o022) === 0;
 }
 
 /** Field 22 (starttime) of /proc/PID/stat and its state letter; undefined if there is no such process. */

@@ -3,7 +3,7 @@
 // the state on stdin), and bad input: one line (JSON with --log-format json), exit status 1,
 // nothing left behind.
 
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync, cpSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync, cpSync } from 'node:fs';
 import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -32,12 +32,13 @@ describe.skipIf(missing)('tsvmm-runc', () => {
   });
 
   /** Runs tsvmm-runc with its output in files (a created container keeps the stdio it is given). */
-  function runc(args: string[], options: { json?: boolean; env?: Record<string, string> } = {}) {
+  /** `inherit`: descriptors the caller leaves inheritable past stdio, as a careless shim might. */
+  function runc(args: string[], options: { json?: boolean; env?: Record<string, string>; inherit?: number[] } = {}) {
     const out = path.join(dir, 'out');
     const err = path.join(dir, 'err');
     const fds = [openSync(out, 'w'), openSync(err, 'w')];
     const global = ['--root', root, ...(options.json ? ['--log-format', 'json'] : [])];
-    const r = spawnSync(RUNC, [...global, ...args], { stdio: ['ignore', ...fds], timeout: 60_000, env: options.env ?? process.env });
+    const r = spawnSync(RUNC, [...global, ...args], { stdio: ['ignore', ...fds, ...(options.inherit ?? [])], timeout: 60_000, env: options.env ?? process.env });
     fds.forEach(closeSync);
     return { code: r.status, stdout: readFileSync(out, 'utf8'), stderr: readFileSync(err, 'utf8') };
   }
@@ -227,9 +228,16 @@ describe.skipIf(missing)('tsvmm-runc', () => {
     const created = `created-${suffix()}`;
     const b1 = bundle((c) => {
       c.process.args = ['sleep', '300'];
-      c.hooks = { createContainer: [{ path: '/bin/sh', args: ['sh', '-c', `echo "$(readlink /proc/self/ns/mnt) $(readlink /proc/self/ns/uts) $(cat)" > ${nsLog}`] }] };
+      c.hooks = { createContainer: [
+        { path: '/bin/sh', args: ['sh', '-c', `echo "$(readlink /proc/self/ns/mnt) $(readlink /proc/self/ns/uts) $(cat)" > ${nsLog}`] },
+        // ls's own directory is its fd 3: anything more came from the runtime or its caller.
+        { path: '/bin/sh', args: ['sh', '-c', `exec ls /proc/self/fd > ${nsLog}.fds`] },
+      ] };
     });
-    expect(runc(['create', '--bundle', b1, created]).code).toBe(0);
+    const stray = openSync(path.join(dir, 'stray'), 'w');
+    expect(runc(['create', '--bundle', b1, created], { inherit: [stray] }).code).toBe(0);
+    closeSync(stray);
+    expect(readFileSync(`${nsLog}.fds`, 'utf8').split('\n').filter(Boolean)).toEqual(['0', '1', '2', '3']);
     const initPid = (JSON.parse(runc(['state', created]).stdout) as { pid: number }).pid;
     const [mnt, uts, ...state] = readFileSync(nsLog, 'utf8').trim().split(' ');
     expect([mnt, uts]).toEqual([readlinkSync(`/proc/${initPid}/ns/mnt`), readlinkSync(`/proc/${initPid}/ns/uts`)]);
@@ -287,6 +295,13 @@ describe.skipIf(missing)('tsvmm-runc', () => {
     const b = bundle((c) => { c.process.args = ['sleep', '300']; });
     expect(runc(['create', '--bundle', b, id]).code).toBe(0);
     expectOneLine(runc(['create', '--bundle', b, id]), `container with given ID already exists: ${id}`);
+    // The state names a pid to signal: kept from other users (0600), and refused by both halves
+    // when someone else could have written it.
+    const stateFile = path.join(root, id, 'state');
+    expect(statSync(stateFile).mode & 0o777).toBe(0o600);
+    chmodSync(stateFile, 0o620);
+    expectOneLine(runc(['kill', id, '9']), `the state of container ${id} (${stateFile}) may have been written by another user; refusing it`);
+    chmodSync(stateFile, 0o600);
     expectOneLine(runc(['delete', 'bad/id']), 'invalid container id format: bad/id');
     expect(runc(['start', id]).code).toBe(0);
     expectOneLine(runc(['start', id]), 'cannot start an already running container');
