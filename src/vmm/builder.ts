@@ -10,7 +10,7 @@ import { KVM_IDENTITY_MAP_START, KVM_TSS_START, ramLayout } from '../arch/x86/la
 import { vcpuCpuid } from '../arch/x86/cpuid.js';
 import { bootMsrs } from '../arch/x86/msrs.js';
 import { bootLapic, setupBootCpu } from '../arch/x86/boot-cpu.js';
-import { loadKernel, readUserFile, type LoadedKernel } from '../boot/loader.js';
+import { loadKernel, openUserFile, type LoadedKernel, type UserFile } from '../boot/loader.js';
 import { isBzImage } from '../boot/bzimage.js';
 import { VIRTIO_MMIO_SIZE } from '../devices/virtio/mmio-transport.js';
 import { writeAcpiTables } from '../arch/x86/acpi.js';
@@ -58,8 +58,17 @@ class Resources {
 
 export function buildVm(config: ResolvedVmConfig): BuiltVm {
   // Read the user's files before opening anything, so their errors come first and cheaply.
-  const kernelImage = readUserFile(config.kernel, 'kernel', config.memory);
-  const initrdImage = config.initrd ? readUserFile(config.initrd, 'initrd', config.memory) : undefined;
+  const kernelFile = openUserFile(config.kernel, 'kernel', config.memory);
+  let initrdFile: UserFile | undefined;
+  try {
+    initrdFile = config.initrd ? openUserFile(config.initrd, 'initrd', config.memory) : undefined;
+  } catch (error) {
+    kernelFile.release();
+    throw error;
+  }
+  const releaseFiles = () => { kernelFile.release(); initrdFile?.release(); };
+  const kernelImage = kernelFile.data;
+  const initrdImage = initrdFile?.data;
   const resources = new Resources();
   try {
     // Everything that depends only on the user's input comes first: a bad kernel, initrd, disk
@@ -77,6 +86,7 @@ export function buildVm(config: ResolvedVmConfig): BuiltVm {
       initrdPath: config.initrd, initrd: initrdImage,
       cmdline: [config.cmdline, virtioOnCmdline ? virtio.cmdline : ''].filter(Boolean).join(' '),
     });
+    releaseFiles();
     const { kvm, vm, vcpus } = createKvmVm(config, memory, virtio, resources);
     const supported = kvm.supportedCpuid();
     const tscDeadline = kvm.checkExtension(KVM_CAP.KVM_CAP_TSC_DEADLINE_TIMER) > 0;
@@ -89,6 +99,7 @@ export function buildVm(config: ResolvedVmConfig): BuiltVm {
     setupBootCpu(vcpus[0]!, memory, kernel.cpu);
     return { kvm, vm, memory, vcpus, kernel, virtio, coalescedRingPage: coalesceUartWrites(kvm, vm), release: resources.release };
   } catch (error) {
+    releaseFiles();
     resources.release();
     throw error;
   }
