@@ -40,6 +40,11 @@ export function runtimeDir(): string {
   return xdg ? path.join(xdg, 'tsvmm') : path.join('/tmp', `tsvmm-${process.getuid?.() ?? 'user'}`);
 }
 
+/** A tsvmm container's id in the runtime's state and its cgroup's name (tsvmm/ID): NAME-KEY, KEY naming the runtime directory. */
+export function containerId(name: string, dir = runtimeDir()): string {
+  return `${name}-${runtimeDirKey(dir)}`;
+}
+
 /** The runtime's state root of tsvmm's own containers (`tsvmm-runc --root` of them): <runtime dir>/containers. */
 export function containerStateRoot(dir = runtimeDir()): string {
   return path.join(dir, 'containers');

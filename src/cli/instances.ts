@@ -60,14 +60,26 @@ export const psCommand: CommandBody<{ json: boolean }> = {
   },
 };
 
+/**
+ * No supervisor announced `name`: it may be a container the library runs in another process,
+ * which the runtime's state knows; then the runtime's operations reach it. Else `error` stands.
+ */
+async function viaRuntime(name: string, op: 'pause' | 'resume' | 'stop', error: unknown, stopTimeoutMs?: number): Promise<string> {
+  if ((error as { code?: string }).code !== 'NO_SUCH_INSTANCE' || !existsSync(containerStateRoot())) throw error;
+  const { runtimeOperation } = await import('../container/instance.js');
+  const state = await runtimeOperation(name, op, stopTimeoutMs);
+  if (state === undefined) throw error;
+  return state;
+}
+
 function lifecycleCommand(op: 'pause' | 'resume'): CommandBody<{ name: string }> {
   return {
     builder: (y: Argv) => y.positional('name', { type: 'string', demandOption: true, describe: 'The VM or container, as `tsvmm ps` names it' }) as Argv<{ name: string }>,
     handler: async (args: ArgumentsCamelCase<{ name: string }>) => {
       try {
         const { request } = await import('../api/control-client.js');
-        const result = await request<InstanceStatus | { stopping: true }>(args.name, op, { timeoutMs: 30_000 });
-        const state = 'state' in (result as object) ? (result as InstanceStatus).state : 'stopping';
+        const result = await request<InstanceStatus | { stopping: true }>(args.name, op, { timeoutMs: 30_000 }).catch((error: unknown) => viaRuntime(args.name, op, error));
+        const state = typeof result === 'string' ? result : 'state' in (result as object) ? (result as InstanceStatus).state : 'stopping';
         process.stdout.write(`${args.name}: ${state}\n`);
       } catch (error) {
         process.exitCode = reportError(error);
@@ -92,7 +104,7 @@ export const stopCommand: CommandBody<StopArgs> = {
     try {
       const timeoutMs = args.timeout === undefined ? undefined : args.timeout * 1000;
       const { request } = await import('../api/control-client.js');
-      await request(args.name, 'stop', { timeoutMs: 30_000, stopTimeoutMs: timeoutMs });
+      await request(args.name, 'stop', { timeoutMs: 30_000, stopTimeoutMs: timeoutMs }).catch((error: unknown) => viaRuntime(args.name, 'stop', error, timeoutMs));
       process.stdout.write(`${args.name}: stopping\n`);
     } catch (error) {
       process.exitCode = reportError(error);

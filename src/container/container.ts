@@ -28,7 +28,7 @@ import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 import { isatty } from 'node:tty';
 import { constants as osConstants } from 'node:os';
-import { containerStateRoot, runtimeDirKey } from '../api/runtime-dir.js';
+import { containerId, containerStateRoot } from '../api/runtime-dir.js';
 import { Log } from '../runtime/log.js';
 import { Runtime, type Launch, type LaunchEnd } from '../runtime/runtime.js';
 import { checkLimits, detectCgroups, type CgroupLimits } from './cgroups.js';
@@ -185,6 +185,12 @@ export class Container extends EventEmitter<ContainerEvents> {
   }
 
   get state(): ContainerState {
+    // Paused or resumed by anyone who reaches the runtime (`tsvmm pause` from another process
+    // too): while it lives, its status is the runtime's, read from the host.
+    if ((this.#state === 'running' || this.#state === 'paused') && this.#launch) {
+      const status = this.#runtime.status(this.#launch.record);
+      if (status === 'running' || status === 'paused') this.#state = status;
+    }
     return this.#state;
   }
 
@@ -195,7 +201,7 @@ export class Container extends EventEmitter<ContainerEvents> {
 
   /** Its id in the runtime's state (<runtime dir>/containers/ID) and its cgroup's name (tsvmm/ID): NAME-KEY, KEY naming the runtime directory. */
   get id(): string {
-    return `${this.name}-${runtimeDirKey()}`;
+    return containerId(this.name);
   }
 
   /** The init process's pid on the host (0 until it exists). */
@@ -441,7 +447,7 @@ export class Container extends EventEmitter<ContainerEvents> {
     }
     this.#stopping = { deadline };
     // Frozen tasks act on no signal until thawed.
-    if (this.#state === 'paused') await this.resume().catch(() => {});
+    if (this.state === 'paused') await this.resume().catch(() => {});
     if (this.#pid && timeoutMs > 0) {
       await this.#signal('SIGTERM');
       // A shorter stop may have come while we were thawing.
@@ -466,13 +472,13 @@ export class Container extends EventEmitter<ContainerEvents> {
 
   /** Freezes every process in the container (the freezer cgroup). */
   async pause(): Promise<void> {
-    if (this.#state !== 'running') throw new ContainerError('CONTAINER_STATE', `cannot pause a container that is ${this.#state}`);
+    if (this.state !== 'running') throw new ContainerError('CONTAINER_STATE', `cannot pause a container that is ${this.#state}`);
     await this.#runtime.pause(this.id);
     this.#state = 'paused';
   }
 
   async resume(): Promise<void> {
-    if (this.#state !== 'paused') throw new ContainerError('CONTAINER_STATE', `cannot resume a container that is ${this.#state}`);
+    if (this.state !== 'paused') throw new ContainerError('CONTAINER_STATE', `cannot resume a container that is ${this.#state}`);
     await this.#runtime.resume(this.id);
     this.#state = 'running';
   }

@@ -5,7 +5,7 @@ import { cpus as hostCpus, totalmem } from 'node:os';
 import type { ControlledInstance } from '../api/control-server.js';
 import { cgroupMemory } from '../api/host-memory.js';
 import type { InstanceStatus } from '../api/protocol.js';
-import { writeRecord, type InstanceRecord } from '../api/runtime-dir.js';
+import { containerId, writeRecord, type InstanceRecord } from '../api/runtime-dir.js';
 import { containerRuntime, type Container } from './container.js';
 
 /** CPUs and memory as `ps` shows them: the limits, or the host's when there is none. */
@@ -103,4 +103,39 @@ export function runtimeContainers(): Map<string, RuntimeContainer> {
     } catch { /* being created or removed just now */ }
   }
   return out;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * `tsvmm pause`, `resume` and `stop` of a container that no supervisor announced here (the
+ * library's, in another process): the runtime's own operations, as tsvmm-runc would do them.
+ * Stop is SIGTERM, then SIGKILL after `stopTimeoutMs` if it still runs; its supervisor sees the
+ * end and cleans up. Returns the state it is left in, or undefined if the runtime has no such container.
+ */
+export async function runtimeOperation(name: string, op: 'pause' | 'resume' | 'stop', stopTimeoutMs = 10_000): Promise<string | undefined> {
+  const runtime = containerRuntime();
+  const id = containerId(name);
+  if (!runtime.store.ids().includes(id)) return undefined;
+  switch (op) {
+    case 'pause':
+      await runtime.pause(id);
+      return 'paused';
+    case 'resume':
+      await runtime.resume(id);
+      return 'running';
+    case 'stop': {
+      if (runtime.load(id).status === 'paused') await runtime.resume(id);
+      const deadline = performance.now() + stopTimeoutMs;
+      await runtime.kill(id, stopTimeoutMs > 0 ? 'SIGTERM' : 'SIGKILL', false);
+      while (runtime.store.ids().includes(id) && runtime.load(id).status !== 'stopped') {
+        if (performance.now() >= deadline) {
+          await runtime.kill(id, 'SIGKILL', false).catch(() => { /* it ended just now */ });
+          break;
+        }
+        await sleep(50);
+      }
+      return 'stopping';
+    }
+  }
 }

@@ -172,7 +172,14 @@ describe.skipIf(containerMissingReason)('containers through the library', () => 
     expect(runc('state', c.id)).toMatchObject({ status: 'paused' });
     expect(ps()).toMatchObject({ state: 'paused' });
     await c.resume();
-    await c.stop(0);
+    // `tsvmm pause`, `resume` and `stop` reach it through the runtime, though no supervisor announced it.
+    const tsvmm = (...args: string[]) => execFileSync(process.execPath, ['bin/tsvmm.js', ...args], { encoding: 'utf8' });
+    expect(tsvmm('pause', name)).toBe(`${name}: paused\n`);
+    expect(c.state).toBe('paused');
+    expect(tsvmm('resume', name)).toBe(`${name}: running\n`);
+    expect(c.state).toBe('running');
+    expect(tsvmm('stop', name, '--timeout', '0')).toBe(`${name}: stopping\n`);
+    expect(await c.wait()).toMatchObject({ kind: 'signaled', signal: 'SIGKILL' });
     expect(existsSync(path.join(root, c.id))).toBe(false);
     expect(ps()).toBeUndefined();
   });
