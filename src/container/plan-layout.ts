@@ -152,7 +152,6 @@ export type ProcessPlan = Value<typeof ProcessLayout>;
 export type RuntimePlan = Value<typeof RuntimePlanLayout>;
 export type InitPlan = Value<typeof InitPlanLayout>;
 export type ExecPlan = Value<typeof ExecPlanLayout>;
-export type RuntimeStateFrame = Value<typeof RuntimeStateLayout>;
 
 /** A frame for the helper (or the state file) of one of HELPER_MESSAGES. */
 export function helperFrame<L extends (typeof HELPER_MESSAGES)[number]>(layout: L, value: Value<L>): Buffer {
