@@ -453,17 +453,26 @@ static int loop_timeout(uv_loop_t *loop) {
   return due > INT_MAX ? INT_MAX : (int)due;
 }
 
+// A watch that could not start closes what it opened: the next arming tries again from nothing.
+static int watch_start_failed(int err) {
+  if (watch.epfd >= 0) close(watch.epfd);
+  if (watch.wake >= 0) close(watch.wake);
+  watch.epfd = watch.wake = -1;
+  return -err;
+}
+
 static int watch_start(uv_loop_t *loop) {
   watch.epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (watch.epfd < 0) return watch_start_failed(errno);
   watch.wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (watch.epfd < 0 || watch.wake < 0) return -errno;
+  if (watch.wake < 0) return watch_start_failed(errno);
   struct epoll_event ev = {.events = EPOLLIN, .data.fd = uv_backend_fd(loop)};
-  if (epoll_ctl(watch.epfd, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0) return -errno;
+  if (epoll_ctl(watch.epfd, EPOLL_CTL_ADD, ev.data.fd, &ev) < 0) return watch_start_failed(errno);
   ev.data.fd = watch.wake;
-  if (epoll_ctl(watch.epfd, EPOLL_CTL_ADD, watch.wake, &ev) < 0) return -errno;
+  if (epoll_ctl(watch.epfd, EPOLL_CTL_ADD, watch.wake, &ev) < 0) return watch_start_failed(errno);
   pthread_t thread;
   int rc = pthread_create(&thread, NULL, watch_thread, NULL);
-  if (rc != 0) return -rc;
+  if (rc != 0) return watch_start_failed(rc);
   pthread_detach(thread);
   watch.loop = loop;
   watch.started = true;
