@@ -1394,8 +1394,15 @@ static int runc_fast(int argc, char **argv) {
       if (*end || n < 1 || n > 64) return -1; // names: Node knows them
       sig = (int)n;
     }
-    if (!alive || kill((pid_t)state.pid, sig) < 0) return -1;
-    return 0;
+    if (!alive || state.pid <= 0 || state.pid > INT_MAX) return -1;
+    // The start time is checked again once a pidfd holds the process, and the signal goes through
+    // that pidfd: a pid freed and taken by another process between the check and kill(2) (runc's
+    // window) cannot receive it.
+    int pidfd = (int)syscall(SYS_pidfd_open, (pid_t)state.pid, 0);
+    if (pidfd < 0) return -1;
+    int sent = runc_init_alive(state.pid, state.start_time) && syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) == 0;
+    close(pidfd);
+    return sent ? 0 : -1;
   }
   if (!strcmp(verb, "delete")) {
     if (alive || state.hooks.poststop) return -1;
