@@ -103,6 +103,8 @@ function encodeValue(w: Writer, layout: Layout, value: unknown, where: string): 
     case 'int': {
       if (typeof value !== 'number' || !Number.isInteger(value)) throw new TypeError(`${where}: ${String(value)} is not an integer`);
       const big = BigInt(value);
+      // Nothing below int64's range has a meaning to saturate to (RLIM_INFINITY is at the top).
+      if (big < -(1n << 63n)) throw new TypeError(`${where}: ${String(value)} is below the 64-bit range`);
       w.i64(BigInt.asIntN(64, big >= U64 ? U64 - 1n : big));
       return;
     }

@@ -63,6 +63,7 @@ describe('the helper wire (plan-layout.ts → native/helper-wire.h)', () => {
     expect(() => readHelperFrame(InitPlanLayout, otherBuild)).toThrow(/another build/);
     expect(() => helperFrame(InitPlanLayout, { ...init, rootfs: 'a\0b' })).toThrow(/NUL/);
     expect(() => helperFrame(InitPlanLayout, { ...init, cloneFlags: 1.5 })).toThrow(/not an integer/);
+    expect(() => helperFrame(InitPlanLayout, { ...init, cloneFlags: -(2 ** 64) })).toThrow(/below the 64-bit range/);
   });
 
   it('the C decoders read the frame TypeScript wrote, field for field', () => {
