@@ -411,9 +411,11 @@ static void run_create_container_hooks(const init_plan *plan, const char *state)
       if (h->timeout_seconds > 0) {
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
-        long long left = h->timeout_seconds * 1000 - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
+        // The bundle's timeout may be any positive integer: kept from overflowing here and in poll's int.
+        long long limit_ms = h->timeout_seconds > LLONG_MAX / 1000 ? LLONG_MAX : h->timeout_seconds * 1000;
+        long long left = limit_ms - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
         if (left <= 0) { timed_out = 1; kill(pid, SIGKILL); break; }
-        wait_ms = (int)left;
+        wait_ms = left > INT_MAX ? INT_MAX : (int)left;
       }
       struct pollfd p[2] = { { .fd = pidfd, .events = POLLIN }, { .fd = out_open ? out[0] : -1, .events = POLLIN } };
       if (poll(p, 2, wait_ms) < 0 && errno != EINTR) break;

@@ -231,7 +231,8 @@ describe.skipIf(missing)('tsvmm-runc', () => {
       c.hooks = { createContainer: [
         { path: '/bin/sh', args: ['sh', '-c', `echo "$(readlink /proc/self/ns/mnt) $(readlink /proc/self/ns/uts) $(cat)" > ${nsLog}`] },
         // ls's own directory is its fd 3: anything more came from the runtime or its caller.
-        { path: '/bin/sh', args: ['sh', '-c', `exec ls /proc/self/fd > ${nsLog}.fds`] },
+        // A timeout past poll's int of milliseconds (the bundle may give any positive integer).
+        { path: '/bin/sh', args: ['sh', '-c', `exec ls /proc/self/fd > ${nsLog}.fds`], timeout: Number.MAX_SAFE_INTEGER },
       ] };
     });
     const stray = openSync(path.join(dir, 'stray'), 'w');
