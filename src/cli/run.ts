@@ -198,7 +198,8 @@ export async function runVm(args: TerminalOptions & { reboot?: boolean }, create
     process.stderr.write(`${JSON.stringify({ outcome, seconds, stats: vm.stats })}\n`);
   } else if (outcome.kind === 'error') {
     process.stderr.write(`\r\n${errorLine(outcome.message)}\n`);
-    if (outcome.diagnostics) process.stderr.write(`${outcome.diagnostics.replace(/^/gm, '  ')}\n`);
+    // The crash report below has the same registers and code, and more: one of them is enough.
+    if (outcome.diagnostics && !outcome.vcpus) process.stderr.write(`${outcome.diagnostics.replace(/^/gm, '  ')}\n`);
   } else {
     status(`\r\ntsvmm: ${describeOutcome(outcome)} after ${seconds.toFixed(2)} s`);
   }

@@ -77,6 +77,7 @@ p.on('exit', (code) => { process.stdout.write(out); process.exit(code); });`;
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/tsvmm: error: vCPU 0: KVM could not emulate a guest instruction/);
     expect(r.stderr).toMatch(/code at rip: f0 48 0f c7/);
+    expect(r.stderr.match(/code at rip/g)).toHaveLength(1); // the crash report, not the registers twice
     expect(r.stderr).not.toMatch(/\n\s+at /); // no JavaScript stack
   });
 
