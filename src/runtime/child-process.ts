@@ -10,6 +10,18 @@ type ChildProcessModule = typeof import('node:child_process');
 const load = createRequire(import.meta.url);
 let loaded: ChildProcessModule | undefined;
 
+const beforeSpawn = new Set<() => void>();
+
+/**
+ * `fn` runs whenever node:child_process is asked for, i.e. before anything is spawned: what must
+ * not be inherited (the socket of the helper bin/tsvmm-runc forked, which Node cannot mark
+ * close-on-exec) is let go there, whoever spawns.
+ */
+export function onSpawn(fn: () => void): void {
+  beforeSpawn.add(fn);
+}
+
 export function childProcess(): ChildProcessModule {
+  for (const fn of beforeSpawn) fn();
   return loaded ??= load('node:child_process') as ChildProcessModule;
 }

@@ -8,7 +8,7 @@ import type { Duplex } from 'node:stream';
 import { LineReader } from '../api/protocol.js';
 import { CONTAINER_INIT } from '../container/helper-path.js';
 import { ExecPlanLayout, GoLayout, helperFrame, InitPlanLayout, ResizeLayout, type ExecPlan, type InitPlan } from '../container/plan-layout.js';
-import { childProcess } from './child-process.js';
+import { childProcess, onSpawn } from './child-process.js';
 import { RuntimeError } from './errors.js';
 
 export interface HelperMessage {
@@ -66,6 +66,7 @@ function releaseForked(): void {
   } catch { /* already closed */ }
   forked = undefined;
 }
+if (forked) onSpawn(releaseForked);
 
 function dispatch(line: string, onMessage: (message: HelperMessage) => void): void {
   let message: HelperMessage;
@@ -128,7 +129,6 @@ export function startHelper(plan: { init: InitPlan } | { exec: ExecPlan }, onMes
     forked = undefined;
     return runForked(fd, pid, helperFrame(InitPlanLayout, plan.init), onMessage);
   }
-  releaseForked();
   checkHelperBuilt();
   const stdio = options.stdio ?? [options.stdin === undefined ? 'inherit' : 'pipe', 'inherit', 'inherit'];
   const passed = Array.from({ length: options.preserveFds ?? 0 }, (_, i) => 3 + i);
