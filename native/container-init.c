@@ -1351,7 +1351,7 @@ static int runc_fast(int argc, char **argv) {
   // (or root) could have written it or swapped it in. Anything else goes to Node, which refuses it
   // (src/runtime/state.ts, StateStore.load).
   if (!owned_by_us(&file_st) || stat(dir, &dir_st) < 0 || !owned_by_us(&dir_st)) return -1;
-  runtime_state state;
+  runtime_state state = {0};
   if (read_runtime_state((const unsigned char *)text, length, &state) < 0) return -1;
   int alive = runc_init_alive(state.pid, state.start_time);
   char fifo[PATH_MAX + 32];
@@ -1465,14 +1465,16 @@ int main(int argc, char **argv) {
   if (wire_frame_body(header, WIRE_EXEC_PLAN) >= 0) {
     size_t length;
     unsigned char *frame = read_frame(CHANNEL_FD, WIRE_EXEC_PLAN, &length);
-    exec_plan xplan;
+    exec_plan xplan = {0};
     if (!frame || read_exec_plan(frame, length, &xplan) < 0) parent_fail("plan", 0, "the exec plan is damaged (tsvmm and container-init do not match?)");
     return exec_main(&xplan);
   }
   size_t length;
   unsigned char *frame = read_frame(CHANNEL_FD, WIRE_INIT_PLAN, &length);
   if (!frame) parent_fail("plan", 0, "the plan is not one this container-init reads (tsvmm and container-init do not match: run `npm install`)");
-  init_plan plan;
+  // Zeroed, as every decoded frame here: a decoder leaves an absent optional part (the terminal,
+  // seccomp, the runtime plan) and everything after a damaged field untouched.
+  init_plan plan = {0};
   if (read_init_plan(frame, length, &plan) < 0) parent_fail("plan", 0, "the plan is damaged");
   if (!plan.process.args[0]) parent_fail("plan", 0, "the plan has no command");
   if (getppid() != (pid_t)plan.supervisor) _exit(125);
@@ -1547,7 +1549,7 @@ int main(int argc, char **argv) {
   const char *hook_state = NULL;
   if (plan.wait_for_host) {
     size_t go_length;
-    go_command go_frame;
+    go_command go_frame = {0};
     unsigned char *answer = read_frame(CHANNEL_FD, WIRE_GO_COMMAND, &go_length);
     if (!answer || read_go_command(answer, go_length, &go_frame) < 0) {
       kill(pid, SIGKILL);
