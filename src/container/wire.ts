@@ -190,7 +190,8 @@ function decodeValue(r: Reader, layout: Layout): unknown {
       return r.bytes(r.u32()).toString('utf8');
     case 'list': {
       const n = r.u32();
-      if (n > r.buf.length) throw new RangeError('a list longer than its frame');
+      // Each item takes at least a byte: a count past what is left is damage (as the C decoder says).
+      if (n > r.buf.length - r.at) throw new RangeError('a list longer than its frame');
       return Array.from({ length: n }, () => decodeValue(r, layout.of));
     }
     case 'opt':
