@@ -87,7 +87,11 @@ function dispatch(line: string, onMessage: (message: HelperMessage) => void): vo
 function runForked(fd: number, pid: number, frame: Buffer, onMessage: (message: HelperMessage) => void): Helper {
   const closed: Helper['closed'] = Promise.resolve({ code: null, signal: null });
   try {
-    for (let done = 0; done < frame.length;) done += writeSync(fd, frame, done);
+    try {
+      for (let done = 0; done < frame.length;) done += writeSync(fd, frame, done);
+    } catch {
+      // The plan could not be written: the helper has gone, and what it says (nothing) is the failure.
+    }
     const reader = new LineReader();
     const buffer = Buffer.alloc(4096);
     for (;;) {
@@ -99,10 +103,9 @@ function runForked(fd: number, pid: number, frame: Buffer, onMessage: (message: 
         break; // the helper went away; its answers so far say how it went
       }
       if (n === 0) break;
+      // What onMessage throws (the state not saved, ...) is the caller's, as on a spawned helper's channel.
       reader.push(buffer.subarray(0, n), (line) => dispatch(line, onMessage));
     }
-  } catch {
-    // The plan could not be written: the helper has gone, and what it said (nothing) is the failure.
   } finally {
     closeSync(fd);
   }
