@@ -354,6 +354,8 @@ export class Vm extends EventEmitter<VmEvents> {
     const boot = this.#threads[0]!;
     let seen = -1;
     const tick = () => {
+      // The ring is in the vCPU's kvm_run mapping, which is gone once the VM is released.
+      if (this.#state === 'exited') return;
       const position = ring.position;
       if (position < 0) {
         watch.tickMs = Math.min(watch.tickMs * 2, RING_TICK_MAX_MS);
@@ -579,6 +581,8 @@ export class Vm extends EventEmitter<VmEvents> {
   }
 
   #flushInput(): void {
+    // A retry of input that did not fit may come due after the VM ended (and its mappings went).
+    if (this.#state === 'exited') return;
     this.#watchRingSoon();
     const virtioConsole = this.#built.virtio.console;
     const ring = virtioConsole?.input ?? this.#consoleIn;
