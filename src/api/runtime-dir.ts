@@ -1,6 +1,7 @@
 // Where running VMs announce themselves: one directory, readable by its owner only, holding a
 // control socket and a small record per VM. `tsvmm ps` lists it; other commands find a VM by name.
 
+import { createRequire } from 'node:module';
 import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
@@ -179,11 +180,9 @@ export function readOutcome(name: string, dir = runtimeDir()): InstanceOutcome |
  * runs, with a container of the same name do not collide.
  */
 export function runtimeDirKey(dir = runtimeDir()): string {
-  // FNV-1a (32 bits) of the path's UTF-8: a label, not a secret, and node:crypto would cost every
-  // `tsvmm run` OpenSSL's start-up and ~2 MiB.
-  let hash = 0x811c9dc5;
-  for (const byte of Buffer.from(path.resolve(dir))) hash = Math.imul(hash ^ byte, 0x01000193);
-  return (hash >>> 0).toString(16).padStart(8, '0');
+  // node:crypto only when asked: `tsvmm ps` never needs it, and it is ~15 modules to load.
+  const { createHash } = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
+  return createHash('sha256').update(path.resolve(dir)).digest('hex').slice(0, 8);
 }
 
 /**
