@@ -17,6 +17,7 @@ import { restoreVm, saveVm, type VmSnapshot } from '../../src/kvm/vm-state.js';
 import { buildVm, type BuiltVm } from '../../src/vmm/builder.js';
 import { resolveConfig } from '../../src/vmm/config.js';
 import { kvmMissingReason, TEST_ELF } from '../helpers/kvm.js';
+import { CoalescedRing } from '../../src/kvm/coalesced-ring.js';
 
 const built: BuiltVm[] = [];
 const build = (cmdline: string, cpus = 1): BuiltVm => {
@@ -288,9 +289,19 @@ const LSR_READY = 0x60;
 function runGuest(vm: BuiltVm, stopWhen: () => boolean = () => false, onOutput?: (output: string) => void): GuestRun {
   const vcpu = vm.vcpus[0]!;
   const run = vcpu.kvmRun;
+  // The builder queues COM1's transmit writes in KVM's coalesced ring (where KVM can): replay
+  // them before each exit, as the vCPU loop does, so the output stays in the guest's order.
+  const ring = vm.coalescedRingPage === undefined ? undefined : new CoalescedRing(run.bytes.buffer as ArrayBuffer, vm.coalescedRingPage);
   let output = '';
+  const replay = (isPio: boolean, address: number, data: Uint8Array) => {
+    if (isPio && address === 0x3f8) output += String.fromCharCode(...data);
+  };
   for (let i = 0; i < 1_000_000; i++) {
     const exit = run.decode(vcpu.run());
+    if (ring?.pending) {
+      ring.drain(replay);
+      onOutput?.(output);
+    }
     if (exit.kind === 'io') {
       const data = run.ioData(exit);
       if (exit.write && exit.port === 0x3f8) {
