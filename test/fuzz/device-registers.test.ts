@@ -173,6 +173,24 @@ const steps: fc.Arbitrary<Step[]> = fc.array(fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('state' as const) }) },
 ), { maxLength: 50 });
 
+/**
+ * One driver that does everything right: set-up, a three-part request (a readable 16-byte header,
+ * a writable buffer, a writable status byte) on every queue, a notify. Random chains reach a
+ * served request only now and then (a block request needs all three parts), so this example runs
+ * first in every property and the "served" count below does not depend on the seed.
+ */
+const wellBehaved: Step[] = [
+  { kind: 'init', queue: 0, size: 8, layout: null, features: 0 },
+  {
+    kind: 'offer', head: 0, descriptors: [
+      { index: 0, addr: HEAP, len: 16, flags: 1, next: 1 },
+      { index: 1, addr: HEAP + 0x100, len: 512, flags: 3, next: 2 },
+      { index: 2, addr: HEAP + 0x400, len: 1, flags: 2, next: 0 },
+    ],
+  },
+  { kind: 'notify', queue: 0 },
+];
+
 interface VirtioCase { name: string; info: VirtioDeviceInfo; backend(): VirtioBackend }
 
 const diskPath = path.join(dir, 'disk.img');
@@ -285,7 +303,7 @@ describe('virtio devices under random register traffic and random ring contents'
         if (state.status & STATUS.DEVICE_NEEDS_RESET) reached.broken++;
         // A broken ring is the guest's fault and is reported as such; anything else is our bug.
         expect(logs.filter((m) => !/virtqueue is unusable|request without header|frame of|request type/.test(m))).toEqual([]);
-      }), runs(250));
+      }), { ...runs(250), examples: [[wellBehaved]] });
       expect(reached.served).toBeGreaterThan(0);
       expect(reached.broken).toBeGreaterThan(0);
     }, timeout(120_000));
