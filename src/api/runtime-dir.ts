@@ -6,8 +6,11 @@ import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } fro
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { TsvmmError } from '../errors.js';
-import { pidAlive } from '../meta/pid-alive.js';
+import { pidAlive, processStartedAt } from '../meta/pid-alive.js';
 import { writeWhole } from '../meta/write-whole.js';
+
+/** How far a process's start (known to about a second) may seem to follow its record's startedAt. */
+const PID_START_SLACK_MS = 2000;
 
 /** What `ps` shows without asking the VM: fixed when it starts. */
 export interface InstanceRecord {
@@ -242,7 +245,10 @@ export function listInstances(dir = runtimeDir()): InstanceRecord[] {
   for (const file of files) {
     try {
       const record = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as InstanceRecord;
-      if (pidAlive(record.pid)) out.push(record);
+      // A process that started after the record was written is not its owner but a later process
+      // given the same pid (seen: a VMM's record, its pid reused by a kernel thread an hour on).
+      const started = pidAlive(record.pid) ? processStartedAt(record.pid) : undefined;
+      if (started !== undefined && started <= record.startedAt + PID_START_SLACK_MS) out.push(record);
       else if (reap(record, [stateRoot(), containerStateRoot(dir)])) removeInstance(record.name, dir);
     } catch {
       // A record being written or a stray file: not an instance.

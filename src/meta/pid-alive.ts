@@ -18,3 +18,19 @@ export function pidAlive(pid: number): boolean {
     return false; // gone between the two looks
   }
 }
+
+/**
+ * When `pid` started, in ms since the epoch (to about a second: the boot time has whole seconds),
+ * or undefined if it is gone. Tells a record's own process from a later one that got its pid.
+ */
+export function processStartedAt(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 22, starttime, in clock ticks after boot (USER_HZ, 100 on Linux); fields count from 3 after ")".
+    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    const btime = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
+    return btime && Number.isFinite(ticks) ? Number(btime[1]) * 1000 + ticks * 10 : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -32,11 +32,14 @@ describe('runtime directory', () => {
 
   it('forgets instances whose process is gone and skips stray files', () => {
     const dir = ensureRuntimeDir(path.join(mkdtempSync(path.join(tmpdir(), 'tsvmm-rt-')), 'run'));
-    writeRecord({ name: 'alive', kind: 'vm', pid: process.pid, startedAt: 1, cpus: 1, memory: 1, image: 'k' }, dir);
+    writeRecord({ name: 'alive', kind: 'vm', pid: process.pid, startedAt: Date.now(), cpus: 1, memory: 1, image: 'k' }, dir);
     writeRecord({ name: 'dead', kind: 'vm', pid: 2 ** 22 + 12345, startedAt: 2, cpus: 1, memory: 1, image: 'k' }, dir);
+    // A record older than the process that now has its pid: that pid was reused, the owner is gone.
+    writeRecord({ name: 'reused', kind: 'vm', pid: process.pid, startedAt: Date.now() - 3_600_000, cpus: 1, memory: 1, image: 'k' }, dir);
     writeFileSync(path.join(dir, 'junk.json'), '{not json');
     expect(listInstances(dir).map((r) => r.name)).toEqual(['alive']);
     expect(existsSync(path.join(dir, 'dead.json'))).toBe(false);
+    expect(existsSync(path.join(dir, 'reused.json'))).toBe(false);
   });
 
   it('accepts only names that are safe as file names', () => {

@@ -14,7 +14,7 @@ describe('instance outcomes', () => {
   it('are read back by name, are not records, and replace an earlier one of the same name', () => {
     const dir = path.join(root, 'a');
     mkdirSync(dir);
-    writeRecord({ name: 'live', kind: 'vm', pid: process.pid, startedAt: 1, cpus: 1, memory: 2 ** 28, image: 'x' }, dir);
+    writeRecord({ name: 'live', kind: 'vm', pid: process.pid, startedAt: Date.now(), cpus: 1, memory: 2 ** 28, image: 'x' }, dir);
     writeOutcome({ name: 'web', kind: 'vm', endedAt: 5, outcome: 'guest powered off (ACPI S5)' }, dir);
     expect(readOutcome('web', dir)).toEqual({ name: 'web', kind: 'vm', endedAt: 5, outcome: 'guest powered off (ACPI S5)' });
     // listInstances neither lists nor removes it (nor the live record).
