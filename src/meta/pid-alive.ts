@@ -3,6 +3,19 @@
 
 import { readFileSync } from 'node:fs';
 
+/** Field 22 (starttime) of /proc/PID/stat and its state letter; undefined if there is no such process. */
+export function processStat(pid: number): { state: string; startTime: string } | undefined {
+  if (!(pid > 0)) return undefined;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name is in parentheses and may hold anything; the fields follow the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: fields[0]!, startTime: fields[19]! };
+  } catch {
+    return undefined;
+  }
+}
+
 /** Whether `pid` runs: a process killed a moment ago stays a zombie until reaped, and is not. EPERM: it runs, as someone else. */
 export function pidAlive(pid: number): boolean {
   try {
@@ -10,13 +23,8 @@ export function pidAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
-  try {
-    // /proc/PID/stat: "pid (comm) S ...", where comm may itself hold spaces and parentheses.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false; // gone between the two looks
-  }
+  const stat = processStat(pid); // undefined: gone between the two looks
+  return stat !== undefined && stat.state !== 'Z';
 }
 
 /**
@@ -24,13 +32,10 @@ export function pidAlive(pid: number): boolean {
  * or undefined if it is gone. Tells a record's own process from a later one that got its pid.
  */
 export function processStartedAt(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Field 22, starttime, in clock ticks after boot (USER_HZ, 100 on Linux); fields count from 3 after ")".
-    const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
-    const btime = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
-    return btime && Number.isFinite(ticks) ? Number(btime[1]) * 1000 + ticks * 10 : undefined;
-  } catch {
-    return undefined;
-  }
+  const stat = processStat(pid);
+  if (!stat) return undefined;
+  // starttime counts clock ticks after boot (USER_HZ, 100 on Linux); /proc/stat's btime is the boot.
+  const btime = /^btime (\d+)$/m.exec(readFileSync('/proc/stat', 'utf8'));
+  const ticks = Number(stat.startTime);
+  return btime && Number.isFinite(ticks) ? Number(btime[1]) * 1000 + ticks * 10 : undefined;
 }

@@ -19,7 +19,8 @@ import { startHelper, type Helper, type HelperMessage } from './helper.js';
 import { runHooksOrFail, runHooksWarn } from './hooks.js';
 import { checkTransition, type Status } from './lifecycle.js';
 import type { Log } from './log.js';
-import { checkId, initAlive, ociState, ociStateText, processStat, StateStore, type ContainerRecord } from './state.js';
+import { checkId, initAlive, ociState, ociStateText, StateStore, type ContainerRecord } from './state.js';
+import { processStat } from '../meta/pid-alive.js';
 import { childProcess } from './child-process.js';
 
 export interface RuntimeOptions {

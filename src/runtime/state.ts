@@ -10,6 +10,7 @@ import type { CgroupRequest } from '../container/cgroups.js';
 import type { ContainerSpec } from '../container/spec.js';
 import { readHelperFrame, RuntimeStateLayout, helperFrame } from '../container/plan-layout.js';
 import { writeWhole } from '../meta/write-whole.js';
+import { processStat } from '../meta/pid-alive.js';
 import { notExist, RuntimeError } from './errors.js';
 import type { Status } from './lifecycle.js';
 
@@ -137,19 +138,6 @@ export class StateStore {
 /** A file or directory only this user (or root) can change. */
 function ownedByUs(st: Stats): boolean {
   return (st.uid === process.geteuid!() || st.uid === 0) && (st.mode & 0o022) === 0;
-}
-
-/** Field 22 (starttime) of /proc/PID/stat and its state letter; undefined if there is no such process. */
-export function processStat(pid: number): { state: string; startTime: string } | undefined {
-  if (!(pid > 0)) return undefined;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name is in parentheses and may hold anything; the fields follow the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { state: fields[0]!, startTime: fields[19]! };
-  } catch {
-    return undefined;
-  }
 }
 
 /** Whether the container's init is still alive (and still ours). */
