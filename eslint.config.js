@@ -12,9 +12,9 @@ export default tseslint.config(
     },
   },
   {
-    // bin/tsvmm.js is CommonJS (bin/package.json): see the file.
-    files: ['bin/**/*.js'],
-    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly' } },
+    // bin/ is CommonJS (bin/package.json): see bin/tsvmm.js.
+    files: ['bin/**/*.js', 'bin/**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', __dirname: 'readonly' } },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
 );

@@ -1176,14 +1176,18 @@ static int exec_main(exec_plan *xplan) {
 //
 //   container-init --runc PACKAGE_ROOT [runc's arguments]
 
+// The verb runc_fast found, if it got that far (Node's `create` takes a helper forked here).
+static const char *runc_verb;
+
 static void __attribute__((noreturn)) runc_node(const char *package, int argc, char **argv) {
   char entry[PATH_MAX];
-  snprintf(entry, sizeof entry, "%s/dist/bundle/runc.cjs", package);
-  char **args = calloc((size_t)argc + 3, sizeof *args);
+  snprintf(entry, sizeof entry, "%s/bin/tsvmm-runc-node.cjs", package);
+  char **args = calloc((size_t)argc + 4, sizeof *args);
   if (!args) _exit(1);
   args[0] = "node";
   args[1] = entry;
-  for (int i = 0; i < argc; i++) args[i + 2] = argv[i];
+  args[2] = (char *)(runc_verb ? runc_verb : ""); // names the code cache (bin/tsvmm-runc-node.cjs)
+  for (int i = 0; i < argc; i++) args[i + 3] = argv[i];
   execvp("node", args);
   fprintf(stderr, "tsvmm-runc: cannot run node: %s\n", strerror(errno));
   _exit(1);
@@ -1258,8 +1262,6 @@ static int runc_frozen(const runtime_state *state) {
   return frozen;
 }
 
-// The verb runc_fast found, if it got that far (Node's `create` takes a helper forked here).
-static const char *runc_verb;
 // This process is the helper runc_prefork forked.
 static int runc_forked;
 

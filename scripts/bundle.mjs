@@ -14,8 +14,9 @@
 //   index.js        the library (package.json "exports"), one file, an ES module.
 //   vcpu-worker.js  a vCPU thread, one file: a worker starts a new isolate that loads its own.
 //   io-worker.js    the device I/O thread, one file.
-//   runc.cjs        bin/tsvmm-runc's Node half, the OCI runtime, one file, run directly by the
-//                   C front end; an engine pays a process start per verb.
+//   runc.cjs        bin/tsvmm-runc's Node half, the OCI runtime, one file, run by the C front
+//                   end (through bin/tsvmm-runc-node.cjs); an engine pays a process start per verb.
+//   load.cjs        loads cli.cjs and runc.cjs with V8's code cache (src/meta/code-cache.ts).
 //
 // The command-line bundles are CommonJS, not ES modules: Node's ESM loader costs every start a
 // few milliseconds and ~3 MiB more (its set-up, and the ESM view of each built-in module, which
@@ -67,6 +68,9 @@ const commonjs = {
   format: 'cjs',
   outExtension: { '.js': '.cjs' },
   define: { 'import.meta.url': '__tsvmmModuleUrl' },
+  // import() of what stays outside the bundle (node: built-ins, blessed) becomes require(): a script
+  // compiled from V8's code cache (src/meta/code-cache.ts) has no loader for import().
+  supported: { 'dynamic-import': false },
   banner: { js: '"use strict";var __tsvmmModuleUrl=require("node:url").pathToFileURL(__filename).href;' },
 };
 
@@ -77,6 +81,7 @@ const builds = [
   { ...common, entryPoints: { 'vcpu-worker': 'src/vmm/vcpu-worker.ts' } },
   { ...common, entryPoints: { 'io-worker': 'src/vmm/io-worker.ts' } },
   { ...common, ...commonjs, entryPoints: { runc: 'src/runtime/main.ts' } },
+  { ...common, ...commonjs, entryPoints: { load: 'src/meta/code-cache.ts' }, sourcemap: false },
 ];
 
 rmSync(OUT, { recursive: true, force: true });
