@@ -114,6 +114,18 @@ const live = new Set<() => void>();
 process.on('exit', () => { for (const onExit of live) onExit(); });
 
 /**
+ * The annotation in a container's runtime state that carries its stop timeout (ms), so that a stop
+ * from another process (`tsvmm stop`, src/container/instance.ts) waits as long as this one would.
+ */
+export const STOP_TIMEOUT_ANNOTATION = 'org.tsvmm.stop-timeout-ms';
+
+/** The stop timeout a container's state records, if it records a sane one. */
+export function recordedStopTimeout(annotations: Record<string, string>): number | undefined {
+  const ms = Number(annotations[STOP_TIMEOUT_ANNOTATION]);
+  return annotations[STOP_TIMEOUT_ANNOTATION] !== undefined && Number.isFinite(ms) && ms >= 0 ? ms : undefined;
+}
+
+/**
  * The runtime of tsvmm's containers: one per runtime directory (and TSVMM_CGROUP value), whose
  * cgroup hierarchies are found once per process; they do not move under us.
  */
@@ -275,7 +287,7 @@ export class Container extends EventEmitter<ContainerEvents> {
     let launch: Launch;
     try {
       launch = this.#runtime.launch({
-        id, spec, bundle: this.#bundle, rootfs: this.#root.rootfs, prepare: this.#root.prepare, terminal: this.config.terminal,
+        id, spec: { ...spec, annotations: { ...spec.annotations, [STOP_TIMEOUT_ANNOTATION]: String(this.config.stopTimeoutMs) } }, bundle: this.#bundle, rootfs: this.#root.rootfs, prepare: this.#root.prepare, terminal: this.config.terminal,
         cgroup: { name: this.name, dirName: id, resources: spec.resources, deviceRules: spec.deviceRules, cgroupsPath: spec.cgroupsPath },
         stdio: this.#stdio,
         beforeStart: this.config.net === 'veth' ? async (record) => { this.#net = await attachVeth(this.name, id, record.pid); } : undefined,

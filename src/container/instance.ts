@@ -6,7 +6,7 @@ import type { ControlledInstance } from '../api/control-server.js';
 import { cgroupMemory } from '../api/host-memory.js';
 import type { InstanceStatus } from '../api/protocol.js';
 import { containerId, writeRecord, type InstanceRecord } from '../api/runtime-dir.js';
-import { containerRuntime, type Container } from './container.js';
+import { containerRuntime, recordedStopTimeout, type Container } from './container.js';
 
 /** CPUs and memory as `ps` shows them: the limits, or the host's when there is none. */
 function shown(container: Container): { cpus: number; memory: number; limits: NonNullable<InstanceStatus['limits']> } {
@@ -110,13 +110,15 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * `tsvmm pause`, `resume` and `stop` of a container that no supervisor announced here (the
  * library's, in another process): the runtime's own operations, as tsvmm-runc would do them.
- * Stop is SIGTERM, then SIGKILL after `stopTimeoutMs` if it still runs; its supervisor sees the
+ * Stop is SIGTERM, then SIGKILL after `stopTimeout` ms (default: the container's own) if it still runs; its supervisor sees the
  * end and cleans up. Returns the state it is left in, or undefined if the runtime has no such container.
  */
-export async function runtimeOperation(name: string, op: 'pause' | 'resume' | 'stop', stopTimeoutMs = 10_000): Promise<string | undefined> {
+export async function runtimeOperation(name: string, op: 'pause' | 'resume' | 'stop', stopTimeout?: number): Promise<string | undefined> {
   const runtime = containerRuntime();
   const id = containerId(name);
   if (!runtime.store.ids().includes(id)) return undefined;
+  // Unless the caller says otherwise, the stop timeout the container was started with (Container.start records it).
+  const stopTimeoutMs = stopTimeout ?? recordedStopTimeout(runtime.load(id).record.annotations) ?? 10_000;
   switch (op) {
     case 'pause':
       await runtime.pause(id);
