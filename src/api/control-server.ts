@@ -36,6 +36,14 @@ export interface ControlledInstance {
 
 const BACKLOG = 64 * 1024;
 
+/** A name taken for an instance (ControlServer.claim): serve it once, or release it. */
+export interface NameClaim {
+  /** Answers for the instance on its control socket and writes its record; a failure releases the name. */
+  serve(record: InstanceRecord, instance: ControlledInstance): Promise<ControlServer>;
+  /** Gives the name back, unless it is served (then the server's close does). */
+  release(): void;
+}
+
 export class ControlServer {
   readonly path: string;
   readonly #server: net.Server;
@@ -58,18 +66,38 @@ export class ControlServer {
 
   /** Starts answering for `record.name`; refuses a name another live instance holds. */
   static async listen(record: InstanceRecord, instance: ControlledInstance): Promise<ControlServer> {
+    return (await ControlServer.claim(record.name)).serve(record, instance);
+  }
+
+  /**
+   * Takes `name` for an instance about to start, refusing one another live instance holds; its
+   * `serve` then answers for it. Apart, so that what can wait (the socket, the record) is done
+   * while the instance starts: a container's helper sets it up meanwhile.
+   */
+  static async claim(name: string): Promise<NameClaim> {
     const dir = ensureRuntimeDir();
-    const path = socketPath(record.name, dir);
-    const inUse = () => new TsvmmError('NAME_IN_USE', `an instance named "${record.name}" is already running`);
+    const path = socketPath(name, dir);
     // Whoever holds the name's lock owns the name; checking the socket alone is a race (two
     // starts both find it silent, and the second removes the first one's socket).
-    const lock = await claimName(dir, record.name).catch((error: NodeJS.ErrnoException) => {
-      throw error.code === 'EADDRINUSE' ? inUse() : error;
+    const lock = await claimName(dir, name).catch((error: NodeJS.ErrnoException) => {
+      throw error.code === 'EADDRINUSE' ? new TsvmmError('NAME_IN_USE', `an instance named "${name}" is already running`) : error;
     });
     // Every live instance holds its name's lock, so a socket found here is one left behind by a
     // VMM that died: no need to ask it (a probe's connection is also a few ms of start-up).
     rmSync(path, { force: true });
     rmSync(path.replace(/\.sock$/, '.outcome'), { force: true }); // an earlier instance's of this name
+    let served = false;
+    return {
+      serve: async (record, instance) => {
+        if (served || record.name !== name) throw new Error(`a claim on "${name}" serves it once`);
+        served = true;
+        return ControlServer.#serveClaimed(dir, path, lock, record, instance);
+      },
+      release: () => { if (!served) lock.close(); },
+    };
+  }
+
+  static async #serveClaimed(dir: string, path: string, lock: net.Server, record: InstanceRecord, instance: ControlledInstance): Promise<ControlServer> {
     const server = net.createServer();
     server.on('close', () => lock.close());
     const control = new ControlServer(server, path, record);

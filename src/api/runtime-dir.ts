@@ -1,13 +1,13 @@
 // Where running VMs announce themselves: one directory, readable by its owner only, holding a
 // control socket and a small record per VM. `tsvmm ps` lists it; other commands find a VM by name.
 
-import { createRequire } from 'node:module';
 import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { TsvmmError } from '../errors.js';
 import { pidAlive, processStartedAt } from '../meta/pid-alive.js';
 import { writeWhole } from '../meta/write-whole.js';
+import { fnv1a64Hex } from '../meta/fnv.js';
 
 /** How far a process's start (known to about a second) may seem to follow its record's startedAt. */
 const PID_START_SLACK_MS = 2000;
@@ -183,9 +183,7 @@ export function readOutcome(name: string, dir = runtimeDir()): InstanceOutcome |
  * runs, with a container of the same name do not collide.
  */
 export function runtimeDirKey(dir = runtimeDir()): string {
-  // node:crypto only when asked: `tsvmm ps` never needs it, and it is ~15 modules to load.
-  const { createHash } = createRequire(import.meta.url)('node:crypto') as typeof import('node:crypto');
-  return createHash('sha256').update(path.resolve(dir)).digest('hex').slice(0, 8);
+  return fnv1a64Hex(path.resolve(dir)).slice(0, 8);
 }
 
 /**

@@ -3,11 +3,11 @@
 // flags. Its output and exit status are passed through; while it runs, `tsvmm ps`, `pause`,
 // `resume`, `stop`, `update` and (with --detach) `console` reach it by name, as they reach VMs.
 
-import { randomBytes } from 'node:crypto';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { CommandBody } from './commands.js';
-import { ControlServer } from '../api/control-server.js';
-import { checkName, listInstances, writeRecord } from '../api/runtime-dir.js';
+import { ControlServer, type NameClaim } from '../api/control-server.js';
+import { checkName, listInstances } from '../api/runtime-dir.js';
+import { randomName } from '../meta/random-name.js';
 import type { Container, ContainerOutcome } from '../container/container.js';
 import { ContainerError } from '../container/errors.js';
 import type { ContainerConfig } from '../container/config.js';
@@ -131,10 +131,12 @@ async function runContainer(args: ContainerRunArgs): Promise<number> {
     return reportError(error);
   }
   const record = containerRecord(container);
-  // Registered before it starts, so that a name already taken is refused up front.
-  let control: ControlServer;
+  // The name is taken before it starts, so that one already taken is refused up front; its
+  // control socket and record are made while the helper sets the container up (they take a few
+  // ms; the helper, cloning into namespaces and joining cgroups, as long or longer).
+  let claim: NameClaim;
   try {
-    control = await ControlServer.listen(record, containerInstance(container, record));
+    claim = await ControlServer.claim(container.name);
   } catch (error) {
     return reportError(error);
   }
@@ -149,18 +151,25 @@ async function runContainer(args: ContainerRunArgs): Promise<number> {
   let unrelay = () => {};
   try {
     container.start();
-    // Should we be killed (SIGKILL), the next tsvmm command that lists instances removes these.
-    record.leftovers = container.leftovers;
-    writeRecord(record);
-    if (container.config.terminal && !detached) unrelay = relayTerminal(container, onSignal);
-    // In the background, the start that waits returns once the network is up and the command
-    // runs; a container that ends before that reports why (below), and that is what it reads.
-    void container.ready().then(signalReady, () => {});
   } catch (error) {
     for (const signal of stopSignals) process.off(signal, onSignal);
-    await control.close();
+    claim.release();
     return reportError(error);
   }
+  // Should we be killed (SIGKILL), the next tsvmm command that lists instances removes these.
+  record.leftovers = container.leftovers;
+  let control: ControlServer;
+  try {
+    control = await claim.serve(record, containerInstance(container, record));
+  } catch (error) {
+    await container.stop(0);
+    for (const signal of stopSignals) process.off(signal, onSignal);
+    return reportError(error);
+  }
+  if (container.config.terminal && !detached) unrelay = relayTerminal(container, onSignal);
+  // In the background, the start that waits returns once the network is up and the command
+  // runs; a container that ends before that reports why (below), and that is what it reads.
+  void container.ready().then(signalReady, () => {});
   const outcome = await container.wait();
   unrelay();
   await control.close(describeContainerOutcome(outcome));
@@ -224,7 +233,7 @@ async function runDetached(args: ContainerRunArgs): Promise<number> {
   let logFile: string;
   try {
     await toConfig(args, true); // the flags' own errors, before anything starts
-    name = checkName(args.name ?? `ctr-${randomBytes(3).toString('hex')}`);
+    name = checkName(args.name ?? randomName('ctr'));
     if (listInstances().some((r) => r.name === name)) throw new ContainerError('BAD_CONFIG', `an instance named "${name}" is already running`);
     logFile = backgroundLog(name);
   } catch (error) {

@@ -16,6 +16,7 @@ import { backgroundLog, isDetached, reportBackgroundFailure, signalReady, startI
 import { ControlServer } from '../api/control-server.js';
 import { vmInstance, vmRecord } from '../api/vm-instance.js';
 import { checkName, listInstances } from '../api/runtime-dir.js';
+import { randomName } from '../meta/random-name.js';
 import { TsvmmError } from '../errors.js';
 import { numberOption } from './number-option.js';
 
@@ -236,7 +237,7 @@ export async function runDetached(requestedName: string | undefined, quiet: bool
   let name: string;
   let logFile: string;
   try {
-    name = checkName(requestedName ?? `vm-${Buffer.from(crypto.getRandomValues(new Uint8Array(3))).toString('hex')}`);
+    name = checkName(requestedName ?? randomName('vm'));
     if (listInstances().some((r) => r.name === name)) throw new TsvmmError('NAME_IN_USE', `an instance named "${name}" is already running`);
     logFile = backgroundLog(name);
   } catch (error) {

@@ -9,11 +9,11 @@
 // concurrent tsvmm processes never hand out the same one); a lease whose owner died is taken back.
 
 import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { pidAlive } from '../meta/pid-alive.js';
 import { ContainerError } from './errors.js';
+import { fnv1a64Hex } from '../meta/fnv.js';
 
 export const BRIDGE = 'tsvmm0';
 export const GATEWAY = '10.88.0.1';
@@ -40,7 +40,12 @@ function ip(args: string[], batch?: string): Promise<string> {
       reject(new ContainerError('NETWORK', missing ? 'the network needs iproute2 (`ip`), which is not installed'
         : `ip ${args.join(' ')}${batch ? ` (${batch.trim().split('\n').join('; ')})` : ''}: ${stderr.trim().split('\n').pop() || error.message}`));
     });
-    if (batch !== undefined) child.stdin?.end(batch);
+    if (batch !== undefined) {
+      // An `ip` that fails before reading its batch closes the pipe: its exit status and stderr
+      // (above) say what went wrong, not the EPIPE of our write, which would end this process.
+      child.stdin?.on('error', () => {});
+      child.stdin?.end(batch);
+    }
   });
 }
 
@@ -54,7 +59,7 @@ const IFNAME_MAX = 15;
  */
 export function hostInterfaceName(name: string, id: string): string {
   const prefix = `tv-${name.slice(0, 6)}-`;
-  return prefix + createHash('sha256').update(id).digest('hex').slice(0, IFNAME_MAX - prefix.length);
+  return prefix + fnv1a64Hex(id).slice(0, IFNAME_MAX - prefix.length);
 }
 
 async function ensureBridge(): Promise<void> {

@@ -9,6 +9,8 @@
 // length + bytes (no NUL inside); list = u32 count + items; opt = 1 byte present + item; struct =
 // its fields in order. A frame = "TSVW", u32 layout hash, u32 kind, u32 body length, body.
 
+import { fnv1a32 } from '../meta/fnv.js';
+
 export type Layout =
   | { readonly kind: 'int' }
   | { readonly kind: 'bool' }
@@ -46,10 +48,15 @@ export type Value<L> = L extends { kind: 'int' } ? number
 export const FRAME_MAGIC = 'TSVW';
 export const FRAME_HEADER = 16;
 
-/** FNV-1a of the layouts' description: both sides refuse a frame of another build. */
+const layoutHashes = new WeakMap<readonly StructLayout[], number>();
+
+/**
+ * FNV-1a of the layouts' description: both sides refuse a frame of another build. Worked out once
+ * per set of layouts (the description is a few kilobytes of JSON; every frame carries the hash).
+ */
 export function layoutHash(messages: readonly StructLayout[]): number {
-  let h = 0x811c9dc5;
-  for (const byte of Buffer.from(JSON.stringify(messages))) h = Math.imul(h ^ byte, 0x01000193) >>> 0;
+  let h = layoutHashes.get(messages);
+  if (h === undefined) layoutHashes.set(messages, h = fnv1a32(Buffer.from(JSON.stringify(messages))));
   return h;
 }
 
