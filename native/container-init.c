@@ -1262,8 +1262,13 @@ static int runc_frozen(const runtime_state *state) {
   return frozen;
 }
 
+// The runtime's root directory (--root), as runc_fast found it.
+static const char *runc_root = "/run/tsvmm-runc";
 // This process is the helper runc_prefork forked.
 static int runc_forked;
+// In the front end: the forked helper's socket and pid (-1: none).
+static int runc_helper_fd = -1;
+static pid_t runc_helper_pid = -1;
 
 // `create` goes to Node, which reads the spec and builds the plan; the helper that carries the
 // plan out is forked here meanwhile, instead of spawned by Node once the plan is made (a fork
@@ -1299,12 +1304,15 @@ static int runc_prefork(void) {
     // Without the socket Node cannot reach it: end it (it reads end-of-file) and let Node spawn one.
     close(sv[0]);
     waitpid(pid, NULL, 0);
+    return 0;
   }
+  runc_helper_fd = sv[0];
+  runc_helper_pid = pid;
   return 0;
 }
 
 static int runc_fast(int argc, char **argv) {
-  const char *root = "/run/tsvmm-runc";
+  const char *root = runc_root;
   int i = 0;
   // Global options: those that change nothing here; any other (--debug, a log of a format we
   // would have to write) goes to Node.
@@ -1315,7 +1323,7 @@ static int runc_fast(int argc, char **argv) {
     size_t len = eq ? (size_t)(eq - a) : strlen(a);
     const char *value = eq ? eq + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
     if (!value) return -1;
-    if (len == 4 && !strncmp(a, "root", 4)) root = value;
+    if (len == 4 && !strncmp(a, "root", 4)) root = runc_root = value;
     else if (len == 3 && !strncmp(a, "log", 3)) log = value;
     else if (len == 10 && !strncmp(a, "log-format", 10)) { /* only errors are logged, and Node writes those */ }
     else if (len == 14 && !strncmp(a, "systemd-cgroup", 14) && !eq) continue;
@@ -1443,12 +1451,197 @@ static int runc_fast(int argc, char **argv) {
   return -1;
 }
 
+// ------------------------------------------------------------------------------------------
+// Warm create. Node's start alone costs more than runc's whole `create`, so the Node half of
+// `create` stays loaded between calls: a server per runtime root (src/runtime/warm-server.ts)
+// listening on <root>/create.sock. The front end sends it the request (argv, cwd, environment
+// and, by SCM_RIGHTS, our fds 0-2 and the forked helper's socket) and exits with the status it
+// answers; the helper stays our child, as on the cold path. Whatever goes wrong before the
+// server has taken the request sends the create down the cold path (Node, as before), which
+// then starts a server for the next one. TSVMM_RUNC_WARM=0 turns all this off.
+//
+// The exchange (lengths and numbers in host order; one machine):
+//   front end → server  u32 length, then NUL-ended strings: WARM_MAGIC, build id, cwd, helper
+//                       pid, argc, argv..., envc, env...; fds 0, 1, 2 and the helper's socket
+//   server → front end  i32 WARM_ACCEPTED, or WARM_COLD (declined), or WARM_START (declined,
+//                       and the server is leaving: start another)
+//   front end → server  'G' (taken within the time we wait: the server may go on)
+//   server → front end  i32 the exit status, or WARM_COLD (nothing done: run it cold)
+
+#define WARM_MAGIC "tsvmm-runc-warm/1"
+enum { WARM_COLD = -1, WARM_START = -2, WARM_ACCEPTED = -3 };
+// How long the front end waits for the server to take a request before it runs the create cold.
+#define WARM_ACCEPT_TIMEOUT_S 3
+
+static int runc_warm_on(void) {
+  const char *value = getenv("TSVMM_RUNC_WARM");
+  return !value || strcmp(value, "0") != 0;
+}
+
+// What ties a server to this install: the Node bundle and this binary (path, inode, size, mtime).
+// A server started by another build declines, and leaves.
+static int runc_build_id(const char *package, char *out, size_t size) {
+  char entry[PATH_MAX];
+  snprintf(entry, sizeof entry, "%s/dist/bundle/runc.cjs", package);
+  struct stat a, b;
+  if (stat(entry, &a) < 0 || stat("/proc/self/exe", &b) < 0) return -1;
+  snprintf(out, size, "%llu.%llu.%lld.%lld.%ld:%llu.%llu.%lld.%lld.%ld", (unsigned long long)a.st_dev, (unsigned long long)a.st_ino,
+           (long long)a.st_size, (long long)a.st_mtim.tv_sec, a.st_mtim.tv_nsec, (unsigned long long)b.st_dev, (unsigned long long)b.st_ino,
+           (long long)b.st_size, (long long)b.st_mtim.tv_sec, b.st_mtim.tv_nsec);
+  return 0;
+}
+
+struct warm_buffer { char *data; size_t length, capacity; };
+
+static int warm_put(struct warm_buffer *b, const char *text) {
+  size_t n = strlen(text) + 1;
+  if (b->length + n > b->capacity) {
+    size_t capacity = (b->length + n) * 2;
+    char *data = realloc(b->data, capacity);
+    if (!data) return -1;
+    b->data = data;
+    b->capacity = capacity;
+  }
+  memcpy(b->data + b->length, text, n);
+  b->length += n;
+  return 0;
+}
+
+static int warm_read_int(int fd, int32_t *value) {
+  ssize_t n;
+  do n = recv(fd, value, sizeof *value, MSG_WAITALL); while (n < 0 && errno == EINTR);
+  return n == (ssize_t)sizeof *value ? 0 : -1;
+}
+
+// The create through the server: its exit status, or WARM_COLD / WARM_START when it goes to Node.
+static int runc_warm_create(const char *build, int argc, char **argv) {
+  struct stat st;
+  // The root as the state checks want it: ours (or root's), writable by nobody else.
+  if (stat(runc_root, &st) < 0) return errno == ENOENT ? WARM_START : WARM_COLD;
+  if (!S_ISDIR(st.st_mode) || !owned_by_us(&st)) return WARM_COLD;
+  struct sockaddr_un address = { .sun_family = AF_UNIX };
+  if ((size_t)snprintf(address.sun_path, sizeof address.sun_path, "%s/create.sock", runc_root) >= sizeof address.sun_path) return WARM_COLD;
+  if (lstat(address.sun_path, &st) < 0) return WARM_START;
+  if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) return WARM_COLD;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return WARM_COLD;
+  if (connect(fd, (struct sockaddr *)&address, sizeof address) < 0) {
+    // A socket file nobody listens on: a server that died (or is leaving).
+    int result = errno == ECONNREFUSED || errno == ENOENT ? WARM_START : WARM_COLD;
+    close(fd);
+    return result;
+  }
+  struct ucred cred;
+  socklen_t cred_size = sizeof cred;
+  struct timeval timeout = { .tv_sec = WARM_ACCEPT_TIMEOUT_S };
+  int result = WARM_COLD;
+  struct warm_buffer body = {0};
+  char cwd[PATH_MAX], number[32];
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_size) < 0 || cred.uid != geteuid() || !getcwd(cwd, sizeof cwd)) goto out;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) < 0) goto out;
+  snprintf(number, sizeof number, "%d", (int)runc_helper_pid);
+  int failed = warm_put(&body, WARM_MAGIC) | warm_put(&body, build) | warm_put(&body, cwd) | warm_put(&body, number);
+  snprintf(number, sizeof number, "%d", argc);
+  failed |= warm_put(&body, number);
+  for (int i = 0; i < argc; i++) failed |= warm_put(&body, argv[i]);
+  extern char **environ;
+  int envc = 0;
+  for (char **e = environ; *e; e++) envc += strncmp(*e, "TSVMM_RUNC_HELPER=", 18) != 0;
+  snprintf(number, sizeof number, "%d", envc);
+  failed |= warm_put(&body, number);
+  for (char **e = environ; *e; e++) if (strncmp(*e, "TSVMM_RUNC_HELPER=", 18)) failed |= warm_put(&body, *e);
+  if (failed || body.length > UINT32_MAX) goto out;
+  uint32_t length = (uint32_t)body.length;
+  int fds[4] = { STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, runc_helper_fd };
+  char control[CMSG_SPACE(sizeof fds)];
+  memset(control, 0, sizeof control);
+  struct iovec iov[2] = { { &length, sizeof length }, { body.data, body.length } };
+  struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2, .msg_control = control, .msg_controllen = sizeof control };
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof fds);
+  memcpy(CMSG_DATA(c), fds, sizeof fds);
+  ssize_t sent;
+  do sent = sendmsg(fd, &msg, MSG_NOSIGNAL); while (sent < 0 && errno == EINTR);
+  if (sent != (ssize_t)(sizeof length + body.length)) goto out;
+  int32_t answer;
+  if (warm_read_int(fd, &answer) < 0) {
+    // Closed without an answer: a server that is not working; one more may start (its lock keeps it one).
+    result = errno == EAGAIN || errno == EWOULDBLOCK ? WARM_COLD : WARM_START;
+    goto out;
+  }
+  if (answer != WARM_ACCEPTED) {
+    result = answer == WARM_START ? WARM_START : WARM_COLD;
+    goto out;
+  }
+  // Taken: from here the create is the server's (it waits for this byte, so a request we gave up
+  // on above is never carried out beside the cold one).
+  timeout.tv_sec = 0;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) < 0 || send(fd, "G", 1, MSG_NOSIGNAL) != 1) goto out;
+  if (warm_read_int(fd, &answer) < 0) {
+    fprintf(stderr, "tsvmm-runc: the create server (%s/create.sock) ended during the create\n", runc_root);
+    result = 1;
+    goto out;
+  }
+  result = answer >= 0 && answer < 256 ? answer : answer == WARM_COLD ? WARM_COLD : 1;
+out:
+  free(body.data);
+  close(fd);
+  return result;
+}
+
+// Starts a create server for this root, for the creates after this one: a process of its own
+// session, in /, holding none of our fds (an engine reads our stdout and stderr to their end, so
+// nothing may keep them open), that waits for this process (which becomes the cold create) to
+// end so as not to slow it, then runs Node as the server. Its lock (src/runtime/warm-server.ts)
+// leaves one server per root.
+static void runc_warm_start(const char *package, const char *build) {
+  char root[2 * PATH_MAX + 2], entry[PATH_MAX];
+  if (runc_root[0] == '/') snprintf(root, sizeof root, "%s", runc_root);
+  else {
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) return;
+    if ((size_t)snprintf(root, sizeof root, "%s/%s", cwd, runc_root) >= sizeof root) return;
+  }
+  snprintf(entry, sizeof entry, "%s/dist/bundle/runc.cjs", package);
+  int self = (int)syscall(SYS_pidfd_open, getpid(), 0);
+  if (self < 0) return;
+  pid_t pid = fork();
+  if (pid != 0) {
+    close(self);
+    return;
+  }
+  setsid();
+  if (self != 3 && (dup2(self, 3) < 0)) _exit(1);
+  if (syscall(SYS_close_range, 4, ~0U, 0) < 0) for (int fd = 4; fd < 1024; fd++) close(fd);
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0) _exit(1);
+  close(null);
+  if (chdir("/") < 0) _exit(1);
+  struct pollfd p = { .fd = 3, .events = POLLIN };
+  while (poll(&p, 1, 60000) < 0 && errno == EINTR) {}
+  close(3);
+  unsetenv("TSVMM_RUNC_HELPER");
+  execlp("node", "node", entry, "--warm-server", root, build, (char *)NULL);
+  _exit(127);
+}
+
 int main(int argc, char **argv) {
   if (argc >= 3 && !strcmp(argv[1], "--runc")) {
     if (runc_fast(argc - 3, argv + 3) == 0) return 0;
-    if (!runc_verb || strcmp(runc_verb, "create") || !runc_prefork()) runc_node(argv[2], argc - 3, argv + 3);
-    // The helper forked for Node's create: on as the helper, below.
+    if (!runc_verb || strcmp(runc_verb, "create")) runc_node(argv[2], argc - 3, argv + 3);
+    if (runc_prefork()) goto helper;
+    char build[256];
+    if (runc_helper_fd >= 0 && runc_warm_on() && runc_build_id(argv[2], build, sizeof build) == 0) {
+      int result = runc_warm_create(build, argc - 3, argv + 3);
+      if (result >= 0) return result;
+      if (result == WARM_START) runc_warm_start(argv[2], build);
+    }
+    runc_node(argv[2], argc - 3, argv + 3);
   }
+  // The helper forked for Node's create (or the server's): on as the helper, below.
+helper:
   if (fcntl(CHANNEL_FD, F_SETFD, FD_CLOEXEC) < 0) {
     fprintf(stderr, "container-init: run by tsvmm only (fd 3 must be its channel)\n");
     return 125;

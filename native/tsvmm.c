@@ -17,6 +17,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <linux/kvm.h>
 #include <stddef.h>
 
@@ -344,6 +345,66 @@ static napi_value js_ofd_lock(napi_env env, napi_callback_info info) {
   return make_int(env, test ? fl.l_type : 0);
 }
 
+// recvFds(fd, buffer, fds): recvmsg(MSG_DONTWAIT | MSG_CMSG_CLOEXEC) into `buffer`, the fds
+// that came with it (SCM_RIGHTS) into `fds` (the rest of it -1): bytes read | -errno. More fds
+// than `fds` holds: those are closed, and -EMSGSIZE.
+static napi_value js_recv_fds(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int32_t fd;
+  void *data, *fds_data;
+  size_t len, fds_len;
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  if (!get_bytes(env, argv[1], &data, &len) || !get_bytes(env, argv[2], &fds_data, &fds_len)) return NULL;
+  int *fds = fds_data;
+  size_t max = fds_len / sizeof(int);
+  for (size_t i = 0; i < max; i++) fds[i] = -1;
+  char control[CMSG_SPACE(sizeof(int) * 64)];
+  struct iovec iov = { .iov_base = data, .iov_len = len };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control, .msg_controllen = sizeof control };
+  ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  if (n < 0) return make_int(env, -errno);
+  int overflow = (msg.msg_flags & MSG_CTRUNC) != 0;
+  size_t got = 0;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    int *in = (int *)CMSG_DATA(c);
+    for (size_t i = 0; i < count; i++) {
+      if (got < max) fds[got++] = in[i];
+      else { close(in[i]); overflow = 1; }
+    }
+  }
+  if (overflow) {
+    for (size_t i = 0; i < got; i++) { close(fds[i]); fds[i] = -1; }
+    return make_int(env, -EMSGSIZE);
+  }
+  return make_int(env, n);
+}
+
+// peerCredentials(fd, out: Int32Array(3)): getsockopt(SO_PEERCRED): out = [pid, uid, gid]; 0 | -errno.
+static napi_value js_peer_credentials(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int32_t fd;
+  void *data;
+  size_t len;
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  if (!get_bytes(env, argv[1], &data, &len)) return NULL;
+  if (len < 3 * sizeof(int32_t)) {
+    napi_throw_range_error(env, NULL, "peerCredentials needs room for 3 numbers");
+    return NULL;
+  }
+  struct ucred cred;
+  socklen_t size = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &size) < 0) return make_int(env, -errno);
+  int32_t *out = data;
+  out[0] = cred.pid;
+  out[1] = (int32_t)cred.uid;
+  out[2] = (int32_t)cred.gid;
+  return make_int(env, 0);
+}
+
 static void empty_handler(int sig) { (void)sig; }
 
 // installEmptySignalHandler(signal): 0 | -errno. A handler that does nothing, installed without
@@ -575,6 +636,8 @@ NAPI_MODULE_INIT() {
       {"threadKill", js_thread_kill},
       {"installEmptySignalHandler", js_install_empty_signal_handler},
       {"ofdLock", js_ofd_lock},
+      {"recvFds", js_recv_fds},
+      {"peerCredentials", js_peer_credentials},
       {"loopWatchArm", js_loop_watch_arm},
       {"loopWatchKicked", js_loop_watch_kicked},
       {"loopWatchDisarm", js_loop_watch_disarm},

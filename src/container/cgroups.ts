@@ -49,10 +49,11 @@ export interface CgroupSources {
   forced?: string;
 }
 
-function hostSources(): CgroupSources {
+/** This host's, as process `pid` (default: this one) sees it, with `forced` as TSVMM_CGROUP. */
+export function hostCgroupSources(pid: number | 'self' = 'self', forced = process.env.TSVMM_CGROUP): CgroupSources {
   return {
-    mountinfo: readFileSync('/proc/self/mountinfo', 'utf8'),
-    selfCgroup: readFileSync('/proc/self/cgroup', 'utf8'),
+    mountinfo: readFileSync(`/proc/${pid}/mountinfo`, 'utf8'),
+    selfCgroup: readFileSync(`/proc/${pid}/cgroup`, 'utf8'),
     v2Controllers: (mountPoint) => {
       try {
         return readFileSync(path.join(mountPoint, 'cgroup.controllers'), 'utf8').trim().split(/\s+/).filter(Boolean);
@@ -60,7 +61,7 @@ function hostSources(): CgroupSources {
         return [];
       }
     },
-    forced: process.env.TSVMM_CGROUP,
+    forced,
   };
 }
 
@@ -70,7 +71,7 @@ function unescape(field: string): string {
 }
 
 /** Finds the cgroup hierarchies this process can use; throws the one clear line if there is none. */
-export function detectCgroups(sources: CgroupSources = hostSources()): CgroupLayout {
+export function detectCgroups(sources: CgroupSources = hostCgroupSources()): CgroupLayout {
   const v1 = new Map<string, V1Hierarchy>();
   let v2Mount: string | undefined;
   const own = new Map<string, string>(); // "cpu,cpuacct" or "" (v2) → our path in that hierarchy

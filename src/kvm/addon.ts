@@ -27,6 +27,10 @@ export interface NativeAddon {
   installEmptySignalHandler(signal: number): number;
   /** fcntl(F_OFD_SETLK), or F_OFD_GETLK with `test` (then: the conflicting lock's type, F_UNLCK if none). */
   ofdLock(fd: number, test: boolean, type: number, start: number, length: number): number;
+  /** recvmsg(MSG_DONTWAIT | MSG_CMSG_CLOEXEC): bytes into `buffer`, SCM_RIGHTS fds into `fds` (the rest -1); more fds than it holds: -EMSGSIZE. */
+  recvFds(fd: number, buffer: Uint8Array, fds: Int32Array): number;
+  /** getsockopt(SO_PEERCRED): out = [pid, uid, gid]. */
+  peerCredentials(fd: number, out: Int32Array): number;
   /**
    * Arms the event-loop watch for the calling (main) thread before a slice of KVM_RUNs: a native
    * thread kicks it (immediate_exit in that kvm_run, then `signal`) once the event loop has work,

@@ -8,7 +8,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { isTsvmmError } from '../errors.js';
 import { packageVersion } from '../meta/package.js';
-import { RuntimeError } from './errors.js';
+import { ColdNeeded, RuntimeError } from './errors.js';
+import type { RuncIo } from './io.js';
 import { Log, type LogFormat } from './log.js';
 import { Runtime } from './runtime.js';
 import { DEFAULT_ROOT, OCI_VERSION } from './state.js';
@@ -121,6 +122,11 @@ function usage(): string {
     '',
     'commands:',
     ...Object.values(COMMANDS).map((c) => `  ${c.usage}`),
+    '',
+    'environment:',
+    '  TSVMM_RUNC_WARM=0          no warm create server: every create starts Node (by default a server per --root',
+    '                             keeps create\'s Node half loaded between creates, listening on ROOT/create.sock)',
+    '  TSVMM_RUNC_WARM_IDLE=SECS  the server leaves after this long without a create (default 30)',
   ].join('\n');
 }
 
@@ -130,29 +136,38 @@ function needId(rest: string[], command: string): string {
   return id;
 }
 
-/** Runs one command; returns the exit status. */
-export async function main(argv: string[] = process.argv.slice(2)): Promise<number> {
-  let log = new Log(undefined, 'text', false);
+/**
+ * Runs one command with `io` (the cold process's own, or a warm create's: src/runtime/io.ts);
+ * returns the exit status. A warm create that must run cold throws ColdNeeded.
+ */
+export async function main(argv: string[], io: RuncIo): Promise<number> {
+  let log = new Log(undefined, 'text', false, io.stderr);
+  const from = (file: string) => path.resolve(io.cwd, file);
   try {
     const global = parseFlags(argv, GLOBAL);
     const format = (global.values['log-format'] ?? 'text') as LogFormat;
     if (format !== 'text' && format !== 'json') throw new RuntimeError(`invalid log-format: ${format} (text or json)`);
-    log = new Log(global.values.log, format, global.flags.has('debug'));
+    const [command, ...args] = global.rest;
+    // The warm server takes create, the one verb whose Node start it saves (the front end sends no other).
+    if (io.warm && (command !== 'create' || global.flags.has('version') || global.flags.has('help'))) throw new ColdNeeded(`${command} is not served warm`);
+    log = new Log(global.values.log === undefined ? undefined : from(global.values.log), format, global.flags.has('debug'), io.stderr);
     if (global.flags.has('version')) {
-      process.stdout.write(`tsvmm-runc version ${packageVersion()}\nspec: ${OCI_VERSION}\n`);
+      io.stdout(`tsvmm-runc version ${packageVersion()}\nspec: ${OCI_VERSION}\n`);
       return 0;
     }
-    const [command, ...args] = global.rest;
     if (global.flags.has('help') || !command || command === 'help') {
-      process.stdout.write(`${usage()}\n`);
+      io.stdout(`${usage()}\n`);
       return command || global.flags.has('help') ? 0 : 1;
     }
     const table = COMMANDS[command];
     if (!table) throw new RuntimeError(`no such command: ${command} (see tsvmm-runc --help)`);
     log.debug(`${command} ${args.join(' ')}`);
     const opts = parseFlags(args, table);
-    const runtime = new Runtime({ root: global.values.root ?? DEFAULT_ROOT, log, systemdCgroup: global.flags.has('systemd-cgroup') });
-    const out = (text: string) => { if (text) process.stdout.write(`${text}\n`); };
+    const runtime = new Runtime({
+      root: from(global.values.root ?? DEFAULT_ROOT), log, systemdCgroup: global.flags.has('systemd-cgroup'),
+      caller: { pid: io.pid, env: io.env }, helper: { forked: io.helper, spawn: !io.warm },
+    });
+    const out = (text: string) => { if (text) io.stdout(`${text}\n`); };
     const preserve = opts.values['preserve-fds'] ?? '0';
     if (!/^\d{1,4}$/.test(preserve)) throw new RuntimeError(`invalid value "${preserve}" for flag -preserve-fds`);
     const preserveFds = Number(preserve);
@@ -162,7 +177,10 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       case 'create':
       case 'run': {
         const id = needId(opts.rest, command);
-        const create = { bundle: opts.values.bundle ?? '.', pidFile: opts.values['pid-file'], consoleSocket: opts.values['console-socket'], preserveFds };
+        const optional = (file: string | undefined) => (file === undefined ? undefined : from(file));
+        // The console socket stays as given: the helper connects to it from the caller's directory
+        // (and made absolute it could pass sun_path's 108 bytes).
+        const create = { bundle: from(opts.values.bundle ?? '.'), pidFile: optional(opts.values['pid-file']), consoleSocket: opts.values['console-socket'], preserveFds };
         if (command === 'create') return await runtime.create(id, create, 'create');
         if (opts.flags.has('detach')) {
           await runtime.create(id, create, 'create');
@@ -220,12 +238,12 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       case 'events': {
         const id = needId(opts.rest, command);
         const interval = parseDuration(opts.values.interval ?? '5s');
-        await runtime.events(id, interval, opts.flags.has('stats'), (line) => process.stdout.write(`${line}\n`));
+        await runtime.events(id, interval, opts.flags.has('stats'), (line) => io.stdout(`${line}\n`));
         return 0;
       }
       case 'spec': {
         if (opts.flags.has('rootless')) throw new RuntimeError('spec --rootless is not supported by tsvmm-runc');
-        const file = path.join(opts.values.bundle ?? '.', 'config.json');
+        const file = from(path.join(opts.values.bundle ?? '.', 'config.json'));
         if (existsSync(file)) throw new RuntimeError('File config.json exists. Remove it first');
         writeFileSync(file, `${JSON.stringify(runcSpec(), null, '\t')}\n`);
         return 0;
@@ -233,6 +251,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     }
     throw new RuntimeError(`no such command: ${command}`);
   } catch (error) {
+    if (error instanceof ColdNeeded) throw error;
     if (isTsvmmError(error)) {
       log.error(error.message);
       return 1;

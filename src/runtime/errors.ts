@@ -11,3 +11,15 @@ export class RuntimeError extends TsvmmError {
 }
 
 export const notExist = (id: string) => new RuntimeError(`container "${id}" does not exist`);
+
+/**
+ * Thrown by a warm create (src/runtime/warm-server.ts) that the server cannot carry out as the
+ * cold process would (it needs a helper of its own: hooks, --preserve-fds) before anything is
+ * done: the front end then runs it cold. Not a TsvmmError, so that nothing reports it as a failure.
+ */
+export class ColdNeeded extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'ColdNeeded';
+  }
+}

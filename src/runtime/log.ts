@@ -8,7 +8,9 @@ export type LogFormat = 'text' | 'json';
 export type LogLevel = 'debug' | 'info' | 'warning' | 'error';
 
 export class Log {
-  constructor(readonly file: string | undefined, readonly format: LogFormat, readonly debugging: boolean) {}
+  /** `stderr`: the caller's (the warm server writes to the fd its request brought). */
+  constructor(readonly file: string | undefined, readonly format: LogFormat, readonly debugging: boolean,
+    readonly stderr: (text: string) => void = (text) => { process.stderr.write(text); }) {}
 
   #write(level: LogLevel, msg: string): void {
     const time = new Date().toISOString();
@@ -17,7 +19,7 @@ export class Log {
       : `time="${time}" level=${level} msg=${JSON.stringify(msg)}`;
     if (!this.file) {
       // No log file: debug and warnings go to stderr, as logrus sends them there.
-      process.stderr.write(`${line}\n`);
+      this.stderr(`${line}\n`);
       return;
     }
     try {
@@ -36,10 +38,10 @@ export class Log {
   /** Without --log, the error is the one line on stderr (JSON with --log-format json). */
   error(msg: string): void {
     if (!this.file && this.format === 'text') {
-      process.stderr.write(`${msg}\n`);
+      this.stderr(`${msg}\n`);
       return;
     }
     this.#write('error', msg);
-    if (this.file) process.stderr.write(`${msg}\n`);
+    if (this.file) this.stderr(`${msg}\n`);
   }
 }

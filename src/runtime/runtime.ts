@@ -6,7 +6,7 @@
 import { closeSync, constants, existsSync, openSync, readFileSync, readSync, unlinkSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
-import { createCgroup, detectCgroups, openCgroup, type CgroupLayout, type CgroupRequest, type ContainerCgroup } from '../container/cgroups.js';
+import { createCgroup, detectCgroups, hostCgroupSources, openCgroup, type CgroupLayout, type CgroupRequest, type ContainerCgroup } from '../container/cgroups.js';
 import { cgroupMemory } from '../api/host-memory.js';
 import { isTsvmmError } from '../errors.js';
 import { writeWhole } from '../meta/write-whole.js';
@@ -14,8 +14,8 @@ import { loadBundle, processFromJson, resourcesFromJson } from '../container/oci
 import { buildExecPlan, buildPlan, specTerminal, type MountStep, type RuntimePlan } from '../container/plan.js';
 import type { TerminalSize } from '../api/protocol.js';
 import type { ContainerSpec, Hook, ResourceLimits } from '../container/spec.js';
-import { RuntimeError } from './errors.js';
-import { startHelper, type Helper, type HelperMessage } from './helper.js';
+import { ColdNeeded, RuntimeError } from './errors.js';
+import { forkedHelperFits, startHelper, type Helper, type HelperMessage, type HelperSource } from './helper.js';
 import { runHooksOrFail, runHooksWarn } from './hooks.js';
 import { checkTransition, type Status } from './lifecycle.js';
 import type { Log } from './log.js';
@@ -30,6 +30,13 @@ export interface RuntimeOptions {
   systemdCgroup: boolean;
   /** The host's cgroup hierarchies, if the caller has found them already. */
   cgroups?: CgroupLayout;
+  /**
+   * The process tsvmm-runc runs for (default: this one) and its environment: relative cgroup
+   * paths start from its cgroup, TSVMM_CGROUP is read from its environment.
+   */
+  caller?: { pid: number; env: Record<string, string | undefined> };
+  /** The helper bin/tsvmm-runc's front end forked, and whether one may be spawned instead (src/runtime/helper.ts). */
+  helper?: HelperSource;
 }
 
 export interface CreateOptions {
@@ -171,7 +178,8 @@ export class Runtime {
 
   /** The host's cgroup hierarchies, found once per runtime: they do not move under us. */
   cgroupLayout(): CgroupLayout {
-    return this.#layout ??= fromContainerError(() => detectCgroups());
+    const caller = this.options.caller;
+    return this.#layout ??= fromContainerError(() => detectCgroups(caller ? hostCgroupSources(caller.pid, caller.env.TSVMM_CGROUP) : undefined));
   }
 
   cgroup(record: ContainerRecord): ContainerCgroup {
@@ -214,7 +222,8 @@ export class Runtime {
       record.cgroupDirs = [...new Set(Object.values(cgroup.paths))];
       const inContainerHooks = (spec.hooks?.createContainer.length ?? 0) > 0;
       const plan = buildPlan(spec, {
-        supervisor: process.pid, cgroups: cgroup.plan, rootfs: request.rootfs, prepare: request.prepare,
+        // The helper's parent: the front end, for the helper it forked.
+        supervisor: this.options.helper?.forked?.parent ?? process.pid, cgroups: cgroup.plan, rootfs: request.rootfs, prepare: request.prepare,
         waitForHost: request.beforeStart !== undefined || inContainerHooks, terminal: request.terminal,
         runtime: request.runtime, preserveFds: request.preserveFds,
       });
@@ -242,10 +251,11 @@ export class Runtime {
         } else if (message.exit) {
           end.exit = message.exit;
         }
-      }, { stdio: request.stdio, preserveFds: request.preserveFds });
-      const ended = helper.closed.then(({ code, signal, error }) => {
+      }, { stdio: request.stdio, preserveFds: request.preserveFds, ...this.options.helper });
+      const ended = helper.closed.then(({ code, signal, error, thrown }) => {
         end.code = code;
         end.signal = signal;
+        if (thrown !== undefined) end.hostError ??= thrown;
         if (error) end.failure ??= { step: 'helper', message: `cannot run the container helper: ${error.message}`, errno: 0 };
         return end;
       });
@@ -307,6 +317,11 @@ export class Runtime {
     // createContainer hooks are the init's, in the container's namespaces (LaunchRequest).
     const early = ['prestart', 'createRuntime'] as const;
     const hooked = early.some((kind) => (spec.hooks?.[kind].length ?? 0) > 0);
+    const waitForHost = hooked || (spec.hooks?.createContainer.length ?? 0) > 0;
+    // Decided before anything is done, so that the cold create that follows finds nothing of this one.
+    if (this.options.helper?.spawn === false && !forkedHelperFits({ waitForHost }, { preserveFds: options.preserveFds })) {
+      throw new ColdNeeded('hooks or --preserve-fds need a helper spawned by the runtime');
+    }
     const { record, cgroup, helper, ended } = fromContainerError(() => this.launch({
       id, spec, bundle, rootfs: spec.root.path, prepare: [], terminal: specTerminal(spec), preserveFds: options.preserveFds,
       cgroup: {

@@ -136,7 +136,7 @@ export class StateStore {
 }
 
 /** A file or directory only this user (or root) can change. */
-function ownedByUs(st: Stats): boolean {
+export function ownedByUs(st: Stats): boolean {
   return (st.uid === process.geteuid!() || st.uid === 0) && (st.mode & 0o022) === 0;
 }
 
