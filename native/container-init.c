@@ -1454,11 +1454,12 @@ static int runc_fast(int argc, char **argv) {
 // ------------------------------------------------------------------------------------------
 // Warm create. Node's start alone costs more than runc's whole `create`, so the Node half of
 // `create` stays loaded between calls: a server per runtime root (src/runtime/warm-server.ts)
-// listening on <root>/create.sock. The front end sends it the request (argv, cwd, environment
-// and, by SCM_RIGHTS, our fds 0-2 and the forked helper's socket) and exits with the status it
-// answers; the helper stays our child, as on the cold path. Whatever goes wrong before the
-// server has taken the request sends the create down the cold path (Node, as before), which
-// then starts a server for the next one. TSVMM_RUNC_WARM=0 turns all this off.
+// listening on <root>/warm:create.sock (a name no container id can take). The front end sends
+// it the request (argv, cwd, environment and, by SCM_RIGHTS, our fds 0-2 and the forked
+// helper's socket) and exits with the status it answers; the helper stays our child, as on the
+// cold path. Whatever goes wrong before the server has taken the request sends the create down
+// the cold path (Node, as before), which then starts a server for the next one.
+// TSVMM_RUNC_WARM=0 turns all this off.
 //
 // The exchange (lengths and numbers in host order; one machine):
 //   front end → server  u32 length, then NUL-ended strings: WARM_MAGIC, build id, cwd, helper
@@ -1520,7 +1521,7 @@ static int runc_warm_create(const char *build, int argc, char **argv) {
   if (stat(runc_root, &st) < 0) return errno == ENOENT ? WARM_START : WARM_COLD;
   if (!S_ISDIR(st.st_mode) || !owned_by_us(&st)) return WARM_COLD;
   struct sockaddr_un address = { .sun_family = AF_UNIX };
-  if ((size_t)snprintf(address.sun_path, sizeof address.sun_path, "%s/create.sock", runc_root) >= sizeof address.sun_path) return WARM_COLD;
+  if ((size_t)snprintf(address.sun_path, sizeof address.sun_path, "%s/warm:create.sock", runc_root) >= sizeof address.sun_path) return WARM_COLD;
   if (lstat(address.sun_path, &st) < 0) return WARM_START;
   if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) return WARM_COLD;
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -1580,7 +1581,7 @@ static int runc_warm_create(const char *build, int argc, char **argv) {
   timeout.tv_sec = 0;
   if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) < 0 || send(fd, "G", 1, MSG_NOSIGNAL) != 1) goto out;
   if (warm_read_int(fd, &answer) < 0) {
-    fprintf(stderr, "tsvmm-runc: the create server (%s/create.sock) ended during the create\n", runc_root);
+    fprintf(stderr, "tsvmm-runc: the create server (%s/warm:create.sock) ended during the create\n", runc_root);
     result = 1;
     goto out;
   }

@@ -125,7 +125,7 @@ function usage(): string {
     '',
     'environment:',
     '  TSVMM_RUNC_WARM=0          no warm create server: every create starts Node (by default a server per --root',
-    '                             keeps create\'s Node half loaded between creates, listening on ROOT/create.sock)',
+    '                             keeps create\'s Node half loaded between creates, listening on ROOT/warm:create.sock)',
     '  TSVMM_RUNC_WARM_IDLE=SECS  the server leaves after this long without a create (default 30)',
   ].join('\n');
 }

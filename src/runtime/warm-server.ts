@@ -1,7 +1,7 @@
 // The warm create server: the Node half of tsvmm-runc's `create`, kept loaded between creates,
 // one per runtime root, so that a create costs the C front end's start and the work itself
 // rather than a Node start (more than runc's whole create). The front end (native/
-// container-init.c, runc_warm_create) connects to <root>/create.sock and sends its argv, cwd,
+// container-init.c, runc_warm_create) connects to <root>/warm:create.sock and sends its argv, cwd,
 // environment and, by SCM_RIGHTS, its fds 0-2 and the socket of the helper it forked; the
 // create runs here with those (src/runtime/io.ts) and the front end exits with the status
 // answered. The helper stays the front end's child, as on the cold path: the server never
@@ -38,8 +38,9 @@ const F_WRLCK = 1;
 /** A client in other namespaces than ours would see other paths, pids and cgroups: it runs cold. */
 const NAMESPACES = ['mnt', 'pid', 'cgroup', 'user'] as const;
 
-export const SOCKET_NAME = 'create.sock';
-const LOCK_NAME = 'create.lock';
+/** In the root beside the containers' directories, under names no container id can take (src/runtime/state.ts, checkId). */
+export const SOCKET_NAME = 'warm:create.sock';
+const LOCK_NAME = 'warm:create.lock';
 
 interface WarmRequest {
   build: string;
