@@ -3,20 +3,24 @@
 // rootfs (scripts/build-busybox-rootfs.sh), through the runc shim (io.containerd.runc.v2) with
 // --runc-binary bin/tsvmm-runc or runc. That is what a container start costs an engine end to
 // end: the shim calls the runtime for create, start, (state,) delete, each a process of its own.
+// tsvmm-runc runs twice: as installed (its create served by the warm create server of the root,
+// src/runtime/warm-server.ts, after the first) and cold (TSVMM_RUNC_WARM=0: every create starts
+// Node), the latter through a one-line sh wrapper that sets the variable (the shim passes no
+// environment of ours), which adds an sh start to each of its verbs.
 //
 //   node bench/runc.mjs [--runs R] [--warmup W] [--json]
 //
-// A private containerd (its own root, state and socket in a temporary directory) serves both.
-// The two run alternately, in a rotating order, so that the drift of a shared, noisy machine hits
-// both alike; the ratio is taken within one invocation. Target (issue 14): at most 1.2x runc.
-// Each round also times `--version` of both, the start-up every one of the shim's calls pays, and
+// A private containerd (its own root, state and socket in a temporary directory) serves all.
+// The three run alternately, in a rotating order, so that the drift of a shared, noisy machine hits
+// all alike; the ratio is taken within one invocation. Target (issue 14): at most 1.2x runc.
+// Each round also times `--version` of each, the start-up every one of the shim's calls pays, and
 // each verb the shim runs (create, state, start, delete) called directly on one bundle (made by
 // `runc spec`, /bin/true in the same rootfs), with `node -e 0` beside them: issue 12's target is
 // every tsvmm-runc verb at most 1.2x `node -e 0`.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fail, parseOptions, ratio, removeEmptyCgroups, ROOT, summarize, table, fmt, fmtRatio } from './lib.mjs';
 
@@ -64,10 +68,14 @@ for (let i = 0; !existsSync(address); i++) {
   await new Promise((resolve) => setTimeout(resolve, 100));
 }
 
+const coldWrapper = path.join(dir, 'tsvmm-runc-cold');
+writeFileSync(coldWrapper, `#!/bin/sh\nTSVMM_RUNC_WARM=0 exec ${path.join(ROOT, 'bin/tsvmm-runc')} "$@"\n`, { mode: 0o755 });
 const contenders = [
   { id: 'runc', name: 'runc', binary: spawnSync('sh', ['-c', 'command -v runc'], { encoding: 'utf8' }).stdout.trim() },
   { id: 'tsvmm', name: 'tsvmm-runc', binary: path.join(ROOT, 'bin/tsvmm-runc') },
+  { id: 'cold', name: 'tsvmm-runc, cold', binary: coldWrapper },
 ];
+const ours = contenders.filter((c) => c.id !== 'runc');
 
 let serial = 0;
 function once(contender) {
@@ -136,7 +144,7 @@ for (let i = 0; i < warmup; i++) for (const c of contenders) once(c);
 const samples = Object.fromEntries(contenders.map((c) => [c.id, []]));
 const versions = Object.fromEntries(contenders.map((c) => [c.id, []]));
 for (let round = 0; round < runs; round++) {
-  const order = round % 2 ? [...contenders].reverse() : contenders;
+  const order = [...contenders.slice(round % contenders.length), ...contenders.slice(0, round % contenders.length)];
   for (const c of order) {
     samples[c.id].push(once(c));
     versions[c.id].push(version(c));
@@ -147,22 +155,27 @@ for (let round = 0; round < runs; round++) {
 }
 const stats = Object.fromEntries(contenders.map((c) => [c.id, summarize(samples[c.id])]));
 const starts = Object.fromEntries(contenders.map((c) => [c.id, summarize(versions[c.id])]));
-const r = ratio(stats.tsvmm, stats.runc);
+const ratios = Object.fromEntries(ours.map((c) => [c.id, ratio(stats[c.id], stats.runc)]));
 const nodeStats = summarize(nodeSamples);
 const verbStats = Object.fromEntries(VERBS.map((v) => [v, Object.fromEntries(contenders.map((c) => [c.id, summarize(verbSamples[c.id][v])]))]));
 if (json) {
   const strip = (all) => Object.fromEntries(Object.entries(all).map(([k, s]) => [k, { ...s, samples: undefined }]));
-  const verbJson = Object.fromEntries(VERBS.map((v) => [v, { ...strip(verbStats[v]), vsRunc: ratio(verbStats[v].tsvmm, verbStats[v].runc), vsNode: ratio(verbStats[v].tsvmm, nodeStats) }]));
-  console.log(JSON.stringify({ runs, ms: strip(stats), versionMs: strip(starts), ratio: r, target: TARGET, nodeMs: { ...nodeStats, samples: undefined }, verbs: verbJson }));
+  const verbJson = Object.fromEntries(VERBS.map((v) => [v, {
+    ...strip(verbStats[v]),
+    vsRunc: ratio(verbStats[v].tsvmm, verbStats[v].runc), vsNode: ratio(verbStats[v].tsvmm, nodeStats), coldVsRunc: ratio(verbStats[v].cold, verbStats[v].runc),
+  }]));
+  console.log(JSON.stringify({ runs, load: loadavg(), ms: strip(stats), versionMs: strip(starts), ratio: ratios.tsvmm, coldRatio: ratios.cold, target: TARGET, nodeMs: { ...nodeStats, samples: undefined }, verbs: verbJson }));
 } else {
   console.log(table(['contender', 'median ms', 'IQR ms', 'min-max ms', '--version median ms'], contenders.map((c) => {
     const s = stats[c.id];
     return [c.name, fmt(s.median, 1), `${fmt(s.q1, 1)}-${fmt(s.q3, 1)}`, `${fmt(s.min, 1)}-${fmt(s.max, 1)}`, fmt(starts[c.id].median, 1)];
   })));
-  console.log(`\ntsvmm-runc / runc: ${fmtRatio(r)} (target at most ${TARGET})\n`);
-  console.log(table(['verb (direct)', 'runc ms', 'tsvmm-runc ms', 'vs runc', 'vs node -e 0'], [
-    ...VERBS.map((v) => [v, fmt(verbStats[v].runc.median, 1), fmt(verbStats[v].tsvmm.median, 1), fmtRatio(ratio(verbStats[v].tsvmm, verbStats[v].runc)), fmtRatio(ratio(verbStats[v].tsvmm, nodeStats))]),
-    ['node -e 0', '', fmt(nodeStats.median, 1), '', ''],
+  console.log(`\ntsvmm-runc / runc: ${fmtRatio(ratios.tsvmm)} (target at most ${TARGET}); cold (TSVMM_RUNC_WARM=0) / runc: ${fmtRatio(ratios.cold)}`);
+  console.log(`load average at the end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
+  console.log(table(['verb (direct)', 'runc ms', 'tsvmm-runc ms', 'vs runc', 'vs node -e 0', 'cold ms', 'cold vs runc'], [
+    ...VERBS.map((v) => [v, fmt(verbStats[v].runc.median, 1), fmt(verbStats[v].tsvmm.median, 1), fmtRatio(ratio(verbStats[v].tsvmm, verbStats[v].runc)),
+      fmtRatio(ratio(verbStats[v].tsvmm, nodeStats)), fmt(verbStats[v].cold.median, 1), fmtRatio(ratio(verbStats[v].cold, verbStats[v].runc))]),
+    ['node -e 0', '', fmt(nodeStats.median, 1), '', '', '', ''],
   ]));
 }
 process.exit(0);
