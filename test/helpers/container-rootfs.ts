@@ -3,7 +3,7 @@
 // Where one is missing they skip and say why.
 
 import { execFileSync } from 'node:child_process';
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants, cpSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 export const BUNDLE = path.resolve('.cache/busybox-bundle');
@@ -36,4 +36,19 @@ export function v1CgroupOf(pid: number, controller: string): string {
 
 export function readCgroupFile(dir: string, file: string): string {
   return readFileSync(path.join(dir, file), 'utf8').trim();
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type RuncConfig = Record<string, any>;
+
+/** A bundle of its own under `dir`: the busybox bundle's config.json, read-only root, changed by `change`. */
+export function runcBundle(dir: string, change: (c: RuncConfig) => void = () => {}): string {
+  const b = path.join(dir, `bundle-${process.pid}-${Math.random().toString(36).slice(2, 7)}`);
+  cpSync(path.join(BUNDLE, 'config.json'), path.join(b, 'config.json'));
+  const config = JSON.parse(readFileSync(path.join(b, 'config.json'), 'utf8')) as RuncConfig;
+  config.root.path = path.join(BUNDLE, 'rootfs');
+  config.root.readonly = true;
+  change(config);
+  writeFileSync(path.join(b, 'config.json'), JSON.stringify(config));
+  return b;
 }

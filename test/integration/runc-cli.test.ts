@@ -8,13 +8,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BUNDLE } from '../helpers/container-rootfs.js';
+import { BUNDLE, runcBundle, type RuncConfig as Config } from '../helpers/container-rootfs.js';
 import { engineMissingReason, RUNC } from '../helpers/engines.js';
 
 const missing = engineMissingReason([]);
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Config = Record<string, any>;
 
 describe.skipIf(missing)('tsvmm-runc', () => {
   let dir: string;
@@ -46,16 +43,7 @@ describe.skipIf(missing)('tsvmm-runc', () => {
     return { code: r.status, stdout: readFileSync(out, 'utf8'), stderr: readFileSync(err, 'utf8') };
   }
 
-  function bundle(change: (c: Config) => void = () => {}): string {
-    const b = path.join(dir, `bundle-${suffix()}`);
-    cpSync(path.join(BUNDLE, 'config.json'), path.join(b, 'config.json'));
-    const config = JSON.parse(readFileSync(path.join(b, 'config.json'), 'utf8')) as Config;
-    config.root.path = path.join(BUNDLE, 'rootfs');
-    config.root.readonly = true;
-    change(config);
-    writeFileSync(path.join(b, 'config.json'), JSON.stringify(config));
-    return b;
-  }
+  const bundle = (change?: (c: Config) => void) => runcBundle(dir, change);
 
   function expectOneLine(r: { code: number | null; stderr: string }, message: string | RegExp): void {
     expect(r.code, r.stderr).toBe(1);

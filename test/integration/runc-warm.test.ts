@@ -4,18 +4,15 @@
 // it), which is how these tests tell warm from cold.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, cpSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BUNDLE } from '../helpers/container-rootfs.js';
+import { runcBundle, type RuncConfig as Config } from '../helpers/container-rootfs.js';
 import { engineMissingReason, RUNC } from '../helpers/engines.js';
 
 const missing = engineMissingReason([]);
 const SOCKET = 'warm:create.sock';
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Config = Record<string, any>;
 
 interface Result { code: number | null; stdout: string; stderr: string }
 
@@ -65,17 +62,11 @@ describe.skipIf(missing)('tsvmm-runc warm create', () => {
     return r.stdout.split('\n').filter(Boolean).map(Number);
   }
 
-  function bundle(change: (c: Config) => void = () => {}): string {
-    const b = path.join(dir, `bundle-${suffix()}`);
-    cpSync(path.join(BUNDLE, 'config.json'), path.join(b, 'config.json'));
-    const config = JSON.parse(readFileSync(path.join(b, 'config.json'), 'utf8')) as Config;
-    config.root.path = path.join(BUNDLE, 'rootfs');
-    config.root.readonly = true;
-    config.process.args = ['sleep', '300'];
-    change(config);
-    writeFileSync(path.join(b, 'config.json'), JSON.stringify(config));
-    return b;
-  }
+  /** A bundle whose process waits (until started and killed) unless `change` says otherwise. */
+  const bundle = (change: (c: Config) => void = () => {}) => runcBundle(dir, (c) => {
+    c.process.args = ['sleep', '300'];
+    change(c);
+  });
 
   /** A cold create (which starts the server), then until the server takes creates. */
   async function warmUp(env: Record<string, string | undefined> = process.env): Promise<void> {
