@@ -3,10 +3,12 @@
 // flags. Its output and exit status are passed through; while it runs, `tsvmm ps`, `pause`,
 // `resume`, `stop`, `update` and (with --detach) `console` reach it by name, as they reach VMs.
 
+import { isatty } from 'node:tty';
 import type { ArgumentsCamelCase, Argv, CommandModule } from 'yargs';
 import type { CommandBody } from './commands.js';
 import { ControlServer, type NameClaim } from '../api/control-server.js';
 import { checkName, listInstances } from '../api/runtime-dir.js';
+import { monotonicMs } from '../meta/clock.js';
 import { randomName } from '../meta/random-name.js';
 import type { Container, ContainerOutcome } from '../container/container.js';
 import { ContainerError } from '../container/errors.js';
@@ -109,7 +111,9 @@ async function toConfig(args: ContainerRunArgs, detached: boolean): Promise<Cont
  */
 async function wantsTerminal(args: ContainerRunArgs, detached: boolean): Promise<boolean> {
   if (args.tty !== undefined) return args.tty;
-  if (!detached && process.stdin.isTTY) return true;
+  // isatty, not process.stdin.isTTY: that getter makes the stdin stream (~2 ms), which only a
+  // terminal's relay uses.
+  if (!detached && isatty(0)) return true;
   return args.bundle !== undefined && (await import('../container/config.js')).bundleAsksForTerminal(args.bundle);
 }
 
@@ -147,7 +151,7 @@ async function runContainer(args: ContainerRunArgs): Promise<number> {
   const onSignal = () => { void container.stop(signals++ === 0 ? undefined : 0); };
   const stopSignals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   for (const signal of stopSignals) process.on(signal, onSignal);
-  const started = performance.now();
+  const started = monotonicMs();
   let unrelay = () => {};
   try {
     container.start();
@@ -174,7 +178,7 @@ async function runContainer(args: ContainerRunArgs): Promise<number> {
   unrelay();
   await control.close(describeContainerOutcome(outcome));
   for (const signal of stopSignals) process.off(signal, onSignal);
-  await report(container, outcome, args, (performance.now() - started) / 1000);
+  await report(container, outcome, args, (monotonicMs() - started) / 1000);
   return exitStatus(outcome);
 }
 
@@ -246,7 +250,7 @@ async function runDetached(args: ContainerRunArgs): Promise<number> {
   if (args.name === undefined) flags.push('--name', name);
   // The background process has no terminal of ours: whether ours is one is decided here (the bundle
   // it reads again).
-  if (args.tty === undefined && process.stdin.isTTY) flags.push('--tty');
+  if (args.tty === undefined && isatty(0)) flags.push('--tty');
   const started = await startInBackground([...flags, ...rest], logFile);
   if (started.kind !== 'ready') return reportBackgroundFailure(name, started, logFile);
   process.stdout.write(`${name}\n`);

@@ -20,6 +20,7 @@
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ContainerError } from './errors.js';
+import { monotonicMs } from '../meta/clock.js';
 import { defaultDeviceRules, type DeviceRule, type ResourceLimits } from './spec.js';
 import type { PlanCgroups } from './plan.js';
 
@@ -259,14 +260,14 @@ async function removeDirs(dirs: string[], killAll: () => Promise<void>): Promise
 
 function removeDirsNow(dirs: string[]): void {
   const nap = new Int32Array(new SharedArrayBuffer(4));
-  const deadline = performance.now() + 200;
+  const deadline = monotonicMs() + 200;
   for (const dir of dirs) {
     while (existsSync(dir)) {
       try {
         rmdirSync(dir);
       } catch {
         // Its last process has been killed but is not gone yet.
-        if (performance.now() > deadline) return;
+        if (monotonicMs() > deadline) return;
         Atomics.wait(nap, 0, 0, 1);
       }
     }

@@ -29,6 +29,7 @@ import path from 'node:path';
 import { isatty } from 'node:tty';
 import { constants as osConstants } from 'node:os';
 import { containerId, containerStateRoot } from '../api/runtime-dir.js';
+import { monotonicMs } from '../meta/clock.js';
 import { Log } from '../runtime/log.js';
 import { Runtime, type Launch, type LaunchEnd } from '../runtime/runtime.js';
 import { checkLimits, detectCgroups, type CgroupLimits } from './cgroups.js';
@@ -228,7 +229,7 @@ export class Container extends EventEmitter<ContainerEvents> {
 
   get uptimeMs(): number {
     if (!this.#startedAt) return 0;
-    return (this.#endedAt || performance.now()) - this.#startedAt;
+    return (this.#endedAt || monotonicMs()) - this.#startedAt;
   }
 
   /** CPU time used by all its processes, µs (from cpuacct.usage or cpu.stat). */
@@ -299,7 +300,7 @@ export class Container extends EventEmitter<ContainerEvents> {
       throw error;
     }
     this.#launch = launch;
-    this.#startedAt = performance.now();
+    this.#startedAt = monotonicMs();
     this.#state = 'running';
     live.add(this.#onProcessExit);
 
@@ -361,7 +362,7 @@ export class Container extends EventEmitter<ContainerEvents> {
   async #finish(end: LaunchEnd): Promise<void> {
     live.delete(this.#onProcessExit);
     this.#unrelay?.();
-    this.#endedAt = performance.now();
+    this.#endedAt = monotonicMs();
     if (this.#stopping?.timer) clearTimeout(this.#stopping.timer);
     const { record, cgroup } = this.#launch!;
     const oomKills = cgroup.oomKills();
@@ -447,7 +448,7 @@ export class Container extends EventEmitter<ContainerEvents> {
       return this.#outcome;
     }
     if (this.#state === 'exited') return this.#exited;
-    const deadline = performance.now() + timeoutMs;
+    const deadline = monotonicMs() + timeoutMs;
     if (this.#stopping) {
       // Stop requests compose: the one that ends soonest wins.
       if (deadline < this.#stopping.deadline) {
@@ -463,7 +464,7 @@ export class Container extends EventEmitter<ContainerEvents> {
     if (this.#pid && timeoutMs > 0) {
       await this.#signal('SIGTERM');
       // A shorter stop may have come while we were thawing.
-      if (!this.#stopping.timer) this.#stopping.timer = setTimeout(this.#kill, Math.max(0, this.#stopping.deadline - performance.now()));
+      if (!this.#stopping.timer) this.#stopping.timer = setTimeout(this.#kill, Math.max(0, this.#stopping.deadline - monotonicMs()));
     } else {
       this.#kill();
     }

@@ -6,6 +6,7 @@ import type { ControlledInstance } from '../api/control-server.js';
 import { cgroupMemory } from '../api/host-memory.js';
 import type { InstanceStatus } from '../api/protocol.js';
 import { containerId, writeRecord, type InstanceRecord } from '../api/runtime-dir.js';
+import { monotonicMs } from '../meta/clock.js';
 import { containerRuntime, recordedStopTimeout, type Container } from './container.js';
 
 /** CPUs and memory as `ps` shows them: the limits, or the host's when there is none. */
@@ -128,10 +129,10 @@ export async function runtimeOperation(name: string, op: 'pause' | 'resume' | 's
       return 'running';
     case 'stop': {
       if (runtime.load(id).status === 'paused') await runtime.resume(id);
-      const deadline = performance.now() + stopTimeoutMs;
+      const deadline = monotonicMs() + stopTimeoutMs;
       await runtime.kill(id, stopTimeoutMs > 0 ? 'SIGTERM' : 'SIGKILL', false);
       while (runtime.store.ids().includes(id) && runtime.load(id).status !== 'stopped') {
-        if (performance.now() >= deadline) {
+        if (monotonicMs() >= deadline) {
           await runtime.kill(id, 'SIGKILL', false).catch(() => { /* it ended just now */ });
           break;
         }
