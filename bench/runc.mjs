@@ -140,7 +140,8 @@ const verbSamples = Object.fromEntries(contenders.map((c) => [c.id, Object.fromE
 const nodeSamples = [];
 
 log(`warming up (${warmup} each), then ${runs} alternating rounds of ctr run --rm /bin/true`);
-for (let i = 0; i < warmup; i++) for (const c of contenders) once(c);
+// The verbs too: their root's first create is cold and starts its warm create server.
+for (let i = 0; i < warmup; i++) for (const c of contenders) { once(c); verbs(c); }
 const samples = Object.fromEntries(contenders.map((c) => [c.id, []]));
 const versions = Object.fromEntries(contenders.map((c) => [c.id, []]));
 for (let round = 0; round < runs; round++) {
