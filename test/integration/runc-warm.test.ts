@@ -4,7 +4,7 @@
 // it), which is how these tests tell warm from cold.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -81,6 +81,8 @@ describe.skipIf(missing)('tsvmm-runc warm create', () => {
     await warmUp();
     const [server] = serverPids(root);
     expect(server).toBeGreaterThan(0);
+    // Its socket is this user's alone (the root is 0711: others may pass through it).
+    expect(statSync(path.join(root, SOCKET)).mode & 0o777).toBe(0o600);
     // Its own session, in /, holding nothing of a caller's but /dev/null.
     expect(readFileSync(`/proc/${server}/stat`, 'utf8').split(') ')[1]!.split(' ')[3]).toBe(String(server));
     expect(spawnSync('readlink', [`/proc/${server}/cwd`], { encoding: 'utf8' }).stdout.trim()).toBe('/');
