@@ -1521,7 +1521,9 @@ static int runc_warm_create(const char *build, int argc, char **argv) {
   if (stat(runc_root, &st) < 0) return errno == ENOENT ? WARM_START : WARM_COLD;
   if (!S_ISDIR(st.st_mode) || !owned_by_us(&st)) return WARM_COLD;
   struct sockaddr_un address = { .sun_family = AF_UNIX };
-  if ((size_t)snprintf(address.sun_path, sizeof address.sun_path, "%s/warm:create.sock", runc_root) >= sizeof address.sun_path) return WARM_COLD;
+  // The server first listens as .warm:create.sock.PID (src/runtime/warm-server.ts): that must fit too.
+  if (strlen(runc_root) + sizeof "/.warm:create.sock.4194304" > sizeof address.sun_path) return WARM_COLD;
+  snprintf(address.sun_path, sizeof address.sun_path, "%s/warm:create.sock", runc_root);
   if (lstat(address.sun_path, &st) < 0) return WARM_START;
   if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) return WARM_COLD;
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -136,7 +136,8 @@ export async function serve([root, build]: string[]): Promise<void> {
   }
   const socketPath = path.join(root, SOCKET_NAME);
   // Listening under a name of its own, then renamed over the socket file: a stale one is replaced,
-  // and no client ever finds a socket file that nobody listens on yet.
+  // and no client ever finds a socket file that nobody listens on yet. (The front end asks for a
+  // server only where this longer name fits in sun_path.)
   const temporary = path.join(root, `.${SOCKET_NAME}.${process.pid}`);
   rmSync(temporary, { force: true });
   let active = 0;
