@@ -4,6 +4,7 @@
 // it), which is how these tests tell warm from cold.
 
 import { spawn, spawnSync } from 'node:child_process';
+import net from 'node:net';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -131,6 +132,35 @@ describe.skipIf(missing)('tsvmm-runc warm create', () => {
     for (const one of both) expect(one.code, one.stderr).toBe(0);
     for (const i of ids) expect(JSON.parse(runc(['state', i]).stdout)).toMatchObject({ status: 'created' });
     // Still one server.
+    expect(serverPids(root)).toEqual([server]);
+  });
+
+  it('a malformed request, or a create that fails beside another, takes neither the server nor the other create down', async () => {
+    await warmUp();
+    const [server] = serverPids(root);
+    const send = (bytes: Buffer) => new Promise<Buffer>((resolve) => {
+      const chunks: Buffer[] = [];
+      const client = net.connect(path.join(root, SOCKET), () => client.end(bytes));
+      client.on('data', (chunk: Buffer) => chunks.push(chunk));
+      client.on('error', () => resolve(Buffer.concat(chunks)));
+      client.on('close', () => resolve(Buffer.concat(chunks)));
+    });
+    const length = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b; };
+    // Garbage, a length past the limit, a body without fds: each closed unanswered.
+    expect((await send(Buffer.from('not a request'))).length).toBe(0);
+    expect((await send(length(0xffffffff))).length).toBe(0);
+    const body = Buffer.from(['tsvmm-runc-warm/1', 'b', '/', '1', '0', '0', ''].join('\0'));
+    expect((await send(Buffer.concat([length(body.length), body]))).length).toBe(0);
+
+    const good = `good-${suffix()}`;
+    const [bad, ok] = await Promise.all([
+      runcAsync(['create', '--bundle', bundle((c) => { c.process.args = 'sh'; }), `bad-${suffix()}`], warmOnly),
+      runcAsync(['create', '--bundle', bundle(), good], warmOnly),
+    ]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/process\.args must be a list of strings\n$/);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(JSON.parse(runc(['state', good]).stdout)).toMatchObject({ status: 'created' });
     expect(serverPids(root)).toEqual([server]);
   });
 
