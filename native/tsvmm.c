@@ -141,6 +141,30 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return make_result(env, close(fd));
 }
 
+static void *close_thread(void *arg) {
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL); // signals are for the threads that run JS
+  close((int)(intptr_t)arg);
+  return NULL;
+}
+
+// closeInBackground(fd): 0 | -errno. close(fd) on a detached thread of its own, for a descriptor
+// whose last close makes the kernel do long work (a VM's: its teardown). Nothing waits for it,
+// unlike a libuv request, which would keep the event loop, and so the process, alive until it
+// completes; the process cannot end before it does all the same (the thread that drops the last
+// reference runs the release before it exits). Without a thread to spare, the close is done here.
+static napi_value js_close_in_background(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int32_t fd;
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  pthread_t thread;
+  if (pthread_create(&thread, NULL, close_thread, (void *)(intptr_t)fd) != 0) return make_result(env, close(fd));
+  pthread_detach(thread);
+  return make_int(env, 0);
+}
+
 // ioctl(fd, request, arg): result | -errno. arg is an integer (number or bigint) or the bytes of
 // a TypedArray/DataView, passed by pointer. This is also KVM_RUN's path, so it stays lean.
 static napi_value js_ioctl(napi_env env, napi_callback_info info) {
@@ -622,6 +646,7 @@ NAPI_MODULE_INIT() {
   } functions[] = {
       {"open", js_open},
       {"close", js_close},
+      {"closeInBackground", js_close_in_background},
       {"ioctl", js_ioctl},
       {"ioctlNoArg", js_ioctl_no_arg},
       {"mmap", js_mmap},

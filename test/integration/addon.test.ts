@@ -1,7 +1,7 @@
 // The native addon's wrappers, called directly: each is one system call that reports failure
 // as a negative errno and never throws for it.
 
-import { closeSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, readSync, writeSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { addon, EFD_NONBLOCK, MAP_ANONYMOUS, MAP_PRIVATE, O_RDWR, PROT_READ, PROT_WRITE } from '../../src/kvm/addon.js';
 import { Kvm, kvmOpenError } from '../../src/kvm/kvm.js';
@@ -16,6 +16,14 @@ describe('native addon', () => {
     expect(native.ioctl(-1, 0xae00, 0)).toBe(-9); // EBADF
     expect(native.ioctlNoArg(-1, 0xae80)).toBe(-9);
     expect(native.close(-1)).toBe(-9);
+  });
+
+  it('closes a descriptor on a thread of its own (a VM\'s, whose last close tears it down)', async () => {
+    const fd = native.eventfd(0, EFD_NONBLOCK);
+    expect(native.closeInBackground(fd)).toBe(0);
+    const closed = () => { try { fstatSync(fd); return false; } catch (error) { return (error as NodeJS.ErrnoException).code === 'EBADF'; } };
+    for (let i = 0; i < 100 && !closed(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(closed()).toBe(true);
   });
 
   it('maps memory and wraps it in an ArrayBuffer without copying', () => {
