@@ -17,6 +17,7 @@ import { ControlServer } from '../api/control-server.js';
 import { vmInstance, vmRecord } from '../api/vm-instance.js';
 import { checkName, listInstances } from '../api/runtime-dir.js';
 import { randomName } from '../meta/random-name.js';
+import { monotonicMs } from '../meta/clock.js';
 import { TsvmmError } from '../errors.js';
 import { numberOption } from './number-option.js';
 
@@ -164,7 +165,7 @@ export async function runVm(args: TerminalOptions & { reboot?: boolean }, create
 
   const what = vm.bootProtocol === 'snapshot' ? `restoring ${vm.config.name}` : `booting ${path.basename(vm.config.kernel)}`;
   status(`tsvmm: ${what} (${vm.bootProtocol}, ${formatSize(vm.config.memory)}, ${vm.config.cpus} vCPU${vm.config.cpus > 1 ? 's' : ''})${interactive ? '; Ctrl-A X quits' : ''}`);
-  const started = performance.now();
+  const started = monotonicMs();
   let outcome: VmOutcome;
   for (;;) {
     try {
@@ -194,7 +195,7 @@ export async function runVm(args: TerminalOptions & { reboot?: boolean }, create
   await control.close(describeOutcome(outcome));
   restoreTerminal();
   for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
-  const seconds = (performance.now() - started) / 1000;
+  const seconds = (monotonicMs() - started) / 1000;
   if (args.json) {
     process.stderr.write(`${JSON.stringify({ outcome, seconds, stats: vm.stats })}\n`);
   } else if (outcome.kind === 'error') {

@@ -5,6 +5,7 @@
 // are replayed, just before the exit that replays them.
 
 import { KVM_EXIT } from '../kvm/ioctls.js';
+import { processMs } from '../meta/clock.js';
 
 /** How many exits a vCPU remembers. */
 export const EXIT_TRACE_LENGTH = 32;
@@ -17,7 +18,7 @@ const INTERRUPTED = -1;
 const FLAG_WRITE = 1;
 
 export interface TracedExit {
-  /** ms since the process started (performance.now()), comparable across vCPUs. */
+  /** ms since the process started (processMs), comparable across vCPUs. */
   atMs: number;
   /** "io in 0x3f8 1 = 0x41", "mmio write 0xd0000050 4 = 0x1", "hlt", "interrupted". */
   exit: string;
@@ -54,7 +55,7 @@ export class ExitTrace {
   #put(reason: number, address: number, flags: number, data: number): void {
     const at = this.#next * SLOTS;
     const ring = this.#ring;
-    ring[at] = performance.now();
+    ring[at] = processMs();
     ring[at + 1] = reason;
     ring[at + 2] = address;
     ring[at + 3] = flags;

@@ -28,6 +28,7 @@ import type { VirtioRunnerState } from '../devices/virtio/device.js';
 import { VcpuRequest } from './vcpu-control.js';
 import { waitForOutput } from '../api/wait-for-output.js';
 import { prestartVcpuThreads, startIoThread, takeVcpuThread } from './threads.js';
+import { monotonicMs } from '../meta/clock.js';
 
 const KICK_RETRY_MS = 20;
 /**
@@ -266,7 +267,7 @@ export class Vm extends EventEmitter<VmEvents> {
   }
 
   get uptimeMs(): number {
-    return this.#startedAt ? performance.now() - this.#startedAt : 0;
+    return this.#startedAt ? monotonicMs() - this.#startedAt : 0;
   }
 
   /** Exit counters summed over all vCPUs. */
@@ -285,7 +286,7 @@ export class Vm extends EventEmitter<VmEvents> {
     installKickHandler();
     const { vm, vcpus, memory } = this.#built;
     const controls = vcpus.map(() => VcpuControl.create());
-    this.#startedAt = performance.now();
+    this.#startedAt = monotonicMs();
     this.#state = 'running';
     Vm.#live.add(this);
     installExitHook();
