@@ -1,6 +1,7 @@
 // `tsvmm run`: boot a guest with its serial console on this terminal.
 
 import { EventEmitter } from 'node:events';
+import { fstatSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { ArgumentsCamelCase, Argv } from 'yargs';
 import type { CommandBody } from './commands.js';
@@ -124,27 +125,32 @@ export async function runVm(args: TerminalOptions & { reboot?: boolean }, create
   // In the background (run --detach), the console is reached only through the control socket.
   const detached = isDetached();
   const status = (line: string) => { if (!args.quiet && !args.json && !detached) process.stderr.write(`${line}\r\n`); };
-  const stdin = process.stdin;
-  const interactive = stdin.isTTY === true && !detached;
+  // The guest's input is our stdin, unless there is nothing to read there: in the background,
+  // or /dev/null (a service manager's, a script's </dev/null), for which process.stdin would
+  // still make a stream (~2 ms of the start).
+  const stdin = detached || stdinIsNull() ? undefined : process.stdin;
+  const interactive = stdin?.isTTY === true;
   const restoreTerminal = () => {
     if (interactive && stdin.isRaw) stdin.setRawMode(false);
-    stdin.pause();
+    stdin?.pause();
   };
 
   const wire = (v: Vm) => {
     v.on('output', (chunk) => output.emit('output', chunk));
     v.on('log', (message) => { if (args.verbose) process.stderr.write(`tsvmm: ${message}\r\n`); });
   };
-  if (!detached) output.on('output', (chunk) => process.stdout.write(chunk));
   wire(vm);
-  // A reader that went away (`tsvmm run | head`) ends the VM quietly instead of crashing us.
-  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code === 'EPIPE') void stop();
-    else throw error;
-  });
+  if (!detached) {
+    output.on('output', (chunk) => process.stdout.write(chunk));
+    // A reader that went away (`tsvmm run | head`) ends the VM quietly instead of crashing us.
+    process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EPIPE') void stop();
+      else throw error;
+    });
+  }
 
   const escape = new ConsoleEscape();
-  stdin.on('data', (data: Buffer) => {
+  stdin?.on('data', (data: Buffer) => {
     if (!interactive) {
       vm.write(data);
       return;
@@ -156,9 +162,9 @@ export async function runVm(args: TerminalOptions & { reboot?: boolean }, create
       else process.stderr.write(`\r\n${ESCAPE_HELP}\r\n`);
     }
   });
-  stdin.on('error', () => { /* a closed stdin just means no more input */ });
+  stdin?.on('error', () => { /* a closed stdin just means no more input */ });
   if (interactive) stdin.setRawMode(true);
-  if (!detached) stdin.resume();
+  stdin?.resume();
   // SIGHUP too (a closed terminal, kill -HUP): a normal end, as QEMU takes it, not one that leaves the socket behind.
   const onSignal = () => { void stop(); };
   for (const signal of STOP_SIGNALS) process.once(signal, onSignal);
@@ -252,6 +258,16 @@ export async function runDetached(requestedName: string | undefined, quiet: bool
 }
 
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** Whether our stdin is /dev/null (or closed): nothing will ever come from it. */
+function stdinIsNull(): boolean {
+  try {
+    const st = fstatSync(0);
+    return st.isCharacterDevice() && st.rdev === statSync('/dev/null').rdev;
+  } catch {
+    return true;
+  }
+}
 
 export function exitCode(outcome: VmOutcome): number {
   return outcome.kind === 'error' ? 1 : 0;
