@@ -37,12 +37,21 @@ export function writeAllSync(fd: number, data: string | Uint8Array): boolean {
   return true;
 }
 
+/** Ours; '/' if it has been removed (then only absolute paths mean anything, as before). */
+function workingDirectory(): string {
+  try {
+    return process.cwd();
+  } catch {
+    return '/';
+  }
+}
+
 /** This process's own: the cold path. */
 export function coldIo(): RuncIo {
   return {
     stdout: (text) => { process.stdout.write(text); },
     stderr: (text) => { process.stderr.write(text); },
-    cwd: process.cwd(),
+    cwd: workingDirectory(),
     env: process.env,
     pid: process.pid,
     helper: announcedHelper(),
