@@ -9,9 +9,11 @@ import type { Argv } from 'yargs';
 import { COMMANDS, findCommand } from './commands.js';
 import { answerAtOnce, terminalWidth } from './fast.js';
 import { packageVersion } from '../meta/package.js';
+import { startupMark } from '../meta/startup-trace.js';
 
 /** bin/tsvmm.js: runs the command line and sets the exit code. */
 export async function cli(): Promise<void> {
+  startupMark('bundle');
   try {
     await main();
   } catch (error) {

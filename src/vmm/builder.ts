@@ -18,6 +18,7 @@ import { TsvmmError } from '../errors.js';
 import type { ResolvedVmConfig } from './config.js';
 import { attachVirtio, openVirtio, type VirtioSetup } from './virtio-setup.js';
 import { COM1, UART_THR } from '../devices/serial-16550.js';
+import { startupMark } from '../meta/startup-trace.js';
 
 export interface BuiltVm {
   kvm: Kvm;
@@ -74,6 +75,7 @@ export function buildVm(config: ResolvedVmConfig): BuiltVm {
     // Everything that depends only on the user's input comes first: a bad kernel, initrd, disk
     // or command line is refused before /dev/kvm is opened.
     const memory = resources.add(GuestMemory.allocate(ramLayout(config.memory)), (m) => m.close());
+    startupMark('memory');
     const virtio = resources.add(openVirtio(config.virtio), (v) => v.release());
     const acpiRsdp = writeAcpiTables(memory, config.cpus, virtio.slots.map(({ base, irq }) => ({ base, size: VIRTIO_MMIO_SIZE, irq })));
     // The DSDT always describes the virtio devices; the command-line form is for kernels that read
@@ -87,7 +89,9 @@ export function buildVm(config: ResolvedVmConfig): BuiltVm {
       cmdline: [config.cmdline, virtioOnCmdline ? virtio.cmdline : ''].filter(Boolean).join(' '),
     });
     releaseFiles();
+    startupMark('kernel');
     const { kvm, vm, vcpus } = createKvmVm(config, memory, virtio, resources);
+    startupMark('kvm-vm');
     const supported = kvm.supportedCpuid();
     const tscDeadline = kvm.checkExtension(KVM_CAP.KVM_CAP_TSC_DEADLINE_TIMER) > 0;
     for (const vcpu of vcpus) {
@@ -97,7 +101,9 @@ export function buildVm(config: ResolvedVmConfig): BuiltVm {
     }
     // Only the boot CPU starts; the others wait for INIT/SIPI in the in-kernel LAPIC.
     setupBootCpu(vcpus[0]!, memory, kernel.cpu);
-    return { kvm, vm, memory, vcpus, kernel, virtio, coalescedRingPage: coalesceUartWrites(kvm, vm), release: resources.release };
+    const coalescedRingPage = coalesceUartWrites(kvm, vm);
+    startupMark('vcpus');
+    return { kvm, vm, memory, vcpus, kernel, virtio, coalescedRingPage, release: resources.release };
   } catch (error) {
     releaseFiles();
     resources.release();

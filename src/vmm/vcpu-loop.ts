@@ -13,6 +13,7 @@ import type { VmOutcome } from './outcome.js';
 import { vcpuDump, vcpuReport, type VcpuDump } from './diagnostics.js';
 import { ExitTrace } from './exit-trace.js';
 import type { CoalescedRing } from '../kvm/coalesced-ring.js';
+import { startupMark } from '../meta/startup-trace.js';
 
 export interface VcpuLoopContext {
   vcpu: VcpuFd;
@@ -51,6 +52,7 @@ export class VcpuLoop {
   /** Unassigned addresses the guest touched: the first few are logged, all are counted. */
   readonly #unassigned: FaultLog;
   readonly #trace = new ExitTrace();
+  #ranBefore = false;
 
   constructor(ctx: VcpuLoopContext) {
     this.#ctx = ctx;
@@ -78,6 +80,10 @@ export class VcpuLoop {
   run(): VmOutcome | undefined {
     const { vcpu, run, control } = this.#ctx;
     control.state = VcpuState.Running;
+    if (!this.#ranBefore) {
+      this.#ranBefore = true;
+      startupMark(`vcpu${vcpu.id}-first-run`);
+    }
     const counters = this.#counters;
     const exitsIndex = this.#index.exits;
     const { pio, coalesced } = this.#ctx;

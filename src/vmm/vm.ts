@@ -29,6 +29,7 @@ import { VcpuRequest } from './vcpu-control.js';
 import { waitForOutput } from '../api/wait-for-output.js';
 import { prestartVcpuThreads, startIoThread, takeVcpuThread } from './threads.js';
 import { monotonicMs } from '../meta/clock.js';
+import { startupMark } from '../meta/startup-trace.js';
 
 const KICK_RETRY_MS = 20;
 /**
@@ -157,6 +158,7 @@ export class Vm extends EventEmitter<VmEvents> {
 
   /** Builds the VM (memory, kernel, vCPUs) without running it. Throws TsvmmError on bad input. */
   static create(config: VmConfig = {}, options: VmRunOptions = {}): Vm {
+    startupMark('create');
     const resolved = resolveConfig(config);
     const onMainThread = Vm.#wantsMainThread(resolved.cpus, options);
     // Its threads boot while the VM is built.
@@ -280,6 +282,7 @@ export class Vm extends EventEmitter<VmEvents> {
 
   start(): void {
     if (this.#state !== 'created') throw new VmError('VM_STATE', `cannot start a VM that is ${this.#state}`);
+    startupMark('start');
     if (this.#onMainThread && MainThreadVcpu.busy) {
       throw new VmError('VM_BUSY', 'another VM runs its vCPU on this thread (mainThread); only one can at a time');
     }
