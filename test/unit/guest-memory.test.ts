@@ -54,6 +54,17 @@ describe('GuestMemory', () => {
 
 // Real mappings (MAP_NORESERVE: only the pages touched cost memory), larger than any ArrayBuffer.
 describe('GuestMemory above 4 GiB', () => {
+  it('places each region on the host as it lies in guest-physical space modulo 2 MiB (huge pages for KVM and THP)', () => {
+    for (let i = 0; i < 4; i++) {
+      const memory = GuestMemory.allocate(ramLayout(5 * GiB + 12 * MiB));
+      try {
+        for (const r of memory.descriptors) expect(Number(r.hostAddress % BigInt(2 * MiB))).toBe(r.start % (2 * MiB));
+      } finally {
+        memory.close();
+      }
+    }
+  });
+
   it('maps 10 GiB of guest RAM in pieces no view of which exceeds 4 GiB, and a range may straddle two', () => {
     const memory = GuestMemory.allocate(ramLayout(10 * GiB));
     try {
