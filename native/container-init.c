@@ -1625,6 +1625,14 @@ static void runc_warm_start(const char *package, const char *build) {
   struct pollfd p = { .fd = 3, .events = POLLIN };
   while (poll(&p, 1, 60000) < 0 && errno == EINTR) {}
   close(3);
+  // A server that holds the root's lock by now (one a concurrent cold create started) makes ours
+  // superfluous: no Node start for it to exit at the lock.
+  char lock_path[sizeof root + 32];
+  snprintf(lock_path, sizeof lock_path, "%s/warm:create.lock", root);
+  int lock = open(lock_path, O_RDONLY | O_CLOEXEC);
+  struct flock held = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+  if (lock >= 0 && fcntl(lock, F_OFD_GETLK, &held) == 0 && held.l_type != F_UNLCK) _exit(0);
+  if (lock >= 0) close(lock);
   unsetenv("TSVMM_RUNC_HELPER");
   execlp("node", "node", entry, "--warm-server", root, build, (char *)NULL);
   _exit(127);
