@@ -14,7 +14,7 @@
 //
 //   node dist/bundle/runc.cjs --warm-server ROOT BUILD     (started by the front end; ROOT absolute)
 
-import { chmodSync, closeSync, lstatSync, openSync, readlinkSync, renameSync, rmSync, statSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, lstatSync, openSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { addon } from '../kvm/addon.js';
@@ -117,6 +117,34 @@ function idleSeconds(text: string | undefined): number {
   return Number.isFinite(value) && value > 0 ? value : 30;
 }
 
+/**
+ * Moves this process to the top cgroup of every hierarchy it sees. It was started in the cgroup
+ * of the engine's process that ran the first cold create (a shim's, a pod's, podman's conmon's),
+ * and a process left there would keep that cgroup from being removed until the server's idle
+ * exit. The containers it creates do not follow it: their cgroups start from each caller's
+ * (RuntimeOptions.caller). Best effort: where a move is refused, the server stays where it was.
+ */
+function leaveStarterCgroups(): void {
+  let mountinfo: string;
+  try {
+    mountinfo = readFileSync('/proc/self/mountinfo', 'utf8');
+  } catch {
+    return;
+  }
+  const tops = new Set<string>();
+  for (const line of mountinfo.split('\n')) {
+    const dash = line.indexOf(' - ');
+    const fstype = line.slice(dash + 3).split(' ', 1)[0];
+    // The mount point (field 5): octal escapes only for characters a cgroup mount point never has here.
+    if (dash >= 0 && (fstype === 'cgroup' || fstype === 'cgroup2')) tops.add(line.slice(0, dash).split(' ')[4]!);
+  }
+  for (const top of tops) {
+    try {
+      writeFileSync(path.join(top, 'cgroup.procs'), `${process.pid}\n`);
+    } catch { /* refused: stays */ }
+  }
+}
+
 export async function serve([root, build]: string[]): Promise<void> {
   if (!root || !build || !path.isAbsolute(root)) {
     process.exitCode = 2;
@@ -126,6 +154,7 @@ export async function serve([root, build]: string[]): Promise<void> {
   process.on('uncaughtException', () => { /* kept going: the request it came from has its answer or end-of-file */ });
   process.on('unhandledRejection', () => { /* as above */ });
   const idleMs = idleSeconds(process.env.TSVMM_RUNC_WARM_IDLE) * 1000;
+  leaveStarterCgroups();
   const rootStat = statSync(root);
   if (!rootStat.isDirectory() || !ownedByUs(rootStat)) return;
   // One server per root: the lock is held for the server's life (an open file description's lock goes with it).

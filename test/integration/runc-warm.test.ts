@@ -88,6 +88,9 @@ describe.skipIf(missing)('tsvmm-runc warm create', () => {
     expect(readFileSync(`/proc/${server}/stat`, 'utf8').split(') ')[1]!.split(' ')[3]).toBe(String(server));
     expect(spawnSync('readlink', [`/proc/${server}/cwd`], { encoding: 'utf8' }).stdout.trim()).toBe('/');
     for (const fd of ['0', '1', '2']) expect(spawnSync('readlink', [`/proc/${server}/fd/${fd}`], { encoding: 'utf8' }).stdout.trim()).toBe('/dev/null');
+    // Not in the cgroups of the process that started it (this test's, in the memory hierarchy
+    // here), which it would otherwise keep from being removed: at the top of every hierarchy.
+    expect(readFileSync(`/proc/${server}/cgroup`, 'utf8').trim().split('\n').filter((l) => !l.endsWith(':/'))).toEqual([]);
 
     // Relative --bundle and --pid-file are the caller's (its cwd), not the server's.
     const id = `warm-${suffix()}`;
