@@ -42,8 +42,19 @@ for (const quiet of [true, false]) {
   report[label] = { tsvmm, qemu, ratio };
   rows.push([label, tsvmm.map((s) => s.toFixed(1)).join(' '), median(tsvmm).toFixed(1), qemu.map((s) => s.toFixed(1)).join(' '), median(qemu).toFixed(1), ratio.toFixed(2)]);
 }
+// tsvmm's share before the guest runs: when each of its start-up phases ended (TSVMM_STARTUP_TRACE,
+// src/meta/startup-trace.ts), median seconds after the spawn over all its boots.
+const PHASES = [['node-bootstrap', 'Node started'], ['bundle', 'CLI bundle loaded'], ['create', 'command parsed'],
+  ['kernel', 'kernel and initrd in guest memory'], ['vcpus', 'VM and vCPU made'], ['start', 'control socket up'], ['vcpu0-first-run', 'first KVM_RUN']];
+const phaseRows = PHASES.map(([phase, what]) => {
+  const at = result.timings.filter((t) => t.phases?.[phase] !== undefined).map((t) => t.phases[phase]);
+  return [what, at.length ? median(at).toFixed(2) : '-'];
+});
+report.tsvmmStartup = Object.fromEntries(PHASES.map(([phase], i) => [phase, Number(phaseRows[i][1]) || undefined]));
 if (opts.json) console.log(JSON.stringify(report, null, 1));
 else {
   console.log(`VMM start to L2 shell prompt (s), inside one L1 under QEMU TCG with SVM; ${opts.rounds} rounds, order alternating`);
   console.log(table(['kernel command line', 'tsvmm runs', 'median', 'QEMU/KVM runs', 'median', 'tsvmm / QEMU'], rows));
+  console.log('\ntsvmm\'s start, each phase\'s end (median s after the spawn, all its boots)');
+  console.log(table(['phase', 's'], phaseRows));
 }

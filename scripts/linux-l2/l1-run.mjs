@@ -34,9 +34,9 @@ class L2 {
   #marker = 0;
   #waiters = new Set();
 
-  constructor(argv, { cwd = '/tsvmm' } = {}) {
+  constructor(argv, { cwd = '/tsvmm', env } = {}) {
     this.argv = argv;
-    this.child = spawn(argv[0], argv.slice(1), { cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = spawn(argv[0], argv.slice(1), { cwd, stdio: ['pipe', 'pipe', 'pipe'], env: env && { ...process.env, ...env } });
     this.child.stdout.on('data', (d) => { const s = d.toString('latin1'); this.output += s; process.stdout.write(s); this.#poke(); });
     this.child.stderr.on('data', (d) => { this.stderr += d.toString('latin1'); this.#poke(); });
     this.child.stdin.on('error', () => {});
@@ -97,7 +97,7 @@ class L2 {
   kill() { if (!this.exitCode) this.child.kill('SIGKILL'); }
 }
 
-const tsvmmRun = (args) => new L2(['node', ...TSVMM, 'run', '--kernel', KERNEL, '--mem', '256M', '--json', ...args]);
+const tsvmmRun = (args, env) => new L2(['node', ...TSVMM, 'run', '--kernel', KERNEL, '--mem', '256M', '--json', ...args], { env });
 /** A tsvmm command (snapshot, stop, ...) to its end, while the VMs' consoles keep flowing. */
 const cli = (...args) => command(['node', ...TSVMM, ...args]);
 /** A command to its end, with its stdout and stderr together. */
@@ -380,12 +380,13 @@ const SCENARIOS = {
         const cmdline = quiet ? `${CMDLINE} quiet` : CMDLINE;
         const vmms = round % 2 ? ['qemu', 'tsvmm'] : ['tsvmm', 'qemu'];
         for (const vmm of vmms) {
-          const l2 = track(vmm === 'qemu' ? qemuRun(cmdline) : tsvmmRun(['--initrd', INITRD, '--cmdline', cmdline, '--quiet']));
+          // tsvmm says when its start-up phases end (src/meta/startup-trace.ts): where its share goes.
+          const l2 = track(vmm === 'qemu' ? qemuRun(cmdline) : tsvmmRun(['--initrd', INITRD, '--cmdline', cmdline, '--quiet'], { TSVMM_STARTUP_TRACE: '1' }));
           await l2.waitFor('L2 shell prompt', PROMPT, BOOT_TIMEOUT_MS);
           const seconds = Number(l2.bootSeconds());
           l2.type('poweroff -f\r');
           const out = await l2.outcome();
-          c.timings.push({ round, vmm, quiet, seconds });
+          c.timings.push({ round, vmm, quiet, seconds, ...(vmm === 'tsvmm' && { phases: l2.startupPhases() }) });
           c.add(`${vmm}${quiet ? ' quiet' : ''} round ${round + 1}`, out.code === 0, `${seconds} s`);
           l2.output = ''; // keep the report small: the timings are what this scenario is for
         }
@@ -400,7 +401,12 @@ const qemuRun = (cmdline) => new L2(['qemu-system-x86_64', '-accel', 'kvm', '-cp
 let current;
 function track(l2) {
   const started = performance.now();
+  const [seconds, nanoseconds] = process.hrtime();
+  const startedMono = seconds * 1e3 + nanoseconds / 1e6; // TSVMM_STARTUP_TRACE's clock
   l2.bootSeconds = () => ((performance.now() - started) / 1000).toFixed(1);
+  /** Seconds from the spawn to the end of each start-up phase tsvmm reported. */
+  l2.startupPhases = () => Object.fromEntries([...l2.stderr.matchAll(/^tsvmm-startup (\S+) ([\d.]+)$/gm)]
+    .map(([, phase, ms]) => [phase, Number(((Number(ms) - startedMono) / 1000).toFixed(2))]));
   current.vmms.push(l2);
   return l2;
 }
