@@ -1,7 +1,7 @@
 // Where running VMs announce themselves: one directory, readable by its owner only, holding a
 // control socket and a small record per VM. `tsvmm ps` lists it; other commands find a VM by name.
 
-import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { TsvmmError } from '../errors.js';
@@ -147,8 +147,15 @@ export interface InstanceOutcome {
   outcome: string;
 }
 
-/** Outcomes older than this are removed by the next writeOutcome. */
+/** Outcomes older than this are removed by a later writeOutcome. */
 export const OUTCOME_KEEP_MS = 10 * 60_000;
+/**
+ * How often writeOutcome looks for old outcomes: a stat of every one on every instance's end cost
+ * `container run` 3 ms with 70 of them, and a busy host ends hundreds in ten minutes. The time of
+ * the last look is the mtime of this file (a dot name, which no instance name can be).
+ */
+export const OUTCOME_SWEEP_EVERY_MS = 60_000;
+export const OUTCOMES_SWEPT = '.outcomes-swept';
 
 function outcomePath(name: string, dir: string): string {
   return path.join(dir, `${checkName(name)}.outcome`);
@@ -156,14 +163,23 @@ function outcomePath(name: string, dir: string): string {
 
 export function writeOutcome(outcome: InstanceOutcome, dir = runtimeDir()): void {
   try {
-    for (const file of readdirSync(dir).filter((f) => f.endsWith('.outcome'))) {
-      const full = path.join(dir, file);
-      if (Date.now() - statSync(full).mtimeMs > OUTCOME_KEEP_MS) rmSync(full, { force: true });
-    }
+    sweepOutcomes(dir);
     const file = outcomePath(outcome.name, dir);
     writeWhole(file, JSON.stringify(outcome), { mode: 0o600 });
   } catch {
     // Only a courtesy to watchers: an instance ends the same without it.
+  }
+}
+
+function sweepOutcomes(dir: string): void {
+  const swept = path.join(dir, OUTCOMES_SWEPT);
+  try {
+    if (Date.now() - statSync(swept).mtimeMs < OUTCOME_SWEEP_EVERY_MS) return;
+  } catch { /* never swept */ }
+  writeFileSync(swept, '', { mode: 0o600 });
+  for (const file of readdirSync(dir).filter((f) => f.endsWith('.outcome'))) {
+    const full = path.join(dir, file);
+    if (Date.now() - statSync(full).mtimeMs > OUTCOME_KEEP_MS) rmSync(full, { force: true });
   }
 }
 

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cgroupMemory, processMemory } from '../../src/api/host-memory.js';
-import { OUTCOME_KEEP_MS, listInstances, readOutcome, writeOutcome, writeRecord } from '../../src/api/runtime-dir.js';
+import { OUTCOME_KEEP_MS, OUTCOME_SWEEP_EVERY_MS, OUTCOMES_SWEPT, listInstances, readOutcome, writeOutcome, writeRecord } from '../../src/api/runtime-dir.js';
 
 const root = mkdtempSync(path.join(tmpdir(), 'tsvmm-outcome-'));
 
@@ -26,14 +26,20 @@ describe('instance outcomes', () => {
     expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 
-  it('are pruned once older than OUTCOME_KEEP_MS, and a file that is not one reads as none', () => {
+  it('are pruned once older than OUTCOME_KEEP_MS, looked for at most every OUTCOME_SWEEP_EVERY_MS, and a file that is not one reads as none', () => {
     const dir = path.join(root, 'b');
     mkdirSync(dir);
     writeOutcome({ name: 'old', kind: 'container', endedAt: 1, outcome: 'exited with code 0' }, dir);
     const past = (Date.now() - OUTCOME_KEEP_MS - 60_000) / 1000;
     utimesSync(path.join(dir, 'old.outcome'), past, past);
+    // Looked for a moment ago (by the first write): not yet again.
+    writeOutcome({ name: 'other', kind: 'container', endedAt: 2, outcome: 'exited with code 1' }, dir);
+    expect(readOutcome('old', dir)).toBeDefined();
+    const lastSweep = (Date.now() - OUTCOME_SWEEP_EVERY_MS - 1000) / 1000;
+    utimesSync(path.join(dir, OUTCOMES_SWEPT), lastSweep, lastSweep);
     writeOutcome({ name: 'new', kind: 'container', endedAt: 2, outcome: 'exited with code 1' }, dir);
     expect(readOutcome('old', dir)).toBeUndefined();
+    expect(readOutcome('other', dir)).toBeDefined();
     expect(readOutcome('new', dir)?.outcome).toBe('exited with code 1');
     writeFileSync(path.join(dir, 'junk.outcome'), '{"outcome": 3}');
     expect(readOutcome('junk', dir)).toBeUndefined();
