@@ -1508,6 +1508,12 @@ static int warm_put(struct warm_buffer *b, const char *text) {
   return 0;
 }
 
+// Whether the server's socket names under `root` fit in sun_path: it first listens as
+// .warm:create.sock.PID (src/runtime/warm-server.ts), the longer one.
+static int warm_socket_fits(const char *root) {
+  return strlen(root) + sizeof "/.warm:create.sock.4194304" <= sizeof ((struct sockaddr_un *)0)->sun_path;
+}
+
 static int warm_read_int(int fd, int32_t *value) {
   ssize_t n;
   do n = recv(fd, value, sizeof *value, MSG_WAITALL); while (n < 0 && errno == EINTR);
@@ -1521,8 +1527,7 @@ static int runc_warm_create(const char *build, int argc, char **argv) {
   if (stat(runc_root, &st) < 0) return errno == ENOENT ? WARM_START : WARM_COLD;
   if (!S_ISDIR(st.st_mode) || !owned_by_us(&st)) return WARM_COLD;
   struct sockaddr_un address = { .sun_family = AF_UNIX };
-  // The server first listens as .warm:create.sock.PID (src/runtime/warm-server.ts): that must fit too.
-  if (strlen(runc_root) + sizeof "/.warm:create.sock.4194304" > sizeof address.sun_path) return WARM_COLD;
+  if (!warm_socket_fits(runc_root)) return WARM_COLD;
   snprintf(address.sun_path, sizeof address.sun_path, "%s/warm:create.sock", runc_root);
   if (lstat(address.sun_path, &st) < 0) return WARM_START;
   if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) return WARM_COLD;
@@ -1607,6 +1612,8 @@ static void runc_warm_start(const char *package, const char *build) {
     if (!getcwd(cwd, sizeof cwd)) return;
     if ((size_t)snprintf(root, sizeof root, "%s/%s", cwd, runc_root) >= sizeof root) return;
   }
+  // The server listens under the absolute root: a relative one that fits may not, made absolute.
+  if (!warm_socket_fits(root)) return;
   snprintf(entry, sizeof entry, "%s/dist/bundle/runc.cjs", package);
   int self = (int)syscall(SYS_pidfd_open, getpid(), 0);
   if (self < 0) return;

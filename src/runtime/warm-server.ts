@@ -35,6 +35,8 @@ const REQUEST_LIMIT = 1 << 20;
 /** How long a request may take to arrive (the front end sends it at once; it waits 3 s for the answer). */
 const RECEIVE_MS = 3000;
 const F_WRLCK = 1;
+/** struct sockaddr_un's sun_path, with its NUL. */
+const SUN_PATH_SIZE = 108;
 /** A client in other namespaces than ours would see other paths, pids and cgroups: it runs cold. */
 const NAMESPACES = ['mnt', 'pid', 'cgroup', 'user'] as const;
 
@@ -168,6 +170,13 @@ export async function serve([root, build]: string[]): Promise<void> {
   // and no client ever finds a socket file that nobody listens on yet. (The front end asks for a
   // server only where this longer name fits in sun_path.)
   const temporary = path.join(root, `.${SOCKET_NAME}.${process.pid}`);
+  // Node would bind a name past sun_path cut short, silently: a socket nobody finds, and a
+  // server that never leaves (the front end checks this too, native/container-init.c).
+  if (Buffer.byteLength(temporary) >= SUN_PATH_SIZE) {
+    closeSync(lock);
+    process.exitCode = 2;
+    return;
+  }
   rmSync(temporary, { force: true });
   let active = 0;
   let leaving = false;

@@ -5,7 +5,7 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import net from 'node:net';
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -214,6 +214,35 @@ describe.skipIf(missing)('tsvmm-runc warm create', () => {
     const hook = `hook-${suffix()}`;
     expect(runc(['create', '--bundle', hooked, hook]).code).toBe(0);
     expect(JSON.parse(readFileSync(log, 'utf8'))).toMatchObject({ id: hook, status: 'creating' });
+  });
+
+  it('a relative --root that fits in sun_path only relatively starts no server (it would listen on a truncated name, forever)', async () => {
+    // The front end connects to ROOT/warm:create.sock as given; the server binds under the
+    // absolute root, here past sun_path's 108 bytes, where Node truncates the name silently.
+    const deep = path.join(dir, 'd'.repeat(Math.max(1, 100 - dir.length)));
+    mkdirSync(deep);
+    const abs = path.join(deep, 'r');
+    expect(Buffer.byteLength(`${abs}/.warm:create.sock.4194304`)).toBeGreaterThan(108);
+    const id = `rel-${suffix()}`;
+    try {
+      // stdio of files: the created init holds it until it is started.
+      const err = path.join(dir, `err-${suffix()}`);
+      const fd = openSync(err, 'w');
+      const r = spawnSync(RUNC, ['--root', 'r', 'create', '--bundle', bundle(), id], { cwd: deep, stdio: ['ignore', fd, fd], timeout: 60_000 });
+      closeSync(fd);
+      expect(r.status, readFileSync(err, 'utf8')).toBe(0);
+      // Long enough for a started server to have taken the root's lock.
+      await new Promise((resolve) => setTimeout(resolve, 4000));
+      expect(serverPids(abs)).toEqual([]);
+      expect(readdirSync(abs).filter((f) => f.includes('warm:'))).toEqual([]);
+      // Nor does the server itself listen there, however started.
+      const direct = spawnSync('node', [path.resolve('dist/bundle/runc.cjs'), '--warm-server', abs, 'b'], { timeout: 20_000 });
+      expect(direct.status).toBe(2);
+      expect(readdirSync(abs).filter((f) => f.includes('.warm:'))).toEqual([]);
+    } finally {
+      spawnSync(RUNC, ['--root', abs, 'delete', '--force', id]);
+      for (const pid of serverPids(abs)) process.kill(pid, 'SIGKILL');
+    }
   });
 
   it('the server leaves when idle and when its root goes; TSVMM_RUNC_WARM=0 starts none', async () => {
