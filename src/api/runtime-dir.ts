@@ -179,7 +179,10 @@ function sweepOutcomes(dir: string): void {
   writeFileSync(swept, '', { mode: 0o600 });
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.outcome'))) {
     const full = path.join(dir, file);
-    if (Date.now() - statSync(full).mtimeMs > OUTCOME_KEEP_MS) rmSync(full, { force: true });
+    // Gone since the readdir (another instance's sweep, a new instance of that name): not ours to
+    // remove, and no reason to lose the outcome being written.
+    const st = statSync(full, { throwIfNoEntry: false });
+    if (st && Date.now() - st.mtimeMs > OUTCOME_KEEP_MS) rmSync(full, { force: true });
   }
 }
 

@@ -1,7 +1,7 @@
 // How an instance ended, left beside the records for watchers (the dashboard), and the host
 // memory an instance is shown with: real files, real /proc.
 
-import { mkdirSync, mkdtempSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -43,6 +43,15 @@ describe('instance outcomes', () => {
     expect(readOutcome('new', dir)?.outcome).toBe('exited with code 1');
     writeFileSync(path.join(dir, 'junk.outcome'), '{"outcome": 3}');
     expect(readOutcome('junk', dir)).toBeUndefined();
+  });
+
+  it('are written though an entry vanishes while they are swept (another sweep, or a new instance of its name, removed it)', () => {
+    const dir = path.join(root, 'c');
+    mkdirSync(dir);
+    // An entry that readdir lists and stat cannot find: what such a race leaves the sweep with.
+    symlinkSync(path.join(dir, 'nowhere'), path.join(dir, 'gone.outcome'));
+    writeOutcome({ name: 'mine', kind: 'container', endedAt: 3, outcome: 'exited with code 0' }, dir);
+    expect(readOutcome('mine', dir)?.outcome).toBe('exited with code 0');
   });
 
   it('are a courtesy: a directory that cannot take them does not fail the instance', () => {
