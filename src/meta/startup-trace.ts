@@ -5,10 +5,16 @@
 // and the steps of Node's start-up after it. Used to find where the start goes where it is slow
 // (nested under a software CPU, README "Booting Linux"); off, a mark costs one comparison.
 
+import { createRequire } from 'node:module';
 import { monotonicMs } from './clock.js';
 
 const enabled = process.env.TSVMM_STARTUP_TRACE === '1';
-let first = true;
+/**
+ * Node's own start is the main thread's to print: a vCPU thread's nodeTiming is that worker's
+ * start (its environment and bootstrap), which would be reported a second time under the same
+ * names. node:worker_threads only when tracing, as src/vmm/threads.ts loads it only when needed.
+ */
+let first = enabled && (createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads')).isMainThread;
 
 /** Notes that `phase` has just ended (a no-op unless TSVMM_STARTUP_TRACE=1). */
 export function startupMark(phase: string): void {

@@ -72,6 +72,19 @@ p.on('exit', (code) => { process.stdout.write(out); process.exit(code); });`;
     expect(summary.stats.io).toBeGreaterThan(10);
   });
 
+  it('TSVMM_STARTUP_TRACE=1: each start phase once, the process\'s own first, on one clock (vCPU threads add only their first run)', () => {
+    const r = tsvmm(['run', '--kernel', TEST_ELF, '--cmdline', 'mode=exits count=10', '--cpus', '2', '--mem', '32M', '-q'], { env: { TSVMM_STARTUP_TRACE: '1' } });
+    expect(r.code, r.stderr).toBe(0);
+    const marks = [...r.stderr.matchAll(/^tsvmm-startup (\S+) ([\d.]+)$/gm)].map(([, phase, ms]) => ({ phase: phase!, ms: Number(ms) }));
+    const phases = marks.map((m) => m.phase);
+    expect(new Set(phases).size, r.stderr).toBe(phases.length);
+    expect(phases.slice(0, 11)).toEqual(['node-process', 'node-v8', 'node-environment', 'node-bootstrap', 'bundle', 'create', 'memory', 'kernel', 'kvm-vm', 'vcpus', 'start']);
+    // The AP's thread may not get to its first run before the guest has ended.
+    expect(phases.slice(11)).toContain('vcpu0-first-run');
+    expect(phases.slice(11).every((p) => /^vcpu[01]-first-run$/.test(p)), r.stderr).toBe(true);
+    for (let i = 1; i < 11; i++) expect(marks[i]!.ms).toBeGreaterThanOrEqual(marks[i - 1]!.ms);
+  });
+
   it('reports an emulation failure with registers and exit code 1', () => {
     const r = tsvmm(['run', '-q', '--kernel', TEST_ELF, '--cmdline', 'mode=emulation-failure', '--mem', '32M']);
     expect(r.code).toBe(1);
