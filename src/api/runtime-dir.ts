@@ -8,6 +8,7 @@ import { TsvmmError } from '../errors.js';
 import { pidAlive, processStartedAt } from '../meta/pid-alive.js';
 import { writeWhole } from '../meta/write-whole.js';
 import { fnv1a64Hex } from '../meta/fnv.js';
+import { sleepSync } from '../meta/sleep-sync.js';
 
 /** How far a process's start (known to about a second) may seem to follow its record's startedAt. */
 const PID_START_SLACK_MS = 2000;
@@ -213,7 +214,6 @@ export function runtimeDirKey(dir = runtimeDir()): string {
  */
 function reap(record: InstanceRecord, roots: string[]): boolean {
   let done = true;
-  const nap = new Int32Array(new SharedArrayBuffer(4));
   for (const dir of record.leftovers?.cgroups ?? []) {
     if (!dir.startsWith('/sys/fs/cgroup/')) continue;
     // Its processes were killed with their supervisor, but may take a moment to leave.
@@ -223,7 +223,7 @@ function reap(record: InstanceRecord, roots: string[]): boolean {
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;
         if (code === 'EBUSY' && attempt < 100) {
-          Atomics.wait(nap, 0, 0, 10);
+          sleepSync(10);
           continue;
         }
         if (code === 'EBUSY') done = false;

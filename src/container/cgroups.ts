@@ -23,6 +23,7 @@ import { ContainerError } from './errors.js';
 import { monotonicMs } from '../meta/clock.js';
 import { defaultDeviceRules, type DeviceRule, type ResourceLimits } from './spec.js';
 import type { PlanCgroups } from './plan.js';
+import { sleepSync } from '../meta/sleep-sync.js';
 
 export type CgroupVersion = 'v1' | 'v2';
 
@@ -259,7 +260,6 @@ async function removeDirs(dirs: string[], killAll: () => Promise<void>): Promise
 }
 
 function removeDirsNow(dirs: string[]): void {
-  const nap = new Int32Array(new SharedArrayBuffer(4));
   const deadline = monotonicMs() + 200;
   for (const dir of dirs) {
     while (existsSync(dir)) {
@@ -268,7 +268,7 @@ function removeDirsNow(dirs: string[]): void {
       } catch {
         // Its last process has been killed but is not gone yet.
         if (monotonicMs() > deadline) return;
-        Atomics.wait(nap, 0, 0, 1);
+        sleepSync(1);
       }
     }
     removeParent(dir);

@@ -7,12 +7,13 @@ import type { Hook, HookKind, Hooks } from '../container/spec.js';
 import { RuntimeError } from './errors.js';
 import type { OciState } from './state.js';
 import { childProcess } from './child-process.js';
+import { envFromList } from '../meta/env-list.js';
 
 const OUTPUT = (text: string) => text.trim().split('\n').slice(-3).join(' | ').slice(0, 400);
 
 /** Runs `hook`; returns undefined on success, or one line saying why it failed. */
 export function runHook(kind: HookKind, index: number, hook: Hook, state: OciState): string | undefined {
-  const env = Object.fromEntries(hook.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]));
+  const env = envFromList(hook.env);
   const result = childProcess().spawnSync(hook.path, hook.args.slice(1), {
     argv0: hook.args[0] ?? hook.path,
     env,

@@ -5,6 +5,7 @@
 
 import { writeSync } from 'node:fs';
 import { announcedHelper, type ForkedHelper } from './helper.js';
+import { sleepSync } from '../meta/sleep-sync.js';
 
 export interface RuncIo {
   /** Writes to the caller's stdout / stderr. */
@@ -21,8 +22,6 @@ export interface RuncIo {
   warm: boolean;
 }
 
-const nap = new Int32Array(new SharedArrayBuffer(4));
-
 /** All of `data` to `fd`, also when the caller gave us a non-blocking pipe (EAGAIN: wait a little); false if the reader went away. */
 export function writeAllSync(fd: number, data: string | Uint8Array): boolean {
   const bytes = typeof data === 'string' ? Buffer.from(data) : data;
@@ -31,7 +30,7 @@ export function writeAllSync(fd: number, data: string | Uint8Array): boolean {
       done += writeSync(fd, bytes, done);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') return false;
-      Atomics.wait(nap, 0, 0, 1);
+      sleepSync(1);
     }
   }
   return true;

@@ -22,6 +22,7 @@ import type { Log } from './log.js';
 import { checkId, initAlive, ociState, ociStateText, StateStore, type ContainerRecord } from './state.js';
 import { processStat } from '../meta/pid-alive.js';
 import { childProcess } from './child-process.js';
+import { sleepSync } from '../meta/sleep-sync.js';
 
 export interface RuntimeOptions {
   root: string;
@@ -110,8 +111,6 @@ export interface ExecOptions {
   caps?: string[];
 }
 
-const nap = new Int32Array(new SharedArrayBuffer(4));
-const sleepSync = (ms: number) => Atomics.wait(nap, 0, 0, ms);
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A signal by name (KILL, SIGKILL) or number, as `runc kill` takes it. */

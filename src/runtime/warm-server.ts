@@ -23,6 +23,7 @@ import { ColdNeeded } from './errors.js';
 import { releaseHelper, type ForkedHelper } from './helper.js';
 import { writeAllSync, type RuncIo } from './io.js';
 import { ownedByUs } from './state.js';
+import { envFromList } from '../meta/env-list.js';
 
 // The exchange, as native/container-init.c defines it (runc_warm_create).
 const WARM_MAGIC = 'tsvmm-runc-warm/1';
@@ -94,7 +95,7 @@ async function receiveRequest(fd: number, fds: number[]): Promise<WarmRequest | 
   if (argv.length !== nArgs || Number(envc) !== env.length) return undefined;
   return {
     build, cwd, helperPid: Number(helperPid), argv,
-    env: Object.fromEntries(env.filter((e) => e.includes('=')).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])),
+    env: envFromList(env),
   };
 }
 
@@ -182,10 +183,21 @@ export async function serve([root, build]: string[]): Promise<void> {
   let leaving = false;
   let lastRequest = Date.now();
   const server = net.createServer({ pauseOnConnect: true }, (socket) => void handle(socket));
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(temporary, resolve));
-  chmodSync(temporary, 0o600);
-  renameSync(temporary, socketPath);
-  const ours = lstatSync(socketPath);
+  let ours: Stats;
+  try {
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(temporary, resolve));
+    chmodSync(temporary, 0o600);
+    renameSync(temporary, socketPath);
+    ours = lstatSync(socketPath);
+  } catch {
+    // Not set up (the root removed meanwhile, say): a server nobody can reach and without its
+    // idle watch would stay for ever, holding the root's lock. Creates run cold.
+    server.close();
+    rmSync(temporary, { force: true });
+    closeSync(lock);
+    process.exitCode = 2;
+    return;
+  }
 
   const leave = () => {
     if (leaving) return;
