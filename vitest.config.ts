@@ -1,7 +1,16 @@
 import { defineConfig } from 'vitest/config';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { makeTestTmp } from './test/helpers/test-tmp.js';
+
+// Everything a run writes to temporary files goes under one directory, removed at its end.
+const testTmp = makeTestTmp();
+process.env.TSVMM_TEST_TMP = testTmp;
+const under = (name: string) => {
+  const dir = path.join(testTmp, name);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+};
 
 export default defineConfig({
   resolve: {
@@ -14,11 +23,14 @@ export default defineConfig({
     hookTimeout: 60_000,
     // KVM tests are CPU-bound on a 2-core machine; running files one at a time keeps timings sane.
     fileParallelism: false,
-    // VMs started by the tests register here, not in the user's runtime directory.
+    globalSetup: ['./test/helpers/global-setup.ts'],
     env: {
-      TSVMM_RUNTIME_DIR: mkdtempSync(path.join(tmpdir(), 'tsvmm-test-run-')),
+      TMPDIR: testTmp,
+      TSVMM_TEST_TMP: testTmp,
+      // VMs started by the tests register here, not in the user's runtime directory.
+      TSVMM_RUNTIME_DIR: under('run'),
       // `tsvmm compare` saves its results for the dashboard; tests must not overwrite the user's.
-      TSVMM_COMPARE_RESULTS: path.join(mkdtempSync(path.join(tmpdir(), 'tsvmm-test-compare-')), 'compare-latest.json'),
+      TSVMM_COMPARE_RESULTS: path.join(under('compare'), 'compare-latest.json'),
     },
   },
 });
