@@ -8,7 +8,7 @@ const testTmp = makeTestTmp();
 process.env.TSVMM_TEST_TMP = testTmp;
 const under = (name: string) => {
   const dir = path.join(testTmp, name);
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dir, { mode: 0o700 }); // owner-only, as mkdtemp made them and a runtime directory must be
   return dir;
 };
 
