@@ -24,6 +24,7 @@ import { monotonicMs } from '../meta/clock.js';
 import { defaultDeviceRules, type DeviceRule, type ResourceLimits } from './spec.js';
 import type { PlanCgroups } from './plan.js';
 import { sleepSync } from '../meta/sleep-sync.js';
+import { parseMountinfo } from '../meta/mountinfo.js';
 
 export type CgroupVersion = 'v1' | 'v2';
 
@@ -67,11 +68,6 @@ export function hostCgroupSources(pid: number | 'self' = 'self', forced = proces
   };
 }
 
-/** mountinfo escapes spaces, tabs, newlines and backslashes as octal. */
-function unescape(field: string): string {
-  return field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
-}
-
 /** Finds the cgroup hierarchies this process can use; throws the one clear line if there is none. */
 export function detectCgroups(sources: CgroupSources = hostCgroupSources()): CgroupLayout {
   const v1 = new Map<string, V1Hierarchy>();
@@ -81,13 +77,7 @@ export function detectCgroups(sources: CgroupSources = hostCgroupSources()): Cgr
     const match = /^(\d+):([^:]*):(.*)$/.exec(line);
     if (match) own.set(match[2]!, match[3]!);
   }
-  for (const line of sources.mountinfo.split('\n')) {
-    const dash = line.indexOf(' - ');
-    if (dash < 0) continue;
-    const fields = line.slice(0, dash).split(' ');
-    const [fstype, , superOptions = ''] = line.slice(dash + 3).split(' ');
-    const root = unescape(fields[3] ?? '/');
-    const mountPoint = unescape(fields[4] ?? '');
+  for (const { root, mountPoint, fstype, superOptions } of parseMountinfo(sources.mountinfo)) {
     if (fstype === 'cgroup2') {
       v2Mount ??= mountPoint;
     } else if (fstype === 'cgroup') {

@@ -24,6 +24,7 @@ import { releaseHelper, type ForkedHelper } from './helper.js';
 import { writeAllSync, type RuncIo } from './io.js';
 import { ownedByUs } from './state.js';
 import { envFromList } from '../meta/env-list.js';
+import { parseMountinfo } from '../meta/mountinfo.js';
 
 // The exchange, as native/container-init.c defines it (runc_warm_create).
 const WARM_MAGIC = 'tsvmm-runc-warm/1';
@@ -134,13 +135,7 @@ function leaveStarterCgroups(): void {
   } catch {
     return;
   }
-  const tops = new Set<string>();
-  for (const line of mountinfo.split('\n')) {
-    const dash = line.indexOf(' - ');
-    const fstype = line.slice(dash + 3).split(' ', 1)[0];
-    // The mount point (field 5): octal escapes only for characters a cgroup mount point never has here.
-    if (dash >= 0 && (fstype === 'cgroup' || fstype === 'cgroup2')) tops.add(line.slice(0, dash).split(' ')[4]!);
-  }
+  const tops = new Set(parseMountinfo(mountinfo).filter((m) => m.fstype === 'cgroup' || m.fstype === 'cgroup2').map((m) => m.mountPoint));
   for (const top of tops) {
     try {
       writeFileSync(path.join(top, 'cgroup.procs'), `${process.pid}\n`);

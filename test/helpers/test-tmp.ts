@@ -5,6 +5,7 @@
 import { mkdtempSync, chmodSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { parseMountinfo } from '../../src/meta/mountinfo.js';
 
 /** Made once, in the process that reads vitest.config.ts; the workers get it through `env`. */
 export function makeTestTmp(): string {
@@ -16,9 +17,7 @@ export function makeTestTmp(): string {
 
 /** Mount points at or under `dir` in our mount namespace: a recursive removal must not go into one. */
 export function mountsUnder(dir: string): string[] {
-  const unescape = (field: string) => field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
-  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
-    .map((line) => unescape(line.split(' ')[4] ?? ''))
+  return parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8')).map((m) => m.mountPoint)
     .filter((point) => point === dir || point.startsWith(`${dir}/`));
 }
 
