@@ -2,8 +2,9 @@
   "targets": [
     {
       "target_name": "tsvmm",
-      "sources": ["native/tsvmm.c"],
-      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O2"],
+      "sources": ["native/tsvmm.c", "native/untracked-buffer.cc"],
+      "cflags": ["-Wall", "-Wextra", "-Werror", "-O2"],
+      "cflags_c": ["-std=gnu11"],
       "defines": ["NAPI_VERSION=8"]
     },
     {

@@ -6,9 +6,10 @@
 //
 // Contenders, each timed from spawn (or, for the library, from Container.run) to exit:
 //   runc          `runc run --bundle B ID`
-//   tsvmm CLI     `node bin/tsvmm.js container run --bundle B --name ID`
+//   tsvmm CLI     `bin/tsvmm.js container run --bundle B --name ID` (the program, as `tsvmm`)
 //   tsvmm library `Container.run({ bundle: B, name: ID })` then `wait()`, in this process
-//   node -e 0     Node's own start-up, which every Node CLI pays (a reference, not a contender)
+//   node -e 0     Node's own start-up, which every Node CLI pays (a reference, not a contender);
+//                 also without NODE_EXTRA_CA_CERTS when it is set, as tsvmm starts Node
 // They run interleaved, one of each per round in a rotating order, so that the drift of a shared,
 // noisy machine hits them all alike; ratios are taken within one invocation. Each process's peak
 // RSS comes from a second, untimed run under /usr/bin/time. Targets (issue 12): the CLI within
@@ -18,11 +19,12 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { contenderFailed, fail, fmt, fmtRatio, parseOptions, ratio, readRss, ROOT, runOnce, summarize, table, TIME } from './lib.mjs';
+import {
+  contenderFailed, fail, fmt, fmtRatio, nodeReferences, parseOptions, ratio, readRss, ROOT, runOnce, summarize, table, TIME, TSVMM_BIN,
+} from './lib.mjs';
 
 const BUNDLE_SCRIPT = path.join(ROOT, 'scripts/build-busybox-rootfs.sh');
 const DEPS_SCRIPT = path.join(ROOT, 'scripts/install-container-bench-deps.sh');
-const TSVMM = path.join(ROOT, 'bin/tsvmm.js');
 const TARGET_CLI_VS_NODE = 1.3;
 const TARGET_LIBRARY_VS_RUNC = 0.5;
 const USAGE = 'usage: node bench/container.mjs [--runs R] [--warmup W] [--json]';
@@ -90,12 +92,11 @@ async function main() {
   const id = (prefix) => `${prefix}-${process.pid}-${serial++}`;
 
   const runc = () => ['runc', 'run', '--bundle', bundle, id('bench-runc')];
-  const cli = () => [process.execPath, TSVMM, 'container', 'run', '--bundle', bundle, '--name', id('bench-cli')];
-  const node = () => [process.execPath, '-e', '0'];
+  const cli = () => [TSVMM_BIN, 'container', 'run', '--bundle', bundle, '--name', id('bench-cli')];
   const contenders = [
     { id: 'runc', name: 'runc run', command: `runc run --bundle ${bundle} ID`, run: () => timeProcess('runc', runc()), rss: () => peakRss('runc', runc()) },
     {
-      id: 'cli', name: 'tsvmm container run (CLI)', command: `node bin/tsvmm.js container run --bundle ${bundle} --name ID`,
+      id: 'cli', name: 'tsvmm container run (CLI)', command: `bin/tsvmm.js container run --bundle ${bundle} --name ID`,
       run: () => timeProcess('tsvmm CLI', cli()), rss: () => peakRss('tsvmm CLI', cli()),
     },
     {
@@ -109,7 +110,10 @@ async function main() {
         return ms;
       },
     },
-    { id: 'node', name: 'node -e 0 (reference)', command: 'node -e 0', run: () => timeProcess('node', node()), rss: () => peakRss('node', node()) },
+    ...nodeReferences().map((r) => ({
+      id: r.id, name: r.name, command: r.command().join(' ').replace(process.execPath, 'node'),
+      run: () => timeProcess(r.id, r.command()), rss: () => peakRss(r.id, r.command()),
+    })),
   ];
   const samples = Object.fromEntries(contenders.map((c) => [c.id, []]));
   const rss = Object.fromEntries(contenders.map((c) => [c.id, []]));
@@ -140,7 +144,10 @@ async function main() {
     commands: Object.fromEntries(contenders.map((c) => [c.id, c.command.replaceAll(bundle, 'BUNDLE')])),
     ms: strip(stats),
     peakRssMiB: strip(rssMiB),
-    ratios: { cliOverRunc: over('cli', 'runc'), libraryOverRunc: over('library', 'runc'), nodeOverRunc: over('node', 'runc'), cliOverNode: over('cli', 'node') },
+    ratios: {
+      cliOverRunc: over('cli', 'runc'), libraryOverRunc: over('library', 'runc'), nodeOverRunc: over('node', 'runc'), cliOverNode: over('cli', 'node'),
+      cliOverNodeBare: stats.nodeBare ? over('cli', 'nodeBare') : null,
+    },
   };
   const target = (description, r, limit) => ({ description, limit, ratio: r.ofMedians, met: r.ofMedians <= limit });
   results.targets = [
@@ -167,6 +174,7 @@ async function main() {
     `tsvmm library / runc:  ${r(results.ratios.libraryOverRunc)}`,
     `node -e 0 / runc:      ${r(results.ratios.nodeOverRunc)}`,
     `tsvmm CLI / node -e 0: ${r(results.ratios.cliOverNode)}`,
+    ...(results.ratios.cliOverNodeBare ? [`tsvmm CLI / node -e 0 without NODE_EXTRA_CA_CERTS (set here; tsvmm starts Node without it): ${r(results.ratios.cliOverNodeBare)}`] : []),
     '',
     'Targets (ratios of medians):',
     ...results.targets.map((t) => `  ${t.met ? 'MET ' : 'MISS'}  ${t.description}: ${t.ratio.toFixed(2)}x`),

@@ -9,6 +9,29 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const TIME = '/usr/bin/time';
 
+/**
+ * The tsvmm command as a user runs it: the program itself, so that its `#!` line applies (it
+ * starts Node without NODE_EXTRA_CA_CERTS, see bin/tsvmm.js), not `node bin/tsvmm.js`.
+ */
+export const TSVMM_BIN = path.join(ROOT, 'bin/tsvmm.js');
+
+/** The certificate file every Node start reads first, when the environment names one. */
+export const EXTRA_CA_CERTS = process.env.NODE_EXTRA_CA_CERTS || null;
+
+/**
+ * Node's own start-up, the references of every start-up target: `node -e 0` as this environment
+ * starts it, and, when NODE_EXTRA_CA_CERTS is set, also without it, which is what tsvmm and
+ * tsvmm-runc start from. Both are reported, so that the file tsvmm skips is not taken for tsvmm
+ * being faster than Node. `argv` is the command line without its `-e 0`.
+ */
+export function nodeReferences() {
+  const refs = [{ id: 'node', name: 'node -e 0 (reference)', argv: [process.execPath] }];
+  if (EXTRA_CA_CERTS) {
+    refs.push({ id: 'nodeBare', name: 'node -e 0 without NODE_EXTRA_CA_CERTS (reference)', argv: ['/usr/bin/env', '-u', 'NODE_EXTRA_CA_CERTS', process.execPath] });
+  }
+  return refs.map((r) => ({ ...r, command: () => [...r.argv, '-e', '0'] }));
+}
+
 export function fail(message) {
   process.stderr.write(`bench: ${message}\n`);
   process.exit(1);
@@ -26,8 +49,8 @@ export function checkTsvmmBuilt(guest, log) {
   if (stale) log('warning: src/ has files newer than dist/; run `npm run build` to measure the current code');
   // Every Node start reads and parses this file before any script runs: on this project's machines
   // (set system-wide) it was 36 ms of a 62 ms `node -e 0`, so it is much of every start-up figure.
-  if (process.env.NODE_EXTRA_CA_CERTS) {
-    log(`note: NODE_EXTRA_CA_CERTS is set (${process.env.NODE_EXTRA_CA_CERTS}): every Node start here, node -e 0's and tsvmm's alike, first loads it; tsvmm-runc's front end drops it for its Node half`);
+  if (EXTRA_CA_CERTS) {
+    log(`note: NODE_EXTRA_CA_CERTS is set (${EXTRA_CA_CERTS}): every Node start here first loads it; tsvmm (run as a program) and tsvmm-runc's front end start Node without it, so Node's start is measured both ways`);
   }
 }
 

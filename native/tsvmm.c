@@ -240,17 +240,18 @@ static napi_value js_munmap(napi_env env, napi_callback_info info) {
   return make_result(env, munmap((void *)(uintptr_t)addr, length));
 }
 
+napi_value tsvmm_untracked_array_buffer(void *data, size_t length); // untracked-buffer.cc
+
 // arrayBuffer(address, length): an ArrayBuffer over memory mapped with mmap(), without a copy.
-// It has no finalizer: the mapping belongs to whoever called mmap(), and several threads may
-// wrap the same mapping.
+// Nothing is freed when it is collected: the mapping belongs to whoever called mmap(), and
+// several threads may wrap the same mapping. V8 does not count its bytes as its own memory
+// (untracked-buffer.cc says why).
 static napi_value js_array_buffer(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (!get_args(env, info, 2, argv)) return NULL;
   uint64_t addr, length;
   if (!get_u64(env, argv[0], &addr) || !get_u64(env, argv[1], &length)) return NULL;
-  napi_value out;
-  CHECK(napi_create_external_arraybuffer(env, (void *)(uintptr_t)addr, length, NULL, NULL, &out));
-  return out;
+  return tsvmm_untracked_array_buffer((void *)(uintptr_t)addr, length);
 }
 
 // addressOf(view): the address of a TypedArray's or DataView's first byte, for structures
