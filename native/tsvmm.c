@@ -18,6 +18,9 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <sched.h>
 #include <linux/kvm.h>
 #include <stddef.h>
 
@@ -149,16 +152,85 @@ static void *close_thread(void *arg) {
   return NULL;
 }
 
-// closeInBackground(fd): 0 | -errno. close(fd) on a detached thread of its own, for a descriptor
-// whose last close makes the kernel do long work (a VM's: its teardown). Nothing waits for it,
-// unlike a libuv request, which would keep the event loop, and so the process, alive until it
-// completes; the process cannot end before it does all the same (the thread that drops the last
-// reference runs the release before it exits). Without a thread to spare, the close is done here.
+// A system call without glibc's wrapper, which would write errno, a variable of the thread that
+// called clone(): a closer (below) shares this process's memory and its TLS, and must write
+// nothing of it.
+static long raw_syscall3(long number, long a, long b, long c) {
+  long ret;
+  __asm__ volatile("syscall" : "=a"(ret) : "a"(number), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+  return ret;
+}
+
+// What a closer runs: it came with a copy of the descriptor table, keeps `fd` only, closes it
+// and ends. All signals are blocked (inherited from the caller, see closeInBackground).
+static int closer_main(void *arg) {
+  long fd = (long)(intptr_t)arg;
+  if (fd > 0) raw_syscall3(SYS_close_range, 0, fd - 1, 0);
+  raw_syscall3(SYS_close_range, fd + 1, ~0U, 0);
+  raw_syscall3(SYS_close, fd, 0, 0);
+  return 0;
+}
+
+#define CLOSER_STACK (64 * 1024)
+#define CLOSERS 8
+
+// The closers that may still run, with their stacks: a stack is reused once waitpid has reaped
+// its closer (so it no longer runs on it), which also keeps ended closers from staying zombies.
+static struct {
+  pid_t pid;
+  char *stack;
+} closers[CLOSERS];
+static pthread_mutex_t closers_lock = PTHREAD_MUTEX_INITIALIZER;
+
+// A stack for a new closer (reaping the ended ones first), or NULL when all are taken.
+static char *closer_stack_locked(int *slot) {
+  int free_slot = -1;
+  for (int i = 0; i < CLOSERS; i++) {
+    int status;
+    // __WCLONE: only children whose exit signal is not SIGCHLD, i.e. closers, never a child
+    // process that libuv waits for.
+    if (closers[i].pid > 0 && waitpid(closers[i].pid, &status, WNOHANG | __WCLONE) == closers[i].pid) closers[i].pid = 0;
+    if (closers[i].pid == 0 && free_slot < 0) free_slot = i;
+  }
+  if (free_slot < 0) return NULL;
+  if (!closers[free_slot].stack) {
+    void *stack = mmap(NULL, CLOSER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) return NULL;
+    closers[free_slot].stack = stack;
+  }
+  *slot = free_slot;
+  return closers[free_slot].stack;
+}
+
+// closeInBackground(fd): 0 | -errno. For a descriptor whose last close makes the kernel do long
+// work: a VM's, whose teardown takes 1-30 ms here (nested KVM), mostly waiting for RCU grace
+// periods. A thread would not do: a process ends only when all its threads have, so its exit
+// would wait for the teardown. Instead a closer takes the close over: a process sharing this
+// one's memory (CLONE_VM, so cloning it copies nothing and the kernel's teardown finds the VM's
+// address space) with a copy of the descriptor table, of which it keeps only `fd`. This process
+// closes its own copy and goes on, and may end meanwhile; the closer then holds the address space
+// until the teardown is done, is re-parented and reaped by init. It is not a SIGCHLD child, so
+// Node's child handling never sees it; the next call reaps it if this process is still alive.
+// Without a closer (more than CLOSERS at once, or clone() refused), a detached thread closes it.
 static napi_value js_close_in_background(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
   int32_t fd;
   CHECK(napi_get_value_int32(env, argv[0], &fd));
+  pthread_mutex_lock(&closers_lock);
+  int slot;
+  char *stack = closer_stack_locked(&slot);
+  pid_t pid = -1;
+  if (stack) {
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    pid = clone(closer_main, stack + CLOSER_STACK, CLONE_VM, (void *)(intptr_t)fd);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (pid > 0) closers[slot].pid = pid;
+  }
+  pthread_mutex_unlock(&closers_lock);
+  if (pid > 0) return make_result(env, close(fd));
   pthread_t thread;
   if (pthread_create(&thread, NULL, close_thread, (void *)(intptr_t)fd) != 0) return make_result(env, close(fd));
   pthread_detach(thread);

@@ -10,7 +10,7 @@ import { TsvmmError } from '../errors.js';
 export interface NativeAddon {
   open(path: string, flags: number): number;
   close(fd: number): number;
-  /** close(fd) on a detached thread of its own (see native/tsvmm.c); 0, or -errno of a close done here. */
+  /** close(fd) here and in a closer process that ends after it (see native/tsvmm.c): 0, or -errno of the close here. */
   closeInBackground(fd: number): number;
   ioctl(fd: number, request: number, arg: number | bigint | ArrayBufferView): number;
   /** ioctl(fd, request, 0) without argument checks: the per-exit KVM_RUN. */

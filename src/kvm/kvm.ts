@@ -187,10 +187,11 @@ export class VmFd extends Fd {
   }
 
   /**
-   * Closing a VM's descriptor is when the kernel tears the VM down (13 ms of a tiny guest's run
-   * here, nested KVM, about what the rest of the end takes): on a thread of its own, so that
-   * what follows a VM's end (its outcome, the control socket, the process's exit) runs
-   * meanwhile. The process still ends only after the teardown (native/tsvmm.c).
+   * Closing a VM's descriptor is when the kernel tears the VM down (1-30 ms here, nested KVM,
+   * mostly waiting for RCU grace periods; the C loop's whole run is ~30 ms): a closer process
+   * does it (native/tsvmm.c, closeInBackground), so that what follows a VM's end (its outcome,
+   * the control socket, the process's own exit) neither waits for it nor makes the process's
+   * end wait.
    */
   override close(): void {
     const fd = this.takeFd();

@@ -1,7 +1,10 @@
 // The native addon's wrappers, called directly: each is one system call that reports failure
 // as a negative errno and never throws for it.
 
-import { closeSync, fstatSync, readSync, writeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, fstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { addon, EFD_NONBLOCK, MAP_ANONYMOUS, MAP_PRIVATE, O_RDWR, PROT_READ, PROT_WRITE } from '../../src/kvm/addon.js';
 import { Kvm, kvmOpenError } from '../../src/kvm/kvm.js';
@@ -18,12 +21,44 @@ describe('native addon', () => {
     expect(native.close(-1)).toBe(-9);
   });
 
-  it('closes a descriptor on a thread of its own (a VM\'s, whose last close tears it down)', async () => {
-    const fd = native.eventfd(0, EFD_NONBLOCK);
-    expect(native.closeInBackground(fd)).toBe(0);
-    const closed = () => { try { fstatSync(fd); return false; } catch (error) { return (error as NodeJS.ErrnoException).code === 'EBADF'; } };
-    for (let i = 0; i < 100 && !closed(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
-    expect(closed()).toBe(true);
+  it('hands a descriptor to a closer that closes it, keeps nothing else, and does not stay a zombie', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tsvmm-closer-'));
+    const fifo = (name: string) => {
+      const file = path.join(dir, name);
+      execFileSync('mkfifo', [file]);
+      const read = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+      return { read, write: openSync(file, constants.O_WRONLY) };
+    };
+    // A FIFO reads end-of-file once no one holds its write end: neither this process nor a closer.
+    const ended = async (fd: number) => {
+      for (let i = 0; i < 200; i++) {
+        try {
+          if (readSync(fd, Buffer.alloc(1)) === 0) return true;
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      return false;
+    };
+    const handed = fifo('handed');
+    const other = fifo('other');
+    try {
+      expect(native.closeInBackground(handed.write)).toBe(0);
+      expect(() => fstatSync(handed.write)).toThrow(/EBADF/); // this process's copy is gone at once
+      expect(await ended(handed.read)).toBe(true); // and the closer closed its own
+      closeSync(other.write);
+      expect(await ended(other.read)).toBe(true); // the closer let go of everything else too
+      // Ended closers are reaped by the next call: they do not pile up as zombies.
+      for (let i = 0; i < 20; i++) expect(native.closeInBackground(native.eventfd(0, EFD_NONBLOCK))).toBe(0);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(native.closeInBackground(native.eventfd(0, EFD_NONBLOCK))).toBe(0);
+      expect(zombieChildren()).toBeLessThanOrEqual(1);
+    } finally {
+      closeSync(handed.read);
+      closeSync(other.read);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('maps memory and wraps it in an ArrayBuffer without copying', () => {
@@ -104,3 +139,17 @@ describe('guest memory mapped from files', () => {
     close(fd);
   });
 });
+
+/** This process's children that have ended and not been reaped (state Z in /proc/PID/stat). */
+function zombieChildren(): number {
+  let count = 0;
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(ppid) === process.pid && state === 'Z') count++;
+    } catch { /* ended meanwhile */ }
+  }
+  return count;
+}
