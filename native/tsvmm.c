@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -144,10 +145,15 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return make_result(env, close(fd));
 }
 
-static void *close_thread(void *arg) {
+// For the addon's own threads: signals are for the threads that run JS.
+static void block_signals(void) {
   sigset_t all;
   sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, NULL); // signals are for the threads that run JS
+  pthread_sigmask(SIG_BLOCK, &all, NULL);
+}
+
+static void *close_thread(void *arg) {
+  block_signals();
   close((int)(intptr_t)arg);
   return NULL;
 }
@@ -161,80 +167,182 @@ static long raw_syscall3(long number, long a, long b, long c) {
   return ret;
 }
 
-// What a closer runs: it came with a copy of the descriptor table, keeps `fd` only, closes it
-// and ends. All signals are blocked (inherited from the caller, see closeInBackground).
-static int closer_main(void *arg) {
-  long fd = (long)(intptr_t)arg;
-  if (fd > 0) raw_syscall3(SYS_close_range, 0, fd - 1, 0);
-  raw_syscall3(SYS_close_range, fd + 1, ~0U, 0);
-  raw_syscall3(SYS_close, fd, 0, 0);
-  return 0;
-}
-
+// A closer (closeInBackground) is two processes sharing this one's memory (CLONE_VM: cloning copies
+// nothing, and the kernel's teardown finds the VM's address space). The first is cloned with
+// CLONE_VFORK, so the caller waits while it drops every descriptor of its copy of the table but
+// the VM's: once the caller goes on, nothing of its files (locks, pipe ends, sockets) is held
+// elsewhere. It then clones the second, which inherits only that descriptor, and ends; the caller
+// reaps it at once. The second closes the descriptor, so it runs the teardown, and ends; its parent
+// gone, init reaps it, and the kernel clears its slot's word (CLONE_CHILD_CLEARTID), which frees
+// its stack. Both run with every signal blocked, inherited from the caller.
 #define CLOSER_STACK (64 * 1024)
 #define CLOSERS 8
 
-// The closers that may still run, with their stacks: a stack is reused once waitpid has reaped
-// its closer (so it no longer runs on it), which also keeps ended closers from staying zombies.
 static struct {
-  pid_t pid;
-  char *stack;
+  char *stack;        // two halves: the first closer's, then the second's
+  volatile pid_t busy; // nonzero while the second closer may still run on its half
 } closers[CLOSERS];
 static pthread_mutex_t closers_lock = PTHREAD_MUTEX_INITIALIZER;
 
-// A stack for a new closer (reaping the ended ones first), or NULL when all are taken.
-static char *closer_stack_locked(int *slot) {
-  int free_slot = -1;
+struct closer_job {
+  int fd;
+  int slot;
+};
+
+static int second_closer(void *arg) {
+  raw_syscall3(SYS_close, (long)(intptr_t)arg, 0, 0);
+  return 0;
+}
+
+static int first_closer(void *arg) {
+  const struct closer_job *job = arg;
+  long fd = job->fd;
+  if (fd > 0) raw_syscall3(SYS_close_range, 0, fd - 1, 0);
+  raw_syscall3(SYS_close_range, fd + 1, ~0U, 0);
+  // glibc's clone() writes errno only when it fails; the caller is suspended until this ends.
+  pid_t *busy = (pid_t *)&closers[job->slot].busy;
+  if (clone(second_closer, closers[job->slot].stack + CLOSER_STACK, CLONE_VM | CLONE_CHILD_CLEARTID, (void *)(intptr_t)fd,
+            NULL, NULL, busy) < 0) {
+    *busy = 0; // the caller's close is then the last one
+  }
+  return 0;
+}
+
+// A free slot (its stack mapped), or -1.
+static int closer_slot_locked(void) {
   for (int i = 0; i < CLOSERS; i++) {
-    int status;
-    // __WCLONE: only children whose exit signal is not SIGCHLD, i.e. closers, never a child
-    // process that libuv waits for.
-    if (closers[i].pid > 0 && waitpid(closers[i].pid, &status, WNOHANG | __WCLONE) == closers[i].pid) closers[i].pid = 0;
-    if (closers[i].pid == 0 && free_slot < 0) free_slot = i;
+    if (__atomic_load_n(&closers[i].busy, __ATOMIC_ACQUIRE) != 0) continue;
+    if (!closers[i].stack) {
+      void *stack = mmap(NULL, 2 * CLOSER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+      if (stack == MAP_FAILED) return -1;
+      closers[i].stack = stack;
+    }
+    return i;
   }
-  if (free_slot < 0) return NULL;
-  if (!closers[free_slot].stack) {
-    void *stack = mmap(NULL, CLOSER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack == MAP_FAILED) return NULL;
-    closers[free_slot].stack = stack;
-  }
-  *slot = free_slot;
-  return closers[free_slot].stack;
+  return -1;
 }
 
 // closeInBackground(fd): 0 | -errno. For a descriptor whose last close makes the kernel do long
 // work: a VM's, whose teardown takes 1-30 ms here (nested KVM), mostly waiting for RCU grace
 // periods. A thread would not do: a process ends only when all its threads have, so its exit
-// would wait for the teardown. Instead a closer takes the close over: a process sharing this
-// one's memory (CLONE_VM, so cloning it copies nothing and the kernel's teardown finds the VM's
-// address space) with a copy of the descriptor table, of which it keeps only `fd`. This process
-// closes its own copy and goes on, and may end meanwhile; the closer then holds the address space
-// until the teardown is done, is re-parented and reaped by init. It is not a SIGCHLD child, so
-// Node's child handling never sees it; the next call reaps it if this process is still alive.
-// Without a closer (more than CLOSERS at once, or clone() refused), a detached thread closes it.
+// would wait for the teardown. A closer (above) takes the close over; this process closes its own
+// copy and goes on, and may end before the teardown is done. Without a closer (more than CLOSERS
+// at once, or clone() refused), a detached thread closes it.
 static napi_value js_close_in_background(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
   int32_t fd;
   CHECK(napi_get_value_int32(env, argv[0], &fd));
   pthread_mutex_lock(&closers_lock);
-  int slot;
-  char *stack = closer_stack_locked(&slot);
-  pid_t pid = -1;
-  if (stack) {
+  int slot = closer_slot_locked();
+  pid_t first = -1;
+  if (slot >= 0) {
+    struct closer_job job = {.fd = fd, .slot = slot};
+    closers[slot].busy = 1;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    pid = clone(closer_main, stack + CLOSER_STACK, CLONE_VM, (void *)(intptr_t)fd);
+    first = clone(first_closer, closers[slot].stack + 2 * CLOSER_STACK, CLONE_VM | CLONE_VFORK, &job);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (pid > 0) closers[slot].pid = pid;
+    if (first > 0) {
+      int status;
+      // It has ended (CLONE_VFORK). __WCLONE: a child whose exit signal is not SIGCHLD.
+      waitpid(first, &status, __WCLONE);
+    } else {
+      closers[slot].busy = 0;
+    }
   }
   pthread_mutex_unlock(&closers_lock);
-  if (pid > 0) return make_result(env, close(fd));
+  if (first > 0) return make_result(env, close(fd));
   pthread_t thread;
   if (pthread_create(&thread, NULL, close_thread, (void *)(intptr_t)fd) != 0) return make_result(env, close(fd));
   pthread_detach(thread);
   return make_int(env, 0);
+}
+
+// A system call that mostly waits, run on a thread of its own (ioctlStart, ioctlJoin).
+struct background_ioctl {
+  pthread_t thread;
+  int fd; // a duplicate: the caller may close its own meanwhile, and the number be reused
+  unsigned long request;
+  long result; // the ioctl's, or -errno
+  bool joined;
+  unsigned char arg[256];
+};
+
+static void *background_ioctl_thread(void *p) {
+  struct background_ioctl *job = p;
+  block_signals();
+  long rc = ioctl(job->fd, job->request, job->arg);
+  job->result = rc < 0 ? -errno : rc;
+  close(job->fd);
+  return NULL;
+}
+
+static void background_ioctl_join(struct background_ioctl *job) {
+  if (!job->joined) pthread_join(job->thread, NULL);
+  job->joined = true;
+}
+
+// A handle dropped without a join: the thread still uses the job until it ends.
+static void background_ioctl_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  background_ioctl_join(data);
+  free(data);
+}
+
+// ioctlStart(fd, request, view): a handle for ioctlJoin | -errno. ioctl(fd, request, copy of the
+// view's bytes, at most 256) on a thread of its own, for an ioctl that only reads its argument
+// and spends its time waiting: KVM_SET_USER_MEMORY_REGION waits for an SRCU grace period (~5 ms
+// here, 0.2 ms of it CPU), which the caller can spend building the rest of its VM.
+static napi_value js_ioctl_start(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int32_t fd;
+  uint32_t request;
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  CHECK(napi_get_value_uint32(env, argv[1], &request));
+  void *data;
+  size_t len;
+  if (!get_bytes(env, argv[2], &data, &len)) return NULL;
+  struct background_ioctl *job = calloc(1, sizeof *job);
+  if (!job) return make_int(env, -ENOMEM);
+  if (len > sizeof job->arg) {
+    free(job);
+    return make_int(env, -EINVAL);
+  }
+  memcpy(job->arg, data, len);
+  job->request = request;
+  job->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (job->fd < 0) {
+    free(job);
+    return make_int(env, -errno);
+  }
+  int err = pthread_create(&job->thread, NULL, background_ioctl_thread, job);
+  if (err != 0) {
+    close(job->fd);
+    free(job);
+    return make_int(env, -err);
+  }
+  napi_value handle;
+  if (napi_create_external(env, job, background_ioctl_finalize, NULL, &handle) != napi_ok) {
+    background_ioctl_join(job);
+    free(job);
+    return throw_last_error(env);
+  }
+  return handle;
+}
+
+// ioctlJoin(handle): the ioctl's result | -errno, once it is done (-EINVAL for a second join).
+static napi_value js_ioctl_join(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  struct background_ioctl *job;
+  CHECK(napi_get_value_external(env, argv[0], (void **)&job));
+  if (job->joined) return make_int(env, -EINVAL);
+  background_ioctl_join(job);
+  return make_int(env, job->result);
 }
 
 // ioctl(fd, request, arg): result | -errno. arg is an integer (number or bigint) or the bytes of
@@ -550,9 +658,7 @@ static struct {
 
 static void *watch_thread(void *arg) {
   (void)arg;
-  sigset_t all;
-  sigfillset(&all);
-  pthread_sigmask(SIG_BLOCK, &all, NULL); // signals are for the threads that run JS
+  block_signals();
   pthread_mutex_lock(&watch.lock);
   for (;;) {
     while (!watch.armed) pthread_cond_wait(&watch.armed_cond, &watch.lock);
@@ -722,6 +828,8 @@ NAPI_MODULE_INIT() {
       {"closeInBackground", js_close_in_background},
       {"ioctl", js_ioctl},
       {"ioctlNoArg", js_ioctl_no_arg},
+      {"ioctlStart", js_ioctl_start},
+      {"ioctlJoin", js_ioctl_join},
       {"mmap", js_mmap},
       {"munmap", js_munmap},
       {"arrayBuffer", js_array_buffer},

@@ -13,6 +13,13 @@ export interface NativeAddon {
   /** close(fd) here and in a closer process that ends after it (see native/tsvmm.c): 0, or -errno of the close here. */
   closeInBackground(fd: number): number;
   ioctl(fd: number, request: number, arg: number | bigint | ArrayBufferView): number;
+  /**
+   * ioctl(fd, request, a copy of arg's bytes, at most 256) on a thread of its own, for one that only
+   * reads its argument and mostly waits: a handle for ioctlJoin, or -errno.
+   */
+  ioctlStart(fd: number, request: number, arg: ArrayBufferView): object | number;
+  /** Waits for ioctlStart's ioctl: its result, or -errno (-EINVAL for a second join). */
+  ioctlJoin(handle: object): number;
   /** ioctl(fd, request, 0) without argument checks: the per-exit KVM_RUN. */
   ioctlNoArg(fd: number, request: number): number;
   mmap(length: number | bigint, prot: number, flags: number, fd: number, offset: number, address?: bigint): bigint | number;

@@ -10,6 +10,7 @@ import {
   addon, errnoName, MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE,
 } from '../kvm/addon.js';
 import type { VmFd } from '../kvm/kvm.js';
+import type { KvmUserspaceMemoryRegion } from '../kvm/structs.js';
 import { TsvmmError } from '../errors.js';
 
 export class GuestMemoryError extends TsvmmError {
@@ -90,6 +91,11 @@ function mapAligned(size: number, offset: number): bigint | number {
   if (head > 0) native.munmap(address, head);
   if (HUGE_PAGE - head > 0) native.munmap(start + BigInt(size), HUGE_PAGE - head);
   return start;
+}
+
+/** KVM's memory slot `slot` for a region. */
+function memorySlot(r: GuestRegionDescriptor, slot: number, flags: number): KvmUserspaceMemoryRegion {
+  return { slot, flags, guest_phys_addr: BigInt(r.start), memory_size: BigInt(r.size), userspace_addr: r.hostAddress };
 }
 
 /** Joins regions that touch in guest-physical space: each run becomes one host mapping. */
@@ -223,9 +229,16 @@ export class GuestMemory {
    * flags (KVM_MEM_LOG_DIRTY_PAGES) changes only the flags; the guest's memory stays as it is.
    */
   registerWith(vm: VmFd, flags = 0): void {
-    this.regions.forEach((r, slot) => vm.setUserMemoryRegion({
-      slot, flags, guest_phys_addr: BigInt(r.start), memory_size: BigInt(r.size), userspace_addr: r.hostAddress,
-    }));
+    this.regions.forEach((r, slot) => vm.setUserMemoryRegion(memorySlot(r, slot, flags)));
+  }
+
+  /**
+   * registerWith, each slot on a thread of its own (VmFd.setUserMemoryRegionInBackground): returns
+   * the join, which throws the first slot's error, if any. No vCPU may run before it returns.
+   */
+  registerInBackground(vm: VmFd): () => void {
+    const joins = this.regions.map((r, slot) => vm.setUserMemoryRegionInBackground(memorySlot(r, slot, 0)));
+    return () => { for (const join of joins) join(); };
   }
 
   /**

@@ -29,6 +29,11 @@ export interface BuiltVm {
   virtio: VirtioSetup;
   /** Where the coalesced ring lies in a vCPU's mapping (in pages), when the UART's writes go there. */
   coalescedRingPage: number | undefined;
+  /**
+   * Waits until guest memory is registered with KVM (a boot's is, on threads of their own, while
+   * the rest is built); throws if that failed. Before any vCPU runs; again is a no-op.
+   */
+  memoryReady(): void;
   release(): void;
 }
 
@@ -90,7 +95,7 @@ export function buildVm(config: ResolvedVmConfig): BuiltVm {
     });
     releaseFiles();
     startupMark('kernel');
-    const { kvm, vm, vcpus } = createKvmVm(config, memory, virtio, resources);
+    const { kvm, vm, vcpus, coalescedRingPage, memoryReady } = createKvmVm(config, memory, virtio, resources, true);
     startupMark('kvm-vm');
     const supported = kvm.supportedCpuid();
     const tscDeadline = kvm.checkExtension(KVM_CAP.KVM_CAP_TSC_DEADLINE_TIMER) > 0;
@@ -101,9 +106,8 @@ export function buildVm(config: ResolvedVmConfig): BuiltVm {
     }
     // Only the boot CPU starts; the others wait for INIT/SIPI in the in-kernel LAPIC.
     setupBootCpu(vcpus[0]!, memory, kernel.cpu);
-    const coalescedRingPage = coalesceUartWrites(kvm, vm);
     startupMark('vcpus');
-    return { kvm, vm, memory, vcpus, kernel, virtio, coalescedRingPage, release: resources.release };
+    return { kvm, vm, memory, vcpus, kernel, virtio, coalescedRingPage, memoryReady, release: resources.release };
   } catch (error) {
     releaseFiles();
     resources.release();
@@ -124,11 +128,11 @@ export function buildRestoredVm(
   resources.add(memory, (m) => m.close());
   try {
     const virtio = resources.add(openVirtio(config.virtio), (v) => v.release());
-    const { kvm, vm, vcpus } = createKvmVm(config, memory, virtio, resources);
+    const { kvm, vm, vcpus, coalescedRingPage, memoryReady } = createKvmVm(config, memory, virtio, resources, false);
     restore(kvm, vm, vcpus);
     return {
       kvm, vm, memory, vcpus, kernel: { protocol: 'snapshot', cpu: { mode: 'long64', entry: 0 } }, virtio,
-      coalescedRingPage: coalesceUartWrites(kvm, vm), release: resources.release,
+      coalescedRingPage, memoryReady, release: resources.release,
     };
   } catch (error) {
     resources.release();
@@ -150,8 +154,13 @@ function coalesceUartWrites(kvm: Kvm, vm: VmFd): number | undefined {
   return page;
 }
 
-/** The KVM side that boots and restores share: the VM, its interrupt controllers, slots, vCPUs. */
-function createKvmVm(config: ResolvedVmConfig, memory: GuestMemory, virtio: VirtioSetup, resources: Resources) {
+/**
+ * The KVM side that boots and restores share: the VM, its interrupt controllers, slots, vCPUs.
+ * With `background`, the memory slots are registered on threads of their own (a slot's first
+ * registration is ~5 ms of waiting here): the caller joins with memoryReady before any vCPU runs.
+ * A restore registers them at once, since restoring its state and its dirty log need them.
+ */
+function createKvmVm(config: ResolvedVmConfig, memory: GuestMemory, virtio: VirtioSetup, resources: Resources, background: boolean) {
   const kvm = resources.add(Kvm.open(), (k) => k.close());
   for (const [name, cap] of REQUIRED_CAPS) {
     if (!kvm.checkExtension(cap)) throw new TsvmmError('KVM_UNSUPPORTED', `this KVM lacks ${name}, which tsvmm needs`);
@@ -165,8 +174,13 @@ function createKvmVm(config: ResolvedVmConfig, memory: GuestMemory, virtio: Virt
   vm.setTssAddr(KVM_TSS_START);
   vm.createIrqchip();
   vm.createPit2();
-  memory.registerWith(vm);
+  // What takes the VM's slots lock (devices on its I/O buses: ioeventfds, the coalesced ring) comes
+  // first: a memory slot's registration holds that lock while it waits.
   attachVirtio(vm, virtio);
+  const coalescedRingPage = coalesceUartWrites(kvm, vm);
+  let memoryReady = () => {};
+  if (background) memoryReady = resources.add(memory.registerInBackground(vm), (join) => join());
+  else memory.registerWith(vm);
   const vcpus = Array.from({ length: config.cpus }, (_, id) => resources.add(vm.createVcpu(id), (v) => v.close()));
-  return { kvm, vm, vcpus };
+  return { kvm, vm, vcpus, coalescedRingPage, memoryReady };
 }

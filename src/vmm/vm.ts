@@ -286,6 +286,8 @@ export class Vm extends EventEmitter<VmEvents> {
     if (this.#onMainThread && MainThreadVcpu.busy) {
       throw new VmError('VM_BUSY', 'another VM runs its vCPU on this thread (mainThread); only one can at a time');
     }
+    // Guest memory may still be on its way into KVM (builder.ts): no vCPU runs before it is there.
+    this.#built.memoryReady();
     installKickHandler();
     const { vm, vcpus, memory } = this.#built;
     const controls = vcpus.map(() => VcpuControl.create());

@@ -23,6 +23,7 @@ const built: BuiltVm[] = [];
 const build = (cmdline: string, cpus = 1): BuiltVm => {
   const vm = buildVm(resolveConfig({ kernel: TEST_ELF, cmdline, memory: '64M', cpus }));
   built.push(vm);
+  vm.memoryReady(); // its vCPUs run here, not through Vm.start
   return vm;
 };
 afterEach(() => {
