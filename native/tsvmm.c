@@ -124,6 +124,13 @@ static bool get_bytes(napi_env env, napi_value v, void **data, size_t *len) {
   return false;
 }
 
+// argv[0] and argv[1] of an ioctl wrapper: the descriptor and the request.
+static bool get_fd_request(napi_env env, napi_value *argv, int32_t *fd, uint32_t *request) {
+  if (napi_get_value_int32(env, argv[0], fd) == napi_ok && napi_get_value_uint32(env, argv[1], request) == napi_ok) return true;
+  throw_last_error(env);
+  return false;
+}
+
 // open(path: string, flags: number): fd | -errno
 static napi_value js_open(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -301,8 +308,7 @@ static napi_value js_ioctl_start(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 3, argv)) return NULL;
   int32_t fd;
   uint32_t request;
-  CHECK(napi_get_value_int32(env, argv[0], &fd));
-  CHECK(napi_get_value_uint32(env, argv[1], &request));
+  if (!get_fd_request(env, argv, &fd, &request)) return NULL;
   void *data;
   size_t len;
   if (!get_bytes(env, argv[2], &data, &len)) return NULL;
@@ -352,8 +358,7 @@ static napi_value js_ioctl(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 3, argv)) return NULL;
   int32_t fd;
   uint32_t request;
-  CHECK(napi_get_value_int32(env, argv[0], &fd));
-  CHECK(napi_get_value_uint32(env, argv[1], &request));
+  if (!get_fd_request(env, argv, &fd, &request)) return NULL;
   napi_valuetype type;
   CHECK(napi_typeof(env, argv[2], &type));
   unsigned long arg;
