@@ -18,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -180,14 +181,16 @@ static long raw_syscall3(long number, long a, long b, long c) {
 // the VM's: once the caller goes on, nothing of its files (locks, pipe ends, sockets) is held
 // elsewhere. It then clones the second, which inherits only that descriptor, and ends; the caller
 // reaps it at once. The second closes the descriptor, so it runs the teardown, and ends; its parent
-// gone, init reaps it, and the kernel clears its slot's word (CLONE_CHILD_CLEARTID), which frees
-// its stack. Both run with every signal blocked, inherited from the caller.
+// gone, init reaps it (or this process, when it is init or a subreaper: see closer_slot_locked),
+// and the kernel clears its slot's word (CLONE_CHILD_CLEARTID), which frees its stack. Both run
+// with every signal blocked, inherited from the caller.
 #define CLOSER_STACK (64 * 1024)
 #define CLOSERS 8
 
 static struct {
   char *stack;        // two halves: the first closer's, then the second's
   volatile pid_t busy; // nonzero while the second closer may still run on its half
+  pid_t second;       // its pid, while it may still be left for this process to reap
 } closers[CLOSERS];
 static pthread_mutex_t closers_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -208,17 +211,32 @@ static int first_closer(void *arg) {
   raw_syscall3(SYS_close_range, fd + 1, ~0U, 0);
   // glibc's clone() writes errno only when it fails; the caller is suspended until this ends.
   pid_t *busy = (pid_t *)&closers[job->slot].busy;
-  if (clone(second_closer, closers[job->slot].stack + CLOSER_STACK, CLONE_VM | CLONE_CHILD_CLEARTID, (void *)(intptr_t)fd,
-            NULL, NULL, busy) < 0) {
-    *busy = 0; // the caller's close is then the last one
-  }
+  pid_t second = clone(second_closer, closers[job->slot].stack + CLOSER_STACK, CLONE_VM | CLONE_CHILD_CLEARTID,
+                       (void *)(intptr_t)fd, NULL, NULL, busy);
+  if (second < 0) *busy = 0; // the caller's close is then the last one
+  closers[job->slot].second = second > 0 ? second : 0;
   return 0;
+}
+
+// Whether orphans come to this process: as init of its PID namespace (tsvmm as a container's
+// first process) or as a child subreaper. Then a second closer, its parent gone, is re-parented
+// here, and nobody else would reap it.
+static bool reaps_orphans(void) {
+  int subreaper = 0;
+  return getpid() == 1 || (prctl(PR_GET_CHILD_SUBREAPER, &subreaper) == 0 && subreaper != 0);
 }
 
 // A free slot (its stack mapped), or -1.
 static int closer_slot_locked(void) {
+  bool reaper = reaps_orphans();
   for (int i = 0; i < CLOSERS; i++) {
     if (__atomic_load_n(&closers[i].busy, __ATOMIC_ACQUIRE) != 0) continue;
+    if (closers[i].second > 0) {
+      int status;
+      // A zombie keeps its pid, so while it is ours this cannot be another process's.
+      if (reaper && waitpid(closers[i].second, &status, WNOHANG | __WALL) == 0) continue; // not quite ended yet
+      closers[i].second = 0;
+    }
     if (!closers[i].stack) {
       void *stack = mmap(NULL, 2 * CLOSER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
       if (stack == MAP_FAILED) return -1;
