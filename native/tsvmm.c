@@ -19,6 +19,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -197,6 +198,7 @@ static pthread_mutex_t closers_lock = PTHREAD_MUTEX_INITIALIZER;
 struct closer_job {
   int fd;
   int slot;
+  long limit; // RLIMIT_NOFILE's soft limit
 };
 
 static int second_closer(void *arg) {
@@ -204,11 +206,21 @@ static int second_closer(void *arg) {
   return 0;
 }
 
+// Closes every descriptor but `keep`. close_range came with Linux 5.9; before it, one by one up to
+// the limit this process had when it started its closer (RLIMIT_NOFILE, read by the caller).
+static void close_all_but(long keep, long limit) {
+  long below = keep > 0 ? raw_syscall3(SYS_close_range, 0, keep - 1, 0) : 0;
+  long above = raw_syscall3(SYS_close_range, keep + 1, ~0U, 0);
+  if (below != -ENOSYS && above != -ENOSYS) return;
+  for (long fd = 0; fd < limit; fd++) {
+    if (fd != keep) raw_syscall3(SYS_close, fd, 0, 0);
+  }
+}
+
 static int first_closer(void *arg) {
   const struct closer_job *job = arg;
   long fd = job->fd;
-  if (fd > 0) raw_syscall3(SYS_close_range, 0, fd - 1, 0);
-  raw_syscall3(SYS_close_range, fd + 1, ~0U, 0);
+  close_all_but(fd, job->limit);
   // glibc's clone() writes errno only when it fails; the caller is suspended until this ends.
   pid_t *busy = (pid_t *)&closers[job->slot].busy;
   pid_t second = clone(second_closer, closers[job->slot].stack + CLOSER_STACK, CLONE_VM | CLONE_CHILD_CLEARTID,
@@ -262,7 +274,9 @@ static napi_value js_close_in_background(napi_env env, napi_callback_info info) 
   int slot = closer_slot_locked();
   pid_t first = -1;
   if (slot >= 0) {
-    struct closer_job job = {.fd = fd, .slot = slot};
+    struct rlimit files = {.rlim_cur = 65536};
+    getrlimit(RLIMIT_NOFILE, &files);
+    struct closer_job job = {.fd = fd, .slot = slot, .limit = files.rlim_cur > 1 << 20 ? 1 << 20 : (long)files.rlim_cur};
     closers[slot].busy = 1;
     sigset_t all, old;
     sigfillset(&all);
