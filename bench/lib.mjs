@@ -10,8 +10,8 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const TIME = '/usr/bin/time';
 
 /**
- * The tsvmm command as a user runs it: the program itself, so that its `#!` line applies (it
- * starts Node without NODE_EXTRA_CA_CERTS, see bin/tsvmm.js), not `node bin/tsvmm.js`.
+ * The tsvmm command as a user runs it: the program itself, so that its first lines apply (they
+ * start Node without NODE_EXTRA_CA_CERTS, see bin/tsvmm.js), not `node bin/tsvmm.js`.
  */
 export const TSVMM_BIN = path.join(ROOT, 'bin/tsvmm.js');
 

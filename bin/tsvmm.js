@@ -1,10 +1,12 @@
-#!/usr/bin/env -S -u NODE_EXTRA_CA_CERTS node
-// The tsvmm command. Run as a program (`tsvmm`, `bin/tsvmm.js`), it starts Node without
-// NODE_EXTRA_CA_CERTS: Node 20 reads and parses that certificate file, and builds its root store,
-// before any script runs (36 of the 62 ms `node -e 0` takes on this project's machines, where it is
-// set system-wide), and tsvmm makes no TLS connection; what it runs (guests, containers, hooks)
-// gets its own environment, not ours. `node bin/tsvmm.js` works too and pays for the file.
-// (GNU env's -S splits the rest of the line into words: the kernel hands it over as one.)
+#!/bin/sh
+':' //; unset NODE_EXTRA_CA_CERTS; exec node "$0" "$@"
+// The tsvmm command. The line above is for sh, which runs this file first (`tsvmm`,
+// `bin/tsvmm.js`), and a string and a comment for JavaScript: it starts Node on this same file
+// without NODE_EXTRA_CA_CERTS. Node 20 reads and parses that certificate file, and builds its root
+// store, before any script runs (36 of the 62 ms `node -e 0` takes on this project's machines,
+// where it is set system-wide), and tsvmm makes no TLS connection; what it runs (guests,
+// containers, hooks) gets its own environment, not ours. `node bin/tsvmm.js` works too and pays
+// for the file. (Not `#!/usr/bin/env -S -u ...`: busybox's env and older coreutils lack -S.)
 //
 // The command is CommonJS (bin/package.json), unlike the rest of the package, as are the
 // bundles it loads (scripts/bundle.mjs): Node's ES module loader never starts. `--version`,

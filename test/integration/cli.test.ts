@@ -1,7 +1,7 @@
 // Drives the real `tsvmm` command as a user would, checking output and exit codes.
 
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -32,6 +32,20 @@ describe('tsvmm --help', () => {
     const r = tsvmm(['run', '--help']);
     expect(r.code).toBe(0);
     for (const option of ['--kernel', '--initrd', '--cmdline', '--mem', '--cpus', 'Ctrl-A X']) expect(r.stdout).toContain(option);
+  });
+
+  it('runs as a program, from a link elsewhere too, and starts Node without NODE_EXTRA_CA_CERTS', () => {
+    // Node warns on stderr when that file cannot be read: no warning, so it was never read.
+    const dir = mkdtempSync(path.join(tmpdir(), 'tsvmm-bin-'));
+    const link = path.join(dir, 'tsvmm');
+    symlinkSync(path.resolve('bin/tsvmm.js'), link);
+    const env = { ...process.env, NODE_EXTRA_CA_CERTS: path.join(dir, 'no-such-bundle.pem') };
+    const r = spawnSync(link, ['--version'], { cwd: dir, encoding: 'utf8', env });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(tsvmm(['--version']).stdout);
+    expect(r.stderr).toBe('');
+    const bare = spawnSync(process.execPath, ['-e', '0'], { encoding: 'utf8', env });
+    expect(bare.stderr).toMatch(/Ignoring extra certs/); // what tsvmm's start would have said
   });
 
   it('rejects an unknown command or option in one line', () => {
