@@ -1,7 +1,8 @@
 // Each running instance answers on its own unix socket (owner-only): status, pause, resume,
 // stop, snapshot, and `console`, which turns the connection into the instance's console.
 
-import { chmodSync, rmSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
+import { removeFile } from '../meta/remove-file.js';
 import net from 'node:net';
 import { isTsvmmError, TsvmmError } from '../errors.js';
 import { LineReader, type ControlRequest, type ControlResponse, type InstanceStatus, type LimitChanges, type TerminalSize } from './protocol.js';
@@ -84,8 +85,8 @@ export class ControlServer {
     });
     // Every live instance holds its name's lock, so a socket found here is one left behind by a
     // VMM that died: no need to ask it (a probe's connection is also a few ms of start-up).
-    rmSync(path, { force: true });
-    rmSync(path.replace(/\.sock$/, '.outcome'), { force: true }); // an earlier instance's of this name
+    removeFile(path);
+    removeFile(path.replace(/\.sock$/, '.outcome')); // an earlier instance's of this name
     let served = false;
     return {
       serve: async (record, instance) => {

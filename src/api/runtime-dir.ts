@@ -9,6 +9,7 @@ import { pidAlive, processStartedAt } from '../meta/pid-alive.js';
 import { writeWhole } from '../meta/write-whole.js';
 import { fnv1a64Hex } from '../meta/fnv.js';
 import { sleepSync } from '../meta/sleep-sync.js';
+import { removeFile } from '../meta/remove-file.js';
 
 /** How far a process's start (known to about a second) may seem to follow its record's startedAt. */
 const PID_START_SLACK_MS = 2000;
@@ -183,7 +184,7 @@ function sweepOutcomes(dir: string): void {
     // Gone since the readdir (another instance's sweep, a new instance of that name): not ours to
     // remove, and no reason to lose the outcome being written.
     const st = statSync(full, { throwIfNoEntry: false });
-    if (st && Date.now() - st.mtimeMs > OUTCOME_KEEP_MS) rmSync(full, { force: true });
+    if (st && Date.now() - st.mtimeMs > OUTCOME_KEEP_MS) removeFile(full);
   }
 }
 
@@ -246,8 +247,8 @@ function reap(record: InstanceRecord, roots: string[]): boolean {
 }
 
 export function removeInstance(name: string, dir = runtimeDir()): void {
-  rmSync(recordPath(name, dir), { force: true });
-  rmSync(socketPath(name, dir), { force: true });
+  removeFile(recordPath(name, dir));
+  removeFile(socketPath(name, dir));
 }
 
 /** The instances whose process still runs; records left by a crashed VMM are cleaned up. */
