@@ -18,12 +18,11 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sched.h>
+#include <linux/futex.h>
 #include <linux/kvm.h>
 #include <stddef.h>
 
@@ -169,94 +168,89 @@ static void *close_thread(void *arg) {
 
 // A system call without glibc's wrapper, which would write errno, a variable of the thread that
 // called clone(): a closer (below) shares this process's memory and its TLS, and must write
-// nothing of it.
-static long raw_syscall3(long number, long a, long b, long c) {
+// nothing of it but its stack.
+static long raw_syscall4(long number, long a, long b, long c, long d) {
   long ret;
-  __asm__ volatile("syscall" : "=a"(ret) : "a"(number), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+  register long r10 __asm__("r10") = d;
+  __asm__ volatile("syscall" : "=a"(ret) : "a"(number), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
   return ret;
 }
 
 // A closer (closeInBackground) is two processes sharing this one's memory (CLONE_VM: cloning copies
-// nothing, and the kernel's teardown finds the VM's address space). The first is cloned with
-// CLONE_VFORK, so the caller waits while it drops every descriptor of its copy of the table but
-// the VM's: once the caller goes on, nothing of its files (locks, pipe ends, sockets) is held
-// elsewhere. It then clones the second, which inherits only that descriptor, and ends; the caller
-// reaps it at once. The second closes the descriptor, so it runs the teardown, and ends; its parent
-// gone, init reaps it (or this process, when it is init or a subreaper: see closer_slot_locked),
-// and the kernel clears its slot's word (CLONE_CHILD_CLEARTID), which frees its stack. Both run
-// with every signal blocked, inherited from the caller.
+// nothing, and the kernel's teardown finds the VM's address space), with all signals blocked
+// (inherited from the caller).
+// - The first is cloned with CLONE_VFORK, so the caller waits while it drops every descriptor of
+//   its copy of the table but the VM's (close_range): once the caller goes on, nothing of its
+//   files (locks, pipe ends, sockets) is held elsewhere. It clones the second and ends; the caller
+//   reaps it at once.
+// - The second inherits only the VM's descriptor. It is cloned with CLONE_PARENT, so it is this
+//   process's child too, with the first's exit signal, none: Node never hears of it, and it is
+//   reaped here when its slot is taken again, whatever this system's init does with orphans (if
+//   this process ends first, it goes to init like any orphan). It waits until the caller has
+//   closed its own copy (a futex word), so that its close is the last one, the one that runs the
+//   teardown, then ends; the kernel clears its slot's busy word (CLONE_CHILD_CLEARTID) when it no
+//   longer uses its stack.
 #define CLOSER_STACK (64 * 1024)
 #define CLOSERS 8
 
 static struct {
-  char *stack;        // two halves: the first closer's, then the second's
-  volatile pid_t busy; // nonzero while the second closer may still run on its half
-  pid_t second;       // its pid, while it may still be left for this process to reap
+  char *stack;           // two halves: the first closer's, then the second's
+  int fd;                // the descriptor it closes
+  volatile pid_t busy;   // nonzero until the second closer no longer runs on its half
+  pid_t second;          // the second closer, until reaped
+  volatile int released; // the caller has closed its copy (a futex word)
 } closers[CLOSERS];
 static pthread_mutex_t closers_lock = PTHREAD_MUTEX_INITIALIZER;
 
-struct closer_job {
-  int fd;
-  int slot;
-  long limit; // RLIMIT_NOFILE's soft limit
-};
-
 static int second_closer(void *arg) {
-  raw_syscall3(SYS_close, (long)(intptr_t)arg, 0, 0);
+  long slot = (long)(intptr_t)arg;
+  volatile int *released = &closers[slot].released;
+  while (__atomic_load_n(released, __ATOMIC_ACQUIRE) == 0) raw_syscall4(SYS_futex, (long)released, FUTEX_WAIT_PRIVATE, 0, 0);
+  raw_syscall4(SYS_close, closers[slot].fd, 0, 0, 0);
   return 0;
-}
-
-// Closes every descriptor but `keep`. close_range came with Linux 5.9; before it, one by one up to
-// the limit this process had when it started its closer (RLIMIT_NOFILE, read by the caller).
-static void close_all_but(long keep, long limit) {
-  long below = keep > 0 ? raw_syscall3(SYS_close_range, 0, keep - 1, 0) : 0;
-  long above = raw_syscall3(SYS_close_range, keep + 1, ~0U, 0);
-  if (below != -ENOSYS && above != -ENOSYS) return;
-  for (long fd = 0; fd < limit; fd++) {
-    if (fd != keep) raw_syscall3(SYS_close, fd, 0, 0);
-  }
 }
 
 static int first_closer(void *arg) {
-  const struct closer_job *job = arg;
-  long fd = job->fd;
-  close_all_but(fd, job->limit);
+  long slot = (long)(intptr_t)arg;
+  long fd = closers[slot].fd;
+  long below = fd > 0 ? raw_syscall4(SYS_close_range, 0, fd - 1, 0, 0) : 0;
+  long above = raw_syscall4(SYS_close_range, fd + 1, ~0U, 0, 0);
+  // Holding anything but the VM's descriptor, a second closer would keep it open for the whole
+  // teardown: none then, and the caller's close is the last one.
+  if (below != 0 || above != 0) return 0;
   // glibc's clone() writes errno only when it fails; the caller is suspended until this ends.
-  pid_t *busy = (pid_t *)&closers[job->slot].busy;
-  pid_t second = clone(second_closer, closers[job->slot].stack + CLOSER_STACK, CLONE_VM | CLONE_CHILD_CLEARTID,
-                       (void *)(intptr_t)fd, NULL, NULL, busy);
-  if (second < 0) *busy = 0; // the caller's close is then the last one
-  closers[job->slot].second = second > 0 ? second : 0;
+  pid_t second = clone(second_closer, closers[slot].stack + CLOSER_STACK, CLONE_VM | CLONE_PARENT | CLONE_CHILD_CLEARTID,
+                       (void *)(intptr_t)slot, NULL, NULL, (pid_t *)&closers[slot].busy);
+  closers[slot].second = second > 0 ? second : 0;
   return 0;
 }
 
-// Whether orphans come to this process: as init of its PID namespace (tsvmm as a container's
-// first process) or as a child subreaper. Then a second closer, its parent gone, is re-parented
-// here, and nobody else would reap it.
-static bool reaps_orphans(void) {
-  int subreaper = 0;
-  return getpid() == 1 || (prctl(PR_GET_CHILD_SUBREAPER, &subreaper) == 0 && subreaper != 0);
+// Whether close_range works here (Linux 5.9; a seccomp filter may refuse it): asked once.
+static bool close_range_works(void) {
+  static int works = -1;
+  if (works < 0) works = syscall(SYS_close_range, INT_MAX, INT_MAX, 0) == 0;
+  return works;
 }
 
-// A free slot (its stack mapped), or -1.
+// Reaps every second closer that has ended; then a free slot (its stack mapped), or -1.
 static int closer_slot_locked(void) {
-  bool reaper = reaps_orphans();
+  int slot = -1;
   for (int i = 0; i < CLOSERS; i++) {
     if (__atomic_load_n(&closers[i].busy, __ATOMIC_ACQUIRE) != 0) continue;
     if (closers[i].second > 0) {
       int status;
-      // A zombie keeps its pid, so while it is ours this cannot be another process's.
-      if (reaper && waitpid(closers[i].second, &status, WNOHANG | __WALL) == 0) continue; // not quite ended yet
+      // __WCLONE: a child whose exit signal is not SIGCHLD, as no child libuv waits for is.
+      if (waitpid(closers[i].second, &status, WNOHANG | __WCLONE) == 0) continue; // not quite ended yet
       closers[i].second = 0;
     }
-    if (!closers[i].stack) {
-      void *stack = mmap(NULL, 2 * CLOSER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-      if (stack == MAP_FAILED) return -1;
-      closers[i].stack = stack;
-    }
-    return i;
+    if (slot < 0) slot = i;
   }
-  return -1;
+  if (slot >= 0 && !closers[slot].stack) {
+    void *stack = mmap(NULL, 2 * CLOSER_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) return -1;
+    closers[slot].stack = stack;
+  }
+  return slot;
 }
 
 // closeInBackground(fd): 0 | -errno. For a descriptor whose last close makes the kernel do long
@@ -264,35 +258,41 @@ static int closer_slot_locked(void) {
 // periods. A thread would not do: a process ends only when all its threads have, so its exit
 // would wait for the teardown. A closer (above) takes the close over; this process closes its own
 // copy and goes on, and may end before the teardown is done. Without a closer (more than CLOSERS
-// at once, or clone() refused), a detached thread closes it.
+// at once, no close_range, or clone() refused), a detached thread closes it.
 static napi_value js_close_in_background(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (!get_args(env, info, 1, argv)) return NULL;
   int32_t fd;
   CHECK(napi_get_value_int32(env, argv[0], &fd));
   pthread_mutex_lock(&closers_lock);
-  int slot = closer_slot_locked();
-  pid_t first = -1;
+  int slot = close_range_works() ? closer_slot_locked() : -1;
+  pid_t second = 0;
   if (slot >= 0) {
-    struct rlimit files = {.rlim_cur = 65536};
-    getrlimit(RLIMIT_NOFILE, &files);
-    struct closer_job job = {.fd = fd, .slot = slot, .limit = files.rlim_cur > 1 << 20 ? 1 << 20 : (long)files.rlim_cur};
+    closers[slot].fd = fd;
+    closers[slot].released = 0;
+    closers[slot].second = 0;
     closers[slot].busy = 1;
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    first = clone(first_closer, closers[slot].stack + 2 * CLOSER_STACK, CLONE_VM | CLONE_VFORK, &job);
+    pid_t first = clone(first_closer, closers[slot].stack + 2 * CLOSER_STACK, CLONE_VM | CLONE_VFORK, (void *)(intptr_t)slot);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (first > 0) {
       int status;
-      // It has ended (CLONE_VFORK). __WCLONE: a child whose exit signal is not SIGCHLD.
-      waitpid(first, &status, __WCLONE);
-    } else {
-      closers[slot].busy = 0;
+      // It has ended (CLONE_VFORK); a signal may still cut the wait short.
+      while (waitpid(first, &status, __WCLONE) < 0 && errno == EINTR) continue;
     }
+    second = closers[slot].second;
+    if (second <= 0) closers[slot].busy = 0;
   }
   pthread_mutex_unlock(&closers_lock);
-  if (first > 0) return make_result(env, close(fd));
+  if (second > 0) {
+    napi_value result = make_result(env, close(fd));
+    // Now the closer's copy is the last one: its close runs the teardown.
+    __atomic_store_n(&closers[slot].released, 1, __ATOMIC_RELEASE);
+    syscall(SYS_futex, &closers[slot].released, FUTEX_WAKE_PRIVATE, 1);
+    return result;
+  }
   pthread_t thread;
   if (pthread_create(&thread, NULL, close_thread, (void *)(intptr_t)fd) != 0) return make_result(env, close(fd));
   pthread_detach(thread);

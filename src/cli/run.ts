@@ -177,8 +177,6 @@ export async function runVm(args: TerminalOptions & { reboot?: boolean }, create
     try {
       vm.start();
     } catch (error) {
-      // Still created (its memory, say, could not be registered with KVM): give back what it holds.
-      await vm.stop();
       restoreTerminal();
       await control.close();
       return reportError(error, process.stderr, args.json);

@@ -66,7 +66,7 @@ abstract class Fd {
   /**
    * An ioctl that only reads its argument and mostly waits in the kernel, on a thread of its own
    * (the addon's ioctlStart) while the caller goes on: returns its join, which throws as ioctl()
-   * would, and is also safe to call again. Where no thread can be had, it runs here and now.
+   * would, and again on every later call. Where no thread can be had, it runs here and now.
    */
   protected ioctlInBackground(request: number, arg: ArrayBufferView): () => void {
     const handle = this.native.ioctlStart(this.fd, request, arg);
@@ -74,11 +74,10 @@ abstract class Fd {
       this.ioctl(request, arg);
       return () => {};
     }
-    let joined = false;
+    let result: number | undefined;
     return () => {
-      if (joined) return;
-      joined = true;
-      check(this.native.ioctlJoin(handle), request);
+      result ??= this.native.ioctlJoin(handle);
+      check(result, request);
     };
   }
 

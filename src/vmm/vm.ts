@@ -287,7 +287,13 @@ export class Vm extends EventEmitter<VmEvents> {
       throw new VmError('VM_BUSY', 'another VM runs its vCPU on this thread (mainThread); only one can at a time');
     }
     // Guest memory may still be on its way into KVM (builder.ts): no vCPU runs before it is there.
-    this.#built.memoryReady();
+    // A VM whose memory KVM refused can never run: it gives back what it holds, as stop() would.
+    try {
+      this.#built.memoryReady();
+    } catch (error) {
+      void this.stop();
+      throw error;
+    }
     installKickHandler();
     const { vm, vcpus, memory } = this.#built;
     const controls = vcpus.map(() => VcpuControl.create());
