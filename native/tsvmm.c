@@ -22,6 +22,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sched.h>
+#include <time.h>
 #include <linux/futex.h>
 #include <linux/kvm.h>
 #include <stddef.h>
@@ -205,7 +206,12 @@ static pthread_mutex_t closers_lock = PTHREAD_MUTEX_INITIALIZER;
 static int second_closer(void *arg) {
   long slot = (long)(intptr_t)arg;
   volatile int *released = &closers[slot].released;
-  while (__atomic_load_n(released, __ATOMIC_ACQUIRE) == 0) raw_syscall4(SYS_futex, (long)released, FUTEX_WAIT_PRIVATE, 0, 0);
+  // The caller releases it microseconds after the clone. At most a second: a caller killed in
+  // between never will, and its copy is closed then anyway (so this close is still the last).
+  struct timespec tick = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
+  for (int waits = 0; waits < 10 && __atomic_load_n(released, __ATOMIC_ACQUIRE) == 0; waits++) {
+    raw_syscall4(SYS_futex, (long)released, FUTEX_WAIT_PRIVATE, 0, (long)&tick);
+  }
   raw_syscall4(SYS_close, closers[slot].fd, 0, 0, 0);
   return 0;
 }
