@@ -126,8 +126,10 @@ static bool get_bytes(napi_env env, napi_value v, void **data, size_t *len) {
   return false;
 }
 
-// argv[0] and argv[1] of an ioctl wrapper: the descriptor and the request.
-static bool get_fd_request(napi_env env, napi_value *argv, int32_t *fd, uint32_t *request) {
+// The three arguments of an ioctl wrapper (fd, request, arg): the first two read, the third left
+// to the wrapper, which takes different kinds of it.
+static bool get_ioctl_args(napi_env env, napi_callback_info info, napi_value argv[3], int32_t *fd, uint32_t *request) {
+  if (!get_args(env, info, 3, argv)) return false;
   if (napi_get_value_int32(env, argv[0], fd) == napi_ok && napi_get_value_uint32(env, argv[1], request) == napi_ok) return true;
   throw_last_error(env);
   return false;
@@ -343,10 +345,9 @@ static void background_ioctl_finalize(napi_env env, void *data, void *hint) {
 // here, 0.2 ms of it CPU), which the caller can spend building the rest of its VM.
 static napi_value js_ioctl_start(napi_env env, napi_callback_info info) {
   napi_value argv[3];
-  if (!get_args(env, info, 3, argv)) return NULL;
   int32_t fd;
   uint32_t request;
-  if (!get_fd_request(env, argv, &fd, &request)) return NULL;
+  if (!get_ioctl_args(env, info, argv, &fd, &request)) return NULL;
   void *data;
   size_t len;
   if (!get_bytes(env, argv[2], &data, &len)) return NULL;
@@ -393,10 +394,9 @@ static napi_value js_ioctl_join(napi_env env, napi_callback_info info) {
 // a TypedArray/DataView, passed by pointer. This is also KVM_RUN's path, so it stays lean.
 static napi_value js_ioctl(napi_env env, napi_callback_info info) {
   napi_value argv[3];
-  if (!get_args(env, info, 3, argv)) return NULL;
   int32_t fd;
   uint32_t request;
-  if (!get_fd_request(env, argv, &fd, &request)) return NULL;
+  if (!get_ioctl_args(env, info, argv, &fd, &request)) return NULL;
   napi_valuetype type;
   CHECK(napi_typeof(env, argv[2], &type));
   unsigned long arg;

@@ -7,7 +7,8 @@
 // network and its init exist, and a set-up step that fails after the claim must still reach the
 // caller.
 
-import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { removeFile } from '../meta/remove-file.js';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -94,7 +95,7 @@ export async function startInBackground(argv: readonly string[], logFile: string
   pipe.destroy();
   if (result === true) {
     child.unref();
-    rmSync(logFile, { force: true }); // it writes on into the unlinked file, which goes with it
+    removeFile(logFile); // it writes on into the unlinked file, which goes with it
     return { kind: 'ready' };
   }
   if (result === 'timeout') {
@@ -105,7 +106,7 @@ export async function startInBackground(argv: readonly string[], logFile: string
   }
   const code = await exited;
   const errorLine = readFileSync(logFile, 'utf8').split('\n').find((l) => l.startsWith('tsvmm: error:'));
-  if (errorLine) rmSync(logFile, { force: true });
+  if (errorLine) removeFile(logFile);
   return { kind: 'ended', errorLine, code };
 }
 

@@ -2,7 +2,8 @@
 // that a bad path costs a line at once and not minutes of work, and written whole (a temporary
 // file in the same directory, renamed), so that nobody finds half a report.
 
-import { rmSync, statSync, writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
+import { removeFile } from '../meta/remove-file.js';
 import path from 'node:path';
 import { TsvmmError } from '../errors.js';
 
@@ -34,7 +35,7 @@ export function checkOutputFile(flag: string, file: string): string {
   } catch (error) {
     throw fail(`cannot write in ${dir} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
   } finally {
-    rmSync(probe, { force: true });
+    removeFile(probe);
   }
   return target;
 }

@@ -4,6 +4,7 @@
 // checkpoint (that takes CRIU, which it does not use), so the container figures are "n/a".
 
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { removeFile } from '../meta/remove-file.js';
 import path from 'node:path';
 import { Vm } from '../vmm/vm.js';
 import type { CompareEnv } from './env.js';
@@ -39,7 +40,7 @@ export async function measureSnapshot(env: CompareEnv, o: Options): Promise<Meas
           return ms;
         } finally {
           await vm.stop();
-          rmSync(file, { force: true });
+          removeFile(file);
         }
       },
     }]);

@@ -9,7 +9,8 @@
 // concurrent tsvmm processes never hand out the same one); a lease whose owner died is taken back.
 
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { removeFile } from '../meta/remove-file.js';
 import path from 'node:path';
 import { pidAlive } from '../meta/pid-alive.js';
 import { ContainerError } from './errors.js';
@@ -85,7 +86,7 @@ function leaseAddress(name: string): { address: string; release(): void } {
       try {
         const owner = JSON.parse(readFileSync(file, 'utf8')) as { pid: number };
         if (pidAlive(owner.pid)) continue;
-        rmSync(file, { force: true });
+        removeFile(file);
       } catch {
         continue; // being written right now
       }
@@ -95,7 +96,7 @@ function leaseAddress(name: string): { address: string; release(): void } {
     } catch {
       continue; // someone else took it first
     }
-    return { address, release: () => rmSync(file, { force: true }) };
+    return { address, release: () => removeFile(file) };
   }
   throw new ContainerError('NETWORK', `no free address left on ${BRIDGE} (10.88.0.0/16)`);
 }

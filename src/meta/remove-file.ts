@@ -1,6 +1,7 @@
-// Removing a file that may already be gone. fs.rmSync(path, { force: true }) does it too, but loads
-// Node's rimraf module and stats before it unlinks: on the path of every `run`, which removes a
-// few such files (a stale socket and outcome, then its record and socket at the end).
+// Removing a file that may already be gone, the one way the project does it. fs.rmSync(path,
+// { force: true }) does it too, but loads Node's rimraf module and stats before it unlinks: on the
+// path of every `run`, which removes a few such files (a stale socket and outcome, then its record
+// and socket at the end).
 
 import { unlinkSync } from 'node:fs';
 

@@ -1,6 +1,7 @@
 // A file that readers must see whole or not at all (records, state, pid files, reports).
 
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
+import { removeFile } from './remove-file.js';
 
 export interface WriteWholeOptions {
   /** Permissions of a new file (default: 0666 less the umask, as writeFileSync). */
@@ -20,7 +21,7 @@ export function writeWhole(file: string, data: string | Uint8Array, options: Wri
     writeFileSync(temporary, data, options.mode === undefined ? undefined : { mode: options.mode });
     renameSync(temporary, file);
   } catch (error) {
-    rmSync(temporary, { force: true });
+    removeFile(temporary);
     throw error;
   }
 }

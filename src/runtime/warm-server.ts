@@ -14,7 +14,8 @@
 //
 //   node dist/bundle/runc.cjs --warm-server ROOT BUILD     (started by the front end; ROOT absolute)
 
-import { chmodSync, closeSync, lstatSync, openSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import { chmodSync, closeSync, lstatSync, openSync, readFileSync, readlinkSync, renameSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import { removeFile } from '../meta/remove-file.js';
 import net from 'node:net';
 import path from 'node:path';
 import { addon } from '../kvm/addon.js';
@@ -173,7 +174,7 @@ export async function serve([root, build]: string[]): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  rmSync(temporary, { force: true });
+  removeFile(temporary);
   let active = 0;
   let leaving = false;
   let lastRequest = Date.now();
@@ -188,7 +189,7 @@ export async function serve([root, build]: string[]): Promise<void> {
     // Not set up (the root removed meanwhile, say): a server nobody can reach and without its
     // idle watch would stay for ever, holding the root's lock. Creates run cold.
     server.close();
-    rmSync(temporary, { force: true });
+    removeFile(temporary);
     closeSync(lock);
     process.exitCode = 2;
     return;
@@ -200,7 +201,7 @@ export async function serve([root, build]: string[]): Promise<void> {
     clearInterval(watch);
     server.close();
     try {
-      if (sameFile(lstatSync(socketPath), ours)) rmSync(socketPath, { force: true });
+      if (sameFile(lstatSync(socketPath), ours)) removeFile(socketPath);
     } catch { /* gone already */ }
     closeSync(lock); // the next server may start from here
     if (active === 0) process.exit(0);
