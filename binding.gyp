@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "tsvmm",
-      "sources": ["native/tsvmm.c", "native/untracked-buffer.cc"],
+      "sources": ["native/tsvmm.c", "native/untracked-buffer.cc", "native/kvm-run.cc"],
       "cflags": ["-Wall", "-Wextra", "-Werror", "-O2"],
       "cflags_c": ["-std=gnu11"],
       "defines": ["NAPI_VERSION=8"]

@@ -413,24 +413,6 @@ static napi_value js_ioctl(napi_env env, napi_callback_info info) {
   return make_result(env, ioctl(fd, request, arg));
 }
 
-// ioctlNoArg(fd, request): result | -errno. ioctl() for requests without an argument, with no
-// argument inspection at all: KVM_RUN goes through here once per guest exit.
-static napi_value js_ioctl_no_arg(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  int32_t fd = -1;
-  uint32_t request = 0;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
-      napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
-      napi_get_value_uint32(env, argv[1], &request) != napi_ok) {
-    return throw_last_error(env);
-  }
-  int rc = ioctl(fd, request, 0);
-  napi_value out;
-  if (napi_create_int32(env, rc < 0 ? -errno : rc, &out) != napi_ok) return throw_last_error(env);
-  return out;
-}
-
 // mmap(length, prot, flags, fd, offset, address?): address as bigint | -errno as number.
 // `address` is the placement for MAP_FIXED (mapping a file over part of an existing mapping).
 static napi_value js_mmap(napi_env env, napi_callback_info info) {
@@ -464,6 +446,18 @@ static napi_value js_munmap(napi_env env, napi_callback_info info) {
 }
 
 napi_value tsvmm_untracked_array_buffer(void *data, size_t length); // untracked-buffer.cc
+napi_value tsvmm_bind_kvm_run(int32_t fd);                             // kvm-run.cc
+
+// bindKvmRun(fd): a function that calls ioctl(fd, KVM_RUN, 0) and returns its result or -errno;
+// -EBADF for a negative fd. See kvm-run.cc.
+static napi_value js_bind_kvm_run(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int32_t fd;
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  if (fd < 0) return make_int(env, -EBADF);
+  return tsvmm_bind_kvm_run(fd);
+}
 
 // arrayBuffer(address, length): an ArrayBuffer over memory mapped with mmap(), without a copy.
 // Nothing is freed when it is collected: the mapping belongs to whoever called mmap(), and
@@ -870,7 +864,7 @@ NAPI_MODULE_INIT() {
       {"close", js_close},
       {"closeInBackground", js_close_in_background},
       {"ioctl", js_ioctl},
-      {"ioctlNoArg", js_ioctl_no_arg},
+      {"bindKvmRun", js_bind_kvm_run},
       {"ioctlStart", js_ioctl_start},
       {"ioctlJoin", js_ioctl_join},
       {"mmap", js_mmap},

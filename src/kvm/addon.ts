@@ -20,8 +20,11 @@ export interface NativeAddon {
   ioctlStart(fd: number, request: number, arg: ArrayBufferView): object | number;
   /** Waits for ioctlStart's ioctl: its result, or -errno (-EINVAL for a second join). */
   ioctlJoin(handle: object): number;
-  /** ioctl(fd, request, 0) without argument checks: the per-exit KVM_RUN. */
-  ioctlNoArg(fd: number, request: number): number;
+  /**
+   * A function that calls ioctl(fd, KVM_RUN, 0) and returns its result or -errno (-EBADF for a
+   * negative fd): the per-exit call, made by V8 without N-API's wrapper (native/kvm-run.cc).
+   */
+  bindKvmRun(fd: number): (() => number) | number;
   mmap(length: number | bigint, prot: number, flags: number, fd: number, offset: number, address?: bigint): bigint | number;
   munmap(address: bigint, length: number | bigint): number;
   arrayBuffer(address: bigint, length: number | bigint): ArrayBuffer;

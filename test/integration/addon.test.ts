@@ -17,8 +17,22 @@ describe('native addon', () => {
   it('returns -errno instead of throwing for a failed open, ioctl or close', () => {
     expect(native.open('/nonexistent/file', O_RDWR)).toBe(-2); // ENOENT
     expect(native.ioctl(-1, 0xae00, 0)).toBe(-9); // EBADF
-    expect(native.ioctlNoArg(-1, 0xae80)).toBe(-9);
+    expect(native.bindKvmRun(-1)).toBe(-9);
     expect(native.close(-1)).toBe(-9);
+  });
+
+  it('binds KVM_RUN to a descriptor: the function returns its result or -errno', () => {
+    const fd = native.open('/dev/null', O_RDWR);
+    try {
+      const bound = native.bindKvmRun(fd); // on a file that has no such request
+      if (typeof bound === 'number') throw new Error(`bindKvmRun: ${bound}`);
+      expect(bound()).toBe(-25); // ENOTTY
+      expect(bound()).toBe(-25);
+      expect(() => new (bound as unknown as new () => object)()).toThrow(TypeError);
+      expect(() => native.bindKvmRun('x' as unknown as number)).toThrow();
+    } finally {
+      native.close(fd);
+    }
   });
 
   it('hands a descriptor to a closer that closes it, holds nothing else once the call returns, and leaves no zombie', async () => {
@@ -165,6 +179,8 @@ describe('opening KVM', () => {
       // Registered: the same slot again at another address overlapping slot 1 is refused.
       expect(() => vm.setUserMemoryRegion({ slot: 2, flags: 0, guest_phys_addr: 4n * 1024n * 1024n, memory_size: 4096n, userspace_addr: memory.regions[1]!.hostAddress })).toThrow(/EEXIST/);
       vcpu.close();
+      // Its KVM_RUN was bound to the fd (bindKvmRun); closed, it refuses as every other ioctl does.
+      expect(() => vcpu.run()).toThrow(/VcpuFd is closed/);
       // A failure comes out of the join, as KVM_SET_USER_MEMORY_REGION's own error.
       const bad = vm.setUserMemoryRegionInBackground({ slot: 3, flags: 0, guest_phys_addr: 123n, memory_size: 4096n, userspace_addr: memory.regions[0]!.hostAddress });
       expect(bad).toThrow(/KVM_SET_USER_MEMORY_REGION failed: EINVAL/);
