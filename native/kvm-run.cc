@@ -1,6 +1,6 @@
 // bindKvmRun(fd) makes a function that calls ioctl(fd, KVM_RUN, 0) and returns its result or
-// -errno: a vCPU's way into its guest, called once per guest exit. It is the addon's one function
-// made with V8's API instead of N-API, for that reason.
+// -errno: a vCPU's way into its guest, called once per guest exit. It is made with V8's API
+// instead of N-API for that reason (as untracked-buffer.cc is, for another).
 //
 // A function made with napi_create_function reaches its C callback through N-API's wrapper: a
 // scope for the module, the arguments fetched and converted one checked call at a time, a check

@@ -1,5 +1,5 @@
-// An ArrayBuffer over memory that V8 must not count as its own: guest RAM. The one piece of the
-// addon in C++, because N-API cannot say it.
+// An ArrayBuffer over memory that V8 must not count as its own: guest RAM. In C++, with V8's API,
+// because N-API cannot say it (kvm-run.cc is the addon's other piece of C++).
 //
 // napi_create_external_arraybuffer gives the buffer a deleter, and V8 counts the bytes of every
 // buffer with a deleter as external memory its collector could free. 64 MiB more than at the last

@@ -4,7 +4,7 @@
 import type { VcpuFd } from '../kvm/kvm.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { KvmRegs, KvmSegment, KvmSregs, KvmVcpuEvents } from '../kvm/structs.js';
-import type { TracedExit } from './exit-trace.js';
+import { CLOCK_EVERY, type TracedExit } from './exit-trace.js';
 
 const h = (n: bigint, width = 16) => n.toString(16).padStart(width, '0');
 
@@ -79,7 +79,10 @@ export interface VcpuDump {
   events: Record<string, string>;
   /** Up to 16 bytes at CS:RIP, or why there are none. */
   code: string;
-  /** Oldest first; times in ms of the VMM process's clock (comparable across vCPUs). */
+  /**
+   * Oldest first; times in ms of the VMM process's clock (comparable across vCPUs). A port access
+   * or replayed write may carry an earlier exit's time (`after` > 0): see vmm/exit-trace.ts.
+   */
   lastExits: TracedExit[];
   /** A part that could not be read (the vCPU may be in any state). */
   unavailable?: string;
@@ -167,8 +170,8 @@ export function formatVcpuDump(d: VcpuDump): string {
     `  code at rip: ${d.code}`,
     ...(d.unavailable ? [`  unavailable: ${d.unavailable}`] : []),
     ...(d.note ? [`  note: ${d.note}`] : []),
-    `  last ${d.lastExits.length} exits:`,
-    ...d.lastExits.map((e) => `    ${e.atMs.toFixed(3).padStart(12)} ms  ${e.exit}`),
+    `  last ${d.lastExits.length} exits (+N: N exits after that time; port accesses read the clock only every ${CLOCK_EVERY}th):`,
+    ...d.lastExits.map((e) => `    ${e.atMs.toFixed(3).padStart(12)} ms ${(e.after ? `+${e.after}` : '').padEnd(3)}  ${e.exit}`),
   ];
   return lines.join('\n');
 }

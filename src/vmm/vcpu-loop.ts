@@ -106,7 +106,7 @@ export class VcpuLoop {
         const write = run.ioIsWrite;
         const item = run.ioItem;
         const claimed = write ? pio.write(port, item) : pio.read(port, item);
-        this.#trace.access(KVM_EXIT.KVM_EXIT_IO, port, write, item);
+        this.#trace.access(KVM_EXIT.KVM_EXIT_IO, port, write, item, true);
         if (!claimed) this.#unclaimed('port', port);
       } else {
         const exit = run.decode(rc);
@@ -126,7 +126,7 @@ export class VcpuLoop {
   /** A write KVM queued instead of exiting: to its device, and into the trace like an exit's. */
   readonly #replay = (isPio: boolean, address: number, data: Uint8Array): void => {
     (isPio ? this.#ctx.pio : this.#ctx.mmio).write(address, data);
-    this.#trace.access(isPio ? KVM_EXIT.KVM_EXIT_IO : KVM_EXIT.KVM_EXIT_MMIO, address, true, data);
+    this.#trace.access(isPio ? KVM_EXIT.KVM_EXIT_IO : KVM_EXIT.KVM_EXIT_MMIO, address, true, data, true);
   };
 
   /** One exit: undefined to go on, or how the run ends. Every exit kind is handled here. */

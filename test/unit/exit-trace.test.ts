@@ -1,7 +1,7 @@
 // The ring of a vCPU's last exits that a crash report shows (src/vmm/exit-trace.ts).
 
 import { describe, expect, it } from 'vitest';
-import { EXIT_TRACE_LENGTH, ExitTrace } from '../../src/vmm/exit-trace.js';
+import { CLOCK_EVERY, EXIT_TRACE_LENGTH, ExitTrace } from '../../src/vmm/exit-trace.js';
 import { KVM_EXIT } from '../../src/kvm/ioctls.js';
 
 describe('ExitTrace', () => {
@@ -26,6 +26,24 @@ describe('ExitTrace', () => {
       'shutdown',
     ]);
     expect(entries.every((e, i) => i === 0 || e.atMs >= entries[i - 1]!.atMs)).toBe(true);
+    expect(entries.every((e) => e.after === 0)).toBe(true);
+  });
+
+  it('reads the clock for the fast path\'s port accesses only every CLOCK_EVERY entries, and says how far back the time is', () => {
+    const trace = new ExitTrace();
+    trace.access(KVM_EXIT.KVM_EXIT_IO, 0x3fd, false, Uint8Array.of(0x60), true);
+    expect(trace.entries()[0]).toMatchObject({ after: 0, atMs: expect.any(Number) }); // the first reads it
+    expect(trace.entries()[0]!.atMs).toBeGreaterThan(0);
+    trace.other(0, KVM_EXIT.KVM_EXIT_HLT);
+    for (let i = 0; i < CLOCK_EVERY + 2; i++) trace.access(KVM_EXIT.KVM_EXIT_IO, 0x3fd, false, Uint8Array.of(0x60), true);
+    // After the hlt (its own time): 1 .. CLOCK_EVERY - 1 entries without, then one that reads it.
+    const after = trace.entries().map((e) => e.after);
+    expect(after.slice(-5)).toEqual([CLOCK_EVERY - 2, CLOCK_EVERY - 1, 0, 1, 2]);
+    const entries = trace.entries();
+    expect(entries.at(-1)!.atMs).toBe(entries.at(-2)!.atMs);
+    // Any other exit reads the clock.
+    trace.access(KVM_EXIT.KVM_EXIT_MMIO, 0xd0000000, true, Uint8Array.of(1));
+    expect(trace.entries().at(-1)!.after).toBe(0);
   });
 
   it('keeps only the last EXIT_TRACE_LENGTH exits, and a kick is no exit to finish', () => {
