@@ -445,6 +445,17 @@ static napi_value js_munmap(napi_env env, napi_callback_info info) {
   return make_result(env, munmap((void *)(uintptr_t)addr, length));
 }
 
+// madvise(address, length, advice): 0 | -errno
+static napi_value js_madvise(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  uint64_t addr, length;
+  int32_t advice;
+  if (!get_u64(env, argv[0], &addr) || !get_u64(env, argv[1], &length)) return NULL;
+  CHECK(napi_get_value_int32(env, argv[2], &advice));
+  return make_result(env, madvise((void *)(uintptr_t)addr, length, advice));
+}
+
 napi_value tsvmm_untracked_array_buffer(void *data, size_t length); // untracked-buffer.cc
 napi_value tsvmm_bind_kvm_run(int32_t fd);                             // kvm-run.cc
 
@@ -869,6 +880,7 @@ NAPI_MODULE_INIT() {
       {"ioctlJoin", js_ioctl_join},
       {"mmap", js_mmap},
       {"munmap", js_munmap},
+      {"madvise", js_madvise},
       {"arrayBuffer", js_array_buffer},
       {"addressOf", js_address_of},
       {"eventfd", js_eventfd},

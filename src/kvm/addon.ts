@@ -27,6 +27,7 @@ export interface NativeAddon {
   bindKvmRun(fd: number): (() => number) | number;
   mmap(length: number | bigint, prot: number, flags: number, fd: number, offset: number, address?: bigint): bigint | number;
   munmap(address: bigint, length: number | bigint): number;
+  madvise(address: bigint, length: number | bigint, advice: number): number;
   arrayBuffer(address: bigint, length: number | bigint): ArrayBuffer;
   addressOf(view: ArrayBufferView): bigint;
   eventfd(initval: number, flags: number): number;
@@ -92,6 +93,7 @@ export const MAP_NORESERVE = 0x4000;
 export const O_RDWR = 2;
 export const EFD_NONBLOCK = 0o4000;
 export const MADV_DONTNEED = 4;
+export const MADV_HUGEPAGE = 14;
 export const EPOLL_CTL_ADD = 1;
 export const EPOLL_CTL_DEL = 2;
 export const EPOLLIN = 0x001;

@@ -1,4 +1,4 @@
-import { closeSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { getHeapStatistics } from 'node:v8';
@@ -63,6 +63,27 @@ describe('GuestMemory above 4 GiB', () => {
       } finally {
         memory.close();
       }
+    }
+  });
+
+  it.skipIf(!existsSync('/sys/kernel/mm/transparent_hugepage/enabled'))('asks for transparent huge pages behind guest RAM from 2 MiB up, not for the first 2 MiB', () => {
+    const memory = GuestMemory.allocate(ramLayout(64 * MiB));
+    try {
+      const base = memory.descriptors[0]!.hostAddress;
+      // The VmFlags of the mappings that hold the guest's first byte and its byte at 2 MiB ("hg": MADV_HUGEPAGE).
+      const flagsAt = (address: bigint) => {
+        const smaps = readFileSync('/proc/self/smaps', 'utf8').split(/\n(?=[0-9a-f]+-[0-9a-f]+ )/);
+        const vma = smaps.find((v) => {
+          const [from, to] = v.slice(0, v.indexOf(' ')).split('-').map((h) => BigInt(`0x${h}`));
+          return from! <= address && address < to!;
+        });
+        return vma?.match(/^VmFlags:(.*)$/m)?.[1]?.trim().split(' ') ?? [];
+      };
+      expect(flagsAt(base)).not.toContain('hg');
+      expect(flagsAt(base + BigInt(2 * MiB))).toContain('hg');
+      expect(flagsAt(base + BigInt(64 * MiB - 1))).toContain('hg');
+    } finally {
+      memory.close();
     }
   });
 
