@@ -170,7 +170,7 @@ export function formatVcpuDump(d: VcpuDump): string {
     `  code at rip: ${d.code}`,
     ...(d.unavailable ? [`  unavailable: ${d.unavailable}`] : []),
     ...(d.note ? [`  note: ${d.note}`] : []),
-    `  last ${d.lastExits.length} exits (+N: N exits after that time; port accesses read the clock only every ${CLOCK_EVERY}th):`,
+    `  last ${d.lastExits.length} exits (+N: N lines after the last time read; port accesses read the clock only every ${CLOCK_EVERY}th):`,
     ...d.lastExits.map((e) => `    ${e.atMs.toFixed(3).padStart(12)} ms ${(e.after ? `+${e.after}` : '').padEnd(3)}  ${e.exit}`),
   ];
   return lines.join('\n');
