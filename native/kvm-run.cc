@@ -4,8 +4,9 @@
 //
 // A function made with napi_create_function reaches its C callback through N-API's wrapper: a
 // scope for the module, the arguments fetched and converted one checked call at a time, a check
-// for a pending exception on the way out. That was ~30-50 ns of a call here, and more on the exit
-// path, where the caches are cold after the guest ran (README, "Performance"). V8 calls this one
+// for a pending exception on the way out. That was ~30-50 ns of a call here in a loop doing
+// nothing else, and 1-2% of an exit on the exit path, where what it touches is presumably no longer
+// cached after the guest ran (README, "Performance"). V8 calls this one
 // directly, with no argument: the fd is the function's data, a small integer that V8 keeps in
 // the function's own call record, so the call touches no other object.
 
