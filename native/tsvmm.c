@@ -391,7 +391,8 @@ static napi_value js_ioctl_join(napi_env env, napi_callback_info info) {
 }
 
 // ioctl(fd, request, arg): result | -errno. arg is an integer (number or bigint) or the bytes of
-// a TypedArray/DataView, passed by pointer. This is also KVM_RUN's path, so it stays lean.
+// a TypedArray/DataView, passed by pointer. (KVM_RUN, once per guest exit, has its own way in:
+// bindKvmRun, kvm-run.cc.)
 static napi_value js_ioctl(napi_env env, napi_callback_info info) {
   napi_value argv[3];
   int32_t fd;
